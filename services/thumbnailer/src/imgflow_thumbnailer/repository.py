@@ -1,0 +1,23 @@
+"""The thumbnailer's writes: one row per rendition, upserted so reruns converge."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+
+from imgflow_thumbnailer.rendering import Rendition
+
+
+async def upsert_renditions(
+    conn: asyncpg.Connection, image_id: UUID, rows: list[tuple[Rendition, str]]
+) -> None:
+    await conn.executemany(
+        """INSERT INTO renditions (image_id, size, object_key, format, width, height, byte_size)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (image_id, size) DO UPDATE
+              SET object_key = EXCLUDED.object_key, format = EXCLUDED.format,
+                  width = EXCLUDED.width, height = EXCLUDED.height,
+                  byte_size = EXCLUDED.byte_size""",
+        [(image_id, r.size, key, r.format, r.width, r.height, len(r.data)) for r, key in rows],
+    )

@@ -1,0 +1,89 @@
+"""The FastAPI application: wiring only; the work lives in the modules it imports."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import redis
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from imgflow_contracts.celery_app import make_producer_app
+from imgflow_contracts.db.pool import create_pool
+from imgflow_contracts.logs import configure_logging
+from imgflow_contracts.storage import ObjectStore
+from imgflow_upload_api.dependencies import Resources
+from imgflow_upload_api.metrics import ApiMetrics
+from imgflow_upload_api.outbox import OutboxRelay
+from imgflow_upload_api.problems import Problem, install_problem_handlers
+from imgflow_upload_api.routes import router
+from imgflow_upload_api.settings import ApiSettings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    settings = settings or ApiSettings()
+    configure_logging(settings.log_level)
+    metrics = ApiMetrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(settings.database_url, max_size=settings.database_pool_max)
+        store = ObjectStore.from_settings(settings)
+        await asyncio.to_thread(store.ensure_bucket)
+        producer = make_producer_app(settings)
+        relay = OutboxRelay(pool, producer, settings.outbox_relay_interval_s)
+        broker = redis.Redis.from_url(
+            settings.broker_url, socket_timeout=2, socket_connect_timeout=2
+        )
+        app.state.resources = Resources(settings, pool, store, producer, broker, relay, metrics)
+        relay_task = asyncio.create_task(relay.run_forever(), name="outbox-relay")
+        log.info("imgflow API ready on %s:%d", settings.api_host, settings.api_port)
+        try:
+            yield
+        finally:
+            relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay_task
+            await pool.close()
+            broker.close()
+            producer.close()
+
+    app = FastAPI(
+        title="imgflow",
+        version="1",
+        summary="Image uploads answered in milliseconds, processed in the background.",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.include_router(router)
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.requests.labels(request.method, path, str(response.status_code)).inc()
+        metrics.latency.labels(request.method, path).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics(request: Request) -> Response:
+        resources: Resources = request.app.state.resources
+        with contextlib.suppress(Exception):  # a scrape must not fail when Redis is down
+            for queue, depth in (await resources.queue_depths()).items():
+                metrics.queue_depth.labels(queue).set(depth)
+        with contextlib.suppress(Exception):
+            metrics.outbox_pending.set(await resources.relay.pending())
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+__all__ = ["Problem", "create_app"]

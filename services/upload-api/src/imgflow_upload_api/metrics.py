@@ -1,0 +1,40 @@
+"""Prometheus metrics of the API. Gauges that read other servers are refreshed per scrape."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class ApiMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "imgflow_http_requests",
+            "HTTP requests answered.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "imgflow_http_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["method", "route"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.uploads = Counter(
+            "imgflow_uploads",
+            "Uploads by outcome: accepted, or the problem code.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "imgflow_queue_depth",
+            "Jobs waiting in each broker queue.",
+            ["queue"],
+            registry=self.registry,
+        )
+        self.outbox_pending = Gauge(
+            "imgflow_outbox_pending",
+            "Accepted jobs not yet handed to the broker.",
+            registry=self.registry,
+        )

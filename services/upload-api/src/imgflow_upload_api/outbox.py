@@ -1,0 +1,83 @@
+"""Relay outbox rows to the broker, then delete them.
+
+The upload handler relays its own jobs right after its transaction commits; a loop
+retries whatever is still there (the broker was down, or the API died in between).
+Rows are locked with SKIP LOCKED, so any number of API replicas relay side by side
+without sending a job twice. A job can still reach the broker twice if the process dies
+between sending and deleting; the workers are idempotent, so that costs only work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import asyncpg
+from celery import Celery
+
+log = logging.getLogger(__name__)
+
+BATCH = 200
+
+
+def _send_all(producer: Celery, rows: list[asyncpg.Record]) -> tuple[list[int], str | None]:
+    """Send rows in order until one fails; returns the ids sent and the error, if any."""
+    sent: list[int] = []
+    for row in rows:
+        try:
+            producer.send_task(
+                row["task_name"], kwargs=row["payload"], queue=row["queue"], retry=False
+            )
+        except Exception as exc:  # the broker is unreachable: leave the rest for later
+            return sent, f"{type(exc).__name__}: {exc}"
+        sent.append(row["id"])
+    return sent, None
+
+
+class OutboxRelay:
+    def __init__(self, pool: asyncpg.Pool, producer: Celery, interval_s: float) -> None:
+        self.pool = pool
+        self.producer = producer
+        self.interval_s = interval_s
+
+    async def relay(self, ids: list[int] | None = None) -> int:
+        """Send the given outbox rows (all pending ones when None); returns how many."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            query = "SELECT id, task_name, queue, payload FROM outbox"
+            args: list[Any] = []
+            if ids is not None:
+                query += " WHERE id = ANY($1::bigint[])"
+                args.append(ids)
+            query += f" ORDER BY id LIMIT {BATCH} FOR UPDATE SKIP LOCKED"
+            rows = await conn.fetch(query, *args)
+            if not rows:
+                return 0
+            sent, error = await asyncio.to_thread(_send_all, self.producer, rows)
+            if sent:
+                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
+            if error is not None:
+                unsent = [r["id"] for r in rows if r["id"] not in set(sent)]
+                await conn.execute(
+                    """UPDATE outbox SET attempts = attempts + 1, last_error = $2
+                        WHERE id = ANY($1::bigint[])""",
+                    unsent,
+                    error,
+                )
+                log.warning(
+                    "broker unreachable, %d job(s) wait in the outbox: %s", len(unsent), error
+                )
+            return len(sent)
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                while await self.relay() == BATCH:
+                    pass
+            except Exception:  # keep relaying through database or broker outages
+                log.exception("outbox relay pass failed")
+            await asyncio.sleep(self.interval_s)
+
+    async def pending(self) -> int:
+        async with self.pool.acquire() as conn:
+            return await conn.fetchval("SELECT count(*) FROM outbox")

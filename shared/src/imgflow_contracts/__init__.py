@@ -1,0 +1,1 @@
+"""imgflow_contracts."""

@@ -1,0 +1,1 @@
+"""PostgreSQL access (asyncpg): pool, migrations and the queries services share."""

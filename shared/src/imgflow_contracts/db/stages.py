@@ -1,0 +1,71 @@
+"""Stage bookkeeping every worker shares: running, done, failed, with attempts and timings.
+
+Updates are guarded by the image's existence, so a job whose image was deleted while it
+waited becomes a no-op instead of an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+import asyncpg
+
+from imgflow_contracts.queues import Stage
+
+MAX_ERROR_LENGTH = 2000
+
+
+@dataclass(frozen=True)
+class StageClaim:
+    """What a worker learns when it claims a stage."""
+
+    attempts: int
+    queued_at: datetime
+    started_at: datetime
+
+
+class Skip(StrEnum):
+    """Why a delivered job has nothing to do."""
+
+    IMAGE_GONE = "image deleted"
+    ALREADY_DONE = "stage already done"
+
+
+async def mark_running(conn: asyncpg.Connection, image_id: UUID, stage: Stage) -> StageClaim | Skip:
+    """Claim a stage for this attempt, or say why the job should be skipped."""
+    row = await conn.fetchrow(
+        """UPDATE image_stages
+              SET status = 'running', attempts = attempts + 1, started_at = now(), error = NULL
+            WHERE image_id = $1 AND stage = $2 AND status <> 'done'
+        RETURNING attempts, queued_at, started_at""",
+        image_id,
+        stage.value,
+    )
+    if row is not None:
+        return StageClaim(row["attempts"], row["queued_at"], row["started_at"])
+    exists = await conn.fetchval(
+        "SELECT true FROM image_stages WHERE image_id = $1 AND stage = $2", image_id, stage.value
+    )
+    return Skip.ALREADY_DONE if exists else Skip.IMAGE_GONE
+
+
+async def mark_done(conn: asyncpg.Connection, image_id: UUID, stage: Stage) -> None:
+    await conn.execute(
+        """UPDATE image_stages SET status = 'done', error = NULL, finished_at = now()
+            WHERE image_id = $1 AND stage = $2""",
+        image_id,
+        stage.value,
+    )
+
+
+async def mark_failed(conn: asyncpg.Connection, image_id: UUID, stage: Stage, reason: str) -> None:
+    await conn.execute(
+        """UPDATE image_stages SET status = 'failed', error = $3, finished_at = now()
+            WHERE image_id = $1 AND stage = $2""",
+        image_id,
+        stage.value,
+        reason[:MAX_ERROR_LENGTH],
+    )

@@ -1,0 +1,72 @@
+"""Settings shared by every service, read from ``IMGFLOW_*`` environment variables.
+
+Defaults point at the local stack that ``make run`` starts, so a developer needs no
+configuration; production overrides them per deployable (see deploy/).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "IMGFLOW_"
+
+# Ports of the local stack: deliberately not the servers' defaults, so a developer's
+# own PostgreSQL, Redis or MinIO on this machine is never touched by mistake.
+LOCAL_POSTGRES_PORT = 54329
+LOCAL_VALKEY_PORT = 63790
+LOCAL_S3_PORT = 58333
+LOCAL_API_PORT = 8000
+
+
+class CommonSettings(BaseSettings):
+    """What every imgflow process needs: where PostgreSQL, the broker and S3 are."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    database_url: str = Field(
+        default=f"postgresql://imgflow@127.0.0.1:{LOCAL_POSTGRES_PORT}/imgflow",
+        description="PostgreSQL DSN (asyncpg).",
+    )
+    database_pool_max: int = Field(default=10, ge=1, description="Connections per process.")
+    broker_url: str = Field(
+        default=f"redis://127.0.0.1:{LOCAL_VALKEY_PORT}/0",
+        description="Redis/Valkey URL of the Celery broker.",
+    )
+    s3_endpoint: str = Field(
+        default=f"127.0.0.1:{LOCAL_S3_PORT}", description="S3 host:port (MinIO, SeaweedFS, AWS)."
+    )
+    s3_access_key: str = Field(default="imgflow-local", description="S3 access key id.")
+    s3_secret_key: SecretStr = Field(
+        default=SecretStr("imgflow-local-secret"), description="S3 secret key."
+    )
+    s3_secure: bool = Field(default=False, description="Use HTTPS to reach S3.")
+    s3_region: str = Field(default="us-east-1", description="S3 region name.")
+    s3_bucket: str = Field(default="imgflow", description="Bucket for originals and renditions.")
+    log_level: str = Field(default="INFO", description="Python logging level.")
+
+
+class WorkerSettings(CommonSettings):
+    """Celery worker safeguards (the decision record's figures are the defaults)."""
+
+    task_soft_time_limit_s: int = Field(default=240, ge=1)
+    task_time_limit_s: int = Field(default=300, ge=1)
+    worker_max_tasks_per_child: int = Field(default=100, ge=1)
+    worker_max_memory_per_child_kb: int = Field(default=200_000, ge=10_000)
+    result_expires_s: int = Field(default=3600, ge=60)
+    # Redis redelivers an unacked task after this long: it must exceed the hard time limit,
+    # or a long task would run twice while the first run is still going.
+    broker_visibility_timeout_s: int = Field(default=3600, ge=1)
+    task_max_retries: int = Field(default=5, ge=0)
+
+
+@lru_cache
+def common_settings() -> CommonSettings:
+    return CommonSettings()
+
+
+@lru_cache
+def worker_settings() -> WorkerSettings:
+    return WorkerSettings()

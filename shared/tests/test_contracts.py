@@ -1,0 +1,58 @@
+from uuid import uuid4
+
+import pytest
+from pydantic import ValidationError
+
+from imgflow_contracts.celery_app import make_producer_app, make_worker_app
+from imgflow_contracts.payloads import ImageJob
+from imgflow_contracts.queues import QUEUES, TASK_NAMES, Stage
+from imgflow_contracts.settings import WorkerSettings
+from imgflow_contracts.worker import retry_delay_s
+
+
+def test_every_stage_has_its_own_queue_and_task():
+    assert {s.queue for s in Stage} == {"thumbnails", "hashing", "dedupe"}
+    assert len(set(TASK_NAMES.values())) == len(Stage) == len(QUEUES)
+
+
+def test_job_payload_is_small_json_and_strict():
+    job = ImageJob(image_id=uuid4(), stage=Stage.HASHING, object_key="originals/x")
+    message = job.to_message()
+    assert message == {"v": 1, "image_id": str(job.image_id), "stage": "hashing",
+                       "object_key": "originals/x"}
+    assert ImageJob.model_validate(message) == job
+    with pytest.raises(ValidationError):
+        ImageJob.model_validate({**message, "image_bytes": "AAAA"})
+    with pytest.raises(ValidationError):
+        ImageJob.model_validate({**message, "v": 2})
+
+
+def test_worker_app_carries_the_decision_record_safeguards():
+    conf = make_worker_app(Stage.THUMBNAILS, WorkerSettings()).conf
+    assert conf.task_acks_late and conf.task_reject_on_worker_lost
+    assert conf.worker_prefetch_multiplier == 1
+    assert (conf.task_soft_time_limit, conf.task_time_limit) == (240, 300)
+    assert conf.worker_max_tasks_per_child == 100
+    assert conf.worker_max_memory_per_child == 200_000
+    assert conf.result_expires == 3600
+    assert conf.accept_content == ["json"] and conf.task_serializer == "json"
+    assert conf.broker_transport_options["visibility_timeout"] > conf.task_time_limit
+    assert [q.name for q in conf.task_queues] == ["thumbnails"]
+
+
+def test_visibility_timeout_below_the_hard_limit_is_refused():
+    with pytest.raises(ValueError, match="VISIBILITY_TIMEOUT"):
+        make_worker_app(Stage.DEDUPE, WorkerSettings(broker_visibility_timeout_s=300))
+
+
+def test_producer_routes_each_task_to_its_queue():
+    routes = make_producer_app(WorkerSettings()).conf.task_routes
+    assert {name: r["queue"] for name, r in routes.items()} == {
+        TASK_NAMES[s]: s.queue for s in Stage
+    }
+
+
+def test_retry_delay_grows_and_is_capped():
+    assert all(0 <= retry_delay_s(0) <= 1 for _ in range(50))
+    assert all(0 <= retry_delay_s(20, cap=30) <= 30 for _ in range(50))
+    assert max(retry_delay_s(6) for _ in range(200)) > 8
