@@ -18,8 +18,12 @@ def test_every_stage_has_its_own_queue_and_task():
 def test_job_payload_is_small_json_and_strict():
     job = ImageJob(image_id=uuid4(), stage=Stage.HASHING, object_key="originals/x")
     message = job.to_message()
-    assert message == {"v": 1, "image_id": str(job.image_id), "stage": "hashing",
-                       "object_key": "originals/x"}
+    assert message == {
+        "v": 1,
+        "image_id": str(job.image_id),
+        "stage": "hashing",
+        "object_key": "originals/x",
+    }
     assert ImageJob.model_validate(message) == job
     with pytest.raises(ValidationError):
         ImageJob.model_validate({**message, "image_bytes": "AAAA"})

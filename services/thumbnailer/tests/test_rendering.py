@@ -15,8 +15,12 @@ def _jpeg(width: int, height: int, **save: object) -> bytes:
 
 @pytest.mark.parametrize(
     ("size", "box", "expected"),
-    [((4000, 3000), 600, (600, 450)), ((3000, 4000), 150, (112, 150)),
-     ((100, 80), 600, (100, 80)), ((10000, 10), 300, (300, 1))],
+    [
+        ((4000, 3000), 600, (600, 450)),
+        ((3000, 4000), 150, (112, 150)),
+        ((100, 80), 600, (100, 80)),
+        ((10000, 10), 300, (300, 1)),
+    ],
 )
 def test_fit_inside_keeps_aspect_and_never_upscales(size, box, expected):
     assert fit_inside(*size, box) == expected
@@ -25,7 +29,9 @@ def test_fit_inside_keeps_aspect_and_never_upscales(size, box, expected):
 def test_renditions_have_the_long_side_of_each_size_largest_first():
     renditions = render_renditions(_jpeg(2000, 1500), [150, 300, 600])
     assert [(r.size, r.width, r.height) for r in renditions] == [
-        (600, 600, 450), (300, 300, 225), (150, 150, 112),
+        (600, 600, 450),
+        (300, 300, 225),
+        (150, 150, 112),
     ]
     for r in renditions:
         with Image.open(io.BytesIO(r.data)) as decoded:

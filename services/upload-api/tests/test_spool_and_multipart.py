@@ -36,9 +36,13 @@ def _multipart(*parts: tuple[str, bytes], boundary: str = "XyZ") -> bytes:
     out = b""
     for name, payload in parts:
         out += (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-            f'filename="a.bin"\r\nContent-Type: image/png\r\n\r\n'
-        ).encode() + payload + b"\r\n"
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                f'filename="a.bin"\r\nContent-Type: image/png\r\n\r\n'
+            ).encode()
+            + payload
+            + b"\r\n"
+        )
     return out + f"--{boundary}--\r\n".encode()
 
 

@@ -9,6 +9,7 @@ from kombu import Queue
 
 from imgflow_contracts.queues import TASK_NAMES, Stage
 from imgflow_contracts.settings import CommonSettings, WorkerSettings
+from imgflow_contracts.worker_metrics import serve_metrics
 
 
 def _routes() -> dict[str, dict[str, str]]:
@@ -57,6 +58,7 @@ def make_worker_app(stage: Stage, settings: WorkerSettings | None = None) -> Cel
         )
     app = Celery(f"imgflow-{stage.value}", set_as_current=False)
     app.conf.update(celery_config(settings, stage))
+    serve_metrics(settings.metrics_port)
     return app
 
 

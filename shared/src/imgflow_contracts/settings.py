@@ -51,15 +51,32 @@ class CommonSettings(BaseSettings):
 class WorkerSettings(CommonSettings):
     """Celery worker safeguards (the decision record's figures are the defaults)."""
 
-    task_soft_time_limit_s: int = Field(default=240, ge=1)
-    task_time_limit_s: int = Field(default=300, ge=1)
-    worker_max_tasks_per_child: int = Field(default=100, ge=1)
-    worker_max_memory_per_child_kb: int = Field(default=200_000, ge=10_000)
-    result_expires_s: int = Field(default=3600, ge=60)
+    task_soft_time_limit_s: int = Field(
+        default=240, ge=1, description="A task past this many seconds is stopped and failed."
+    )
+    task_time_limit_s: int = Field(
+        default=300, ge=1, description="Hard limit: the child process is killed and replaced."
+    )
+    worker_max_tasks_per_child: int = Field(
+        default=100, ge=1, description="Child processes are recycled after this many tasks."
+    )
+    worker_max_memory_per_child_kb: int = Field(
+        default=200_000, ge=10_000, description="A child past this resident memory is recycled."
+    )
+    result_expires_s: int = Field(
+        default=3600, ge=60, description="Expiry of any stored task result, in seconds."
+    )
     # Redis redelivers an unacked task after this long: it must exceed the hard time limit,
     # or a long task would run twice while the first run is still going.
-    broker_visibility_timeout_s: int = Field(default=3600, ge=1)
-    task_max_retries: int = Field(default=5, ge=0)
+    broker_visibility_timeout_s: int = Field(
+        default=3600, ge=1, description="Unacked jobs are redelivered after this; > hard limit."
+    )
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="Port of the worker's /metrics; 0 turns it off."
+    )
+    task_max_retries: int = Field(
+        default=5, ge=0, description="Retries of a transient failure before a stage fails."
+    )
 
 
 @lru_cache

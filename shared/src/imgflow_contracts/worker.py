@@ -28,6 +28,7 @@ from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage
 from imgflow_contracts.settings import WorkerSettings
 from imgflow_contracts.storage import ObjectStore
+from imgflow_contracts.worker_metrics import QUEUE_WAIT, TASK_DURATION, TASKS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -99,24 +100,43 @@ def register_stage_task(
         claim = ctx.db(stages.mark_running, job.image_id, stage)
         if isinstance(claim, stages.Skip):
             log.info("skipping %s for %s: %s", stage, job.image_id, claim.value)
+            TASKS.labels(stage, "skipped").inc()
             return
+        QUEUE_WAIT.labels(stage).observe((claim.started_at - claim.queued_at).total_seconds())
         started = time.perf_counter()
+        try:
+            outcome = _run_attempt(self, job, ctx, claim)
+        finally:
+            TASK_DURATION.labels(stage).observe(time.perf_counter() - started)
+        TASKS.labels(stage, outcome).inc()
+        log.info(
+            "%s %s for %s in %.0f ms",
+            stage,
+            outcome,
+            job.image_id,
+            (time.perf_counter() - started) * 1000,
+        )
+
+    def _run_attempt(
+        task: Task, job: ImageJob, ctx: WorkerContext, claim: stages.StageClaim
+    ) -> str:
+        """Run the handler once; returns the outcome, or raises Celery's Retry."""
         try:
             handler(job, ctx)
         except PermanentError as exc:
             log.warning("%s failed for %s: %s", stage, job.image_id, exc)
             ctx.db(stages.mark_failed, job.image_id, stage, str(exc))
-            return
+            return "failed"
         except SoftTimeLimitExceeded:
             reason = f"exceeded the soft time limit of {settings.task_soft_time_limit_s} s"
             ctx.db(stages.mark_failed, job.image_id, stage, reason)
-            return
+            return "failed"
         except Exception as exc:
-            if self.request.retries >= self.max_retries:
+            if task.request.retries >= task.max_retries:
                 reason = f"gave up after {claim.attempts} attempts: {type(exc).__name__}: {exc}"
                 log.exception("%s failed for %s", stage, job.image_id)
                 ctx.db(stages.mark_failed, job.image_id, stage, reason)
-                return
+                return "failed"
             log.warning(
                 "%s attempt %d for %s failed, retrying: %r",
                 stage,
@@ -124,10 +144,9 @@ def register_stage_task(
                 job.image_id,
                 exc,
             )
-            raise self.retry(exc=exc, countdown=retry_delay_s(self.request.retries)) from exc
+            TASKS.labels(stage, "retried").inc()
+            raise task.retry(exc=exc, countdown=retry_delay_s(task.request.retries)) from exc
         ctx.db(stages.mark_done, job.image_id, stage)
-        log.info(
-            "%s done for %s in %.0f ms", stage, job.image_id, (time.perf_counter() - started) * 1000
-        )
+        return "done"
 
     return run_stage

@@ -13,8 +13,12 @@ class ThumbnailerSettings(WorkerSettings):
     thumbnail_sizes: list[int] = Field(
         default=[150, 300, 600], description="Long-side pixel sizes of the renditions."
     )
-    thumbnail_format: Literal["webp", "jpeg"] = Field(default="webp")
-    thumbnail_quality: int = Field(default=82, ge=1, le=100)
+    thumbnail_format: Literal["webp", "jpeg"] = Field(
+        default="webp", description="Encoding of the renditions."
+    )
+    thumbnail_quality: int = Field(
+        default=82, ge=1, le=100, description="Encoder quality of the renditions (1-100)."
+    )
 
     @field_validator("thumbnail_sizes")
     @classmethod

@@ -9,7 +9,9 @@ from imgflow_contracts.settings import LOCAL_API_PORT, CommonSettings
 
 class ApiSettings(CommonSettings):
     api_host: str = Field(default="127.0.0.1", description="Address the API listens on.")
-    api_port: int = Field(default=LOCAL_API_PORT, ge=1, le=65535)
+    api_port: int = Field(
+        default=LOCAL_API_PORT, ge=1, le=65535, description="Port the API listens on."
+    )
     upload_max_bytes: int = Field(
         default=50 * 1024 * 1024, ge=1, description="Largest accepted upload body, in bytes."
     )
