@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Queue
+from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
 from imgflow_contracts.queues import TASK_NAMES, Stage
 from imgflow_contracts.settings import CommonSettings, WorkerSettings
+from imgflow_contracts.telemetry import setup_tracing
 from imgflow_contracts.worker_metrics import serve_metrics
 
 
@@ -59,7 +62,18 @@ def make_worker_app(stage: Stage, settings: WorkerSettings | None = None) -> Cel
     app = Celery(f"imgflow-{stage.value}", set_as_current=False)
     app.conf.update(celery_config(settings, stage))
     serve_metrics(settings.metrics_port)
+    _trace_each_child(f"imgflow-{stage.value}", settings.trace_dir)
     return app
+
+
+def _trace_each_child(service_name: str, trace_dir: str | None) -> None:
+    # Exporters run threads, which do not survive a fork: set up in each pool child.
+    def init(**_: Any) -> None:
+        setup_tracing(service_name, trace_dir)
+        CeleryInstrumentor().instrument()
+        AsyncPGInstrumentor().instrument()
+
+    signals.worker_process_init.connect(init, weak=False)
 
 
 def make_producer_app(settings: CommonSettings) -> Celery:

@@ -46,6 +46,10 @@ class CommonSettings(BaseSettings):
     s3_region: str = Field(default="us-east-1", description="S3 region name.")
     s3_bucket: str = Field(default="imgflow", description="Bucket for originals and renditions.")
     log_level: str = Field(default="INFO", description="Python logging level.")
+    trace_dir: str | None = Field(
+        default=None,
+        description="Write spans as JSON lines here (local debugging); OTLP uses OTEL_*.",
+    )
 
 
 class WorkerSettings(CommonSettings):

@@ -28,6 +28,7 @@ from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage
 from imgflow_contracts.settings import WorkerSettings
 from imgflow_contracts.storage import ObjectStore
+from imgflow_contracts.telemetry import mark_image
 from imgflow_contracts.worker_metrics import QUEUE_WAIT, TASK_DURATION, TASKS
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ def register_stage_task(
             log.error("rejecting %s job delivered to the %s worker", job.stage, stage)
             raise Reject("wrong queue", requeue=False)
 
+        mark_image(job.image_id)
         ctx = get_context()
         claim = ctx.db(stages.mark_running, job.image_id, stage)
         if isinstance(claim, stages.Skip):

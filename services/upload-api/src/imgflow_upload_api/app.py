@@ -10,12 +10,16 @@ from collections.abc import AsyncIterator
 
 import redis
 from fastapi import FastAPI, Request, Response
+from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+from opentelemetry.instrumentation.celery import CeleryInstrumentor
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from imgflow_contracts.celery_app import make_producer_app
 from imgflow_contracts.db.pool import create_pool
 from imgflow_contracts.logs import configure_logging
 from imgflow_contracts.storage import ObjectStore
+from imgflow_contracts.telemetry import setup_tracing
 from imgflow_upload_api.dependencies import Resources
 from imgflow_upload_api.metrics import ApiMetrics
 from imgflow_upload_api.outbox import OutboxRelay
@@ -29,6 +33,9 @@ log = logging.getLogger(__name__)
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or ApiSettings()
     configure_logging(settings.log_level)
+    setup_tracing("imgflow-upload-api", settings.trace_dir)
+    CeleryInstrumentor().instrument()  # publish spans, and context into message headers
+    AsyncPGInstrumentor().instrument()
     metrics = ApiMetrics()
 
     @contextlib.asynccontextmanager
@@ -61,6 +68,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
     app.include_router(router)
 
     @app.middleware("http")

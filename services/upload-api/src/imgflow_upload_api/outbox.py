@@ -16,6 +16,8 @@ from typing import Any
 import asyncpg
 from celery import Celery
 
+from imgflow_contracts.telemetry import context_from_carrier
+
 log = logging.getLogger(__name__)
 
 BATCH = 200
@@ -26,9 +28,10 @@ def _send_all(producer: Celery, rows: list[asyncpg.Record]) -> tuple[list[int], 
     sent: list[int] = []
     for row in rows:
         try:
-            producer.send_task(
-                row["task_name"], kwargs=row["payload"], queue=row["queue"], retry=False
-            )
+            with context_from_carrier(row["trace_context"]):
+                producer.send_task(
+                    row["task_name"], kwargs=row["payload"], queue=row["queue"], retry=False
+                )
         except Exception as exc:  # the broker is unreachable: leave the rest for later
             return sent, f"{type(exc).__name__}: {exc}"
         sent.append(row["id"])
@@ -44,7 +47,7 @@ class OutboxRelay:
     async def relay(self, ids: list[int] | None = None) -> int:
         """Send the given outbox rows (all pending ones when None); returns how many."""
         async with self.pool.acquire() as conn, conn.transaction():
-            query = "SELECT id, task_name, queue, payload FROM outbox"
+            query = "SELECT id, task_name, queue, payload, trace_context FROM outbox"
             args: list[Any] = []
             if ids is not None:
                 query += " WHERE id = ANY($1::bigint[])"

@@ -21,7 +21,9 @@ class NewImage:
     sha256: str
 
 
-async def insert_image_with_jobs(conn: asyncpg.Connection, image: NewImage) -> list[int]:
+async def insert_image_with_jobs(
+    conn: asyncpg.Connection, image: NewImage, trace_context: dict[str, str]
+) -> list[int]:
     """Write the image, its pending stages and their outbox rows in one transaction.
 
     Returns the outbox ids, so the caller can relay exactly these jobs right away.
@@ -42,14 +44,15 @@ async def insert_image_with_jobs(conn: asyncpg.Connection, image: NewImage) -> l
             [(image.id, job.stage.value) for job in jobs],
         )
         rows = await conn.fetch(
-            """INSERT INTO outbox (image_id, task_name, queue, payload)
-               SELECT $1, t.task_name, t.queue, t.payload
+            """INSERT INTO outbox (image_id, task_name, queue, payload, trace_context)
+               SELECT $1, t.task_name, t.queue, t.payload, $5
                  FROM unnest($2::text[], $3::text[], $4::jsonb[]) AS t(task_name, queue, payload)
                RETURNING id""",
             image.id,
             [job.stage.task_name for job in jobs],
             [job.stage.queue for job in jobs],
             [job.to_message() for job in jobs],
+            trace_context,
         )
     return [r["id"] for r in rows]
 

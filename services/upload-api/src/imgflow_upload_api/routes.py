@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect
 
 from imgflow_contracts.keys import original_key
 from imgflow_contracts.queues import Stage
+from imgflow_contracts.telemetry import current_context_carrier, mark_image
 from imgflow_upload_api.dependencies import Resources
 from imgflow_upload_api.multipart_body import MalformedMultipart, stream_file_field
 from imgflow_upload_api.problems import PROBLEM_MEDIA_TYPE, Problem
@@ -116,6 +117,7 @@ async def _accept_upload(request: Request, res: Resources) -> tuple[UploadAccept
         fmt = check_framing(body)
         await asyncio.to_thread(check_header, fmt, body.rewound(), res.settings.upload_max_pixels)
         image_id = uuid4()
+        mark_image(image_id)
         image = NewImage(image_id, original_key(image_id), fmt.content_type, body.size, body.sha256)
         await _store_original(res, image, body)
     finally:
@@ -152,7 +154,7 @@ async def _record_or_undo(res: Resources, image: NewImage) -> list[int]:
     """Record the image and its jobs; if that fails, remove the stored original."""
     try:
         async with res.pool.acquire() as conn:
-            return await insert_image_with_jobs(conn, image)
+            return await insert_image_with_jobs(conn, image, current_context_carrier())
     except (TimeoutError, asyncpg.PostgresError, OSError) as exc:
         log.exception("recording image %s failed; removing its object", image.id)
         await _delete_quietly(res, image.object_key)

@@ -51,6 +51,8 @@ CREATE TABLE outbox (
     task_name   text        NOT NULL,
     queue       text        NOT NULL,
     payload     jsonb       NOT NULL,
+    -- W3C trace context of the upload, so a relayed job continues its trace
+    trace_context jsonb     NOT NULL DEFAULT '{}',
     created_at  timestamptz NOT NULL DEFAULT now(),
     attempts    integer     NOT NULL DEFAULT 0,
     last_error  text
