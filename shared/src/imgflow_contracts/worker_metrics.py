@@ -7,8 +7,10 @@ so ``prepare_multiprocess_dir`` runs when the worker module is imported, before 
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import tempfile
 from typing import Any
 
@@ -20,8 +22,18 @@ _ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def prepare_multiprocess_dir() -> None:
-    if not os.environ.get(_ENV):
-        os.environ[_ENV] = tempfile.mkdtemp(prefix="imgflow-metrics-")
+    """Use the configured directory, or a temporary one that this process removes at exit."""
+    if os.environ.get(_ENV):
+        return
+    path = tempfile.mkdtemp(prefix="imgflow-metrics-")
+    os.environ[_ENV] = path
+    owner = os.getpid()
+
+    def remove() -> None:
+        if os.getpid() == owner:  # forked pool children inherit atexit hooks
+            shutil.rmtree(path, ignore_errors=True)
+
+    atexit.register(remove)
 
 
 prepare_multiprocess_dir()

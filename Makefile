@@ -1,0 +1,46 @@
+# The entry points people type. Each target installs what it needs first, so a fresh
+# clone needs only python3 (3.11+) and make.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PROJECTS := pyproject.toml uv.lock shared/pyproject.toml localstack/pyproject.toml \
+            $(wildcard services/*/pyproject.toml)
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint format clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# Every workspace package into one development environment, exactly as locked.
+$(VENV)/.installed: $(UV) $(PROJECTS)
+	$(UV) sync --all-packages --frozen --python $(PYTHON)
+	@touch $@
+
+install: $(VENV)/.installed ## Create .venv with every service and the dev tools
+
+run: install ## Start the local stack, the API and every worker (Ctrl-C stops all)
+	$(VENV)/bin/imgflow-localstack run
+
+test: install ## Lint, then every test against real servers started for the session
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/python -m pytest
+
+lint: install ## Ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install ## Apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean: ## Remove the environments and local data (stop `make run` first)
+	rm -rf $(VENV) $(TOOLS) .data .pytest_cache .ruff_cache

@@ -1,0 +1,192 @@
+"""`imgflow-localstack`: run imgflow (or only its servers) on this machine, until Ctrl-C.
+
+imgflow-localstack run    [--data-dir DIR] [--api-port 8000] [--thumbnailer-concurrency 2]
+imgflow-localstack stack  [--data-dir DIR]
+imgflow-localstack env
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from imgflow_contracts.settings import LOCAL_API_PORT
+from imgflow_localstack.child import Child
+from imgflow_localstack.errors import LocalStackError
+from imgflow_localstack.ports import StackPorts
+from imgflow_localstack.services import RUN_CONCURRENCY, THUMBNAILER
+from imgflow_localstack.stack import LocalStack
+from imgflow_localstack.system import LocalSystem
+
+DEFAULT_DATA_DIR = Path(".data") / "local"
+# How often `run` and `stack` look for a child that died on its own.
+WATCH_INTERVAL_S = 0.5
+
+
+def default_data_dir() -> Path:
+    """``.data/local`` at the repository root (found by its uv.lock), else in the cwd."""
+    here = Path.cwd()
+    for folder in (here, *here.parents):
+        if (folder / "uv.lock").exists():
+            return folder / DEFAULT_DATA_DIR
+    return here / DEFAULT_DATA_DIR
+
+
+def export_lines(env: dict[str, str]) -> str:
+    return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in env.items())
+
+
+class _Interrupted(Exception):
+    """SIGTERM while starting: unwind like Ctrl-C so what started gets stopped."""
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    raise _Interrupted(signal.Signals(signum).name)
+
+
+def _wait_for_signal_or_exit(exited: Callable[[], list[Child]]) -> list[Child]:
+    """Block until SIGINT/SIGTERM (returns []) or until children exit (returns them)."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(WATCH_INTERVAL_S):
+        if gone := exited():
+            return gone
+    return []
+
+
+def _serve(target: LocalSystem | LocalStack, describe: Callable[[float], None]) -> int:
+    """Start, describe, wait, stop: the shape shared by `run` and `stack`."""
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+    began = time.monotonic()
+    try:
+        target.start()
+    except (KeyboardInterrupt, _Interrupted):
+        print("\ninterrupted while starting; everything that started is stopped", file=sys.stderr)
+        return 130
+    except LocalStackError as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 1
+    gone: list[Child] = []
+    try:
+        describe(time.monotonic() - began)
+        gone = _wait_for_signal_or_exit(target.exited)
+        for child in gone:
+            print(
+                f"\n{child.name} exited unexpectedly (code {child.returncode}); last lines of "
+                f"{child.log_path}:\n{child.log_tail()}",
+                file=sys.stderr,
+            )
+        print("\nstopping everything ...", file=sys.stderr)
+    finally:
+        # The stop is bounded (SIGKILL after each timeout): a second Ctrl-C would only cut
+        # the orderly part short, so it is ignored.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stopped_at = time.monotonic()
+        target.stop()
+    took = time.monotonic() - stopped_at
+    if gone:
+        print(f"stopped the rest in {took:.1f} s", file=sys.stderr)
+        return 1
+    print(f"stopped cleanly in {took:.1f} s", file=sys.stderr)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    concurrency = {**RUN_CONCURRENCY, THUMBNAILER: args.thumbnailer_concurrency}
+    system = LocalSystem(
+        args.data_dir, StackPorts.local_defaults(), args.api_port, concurrency=concurrency
+    )
+
+    def describe(seconds: float) -> None:
+        api = system.api_url
+        stack = system.stack
+        print(
+            f"""
+imgflow is running (started in {seconds:.1f} s)
+
+  API        {api}
+  upload     curl -sS -X POST --data-binary @photo.jpg -H 'Content-Type: image/jpeg' {api}/v1/images
+  status     curl -sS {api}/v1/images/<id>
+  logs       {system.logs_dir}/  (api, thumbnailer, hasher, deduper, postgres, valkey, seaweedfs)
+  data       {system.data_dir}  (kept between runs; delete it to start afresh)
+  PostgreSQL {stack.database_url}
+  Valkey     {stack.broker_url}
+  S3         http://{stack.s3_endpoint}  bucket {stack.bucket}
+
+Ctrl-C to stop.""",
+            flush=True,
+        )
+
+    return _serve(system, describe)
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    stack = LocalStack(args.data_dir, StackPorts.local_defaults())
+
+    def describe(seconds: float) -> None:
+        print(f"\n# servers up in {seconds:.1f} s; logs in {stack.logs_dir}/")
+        print(export_lines(stack.env()))
+        print("# Ctrl-C to stop.", flush=True)
+
+    return _serve(stack, describe)
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    print(export_lines(LocalStack(default_data_dir(), StackPorts.local_defaults()).env()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imgflow-localstack",
+        description="Run imgflow's real servers (PostgreSQL, Valkey, SeaweedFS S3) and its "
+        "processes on this machine.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def add_data_dir(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--data-dir",
+            type=Path,
+            default=None,
+            help="where all data and logs live (default: .data/local at the repository root)",
+        )
+
+    run = commands.add_parser("run", help="the servers, the API and the workers, until Ctrl-C")
+    add_data_dir(run)
+    run.add_argument("--api-port", type=int, default=LOCAL_API_PORT)
+    run.add_argument("--thumbnailer-concurrency", type=int, default=RUN_CONCURRENCY[THUMBNAILER])
+    run.set_defaults(handler=cmd_run)
+
+    stack = commands.add_parser("stack", help="only the servers, until Ctrl-C")
+    add_data_dir(stack)
+    stack.set_defaults(handler=cmd_stack)
+
+    env = commands.add_parser("env", help="print the IMGFLOW_* variables of the local stack")
+    env.set_defaults(handler=cmd_env)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "data_dir", None) is None:
+        args.data_dir = default_data_dir()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        code = args.handler(args)
+    except LocalStackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = 1
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

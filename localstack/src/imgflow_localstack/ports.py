@@ -1,0 +1,147 @@
+"""The ports one local stack listens on, all on 127.0.0.1.
+
+Two stacks run side by side on one machine (`make run` on fixed ports while `make test`
+starts its own on free ports), so every listener is chosen here, SeaweedFS's internal
+master/volume/filer/admin ports included: left to their defaults, two stacks would collide.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import os
+import socket
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from imgflow_contracts.settings import LOCAL_POSTGRES_PORT, LOCAL_S3_PORT, LOCAL_VALKEY_PORT
+from imgflow_localstack.errors import LocalStackError, PortInUseError
+
+HOST = "127.0.0.1"
+ENV_OVERRIDE_PREFIX = "IMGFLOW_LOCAL_PORT_"
+
+# `weed mini` starts a maintenance worker that dials the admin server's gRPC port at
+# admin HTTP port + 10000, whatever -admin.port.grpc says; so the admin pair must keep
+# that distance, and the admin HTTP port must stay below 55536.
+WEED_GRPC_OFFSET = 10000
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    postgres: int
+    valkey: int
+    s3: int
+    s3_grpc: int
+    weed_master: int
+    weed_master_grpc: int
+    weed_volume: int
+    weed_volume_grpc: int
+    weed_filer: int
+    weed_filer_grpc: int
+    weed_admin: int
+
+    @property
+    def weed_admin_grpc(self) -> int:
+        return self.weed_admin + WEED_GRPC_OFFSET
+
+    @classmethod
+    def local_defaults(cls, environ: Mapping[str, str] | None = None) -> StackPorts:
+        """The fixed ports of `make run`; each can be moved with IMGFLOW_LOCAL_PORT_<FIELD>."""
+        environ = os.environ if environ is None else environ
+        defaults = cls(
+            postgres=LOCAL_POSTGRES_PORT,
+            valkey=LOCAL_VALKEY_PORT,
+            s3=LOCAL_S3_PORT,
+            # SeaweedFS internals in a block right after S3's 58333.
+            s3_grpc=LOCAL_S3_PORT + 1,
+            weed_master=LOCAL_S3_PORT + 2,
+            weed_master_grpc=LOCAL_S3_PORT + 3,
+            weed_volume=LOCAL_S3_PORT + 4,
+            weed_volume_grpc=LOCAL_S3_PORT + 5,
+            weed_filer=LOCAL_S3_PORT + 6,
+            weed_filer_grpc=LOCAL_S3_PORT + 7,
+            # Its gRPC twin is 58341 (see WEED_GRPC_OFFSET).
+            weed_admin=LOCAL_S3_PORT + 8 - WEED_GRPC_OFFSET,
+        )
+        overrides = {}
+        for field in dataclasses.fields(cls):
+            variable = env_var_for(field.name)
+            if variable in environ:
+                value = environ[variable]
+                if not value.isdigit() or not 0 < int(value) < 65536:
+                    raise LocalStackError(f"{variable} must be a port number, not {value!r}")
+                overrides[field.name] = int(value)
+        return dataclasses.replace(defaults, **overrides)
+
+    @classmethod
+    def free(cls) -> StackPorts:
+        """Ports free right now, for a test session's own stack."""
+        names = [f.name for f in dataclasses.fields(cls) if f.name != "weed_admin"]
+        with contextlib.ExitStack() as held:
+            # Keep every socket bound until all are picked, so no port is handed out twice.
+            chosen = {name: held.enter_context(_bound_socket(0)).getsockname()[1] for name in names}
+            chosen["weed_admin"] = _free_admin_port(held)
+        return cls(**chosen)
+
+    def listeners(self) -> dict[str, int]:
+        """Every port the stack will listen on, by a name fit for error messages."""
+        named = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        named["weed_admin_grpc"] = self.weed_admin_grpc
+        return named
+
+
+def env_var_for(field_name: str) -> str:
+    return f"{ENV_OVERRIDE_PREFIX}{field_name.upper()}"
+
+
+@contextlib.contextmanager
+def _bound_socket(port: int) -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        # Servers set SO_REUSEADDR too, so a port in TIME_WAIT counts as free, as for them.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((HOST, port))
+        yield sock
+    finally:
+        sock.close()
+
+
+def _free_admin_port(held: contextlib.ExitStack) -> int:
+    """A free port whose +10000 twin (weed's admin gRPC) is free too."""
+    for _ in range(100):
+        grpc_sock = held.enter_context(_bound_socket(0))
+        admin = grpc_sock.getsockname()[1] - WEED_GRPC_OFFSET
+        if admin >= 1024 and port_is_free(admin):
+            held.enter_context(_bound_socket(admin))
+            return admin
+    raise RuntimeError("found no free port pair for the SeaweedFS admin server")
+
+
+def port_is_free(port: int) -> bool:
+    try:
+        with _bound_socket(port):
+            return True
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return False
+        raise
+
+
+def ensure_ports_free(ports: Mapping[str, int], server: str) -> None:
+    """Raise :class:`PortInUseError` naming the first taken port of ``server``.
+
+    ``ports`` maps :class:`StackPorts` listener names to ports.
+    """
+    for name, port in ports.items():
+        if not port_is_free(port):
+            label = server if len(ports) == 1 else f"{server} ({name})"
+            # weed_admin_grpc has no variable of its own: it moves with weed_admin.
+            env_var = env_var_for(name.removesuffix("_grpc") if name == "weed_admin_grpc" else name)
+            raise PortInUseError(port, label, f"set {env_var} to another port")
+
+
+def free_port() -> int:
+    """One free port (for the API in tests)."""
+    with _bound_socket(0) as sock:
+        return sock.getsockname()[1]

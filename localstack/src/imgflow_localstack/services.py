@@ -1,0 +1,65 @@
+"""The imgflow processes themselves, described in one place: the API and three workers."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from imgflow_contracts.settings import ENV_PREFIX
+from imgflow_localstack.ports import HOST
+from imgflow_localstack.readiness import CELERY_READY, HttpOk, Readiness
+
+API = "api"
+THUMBNAILER = "thumbnailer"
+HASHER = "hasher"
+DEDUPER = "deduper"
+
+# (Celery app module, queue) per worker.
+_WORKERS: dict[str, tuple[str, str]] = {
+    THUMBNAILER: ("imgflow_thumbnailer.worker", "thumbnails"),
+    HASHER: ("imgflow_hasher.worker", "hashing"),
+    DEDUPER: ("imgflow_deduper.worker", "dedupe"),
+}
+
+# What `make run` uses; tests default to 1 everywhere.
+RUN_CONCURRENCY: Mapping[str, int] = {THUMBNAILER: 2, HASHER: 1, DEDUPER: 1}
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """How to run one imgflow process and how to know it is ready."""
+
+    name: str
+    argv: Sequence[str]
+    ready: Readiness
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    start_timeout_s: float = 60.0
+    # Celery's warm shutdown lets running tasks finish; longer than that is a hang.
+    stop_timeout_s: float = 15.0
+
+
+def api_url(port: int) -> str:
+    return f"http://{HOST}:{port}"
+
+
+def service_specs(api_port: int, concurrency: Mapping[str, int] | None = None) -> list[ServiceSpec]:
+    """The API and the three workers, in start order. ``concurrency`` is per worker name."""
+    concurrency = concurrency or {}
+    specs = [
+        ServiceSpec(
+            name=API,
+            argv=[sys.executable, "-m", "imgflow_upload_api"],
+            ready=HttpOk(f"{api_url(api_port)}/healthz"),
+            extra_env={f"{ENV_PREFIX}API_HOST": HOST, f"{ENV_PREFIX}API_PORT": str(api_port)},
+        )
+    ]
+    for name, (app, queue) in _WORKERS.items():
+        argv = [
+            *(sys.executable, "-m", "celery", "-A", app, "worker"),
+            *("-Q", queue, "-n", f"{name}@%h"),
+            *("--concurrency", str(concurrency.get(name, 1))),
+            *("--loglevel", "INFO"),
+        ]
+        specs.append(ServiceSpec(name=name, argv=argv, ready=CELERY_READY))
+    return specs

@@ -1,0 +1,140 @@
+"""The whole of imgflow on one machine: the stack, the migrations, the API and the workers."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+
+from imgflow_localstack.child import Child
+from imgflow_localstack.errors import LocalStackError, PortInUseError
+from imgflow_localstack.ports import StackPorts, free_port, port_is_free
+from imgflow_localstack.processes import ServiceGroup, ServiceProcess
+from imgflow_localstack.services import ServiceSpec, api_url, service_specs
+from imgflow_localstack.stack import DEFAULT_S3_ACCESS_KEY, DEFAULT_S3_SECRET_KEY, LocalStack
+
+log = logging.getLogger(__name__)
+
+
+class LocalSystem:
+    """LocalStack + migrations + imgflow processes, as a context manager.
+
+    ``specs`` replaces the real services (the tests of this package use stand-ins).
+    Start and stop it from a long-lived thread (see child.py).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        ports: StackPorts,
+        api_port: int,
+        *,
+        concurrency: Mapping[str, int] | None = None,
+        s3_access_key: str = DEFAULT_S3_ACCESS_KEY,
+        s3_secret_key: str = DEFAULT_S3_SECRET_KEY,
+        specs: Sequence[ServiceSpec] | None = None,
+        migrate: bool = True,
+    ) -> None:
+        self.stack = LocalStack(
+            data_dir, ports, s3_access_key=s3_access_key, s3_secret_key=s3_secret_key
+        )
+        self.api_port = api_port
+        self.migrate = migrate
+        self.specs = list(specs) if specs is not None else service_specs(api_port, concurrency)
+        self.services: ServiceGroup | None = None
+
+    @classmethod
+    def on_free_ports(cls, data_dir: Path, **kwargs) -> LocalSystem:
+        """A system on ports free right now: what a test session wants."""
+        return cls(data_dir, StackPorts.free(), free_port(), **kwargs)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.stack.data_dir
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.stack.logs_dir
+
+    @property
+    def api_url(self) -> str:
+        return api_url(self.api_port)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The IMGFLOW_* variables of the stack (what every imgflow process is given)."""
+        return self.stack.env()
+
+    def start(self) -> None:
+        began = time.monotonic()
+        if not port_is_free(self.api_port):
+            raise PortInUseError(self.api_port, "the upload API", "choose another --api-port")
+        self.stack.start()
+        try:
+            if self.migrate:
+                self._run_migrations()
+            log.info("starting %s", ", ".join(spec.name for spec in self.specs))
+            self.services = ServiceGroup(
+                self.specs, self.env, self.logs_dir, metrics_dir=self.data_dir / "metrics"
+            )
+            self.services.start_all()
+        except BaseException:
+            self.stop()
+            raise
+        log.info("local system up in %.1f s", time.monotonic() - began)
+
+    def _run_migrations(self) -> None:
+        # Imported late: the migrations belong to imgflow_contracts, not to the stack.
+        from imgflow_contracts.db.migrate import run_migrations
+
+        # On a thread of its own: run_migrations uses asyncio.run, which fails on a thread
+        # whose event loop is already running (as in an async test session).
+        with ThreadPoolExecutor(1, "migrate") as pool:
+            try:
+                applied = pool.submit(run_migrations, self.stack.database_url).result()
+            except Exception as exc:
+                raise LocalStackError(f"database migrations failed: {exc}") from exc
+        log.info("migrations applied: %s", ", ".join(applied) or "none (up to date)")
+
+    def stop(self) -> None:
+        """Processes first (they drain into the servers), then the servers."""
+        try:
+            if self.services is not None:
+                self.services.stop_all()
+        finally:
+            self.stack.stop()
+
+    def service(self, name: str) -> ServiceProcess:
+        if self.services is None:
+            raise LocalStackError("the system is not started")
+        return self.services[name]
+
+    def stop_service(self, name: str) -> None:
+        """Stop one process (e.g. a worker, to see jobs wait in the queue)."""
+        self.service(name).stop()
+
+    def start_service(self, name: str) -> None:
+        """Start one process again and wait until it is ready."""
+        self.service(name).start()
+
+    def exited(self) -> list[Child]:
+        """Servers and processes that exited on their own (`make run` then stops)."""
+        services = self.services.exited() if self.services is not None else []
+        return [*self.stack.exited(), *services]
+
+    def __enter__(self) -> LocalSystem:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with contextlib.suppress(Exception) if exc is not None else contextlib.nullcontext():
+            self.stop()

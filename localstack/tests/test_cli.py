@@ -1,0 +1,76 @@
+"""The `imgflow-localstack` command, on free ports moved there by IMGFLOW_LOCAL_PORT_*."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from imgflow_localstack import StackPorts
+from imgflow_localstack.cli import main
+from imgflow_localstack.ports import env_var_for
+from imgflow_localstack.waiting import wait_until_ready
+
+
+def port_env(ports: StackPorts) -> dict[str, str]:
+    return {env_var_for(f.name): str(getattr(ports, f.name)) for f in dataclasses.fields(ports)}
+
+
+def test_env_prints_exports_of_the_default_stack(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("IMGFLOW_LOCAL_PORT_POSTGRES", "54400")
+    with pytest.raises(SystemExit) as done:
+        main(["env"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "export IMGFLOW_DATABASE_URL=postgresql://imgflow@127.0.0.1:54400/imgflow" in out
+    assert "export IMGFLOW_BROKER_URL=redis://127.0.0.1:63790/0" in out
+    assert "export IMGFLOW_S3_ENDPOINT=127.0.0.1:58333" in out
+
+
+def start_stack_command(tmp_path: Path) -> tuple[subprocess.Popen, Path, Path, StackPorts]:
+    ports = StackPorts.free()
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    data_dir = str(tmp_path / "data")
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        command = subprocess.Popen(
+            [sys.executable, "-m", "imgflow_localstack.cli", "stack", "--data-dir", data_dir],
+            stdout=stdout,
+            stderr=stderr,
+            env={**os.environ, **port_env(ports)},
+        )
+    wait_until_ready(
+        lambda: "# Ctrl-C to stop." in out.read_text(),
+        what="imgflow-localstack stack",
+        child=None,
+        timeout_s=60,
+    )
+    return command, out, err, ports
+
+
+def test_stack_command_prints_exports_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    command, out, err, ports = start_stack_command(tmp_path)
+    servers = psutil.Process(command.pid).children()
+    assert (
+        f"export IMGFLOW_DATABASE_URL=postgresql://imgflow@127.0.0.1:{ports.postgres}/imgflow"
+        in (out.read_text())
+    )
+    command.send_signal(signal.SIGINT)
+    assert command.wait(30) == 0
+    assert "stopped cleanly" in err.read_text()
+    assert psutil.wait_procs(servers, timeout=1)[1] == []
+
+
+def test_stack_command_stops_everything_when_a_server_dies(tmp_path: Path) -> None:
+    command, _, err, _ = start_stack_command(tmp_path)
+    servers = psutil.Process(command.pid).children()
+    [valkey] = [p for p in servers if p.name().startswith("valkey")]
+    valkey.kill()
+    assert command.wait(30) == 1
+    assert "valkey exited unexpectedly" in err.read_text()
+    assert psutil.wait_procs(servers, timeout=1)[1] == []

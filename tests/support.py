@@ -1,0 +1,66 @@
+"""Helpers for the cross-service tests: realistic images, waiting on events, direct reads."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import asyncpg
+from PIL import Image, ImageDraw, ImageFilter
+
+T = TypeVar("T")
+
+
+def photo_like(width: int, height: int, seed: int = 0) -> Image.Image:
+    """Gradients, shapes and grain: compresses like a photograph, unlike flat colour."""
+    base = Image.merge(
+        "RGB",
+        [
+            Image.linear_gradient("L").resize((width, height)),
+            Image.radial_gradient("L").resize((width, height)),
+            Image.linear_gradient("L").rotate(90 + seed).resize((width, height)),
+        ],
+    )
+    draw = ImageDraw.Draw(base)
+    for i in range(12):
+        x, y = (seed * 97 + i * 131) % width, (seed * 53 + i * 71) % height
+        r = 20 + (i * 37 + seed) % max(21, min(width, height) // 4)
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=((i * 40) % 256, (seed * 7) % 256, 90))
+    grain = Image.effect_noise((width, height), 24 + seed % 8).convert("RGB")
+    return Image.blend(base, grain, 0.15).filter(ImageFilter.SMOOTH)
+
+
+def encode(image: Image.Image, fmt: str, **options: Any) -> bytes:
+    out = io.BytesIO()
+    image.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def wait_for(probe: Callable[[], T | None], *, timeout_s: float = 60, what: str = "condition") -> T:
+    """Poll ``probe`` until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.02
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.25)
+
+
+def query(database_url: str, sql: str, *args: Any) -> list[dict[str, Any]]:
+    """One query on a fresh connection: tests read the database as an operator would."""
+
+    async def run() -> list[dict[str, Any]]:
+        conn = await asyncpg.connect(database_url)
+        try:
+            return [dict(r) for r in await conn.fetch(sql, *args)]
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())

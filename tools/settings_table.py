@@ -1,0 +1,65 @@
+"""The Markdown table of every IMGFLOW_* setting, kept in the README between markers.
+
+    .venv/bin/python tools/settings_table.py          # print it
+    .venv/bin/python tools/settings_table.py --write  # refresh README.md
+
+A test compares the README with this output, so the table cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from pydantic_settings import BaseSettings
+
+from imgflow_contracts.settings import ENV_PREFIX, CommonSettings, WorkerSettings
+from imgflow_thumbnailer.settings import ThumbnailerSettings
+from imgflow_upload_api.settings import ApiSettings
+
+# (heading, settings class, fields to show: only those the class adds to its base)
+SECTIONS: list[tuple[str, type[BaseSettings], type[BaseSettings] | None]] = [
+    ("every process", CommonSettings, None),
+    ("upload API", ApiSettings, CommonSettings),
+    ("every worker", WorkerSettings, CommonSettings),
+    ("thumbnailer", ThumbnailerSettings, WorkerSettings),
+]
+
+
+def _default(value: object) -> str:
+    if hasattr(value, "get_secret_value"):
+        return "(local-only secret)"
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def settings_table() -> str:
+    lines = ["| variable | used by | default | meaning |", "| --- | --- | --- | --- |"]
+    for heading, cls, base in SECTIONS:
+        inherited = set(base.model_fields) if base else set()
+        for name, field in cls.model_fields.items():
+            if name in inherited:
+                continue
+            env = f"{ENV_PREFIX}{name.upper()}"
+            meaning = (field.description or "").replace("|", "\\|")
+            lines.append(f"| `{env}` | {heading} | `{_default(field.default)}` | {meaning} |")
+    return "\n".join(lines)
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+START, END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
+
+
+def readme_with_table(readme: str) -> str:
+    before, rest = readme.split(START, 1)
+    _, after = rest.split(END, 1)
+    return f"{before}{START}\n{settings_table()}\n{END}{after}"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--write"]:
+        README.write_text(readme_with_table(README.read_text()))
+    else:
+        print(settings_table())
