@@ -10,7 +10,7 @@ PROJECTS := pyproject.toml uv.lock shared/pyproject.toml localstack/pyproject.to
             $(wildcard services/*/pyproject.toml)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format clean
+.PHONY: help install run test bench lint format clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ test: install ## Lint, then every test against real servers started for the sess
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest
+
+bench: install ## Benchmarks with ratios to their baselines; results under .bench/
+	$(VENV)/bin/python -m bench
 
 lint: install ## Ruff lint and format check
 	$(VENV)/bin/ruff check .
