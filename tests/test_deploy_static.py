@@ -66,6 +66,8 @@ COUNTERS_AND_GAUGES = {
     "imgflow_queue_depth",
     "imgflow_outbox_pending",
     "imgflow_tasks_total",
+    "imgflow_stage_oldest_waiting_seconds",
+    "imgflow_dead_letters_open",
 }
 HISTOGRAMS = {
     "imgflow_http_request_duration_seconds",

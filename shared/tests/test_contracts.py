@@ -56,7 +56,12 @@ def test_producer_routes_each_task_to_its_queue():
     }
 
 
-def test_retry_delay_grows_and_is_capped():
-    assert all(0 <= retry_delay_s(0) <= 1 for _ in range(50))
-    assert all(0 <= retry_delay_s(20, cap=30) <= 30 for _ in range(50))
-    assert max(retry_delay_s(6) for _ in range(200)) > 8
+def test_retry_delay_doubles_with_jitter_and_is_capped():
+    for retries in range(8):
+        delays = [retry_delay_s(retries, base=1.0, cap=60) for _ in range(200)]
+        full = min(60, 2**retries)
+        # Half fixed, half random: an outage shorter than the fixed halves cannot use up
+        # the retries, and jobs that failed together come back spread out.
+        assert all(full / 2 <= d <= full for d in delays)
+        assert len(set(delays)) > 100
+    assert sum(retry_delay_s(r) / 1 for r in range(5)) >= 0.5 + 1 + 2 + 4 + 8

@@ -75,6 +75,10 @@ class WorkerSettings(CommonSettings):
     broker_visibility_timeout_s: int = Field(
         default=3600, ge=1, description="Unacked jobs are redelivered after this; > hard limit."
     )
+    retry_base_s: float = Field(
+        default=1.0, gt=0, description="First retry delay; each retry doubles it (with jitter)."
+    )
+    retry_cap_s: float = Field(default=120.0, gt=0, description="Longest delay between retries.")
     metrics_port: int = Field(
         default=0, ge=0, le=65535, description="Port of the worker's /metrics; 0 turns it off."
     )

@@ -1,9 +1,16 @@
 """The glue every worker shares: turn a domain handler into an idempotent Celery task.
 
-A handler is a plain function ``handler(job, context)``; this module claims the stage,
-runs it, records done or failed in PostgreSQL, and retries transient errors with
-exponential backoff and jitter. Handlers raise ``PermanentError`` for input that can
-never succeed (a corrupt image) so it is failed at once, without retries.
+A handler is a plain function ``handler(job, context)``. Around it, this module:
+
+- claims the stage in PostgreSQL (a job for a deleted image, or a stage already done by an
+  earlier delivery, is skipped), runs the handler and records done;
+- fails the stage at once for ``PermanentError`` (a corrupt image: retrying cannot help);
+- retries anything else, the claim and the bookkeeping included, with exponential backoff
+  and jitter, since S3, PostgreSQL and Redis outages are transient;
+- after the last retry, or past the soft time limit, fails the stage and keeps the job in
+  the dead-letter store for an operator to replay; a message that does not parse goes
+  there too. If even that cannot be written (PostgreSQL is down), the job is retried
+  until it can: it is never acknowledged without a record of what happened to it.
 """
 
 from __future__ import annotations
@@ -18,11 +25,11 @@ from typing import Any, TypeVar
 
 import asyncpg
 from celery import Celery, Task
-from celery.exceptions import Reject, SoftTimeLimitExceeded
+from celery.exceptions import Retry, SoftTimeLimitExceeded
 from pydantic import ValidationError
 
 from imgflow_contracts.aio import ProcessLoop
-from imgflow_contracts.db import stages
+from imgflow_contracts.db import dead_letters, stages
 from imgflow_contracts.db.pool import create_pool
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage
@@ -69,8 +76,28 @@ Handler = Callable[[ImageJob, WorkerContext], None]
 
 
 def retry_delay_s(retries: int, *, base: float = 1.0, cap: float = 120.0) -> float:
-    """Exponential backoff with full jitter (AWS architecture blog's recommendation)."""
-    return random.uniform(0, min(cap, base * 2**retries))
+    """Exponential backoff with "equal jitter": half fixed, half random.
+
+    The fixed half guarantees the retries of one job span a known minimum time (an outage
+    shorter than that cannot exhaust them); the random half spreads a crowd of jobs that
+    failed together so they do not all come back at the same instant.
+    """
+    delay = min(cap, base * 2**retries)
+    return delay / 2 + random.uniform(0, delay / 2)
+
+
+class _Poison(Exception):
+    """A message this worker can never process."""
+
+
+def _parse(stage: Stage, message: dict[str, Any]) -> ImageJob:
+    try:
+        job = ImageJob.model_validate(message)
+    except ValidationError as exc:
+        raise _Poison(f"the message does not match ImageJob: {exc}") from exc
+    if job.stage is not stage:
+        raise _Poison(f"a {job.stage} job was delivered to the {stage} queue")
+    return job
 
 
 def register_stage_task(
@@ -85,29 +112,57 @@ def register_stage_task(
             context = WorkerContext(settings, ObjectStore.from_settings(settings))
         return context
 
-    @app.task(name=stage.task_name, bind=True, max_retries=settings.task_max_retries)
-    def run_stage(self: Task, **message: Any) -> None:
+    def backoff(task: Task) -> float:
+        return retry_delay_s(
+            task.request.retries, base=settings.retry_base_s, cap=settings.retry_cap_s
+        )
+
+    def record_or_retry(task: Task, exc: BaseException, write: Callable[[], None]) -> None:
+        """Write the record of a give-up; if PostgreSQL refuses, retry until it can."""
         try:
-            job = ImageJob.model_validate(message)
-        except ValidationError as exc:
-            # A malformed message will never validate: drop it loudly, never retry it.
-            log.error("rejecting malformed %s message %r: %s", stage, message, exc)
-            raise Reject(str(exc), requeue=False) from exc
-        if job.stage is not stage:
-            log.error("rejecting %s job delivered to the %s worker", job.stage, stage)
-            raise Reject("wrong queue", requeue=False)
+            write()
+        except Exception as db_exc:
+            log.warning("cannot record the %s failure yet, retrying: %r", stage, db_exc)
+            raise task.retry(exc=exc, countdown=backoff(task), max_retries=None) from db_exc
+
+    # max_retries=None: this runner counts retries itself (settings.task_max_retries), so
+    # that giving up is always recorded rather than left to Celery's MaxRetriesExceeded.
+    @app.task(name=stage.task_name, bind=True, max_retries=None)
+    def run_stage(self: Task, **message: Any) -> None:
+        ctx = get_context()
+        try:
+            job = _parse(stage, message)
+        except _Poison as exc:
+            reason = str(exc)
+            log.error("dead-lettering a message that does not parse: %s", reason)
+            record_or_retry(
+                self, exc, lambda: ctx.db(dead_letters.record_poison, stage, message, reason)
+            )
+            TASKS.labels(stage, "dead-lettered").inc()
+            return
 
         mark_image(job.image_id)
-        ctx = get_context()
-        claim = ctx.db(stages.mark_running, job.image_id, stage)
-        if isinstance(claim, stages.Skip):
-            log.info("skipping %s for %s: %s", stage, job.image_id, claim.value)
-            TASKS.labels(stage, "skipped").inc()
-            return
-        QUEUE_WAIT.labels(stage).observe((claim.started_at - claim.queued_at).total_seconds())
         started = time.perf_counter()
         try:
-            outcome = _run_attempt(self, job, ctx, claim)
+            outcome = attempt_once(job, ctx)
+        except Retry:
+            raise
+        except SoftTimeLimitExceeded as exc:
+            reason = f"exceeded the soft time limit of {settings.task_soft_time_limit_s} s"
+            outcome = give_up(self, job, ctx, exc, reason)
+        except Exception as exc:
+            attempt = self.request.retries + 1
+            if self.request.retries < settings.task_max_retries:
+                log.warning(
+                    "%s attempt %d for %s failed, retrying: %r", stage, attempt, job.image_id, exc
+                )
+                TASKS.labels(stage, "retried").inc()
+                raise self.retry(exc=exc, countdown=backoff(self)) from exc
+            log.error(
+                "%s failed for %s after %d attempts", stage, job.image_id, attempt, exc_info=exc
+            )
+            reason = f"gave up after {attempt} attempts: {type(exc).__name__}: {exc}"
+            outcome = give_up(self, job, ctx, exc, reason)
         finally:
             TASK_DURATION.labels(stage).observe(time.perf_counter() - started)
         TASKS.labels(stage, outcome).inc()
@@ -119,35 +174,28 @@ def register_stage_task(
             (time.perf_counter() - started) * 1000,
         )
 
-    def _run_attempt(
-        task: Task, job: ImageJob, ctx: WorkerContext, claim: stages.StageClaim
+    def give_up(
+        task: Task, job: ImageJob, ctx: WorkerContext, exc: BaseException, reason: str
     ) -> str:
-        """Run the handler once; returns the outcome, or raises Celery's Retry."""
+        attempts = task.request.retries + 1
+        record_or_retry(
+            task, exc, lambda: ctx.db(dead_letters.record_failure, job, reason, attempts)
+        )
+        return "dead-lettered"
+
+    def attempt_once(job: ImageJob, ctx: WorkerContext) -> str:
+        """Claim, run and record one attempt; returns the outcome or raises to retry."""
+        claim = ctx.db(stages.mark_running, job.image_id, stage)
+        if isinstance(claim, stages.Skip):
+            log.info("skipping %s for %s: %s", stage, job.image_id, claim.value)
+            return "skipped"
+        QUEUE_WAIT.labels(stage).observe((claim.started_at - claim.queued_at).total_seconds())
         try:
             handler(job, ctx)
         except PermanentError as exc:
             log.warning("%s failed for %s: %s", stage, job.image_id, exc)
             ctx.db(stages.mark_failed, job.image_id, stage, str(exc))
             return "failed"
-        except SoftTimeLimitExceeded:
-            reason = f"exceeded the soft time limit of {settings.task_soft_time_limit_s} s"
-            ctx.db(stages.mark_failed, job.image_id, stage, reason)
-            return "failed"
-        except Exception as exc:
-            if task.request.retries >= task.max_retries:
-                reason = f"gave up after {claim.attempts} attempts: {type(exc).__name__}: {exc}"
-                log.exception("%s failed for %s", stage, job.image_id)
-                ctx.db(stages.mark_failed, job.image_id, stage, reason)
-                return "failed"
-            log.warning(
-                "%s attempt %d for %s failed, retrying: %r",
-                stage,
-                claim.attempts,
-                job.image_id,
-                exc,
-            )
-            TASKS.labels(stage, "retried").inc()
-            raise task.retry(exc=exc, countdown=retry_delay_s(task.request.retries)) from exc
         ctx.db(stages.mark_done, job.image_id, stage)
         return "done"
 

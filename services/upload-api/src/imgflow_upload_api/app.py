@@ -18,9 +18,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from imgflow_contracts.celery_app import make_producer_app
 from imgflow_contracts.db.pool import create_pool
 from imgflow_contracts.logs import configure_logging
+from imgflow_contracts.queues import Stage
 from imgflow_contracts.storage import ObjectStore
 from imgflow_contracts.telemetry import setup_tracing
+from imgflow_upload_api.admin import router as admin_router
+from imgflow_upload_api.backlog import read_backlog
+from imgflow_upload_api.backpressure import Backpressure
 from imgflow_upload_api.dependencies import Resources
+from imgflow_upload_api.maintenance import start_loops, stop_loops
 from imgflow_upload_api.metrics import ApiMetrics
 from imgflow_upload_api.outbox import OutboxRelay
 from imgflow_upload_api.problems import Problem, install_problem_handlers
@@ -48,15 +53,23 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         broker = redis.Redis.from_url(
             settings.broker_url, socket_timeout=2, socket_connect_timeout=2
         )
-        app.state.resources = Resources(settings, pool, store, producer, broker, relay, metrics)
-        relay_task = asyncio.create_task(relay.run_forever(), name="outbox-relay")
+        resources = Resources(
+            settings,
+            pool,
+            store,
+            producer,
+            broker,
+            relay,
+            metrics,
+            Backpressure(settings.queue_breaking_depth),
+        )
+        app.state.resources = resources
+        loops = start_loops(resources)
         log.info("imgflow API ready on %s:%d", settings.api_host, settings.api_port)
         try:
             yield
         finally:
-            relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
+            await stop_loops(loops)
             await pool.close()
             broker.close()
             producer.close()
@@ -70,6 +83,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     install_problem_handlers(app)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
     app.include_router(router)
+    app.include_router(admin_router)
 
     @app.middleware("http")
     async def observe(request: Request, call_next):  # type: ignore[no-untyped-def]
@@ -87,8 +101,15 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         with contextlib.suppress(Exception):  # a scrape must not fail when Redis is down
             for queue, depth in (await resources.queue_depths()).items():
                 metrics.queue_depth.labels(queue).set(depth)
-        with contextlib.suppress(Exception):
-            metrics.outbox_pending.set(await resources.relay.pending())
+        with contextlib.suppress(Exception):  # nor when PostgreSQL is
+            async with resources.pool.acquire() as conn:
+                backlog = await read_backlog(conn)
+            metrics.outbox_pending.set(backlog.outbox)
+            metrics.dead_letters_open.set(backlog.dead_letters_open)
+            for stage in Stage:
+                metrics.oldest_waiting.labels(stage.value).set(
+                    backlog.oldest_waiting_s.get(stage.value, 0.0)
+                )
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

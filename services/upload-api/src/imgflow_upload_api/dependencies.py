@@ -11,6 +11,7 @@ from celery import Celery
 
 from imgflow_contracts.queues import Stage
 from imgflow_contracts.storage import ObjectStore
+from imgflow_upload_api.backpressure import Backpressure
 from imgflow_upload_api.metrics import ApiMetrics
 from imgflow_upload_api.outbox import OutboxRelay
 from imgflow_upload_api.settings import ApiSettings
@@ -25,6 +26,7 @@ class Resources:
     broker: redis.Redis
     relay: OutboxRelay
     metrics: ApiMetrics
+    backpressure: Backpressure
 
     async def queue_depths(self) -> dict[str, int]:
         def read() -> dict[str, int]:

@@ -33,6 +33,17 @@ class ApiMetrics:
             ["queue"],
             registry=self.registry,
         )
+        self.oldest_waiting = Gauge(
+            "imgflow_stage_oldest_waiting_seconds",
+            "Age of the oldest stage not yet done or failed (queued or running), per stage.",
+            ["stage"],
+            registry=self.registry,
+        )
+        self.dead_letters_open = Gauge(
+            "imgflow_dead_letters_open",
+            "Jobs given up on and not replayed yet.",
+            registry=self.registry,
+        )
         self.outbox_pending = Gauge(
             "imgflow_outbox_pending",
             "Accepted jobs not yet handed to the broker.",

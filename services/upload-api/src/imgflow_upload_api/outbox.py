@@ -1,7 +1,7 @@
 """Relay outbox rows to the broker, then delete them.
 
 The upload handler relays its own jobs right after its transaction commits; a loop
-retries whatever is still there (the broker was down, or the API died in between).
+(maintenance.py) retries whatever is still there (the broker was down, or the API died in between).
 Rows are locked with SKIP LOCKED, so any number of API replicas relay side by side
 without sending a job twice. A job can still reach the broker twice if the process dies
 between sending and deleting; the workers are idempotent, so that costs only work.
@@ -71,15 +71,6 @@ class OutboxRelay:
                     "broker unreachable, %d job(s) wait in the outbox: %s", len(unsent), error
                 )
             return len(sent)
-
-    async def run_forever(self) -> None:
-        while True:
-            try:
-                while await self.relay() == BATCH:
-                    pass
-            except Exception:  # keep relaying through database or broker outages
-                log.exception("outbox relay pass failed")
-            await asyncio.sleep(self.interval_s)
 
     async def pending(self) -> int:
         async with self.pool.acquire() as conn:

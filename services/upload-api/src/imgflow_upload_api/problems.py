@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -109,7 +110,27 @@ def install_problem_handlers(app: FastAPI) -> None:
             ),
         )
 
+    async def on_database_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("PostgreSQL unreachable on %s %s: %r", request.method, request.url.path, exc)
+        return problem_response(
+            request,
+            Problem(
+                503,
+                "database-unavailable",
+                "Database unavailable",
+                "the database cannot be reached; retry later",
+                headers={"Retry-After": "5"},
+            ),
+        )
+
     app.add_exception_handler(Problem, on_problem)
+    for connection_error in (
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        asyncpg.exceptions.OperatorInterventionError,  # shutdown, cannot connect now
+        ConnectionError,
+    ):
+        app.add_exception_handler(connection_error, on_database_down)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(Exception, on_unexpected)

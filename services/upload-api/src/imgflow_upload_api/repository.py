@@ -8,6 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
+from imgflow_contracts.db import outbox
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage
 
@@ -43,18 +44,7 @@ async def insert_image_with_jobs(
             "INSERT INTO image_stages (image_id, stage) VALUES ($1, $2)",
             [(image.id, job.stage.value) for job in jobs],
         )
-        rows = await conn.fetch(
-            """INSERT INTO outbox (image_id, task_name, queue, payload, trace_context)
-               SELECT $1, t.task_name, t.queue, t.payload, $5
-                 FROM unnest($2::text[], $3::text[], $4::jsonb[]) AS t(task_name, queue, payload)
-               RETURNING id""",
-            image.id,
-            [job.stage.task_name for job in jobs],
-            [job.stage.queue for job in jobs],
-            [job.to_message() for job in jobs],
-            trace_context,
-        )
-    return [r["id"] for r in rows]
+        return await outbox.enqueue(conn, jobs, trace_context)
 
 
 async def fetch_image(conn: asyncpg.Connection, image_id: UUID) -> dict[str, Any] | None:

@@ -97,6 +97,7 @@ async def upload_image(request: Request, background: BackgroundTasks) -> JSONRes
 
 
 async def _accept_upload(request: Request, res: Resources) -> tuple[UploadAccepted, list[int]]:
+    res.backpressure.admit()
     limit = res.settings.upload_max_bytes
     _check_declared_length(request, limit)
     body = SpooledBody(limit, res.settings.upload_memory_spool_bytes)

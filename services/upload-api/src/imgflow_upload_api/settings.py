@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from imgflow_contracts.settings import LOCAL_API_PORT, CommonSettings
 
@@ -20,6 +20,33 @@ class ApiSettings(CommonSettings):
     )
     upload_memory_spool_bytes: int = Field(
         default=8 * 1024 * 1024, ge=0, description="Uploads above this spool to a temp file."
+    )
+    queue_breaking_depth: int = Field(
+        default=10_000,
+        ge=1,
+        description="Uploads get 503 while any queue or the outbox holds more jobs than this.",
+    )
+    queue_depth_refresh_s: float = Field(
+        default=1.0, gt=0, description="How often the API reads the queue depths."
+    )
+    sweeper_interval_s: float = Field(
+        default=10.0, gt=0, description="How often stuck stages are looked for."
+    )
+    sweeper_pending_after_s: float = Field(
+        default=1800.0,
+        gt=0,
+        description="A stage queued this long without starting is re-enqueued.",
+    )
+    sweeper_running_after_s: float = Field(
+        default=360.0,
+        gt=0,
+        description="A stage running this long is re-enqueued (keep above the task hard limit).",
+    )
+    sweeper_max_sweeps: int = Field(
+        default=3, ge=0, description="Re-enqueues of one stage before it is dead-lettered."
+    )
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token of the admin API; unset turns it off."
     )
     outbox_relay_interval_s: float = Field(
         default=1.0, gt=0, description="How often unsent jobs are retried to the broker."

@@ -1,0 +1,94 @@
+"""Operator endpoints: list and replay dead letters. Bearer-token protected; off unless
+IMGFLOW_ADMIN_TOKEN is set. The same operations exist as the ``imgflow-admin`` CLI."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, BackgroundTasks, Request
+from pydantic import BaseModel
+
+from imgflow_contracts.db import dead_letters
+from imgflow_upload_api.dependencies import Resources
+from imgflow_upload_api.problems import PROBLEM_MEDIA_TYPE, Problem
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+_PROBLEM = {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": "RFC 9457 problem details"}
+
+
+class DeadLetterView(BaseModel):
+    id: int
+    image_id: UUID | None
+    stage: str | None
+    task_name: str
+    queue: str
+    payload: Any
+    reason: str
+    attempts: int
+    failed_at: datetime
+    replayed_at: datetime | None
+
+
+class ReplayAccepted(BaseModel):
+    id: int
+    status: str = "replayed"
+
+
+def _authorised(request: Request) -> Resources:
+    res: Resources = request.app.state.resources
+    token = res.settings.admin_token
+    if token is None:
+        raise Problem(
+            403,
+            "admin-disabled",
+            "Admin API disabled",
+            "set IMGFLOW_ADMIN_TOKEN to turn the admin API on",
+        )
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.encode(), token.get_secret_value().encode()
+    ):
+        raise Problem(
+            401,
+            "unauthorised",
+            "Unauthorised",
+            "a valid admin bearer token is needed",
+            headers={"WWW-Authenticate": 'Bearer realm="imgflow-admin"'},
+        )
+    return res
+
+
+@router.get(
+    "/dead-letters", response_model=list[DeadLetterView], responses={401: _PROBLEM, 403: _PROBLEM}
+)
+async def list_dead_letters(
+    request: Request, include_replayed: bool = False, limit: int = 100
+) -> list[DeadLetterView]:
+    res = _authorised(request)
+    async with res.pool.acquire() as conn:
+        found = await dead_letters.list_dead_letters(
+            conn, include_replayed=include_replayed, limit=max(1, min(limit, 1000))
+        )
+    return [DeadLetterView(**vars(d)) for d in found]
+
+
+@router.post(
+    "/dead-letters/{dead_letter_id}/replay",
+    status_code=202,
+    response_model=ReplayAccepted,
+    responses={401: _PROBLEM, 403: _PROBLEM, 409: _PROBLEM},
+)
+async def replay_dead_letter(
+    dead_letter_id: int, request: Request, background: BackgroundTasks
+) -> ReplayAccepted:
+    res = _authorised(request)
+    try:
+        async with res.pool.acquire() as conn:
+            outbox_ids = await dead_letters.replay(conn, dead_letter_id)
+    except dead_letters.NotReplayable as exc:
+        raise Problem(409, "not-replayable", "Not replayable", str(exc)) from exc
+    background.add_task(res.relay.relay, outbox_ids)
+    return ReplayAccepted(id=dead_letter_id)

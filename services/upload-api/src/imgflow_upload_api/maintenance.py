@@ -1,0 +1,67 @@
+"""The API's background loops: relay the outbox, sweep stuck stages, read queue depths.
+
+They run in every API replica; the outbox rows and the sweep are locked in PostgreSQL,
+so replicas share the work instead of repeating it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from imgflow_contracts.db.sweeper import SweepPolicy, sweep
+from imgflow_upload_api.dependencies import Resources
+from imgflow_upload_api.outbox import BATCH
+
+log = logging.getLogger(__name__)
+
+
+async def every(interval_s: float, name: str, step: Callable[[], Awaitable[object]]) -> None:
+    """Run ``step`` forever, ``interval_s`` apart; a failing pass is logged, not fatal."""
+    while True:
+        try:
+            await step()
+        except Exception:
+            log.exception("%s pass failed", name)
+        await asyncio.sleep(interval_s)
+
+
+def start_loops(res: Resources) -> list[asyncio.Task[None]]:
+    settings = res.settings
+    policy = SweepPolicy(
+        pending_after_s=settings.sweeper_pending_after_s,
+        running_after_s=settings.sweeper_running_after_s,
+        max_sweeps=settings.sweeper_max_sweeps,
+    )
+
+    async def relay_all() -> None:
+        while await res.relay.relay() == BATCH:
+            pass
+
+    async def sweep_once() -> None:
+        async with res.pool.acquire() as conn:
+            await sweep(conn, policy)
+
+    async def read_depths() -> None:
+        queues: dict[str, int] | None = None
+        with contextlib.suppress(Exception):  # broker down: depths unknown, outbox still counts
+            queues = await res.queue_depths()
+        res.backpressure.update(queues, await res.relay.pending())
+
+    loops = {
+        "outbox relay": (settings.outbox_relay_interval_s, relay_all),
+        "sweeper": (settings.sweeper_interval_s, sweep_once),
+        "queue depths": (settings.queue_depth_refresh_s, read_depths),
+    }
+    return [
+        asyncio.create_task(every(interval, name, step), name=name)
+        for name, (interval, step) in loops.items()
+    ]
+
+
+async def stop_loops(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,99 @@
+"""A system of its own for fault tests, with short limits so recovery fits in a test.
+
+Separate from the session system: these tests kill workers and stop servers, and the
+short time limits, retry delays and sweeper deadlines below would not suit the others.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from imgflow_contracts.settings import ENV_PREFIX, CommonSettings
+from imgflow_contracts.storage import ObjectStore
+from imgflow_localstack.system import LocalSystem
+
+ADMIN_TOKEN = "fault-tests-admin-token"
+BREAKING_DEPTH = 150
+
+FAULT_SETTINGS = {
+    # Time limits: soft 5 s, hard 8 s; the broker redelivers unacked jobs after 12 s.
+    "TASK_SOFT_TIME_LIMIT_S": "5",
+    "TASK_TIME_LIMIT_S": "8",
+    "BROKER_VISIBILITY_TIMEOUT_S": "12",
+    # Retries: 8 of them, 0.25 s doubling to a 2 s cap, so at least ~6 s of outage.
+    "TASK_MAX_RETRIES": "8",
+    "RETRY_BASE_S": "0.25",
+    "RETRY_CAP_S": "2",
+    # Sweeper: a stage running for 10 s (past the hard limit) is re-enqueued.
+    "SWEEPER_INTERVAL_S": "0.5",
+    "SWEEPER_RUNNING_AFTER_S": "10",
+    "SWEEPER_PENDING_AFTER_S": "60",
+    "SWEEPER_MAX_SWEEPS": "5",
+    "QUEUE_BREAKING_DEPTH": str(BREAKING_DEPTH),
+    "QUEUE_DEPTH_REFRESH_S": "0.2",
+    "OUTBOX_RELAY_INTERVAL_S": "0.2",
+    "ADMIN_TOKEN": ADMIN_TOKEN,
+}
+
+
+@pytest.fixture(scope="package")
+def fault_system() -> Iterator[LocalSystem]:
+    data_dir = Path(tempfile.mkdtemp(prefix="imgflow-faults-"))
+    overrides = {f"{ENV_PREFIX}{k}": v for k, v in FAULT_SETTINGS.items()}
+    overrides[f"{ENV_PREFIX}TRACE_DIR"] = str(data_dir / "traces")
+    saved = {k: os.environ.get(k) for k in overrides}
+    os.environ.update(overrides)  # the processes inherit these when they start
+    try:
+        with LocalSystem.on_free_ports(data_dir) as running:
+            yield running
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="package")
+def fault_settings(fault_system: LocalSystem) -> CommonSettings:
+    values = {k.removeprefix(ENV_PREFIX).lower(): v for k, v in fault_system.env.items()}
+    return CommonSettings.model_validate(values)
+
+
+@pytest.fixture(scope="package")
+def fault_store(fault_settings: CommonSettings) -> ObjectStore:
+    return ObjectStore.from_settings(fault_settings)
+
+
+@pytest.fixture(scope="package")
+def fault_db(fault_settings: CommonSettings) -> str:
+    return fault_settings.database_url
+
+
+@pytest.fixture(scope="package")
+def fault_api(fault_system: LocalSystem) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=fault_system.api_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def healthy(fault_system: LocalSystem) -> Iterator[LocalSystem]:
+    """Every test starts and ends with every server and process running."""
+    yield fault_system
+    for server in fault_system.stack.servers:
+        if server.child is not None and server.child.pid is not None:
+            os.kill(server.child.pid, signal.SIGCONT)  # in case a test froze it
+        if not server.is_running():
+            server.start()
+    for name in ("api", "thumbnailer", "hasher", "deduper"):
+        if not fault_system.service(name).is_running():
+            fault_system.start_service(name)
