@@ -8,8 +8,9 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import asyncpg
 from PIL import Image, ImageDraw, ImageFilter
+
+from imgflow_contracts.db.pool import connect
 
 T = TypeVar("T")
 
@@ -57,7 +58,7 @@ def query(database_url: str, sql: str, *args: Any) -> list[dict[str, Any]]:
     """One query on a fresh connection: tests read the database as an operator would."""
 
     async def run() -> list[dict[str, Any]]:
-        conn = await asyncpg.connect(database_url)
+        conn = await connect(database_url)
         try:
             return [dict(r) for r in await conn.fetch(sql, *args)]
         finally:

@@ -60,11 +60,17 @@ def stage_status(api: httpx.Client, image_id: str, stage: str) -> str:
 
 
 def wait_ready(api: httpx.Client, image_id: str, timeout_s: float = 90) -> tuple[dict, float]:
-    """Wait for every stage done; returns the image and how long that took."""
+    """Wait for every stage done; returns the image and how long that took.
+
+    Fails at once, with the stages' errors, if the image settles as failed instead.
+    """
     started = time.monotonic()
     body = wait_for(
-        lambda: (b := image(api, image_id))["status"] == "ready" and b,
+        lambda: (b := image(api, image_id))["status"] != "processing" and b,
         timeout_s=timeout_s,
-        what=f"{image_id} to be ready",
+        what=f"{image_id} to settle",
     )
+    assert body["status"] == "ready", {
+        k: (v["status"], v["error"]) for k, v in body["stages"].items()
+    }
     return body, time.monotonic() - started

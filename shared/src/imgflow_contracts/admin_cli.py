@@ -17,12 +17,13 @@ import sys
 import asyncpg
 
 from imgflow_contracts.db import dead_letters
+from imgflow_contracts.db.pool import connect
 from imgflow_contracts.settings import CommonSettings
 
 
-async def _list(conn: asyncpg.Connection, include_replayed: bool) -> int:
+async def _list(conn: asyncpg.Connection, include_resolved: bool) -> int:
     found = await dead_letters.list_dead_letters(
-        conn, include_replayed=include_replayed, limit=10_000
+        conn, include_resolved=include_resolved, limit=10_000
     )
     for d in found:
         print(
@@ -34,7 +35,8 @@ async def _list(conn: asyncpg.Connection, include_replayed: bool) -> int:
                     "reason": d.reason,
                     "attempts": d.attempts,
                     "failed_at": d.failed_at.isoformat(),
-                    "replayed_at": d.replayed_at.isoformat() if d.replayed_at else None,
+                    "resolved_at": d.resolved_at.isoformat() if d.resolved_at else None,
+                    "resolution": d.resolution,
                 }
             )
         )
@@ -61,7 +63,7 @@ async def _replay(conn: asyncpg.Connection, ids: list[int], replay_all: bool) ->
 
 
 async def _run(args: argparse.Namespace) -> int:
-    conn = await asyncpg.connect(CommonSettings().database_url)
+    conn = await connect(CommonSettings().database_url)
     try:
         if args.action == "list":
             return await _list(conn, args.all)
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     letters = topics.add_parser("dead-letters", help="jobs given up on")
     actions = letters.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="open dead letters as JSON lines")
-    listing.add_argument("--all", action="store_true", help="include replayed ones")
+    listing.add_argument("--all", action="store_true", help="include resolved ones")
     replaying = actions.add_parser("replay", help="enqueue dead letters again")
     replaying.add_argument("ids", nargs="*", type=int)
     replaying.add_argument("--all", action="store_true", help="every open dead letter")

@@ -45,6 +45,11 @@ class CommonSettings(BaseSettings):
     s3_secure: bool = Field(default=False, description="Use HTTPS to reach S3.")
     s3_region: str = Field(default="us-east-1", description="S3 region name.")
     s3_bucket: str = Field(default="imgflow", description="Bucket for originals and renditions.")
+    s3_connect_timeout_s: float = Field(default=5.0, gt=0, description="S3 connect timeout.")
+    s3_read_timeout_s: float = Field(default=60.0, gt=0, description="S3 read timeout.")
+    s3_max_connections: int = Field(
+        default=16, ge=1, description="Pooled S3 connections per process."
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
     trace_dir: str | None = Field(
         default=None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 from typing import BinaryIO
 
+import urllib3
 from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
@@ -25,12 +26,25 @@ class ObjectStore:
 
     @classmethod
     def from_settings(cls, settings: CommonSettings) -> ObjectStore:
+        # Bounded timeouts and few quick retries: an outage surfaces in seconds as an error
+        # that the task's own retry policy (with backoff, counted, dead-lettered at the end)
+        # handles, instead of hiding behind urllib3's own retries inside one attempt.
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(
+                connect=settings.s3_connect_timeout_s, read=settings.s3_read_timeout_s
+            ),
+            retries=urllib3.Retry(
+                total=2, backoff_factor=0.1, status_forcelist=(500, 502, 503, 504)
+            ),
+            maxsize=settings.s3_max_connections,
+        )
         client = Minio(
             settings.s3_endpoint,
             access_key=settings.s3_access_key,
             secret_key=settings.s3_secret_key.get_secret_value(),
             secure=settings.s3_secure,
             region=settings.s3_region,
+            http_client=http,
         )
         return cls(client, settings.s3_bucket)
 

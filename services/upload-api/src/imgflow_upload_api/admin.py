@@ -29,7 +29,8 @@ class DeadLetterView(BaseModel):
     reason: str
     attempts: int
     failed_at: datetime
-    replayed_at: datetime | None
+    resolved_at: datetime | None
+    resolution: str | None
 
 
 class ReplayAccepted(BaseModel):
@@ -65,12 +66,12 @@ def _authorised(request: Request) -> Resources:
     "/dead-letters", response_model=list[DeadLetterView], responses={401: _PROBLEM, 403: _PROBLEM}
 )
 async def list_dead_letters(
-    request: Request, include_replayed: bool = False, limit: int = 100
+    request: Request, include_resolved: bool = False, limit: int = 100
 ) -> list[DeadLetterView]:
     res = _authorised(request)
     async with res.pool.acquire() as conn:
         found = await dead_letters.list_dead_letters(
-            conn, include_replayed=include_replayed, limit=max(1, min(limit, 1000))
+            conn, include_resolved=include_resolved, limit=max(1, min(limit, 1000))
         )
     return [DeadLetterView(**vars(d)) for d in found]
 

@@ -21,6 +21,6 @@ async def read_backlog(conn: asyncpg.Connection) -> Backlog:
     )
     counts = await conn.fetchrow(
         """SELECT (SELECT count(*) FROM outbox) AS outbox,
-                  (SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL) AS dead"""
+                  (SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL) AS dead"""
     )
     return Backlog(counts["outbox"], counts["dead"], {r["stage"]: r["age"] for r in oldest})

@@ -26,7 +26,8 @@ class DeadLetter:
     reason: str
     attempts: int
     failed_at: datetime
-    replayed_at: datetime | None
+    resolved_at: datetime | None
+    resolution: str | None
 
 
 async def record_failure(
@@ -48,7 +49,7 @@ async def record_failure(
             """INSERT INTO dead_letters (image_id, stage, task_name, queue, payload, reason,
                                          attempts)
                VALUES ($1, $2, $3, $4, $5, $6, $7)
-               ON CONFLICT (image_id, stage) WHERE replayed_at IS NULL AND image_id IS NOT NULL
+               ON CONFLICT (image_id, stage) WHERE resolved_at IS NULL AND image_id IS NOT NULL
                DO UPDATE SET reason = EXCLUDED.reason, attempts = EXCLUDED.attempts,
                              failed_at = now()""",
             job.image_id,
@@ -75,13 +76,13 @@ async def record_poison(conn: asyncpg.Connection, stage: Stage, payload: Any, re
 
 
 async def list_dead_letters(
-    conn: asyncpg.Connection, *, include_replayed: bool = False, limit: int = 100
+    conn: asyncpg.Connection, *, include_resolved: bool = False, limit: int = 100
 ) -> list[DeadLetter]:
     rows = await conn.fetch(
         f"""SELECT id, image_id, stage, task_name, queue, payload, reason, attempts,
-                   failed_at, replayed_at
+                   failed_at, resolved_at, resolution
               FROM dead_letters
-             {"" if include_replayed else "WHERE replayed_at IS NULL"}
+             {"" if include_resolved else "WHERE resolved_at IS NULL"}
              ORDER BY id
              LIMIT $1""",
         limit,
@@ -97,14 +98,14 @@ async def replay(conn: asyncpg.Connection, dead_letter_id: int) -> list[int]:
     """Reset the stage to pending and enqueue the job again; returns the outbox ids."""
     async with conn.transaction():
         row = await conn.fetchrow(
-            """SELECT image_id, stage, payload, replayed_at FROM dead_letters
+            """SELECT image_id, stage, payload, resolved_at FROM dead_letters
                 WHERE id = $1 FOR UPDATE""",
             dead_letter_id,
         )
         if row is None:
             raise NotReplayable(f"no dead letter has the id {dead_letter_id}")
-        if row["replayed_at"] is not None:
-            raise NotReplayable(f"dead letter {dead_letter_id} was replayed already")
+        if row["resolved_at"] is not None:
+            raise NotReplayable(f"dead letter {dead_letter_id} is resolved already")
         if row["image_id"] is None:
             raise NotReplayable(
                 f"dead letter {dead_letter_id} is a message that never parsed; it names no "
@@ -119,6 +120,8 @@ async def replay(conn: asyncpg.Connection, dead_letter_id: int) -> list[int]:
             job.stage.value,
         )
         await conn.execute(
-            "UPDATE dead_letters SET replayed_at = now() WHERE id = $1", dead_letter_id
+            """UPDATE dead_letters SET resolved_at = now(), resolution = 'replayed'
+                WHERE id = $1""",
+            dead_letter_id,
         )
         return await outbox.enqueue(conn, [job])

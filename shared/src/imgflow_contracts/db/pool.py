@@ -12,6 +12,13 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def connect(database_url: str) -> asyncpg.Connection:
+    """One connection with the same codecs as the pool's (scripts and the CLI)."""
+    conn = await asyncpg.connect(database_url)
+    await _init_connection(conn)
+    return conn
+
+
 async def create_pool(database_url: str, *, max_size: int = 10) -> asyncpg.Pool:
     return await asyncpg.create_pool(
         database_url,

@@ -53,9 +53,14 @@ async def mark_running(conn: asyncpg.Connection, image_id: UUID, stage: Stage) -
 
 
 async def mark_done(conn: asyncpg.Connection, image_id: UUID, stage: Stage) -> None:
+    """Record the stage done; a dead letter it left earlier is resolved by this success."""
     await conn.execute(
-        """UPDATE image_stages SET status = 'done', error = NULL, finished_at = now()
-            WHERE image_id = $1 AND stage = $2""",
+        """WITH done AS (
+               UPDATE image_stages SET status = 'done', error = NULL, finished_at = now()
+                WHERE image_id = $1 AND stage = $2
+           )
+           UPDATE dead_letters SET resolved_at = now(), resolution = 'completed'
+            WHERE image_id = $1 AND stage = $2 AND resolved_at IS NULL""",
         image_id,
         stage.value,
     )

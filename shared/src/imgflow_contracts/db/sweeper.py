@@ -48,8 +48,10 @@ async def sweep(conn: asyncpg.Connection, policy: SweepPolicy) -> SweepResult:
                  FROM image_stages AS s JOIN images AS i ON i.id = s.image_id
                 WHERE ((s.status = 'pending'
                         AND s.queued_at < now() - make_interval(secs => $1))
+                    -- counted from the last re-enqueue too, so one sweep per deadline
                     OR (s.status = 'running'
-                        AND s.started_at < now() - make_interval(secs => $2)))
+                        AND greatest(s.started_at, s.queued_at)
+                            < now() - make_interval(secs => $2)))
                   -- a job still waiting in the outbox is not lost, only undelivered
                   AND NOT EXISTS (SELECT 1 FROM outbox AS o
                                    WHERE o.image_id = s.image_id
