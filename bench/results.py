@@ -60,8 +60,12 @@ def to_markdown(suites: list[Suite]) -> str:
         "",
     ]
     for suite in suites:
-        lines += [f"### {suite.title}", "", "| measurement | value | vs baseline |",
-                  "| --- | ---: | ---: |"]
+        lines += [
+            f"### {suite.title}",
+            "",
+            "| measurement | value | vs baseline |",
+            "| --- | ---: | ---: |",
+        ]
         for m in suite.measurements:
             ratio = suite.ratio(m)
             versus = f"{ratio:.2f}x vs {m.baseline}" if ratio is not None else ""
@@ -75,8 +79,7 @@ def write(suites: list[Suite], folder: Path) -> Path:
     payload = {
         "machine": machine(),
         "suites": [
-            {**asdict(s), "ratios": {m.name: s.ratio(m) for m in s.measurements}}
-            for s in suites
+            {**asdict(s), "ratios": {m.name: s.ratio(m) for m in s.measurements}} for s in suites
         ],
     }
     (folder / "results.json").write_text(json.dumps(payload, indent=2))

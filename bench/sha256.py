@@ -41,11 +41,18 @@ def run(quick: bool = False) -> Suite:
         "SHA-256 of a 5 MB upload",
         [
             Measurement("one call on the whole body", whole_s * 1000, "ms"),
-            Measurement("64 KiB chunks as they stream", streamed_s * 1000, "ms",
-                        baseline="one call on the whole body"),
-            Measurement("throughput (streamed)", size / streamed_s / 2**20, "MiB/s",
-                        lower_is_better=False),
+            Measurement(
+                "64 KiB chunks as they stream",
+                streamed_s * 1000,
+                "ms",
+                baseline="one call on the whole body",
+            ),
+            Measurement(
+                "throughput (streamed)", size / streamed_s / 2**20, "MiB/s", lower_is_better=False
+            ),
         ],
-        notes=["Streaming costs the same as hashing afterwards, but the digest is ready "
-               "when the last byte arrives instead of adding its time after."],
+        notes=[
+            "Streaming costs the same as hashing afterwards, but the digest is ready "
+            "when the last byte arrives instead of adding its time after."
+        ],
     )
