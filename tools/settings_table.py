@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic_settings import BaseSettings
 
 from imgflow_contracts.settings import ENV_PREFIX, CommonSettings, WorkerSettings
+from imgflow_hasher.settings import HasherSettings
 from imgflow_thumbnailer.settings import ThumbnailerSettings
 from imgflow_upload_api.settings import ApiSettings
 
@@ -24,6 +25,7 @@ SECTIONS: list[tuple[str, type[BaseSettings], type[BaseSettings] | None]] = [
     ("upload API", ApiSettings, CommonSettings),
     ("every worker", WorkerSettings, CommonSettings),
     ("thumbnailer", ThumbnailerSettings, WorkerSettings),
+    ("hasher", HasherSettings, WorkerSettings),
 ]
 
 

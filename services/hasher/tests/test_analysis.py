@@ -1,20 +1,31 @@
+"""Facts from stored bytes: checksum, format, displayed size, frames, and the integrity check."""
+
 import hashlib
 import io
 
+import pillow_heif
 import pytest
 from PIL import Image
 
-from imgflow_hasher.analysis import analyse
+from imgflow_hasher.analysis import UndecodableImage, analyse, integrity_problem
+
+pillow_heif.register_heif_opener()
 
 
-def _png(width: int, height: int, mode: str = "RGB") -> bytes:
+def encode(image: Image.Image, fmt: str, **options) -> bytes:
     out = io.BytesIO()
-    Image.new(mode, (width, height)).save(out, "PNG")
+    image.save(out, fmt, **options)
     return out.getvalue()
 
 
+def oriented(fmt: str, orientation: int, size=(320, 120)) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(Image.new("RGB", size, (200, 80, 60)), fmt, exif=exif.tobytes())
+
+
 def test_facts_come_from_the_bytes():
-    data = _png(321, 123, "LA")
+    data = encode(Image.new("LA", (321, 123)), "PNG")
     facts = analyse(data)
     assert facts.sha256 == hashlib.sha256(data).hexdigest()
     assert (facts.width, facts.height, facts.format, facts.mode) == (321, 123, "png", "LA")
@@ -22,14 +33,67 @@ def test_facts_come_from_the_bytes():
     assert facts.frames == 1
 
 
-def test_animated_gif_counts_frames():
+@pytest.mark.parametrize(
+    ("fmt", "mode", "expected_format"),
+    [
+        ("JPEG", "RGB", "jpeg"),
+        ("JPEG", "CMYK", "jpeg"),
+        ("JPEG", "L", "jpeg"),
+        ("PNG", "P", "png"),
+        ("PNG", "I;16", "png"),
+        ("TIFF", "RGB", "tiff"),
+        ("WEBP", "RGBA", "webp"),
+        ("HEIF", "RGB", "heif"),
+        ("AVIF", "RGB", "avif"),
+    ],
+)
+def test_every_accepted_format_and_mode_is_read(fmt, mode, expected_format):
+    data = encode(Image.new(mode, (90, 40)), fmt)
+    facts = analyse(data)
+    assert (facts.format, facts.mode, facts.width, facts.height) == (expected_format, mode, 90, 40)
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP"])
+def test_animations_count_their_frames(fmt):
     frames = [Image.new("RGB", (20, 10), (i * 80, 0, 0)) for i in range(3)]
-    out = io.BytesIO()
-    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:])
-    assert analyse(out.getvalue()).frames == 3
+    data = encode(frames[0], fmt, save_all=True, append_images=frames[1:])
+    assert analyse(data).frames == 3
 
 
-def test_truncated_png_is_refused():
-    data = _png(300, 300)
-    with pytest.raises((OSError, SyntaxError)):
-        analyse(data[: len(data) // 2])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF", "AVIF", "HEIF"])
+@pytest.mark.parametrize(("orientation", "size"), [(1, (320, 120)), (6, (120, 320))])
+def test_size_is_as_displayed_after_the_exif_orientation(fmt, orientation, size):
+    facts = analyse(oriented(fmt, orientation))
+    assert (facts.width, facts.height) == size
+    # Pillow's AVIF writer leaves out an orientation of 1, the default.
+    assert facts.exif.orientation == orientation or (orientation, fmt) == (1, "AVIF")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(encode(Image.effect_noise((300, 300), 50), "PNG")[:-2000], id="png"),
+        pytest.param(
+            encode(Image.effect_noise((300, 300), 50).convert("RGB"), "JPEG")[:-2000], id="jpeg"
+        ),
+        pytest.param(
+            encode(Image.effect_noise((300, 300), 50).convert("RGB"), "HEIF")[:-2000], id="heif"
+        ),
+        pytest.param(b"\x89PNG\r\n\x1a\n garbage after a signature", id="garbage"),
+    ],
+)
+def test_truncated_or_garbage_bytes_are_undecodable(data):
+    with pytest.raises(UndecodableImage):
+        analyse(data)
+
+
+def test_integrity_passes_the_uploaded_bytes_and_names_a_mismatch():
+    data = b"the bytes that were uploaded"
+    digest = hashlib.sha256(data).hexdigest()
+    assert integrity_problem(data, digest, len(data)) is None
+
+    problem = integrity_problem(data[:-1], digest, len(data))
+
+    assert problem is not None
+    assert digest in problem and "corrupt" in problem
+    assert f"({len(data) - 1} bytes)" in problem

@@ -1,12 +1,51 @@
-"""Facts about an image read from its stored bytes: checksum, format and geometry."""
+"""Facts about an image read from its stored bytes: checksum, format, geometry, EXIF and
+perceptual hashes. Plain functions: the worker only moves bytes and rows around them.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
+import pillow_heif
 from PIL import Image
+
+from imgflow_hasher.exif import ExifFacts, read_exif
+from imgflow_hasher.perceptual import dhash, hash_source, phash
+
+# Pillow 12+ reads AVIF itself; HEIC needs pillow-heif.
+pillow_heif.register_heif_opener()
+
+# What Pillow and its plugins raise for bytes that do not decode (libheif's errors arrive
+# as ValueError; a pixel-count bomb as DecompressionBombError).
+_DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    EOFError,
+    ValueError,
+    struct.error,
+    Image.DecompressionBombError,
+)
+
+_ORIENTATION = 0x0112
+# What each EXIF orientation needs to display upright (ImageOps.exif_transpose's table).
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+class UndecodableImage(Exception):
+    """The bytes are not an image this service can decode; retrying will not help."""
 
 
 @dataclass(frozen=True)
@@ -15,23 +54,71 @@ class ImageFacts:
     byte_size: int
     format: str
     mode: str
+    # As displayed, after the EXIF orientation: the renditions' aspect, not the stored one.
     width: int
     height: int
     frames: int
+    exif: ExifFacts
+    # 64-bit hashes as signed integers (see perceptual.py), of the upright image.
+    phash: int
+    dhash: int
 
 
-def analyse(data: bytes) -> ImageFacts:
-    """Raises PIL errors when the bytes are not a decodable image."""
-    with Image.open(io.BytesIO(data)) as image:
-        # verify() walks the whole file, so a truncated image fails here, not later.
-        image.verify()
-    with Image.open(io.BytesIO(data)) as image:
-        return ImageFacts(
-            sha256=hashlib.sha256(data).hexdigest(),
-            byte_size=len(data),
-            format=(image.format or "unknown").lower(),
-            mode=image.mode,
-            width=image.width,
-            height=image.height,
-            frames=getattr(image, "n_frames", 1),
-        )
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def integrity_problem(data: bytes, expected_sha256: str, expected_size: int) -> str | None:
+    """Why the stored bytes are not the ones accepted at upload, or None when they are."""
+    actual = sha256_hex(data)
+    if actual == expected_sha256:
+        return None
+    return (
+        f"stored object is corrupt: SHA-256 {actual} ({len(data)} bytes) differs from "
+        f"{expected_sha256} ({expected_size} bytes) at upload"
+    )
+
+
+def analyse(data: bytes, *, keep_gps: bool = False) -> ImageFacts:
+    """Raises ``UndecodableImage`` when the bytes are not a decodable image."""
+    with _decode_errors(), Image.open(io.BytesIO(data)) as image:
+        fmt, mode, frames = image.format, image.mode, getattr(image, "n_frames", 1)
+        full_size = image.size
+        # Read before decoding: Pillow's TIFF reader drops the orientation tag as it turns
+        # the pixels upright. Inside _decode_errors: PNG decodes the whole file to find its
+        # EXIF, and a failure there must fail the image rather than leave it half loaded.
+        exif = read_exif(image.getexif(), keep_gps=keep_gps)
+        grey = hash_source(image)
+        # What decoding left to do: JPEG, PNG, WebP, AVIF keep the tag; TIFF and HEIF
+        # readers have applied it already.
+        left = image.getexif().get(_ORIENTATION, 1)
+        # pillow-heif applies HEIF's own rotation, resets the tag to 1, and keeps the EXIF
+        # value it found here: that is the one to report.
+        found = image.info.get("original_orientation")
+    if found is not None:
+        exif = replace(exif, orientation=found if found in range(1, 9) else None)
+    method = _TRANSPOSE.get(left)
+    if method is not None:
+        grey = grey.transpose(method)
+    # Orientations 5-8 turn the image by 90 degrees.
+    width, height = full_size[::-1] if left in (5, 6, 7, 8) else full_size
+    return ImageFacts(
+        sha256=sha256_hex(data),
+        byte_size=len(data),
+        format=(fmt or "unknown").lower(),
+        mode=mode,
+        width=width,
+        height=height,
+        frames=frames,
+        exif=exif,
+        phash=phash(grey),
+        dhash=dhash(grey),
+    )
+
+
+@contextmanager
+def _decode_errors() -> Iterator[None]:
+    try:
+        yield
+    except _DECODE_ERRORS as exc:
+        raise UndecodableImage(f"{type(exc).__name__}: {exc}") from exc

@@ -19,5 +19,8 @@ async def upsert_renditions(
               SET object_key = EXCLUDED.object_key, format = EXCLUDED.format,
                   width = EXCLUDED.width, height = EXCLUDED.height,
                   byte_size = EXCLUDED.byte_size""",
-        [(image_id, r.size, key, r.format, r.width, r.height, len(r.data)) for r, key in rows],
+        [
+            (image_id, r.size, key, r.format.value, r.width, r.height, len(r.data))
+            for r, key in rows
+        ],
     )

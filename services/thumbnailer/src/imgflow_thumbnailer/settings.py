@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, field_validator
 
 from imgflow_contracts.settings import WorkerSettings
+from imgflow_thumbnailer.encoding import EncodeOptions, OutputFormat
+from imgflow_thumbnailer.geometry import Fit
 
 
 class ThumbnailerSettings(WorkerSettings):
     thumbnail_sizes: list[int] = Field(
         default=[150, 300, 600], description="Long-side pixel sizes of the renditions."
     )
-    thumbnail_format: Literal["webp", "jpeg"] = Field(
-        default="webp", description="Encoding of the renditions."
+    thumbnail_fit: Fit = Field(
+        default=Fit.INSIDE,
+        description="`inside`: whole image, long side at the size; `cover`: centred square crop.",
+    )
+    thumbnail_format: OutputFormat = Field(
+        default=OutputFormat.WEBP, description="Encoding of the renditions: webp, jpeg or avif."
     )
     thumbnail_quality: int = Field(
         default=82, ge=1, le=100, description="Encoder quality of the renditions (1-100)."
+    )
+    thumbnail_webp_method: int = Field(
+        default=EncodeOptions.webp_method,
+        ge=0,
+        le=6,
+        description="WebP encoder effort (0-6): lower is faster, higher is smaller.",
+    )
+    thumbnail_avif_speed: int = Field(
+        default=EncodeOptions.avif_speed,
+        ge=0,
+        le=10,
+        description="AVIF encoder speed (0-10): higher is faster, lower is smaller.",
     )
 
     @field_validator("thumbnail_sizes")
@@ -26,3 +42,11 @@ class ThumbnailerSettings(WorkerSettings):
         if not sizes or any(s <= 0 or s > 8192 for s in sizes):
             raise ValueError("thumbnail sizes must be between 1 and 8192 pixels")
         return sorted(set(sizes))
+
+    def encode_options(self) -> EncodeOptions:
+        return EncodeOptions(
+            format=self.thumbnail_format,
+            quality=self.thumbnail_quality,
+            webp_method=self.thumbnail_webp_method,
+            avif_speed=self.thumbnail_avif_speed,
+        )

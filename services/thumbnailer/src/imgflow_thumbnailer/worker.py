@@ -2,37 +2,33 @@
 
 from __future__ import annotations
 
-from PIL import Image, UnidentifiedImageError
-
 from imgflow_contracts.celery_app import make_worker_app
 from imgflow_contracts.keys import rendition_key
 from imgflow_contracts.logs import configure_logging
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage
 from imgflow_contracts.worker import PermanentError, WorkerContext, register_stage_task
-from imgflow_thumbnailer.rendering import render_renditions
+from imgflow_thumbnailer.rendering import UndecodableImage, render_renditions
 from imgflow_thumbnailer.repository import upsert_renditions
 from imgflow_thumbnailer.settings import ThumbnailerSettings
 
 settings = ThumbnailerSettings()
 configure_logging(settings.log_level)
 app = make_worker_app(Stage.THUMBNAILS, settings)
+encode_options = settings.encode_options()
 
 
 def make_thumbnails(job: ImageJob, ctx: WorkerContext) -> None:
     original = ctx.store.get_bytes(job.object_key)
     try:
         renditions = render_renditions(
-            original,
-            settings.thumbnail_sizes,
-            fmt=settings.thumbnail_format,
-            quality=settings.thumbnail_quality,
+            original, settings.thumbnail_sizes, fit=settings.thumbnail_fit, options=encode_options
         )
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
+    except UndecodableImage as exc:
         raise PermanentError(f"cannot decode the image: {exc}") from exc
     stored = []
     for rendition in renditions:
-        key = rendition_key(job.image_id, rendition.size, rendition.format)
+        key = rendition_key(job.image_id, rendition.size, rendition.format.value)
         ctx.store.put_bytes(key, rendition.data, rendition.content_type)
         stored.append((rendition, key))
     ctx.db(upsert_renditions, job.image_id, stored)

@@ -32,6 +32,24 @@ class RenditionView(BaseModel):
     object_key: str
 
 
+class GpsView(BaseModel):
+    latitude: float
+    longitude: float
+    altitude_m: float | None
+
+
+class ExifView(BaseModel):
+    """What the hasher read from EXIF; GPS only where the deployment keeps it."""
+
+    # The camera's wall-clock time; no time zone unless captured_offset says it.
+    captured_at: datetime | None
+    captured_offset: str | None
+    camera_make: str | None
+    camera_model: str | None
+    orientation: int | None
+    gps: GpsView | None
+
+
 class ImageView(BaseModel):
     id: UUID
     status: ImageStatus
@@ -46,6 +64,15 @@ class ImageView(BaseModel):
     renditions: list[RenditionView]
     exact_duplicate_of: UUID | None
     duplicates_checked_at: datetime | None
+    # Facts the hasher read from the stored bytes (null until it has run). width and
+    # height above are as displayed, after the EXIF orientation.
+    mode: str | None = None
+    frames: int | None = None
+    # 64-bit perceptual hashes as 16 hex digits (imagehash's form): JSON numbers past 2**53
+    # lose bits in JavaScript.
+    phash: str | None = None
+    dhash: str | None = None
+    exif: ExifView | None = None
 
 
 class UploadAccepted(BaseModel):
@@ -85,4 +112,34 @@ def image_view(record: dict[str, Any]) -> ImageView:
         renditions=[RenditionView(**r) for r in record["renditions"]],
         exact_duplicate_of=image["exact_duplicate_of"],
         duplicates_checked_at=image["duplicates_checked_at"],
+        mode=image.get("mode"),
+        frames=image.get("frames"),
+        phash=_hash_hex(image.get("phash")),
+        dhash=_hash_hex(image.get("dhash")),
+        exif=_exif_view(image),
+    )
+
+
+def _hash_hex(value: int | None) -> str | None:
+    # Stored as a signed bigint (two's complement); shown as the unsigned 64 bits.
+    return None if value is None else f"{value % 2**64:016x}"
+
+
+def _exif_view(image: dict[str, Any]) -> ExifView | None:
+    if image.get("phash") is None:
+        return None  # the hasher has not run yet: unknown, not absent
+    gps = None
+    if image.get("gps_latitude") is not None:
+        gps = GpsView(
+            latitude=image["gps_latitude"],
+            longitude=image["gps_longitude"],
+            altitude_m=image.get("gps_altitude_m"),
+        )
+    return ExifView(
+        captured_at=image.get("captured_at"),
+        captured_offset=image.get("captured_offset"),
+        camera_make=image.get("camera_make"),
+        camera_model=image.get("camera_model"),
+        orientation=image.get("orientation"),
+        gps=gps,
     )
