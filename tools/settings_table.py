@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic_settings import BaseSettings
 
 from imgflow_contracts.settings import ENV_PREFIX, CommonSettings, WorkerSettings
+from imgflow_deduper.settings import DedupeSettings
 from imgflow_hasher.settings import HasherSettings
 from imgflow_thumbnailer.settings import ThumbnailerSettings
 from imgflow_upload_api.settings import ApiSettings
@@ -26,6 +27,7 @@ SECTIONS: list[tuple[str, type[BaseSettings], type[BaseSettings] | None]] = [
     ("every worker", WorkerSettings, CommonSettings),
     ("thumbnailer", ThumbnailerSettings, WorkerSettings),
     ("hasher", HasherSettings, WorkerSettings),
+    ("deduper", DedupeSettings, WorkerSettings),
 ]
 
 
@@ -42,7 +44,8 @@ def settings_table() -> str:
     for heading, cls, base in SECTIONS:
         inherited = set(base.model_fields) if base else set()
         for name, field in cls.model_fields.items():
-            if name in inherited:
+            # Inherited fields are listed once, under their base, unless overridden here.
+            if name in inherited and field.default == base.model_fields[name].default:
                 continue
             env = f"{ENV_PREFIX}{name.upper()}"
             meaning = (field.description or "").replace("|", "\\|")

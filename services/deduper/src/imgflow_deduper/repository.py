@@ -1,32 +1,300 @@
-"""The deduper's record of a check. Exact byte duplicates only, until the CNN stage lands."""
+"""The deduper's SQL: store an embedding, gather candidates with their signals, record.
+
+Candidates come from three places, all scoped to the image's tenant: nearest neighbours
+in the HNSW index (cosine), images with the same SHA-256, and images whose pHash is
+within the loosest pHash threshold (when the hasher's ``images.phash`` exists for both).
+Each candidate comes back with every signal measured, whichever source found it (the
+whole-frame cosine, the best whole-frame-against-sub-view cosine, the pHash distance,
+equal bytes), so the decision sees the whole picture.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
+import numpy as np
+
+from imgflow_deduper.decision import Decision, PairSignals
+
+# No tenants exist yet: every image is in this one (the migrations' column default).
+NIL_TENANT = UUID(int=0)
 
 
-async def record_exact_check(conn: asyncpg.Connection, image_id: UUID) -> UUID | None:
-    """Record that ``image_id`` was checked; returns the earliest image with equal bytes."""
-    return await conn.fetchval(
-        """
-        WITH twin AS (
-            SELECT other.id
-              FROM images AS me
-              JOIN images AS other
-                ON other.sha256 = me.sha256 AND other.id <> me.id
-               AND (other.created_at, other.id) < (me.created_at, me.id)
-             WHERE me.id = $1
-             ORDER BY other.created_at, other.id
-             LIMIT 1
+@dataclass(frozen=True)
+class EmbeddingSpace:
+    """Which stored embeddings are comparable: one model, one size.
+
+    Both are written into the SQL as literals (the name is validated by the settings), so
+    the planner can match the model's partial, expression HNSW index.
+    """
+
+    model: str
+    dim: int
+
+    @property
+    def column(self) -> str:
+        return f"e.embedding::vector({self.dim})"
+
+    def param(self, n: int) -> str:
+        return f"${n}::real[]::vector({self.dim})"
+
+
+@dataclass(frozen=True)
+class SearchLimits:
+    candidates: int  # per source
+    phash_distance: int  # loosest pHash distance any rule accepts
+    ef_search: int
+
+
+@dataclass(frozen=True)
+class Candidate:
+    image_id: UUID
+    signals: PairSignals
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What the search needs to know about the image being checked."""
+
+    image_id: UUID
+    tenant_id: UUID
+    phash: int | None  # None: the hasher has not written it (yet), or no such column
+
+
+async def has_phash_column(conn: asyncpg.Connection) -> bool:
+    """The hasher's migration adds images.phash; until it has run, search without it."""
+    return bool(
+        await conn.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM information_schema.columns
+                               WHERE table_schema = current_schema() AND table_name = 'images'
+                                 AND column_name = 'phash')"""
         )
-        INSERT INTO duplicate_checks (image_id, method, exact_duplicate_of, checked_at)
-        VALUES ($1, 'sha256', (SELECT id FROM twin), now())
-        ON CONFLICT (image_id) DO UPDATE
-           SET method = EXCLUDED.method, exact_duplicate_of = EXCLUDED.exact_duplicate_of,
-               checked_at = EXCLUDED.checked_at
-        RETURNING exact_duplicate_of
-        """,
-        image_id,
     )
+
+
+async def load_subject(
+    conn: asyncpg.Connection, image_id: UUID, with_phash: bool
+) -> Subject | None:
+    phash = "phash" if with_phash else "NULL::bigint"
+    row = await conn.fetchrow(f"SELECT {phash} AS phash FROM images WHERE id = $1", image_id)
+    return None if row is None else Subject(image_id, NIL_TENANT, row["phash"])
+
+
+async def store_embedding(
+    conn: asyncpg.Connection,
+    subject: Subject,
+    space: EmbeddingSpace,
+    vector: np.ndarray,
+    views: np.ndarray | None = None,
+) -> bool:
+    """Upsert the image's embedding and its sub-views'; False if the image is gone.
+
+    Commits before any search, so of two duplicates checked at the same time, the later
+    search sees the other.
+    """
+    async with conn.transaction():
+        if not await _upsert_embedding(conn, subject, space, vector):
+            return False
+        await conn.execute(
+            "DELETE FROM image_view_embeddings WHERE image_id = $1", subject.image_id
+        )
+        if views is not None and len(views):
+            await conn.executemany(
+                f"""INSERT INTO image_view_embeddings (image_id, view, model, embedding)
+                    VALUES ($1, $2, $3, {space.param(4)})""",
+                [
+                    (subject.image_id, k, space.model, v.astype(np.float32).tolist())
+                    for k, v in enumerate(views, start=1)
+                ],
+            )
+    return True
+
+
+async def _upsert_embedding(
+    conn: asyncpg.Connection, subject: Subject, space: EmbeddingSpace, vector: np.ndarray
+) -> bool:
+    stored = await conn.fetchval(
+        f"""INSERT INTO image_embeddings (image_id, tenant_id, model, embedding)
+            SELECT id, $2, $3, {space.param(4)} FROM images WHERE id = $1
+            ON CONFLICT (image_id) DO UPDATE
+               SET tenant_id = EXCLUDED.tenant_id, model = EXCLUDED.model,
+                   embedding = EXCLUDED.embedding, created_at = now()
+            RETURNING true""",
+        subject.image_id,
+        subject.tenant_id,
+        space.model,
+        vector.astype(np.float32).tolist(),
+    )
+    return bool(stored)
+
+
+async def stored_embedding(
+    conn: asyncpg.Connection, image_id: UUID, space: EmbeddingSpace
+) -> np.ndarray | None:
+    value = await conn.fetchval(
+        "SELECT embedding::real[] FROM image_embeddings WHERE image_id = $1 AND model = $2",
+        image_id,
+        space.model,
+    )
+    return None if value is None else np.asarray(value, dtype=np.float32)
+
+
+def nearest_sql(space: EmbeddingSpace) -> str:
+    """Nearest neighbours of $3 in tenant $2, but not image $1, at most $4: the HNSW scan.
+
+    The ORDER BY expression and the model literal must match the partial expression
+    index of migration 0003, or PostgreSQL falls back to an exact (sequential) scan.
+    """
+    return f"""SELECT e.image_id AS id FROM image_embeddings AS e
+                WHERE e.model = '{space.model}' AND e.tenant_id = $2 AND e.image_id <> $1
+                ORDER BY {space.column} <=> {space.param(3)}
+                LIMIT $4"""
+
+
+async def find_candidates(
+    conn: asyncpg.Connection,
+    subject: Subject,
+    space: EmbeddingSpace,
+    vector: np.ndarray,
+    limits: SearchLimits,
+    with_phash: bool,
+) -> list[Candidate]:
+    other_phash = "o.phash" if with_phash else "NULL::bigint"
+    by_phash = (
+        """SELECT o.id FROM images AS o
+             WHERE $5::bigint IS NOT NULL AND o.phash IS NOT NULL AND o.id <> $1
+               AND bit_count((o.phash # $5::bigint)::bit(64)) <= $6
+             LIMIT $4"""
+        if with_phash
+        else "SELECT NULL::uuid AS id WHERE false"
+    )
+    sql = f"""
+        WITH by_vector AS ({nearest_sql(space)}), by_bytes AS (
+            SELECT o.id FROM images AS o JOIN images AS me ON me.id = $1
+             WHERE o.sha256 = me.sha256 AND o.id <> me.id
+             LIMIT $4
+        ), by_phash AS ({by_phash}),
+        candidates AS (
+            SELECT id FROM by_vector UNION SELECT id FROM by_bytes UNION SELECT id FROM by_phash
+        )
+        SELECT o.id,
+               o.sha256 = me.sha256 AS same_sha256,
+               1 - ({space.column} <=> {space.param(3)}) AS cosine,
+               bit_count(({other_phash} # $5::bigint)::bit(64)) AS phash_distance,
+               -- my whole frame against their sub-views, and theirs against mine
+               GREATEST(
+                   (SELECT max(1 - (v.embedding::vector({space.dim}) <=> {space.param(3)}))
+                      FROM image_view_embeddings AS v
+                     WHERE v.image_id = o.id AND v.model = '{space.model}'),
+                   (SELECT max(1 - (v.embedding::vector({space.dim}) <=> {space.column}))
+                      FROM image_view_embeddings AS v
+                     WHERE v.image_id = $1 AND v.model = '{space.model}')
+               ) AS view_cosine
+          FROM candidates AS c
+          JOIN images AS o ON o.id = c.id
+          JOIN images AS me ON me.id = $1
+          LEFT JOIN image_embeddings AS e ON e.image_id = o.id AND e.model = '{space.model}'
+    """
+    async with conn.transaction():
+        # Local to this transaction: how wide HNSW looks, and keep looking when the
+        # tenant filter removes rows (pgvector >= 0.8).
+        await conn.execute(
+            "SELECT set_config('hnsw.ef_search', $1, true),"
+            " set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+            str(limits.ef_search),
+        )
+        rows = await conn.fetch(
+            sql,
+            subject.image_id,
+            subject.tenant_id,
+            vector.astype(np.float32).tolist(),
+            limits.candidates,
+            subject.phash,
+            limits.phash_distance,
+        )
+    return [
+        Candidate(
+            r["id"],
+            PairSignals(
+                same_sha256=r["same_sha256"],
+                cosine=None if r["cosine"] is None else float(r["cosine"]),
+                phash_distance=r["phash_distance"],
+                view_cosine=None if r["view_cosine"] is None else float(r["view_cosine"]),
+            ),
+        )
+        for r in rows
+    ]
+
+
+async def record_check(
+    conn: asyncpg.Connection,
+    subject: Subject,
+    found: Sequence[tuple[Candidate, Decision]],
+    method: str,
+    phash_pending: bool,
+) -> UUID | None:
+    """Upsert the pairs found and the image's check; returns its earliest exact twin."""
+    async with conn.transaction():
+        await conn.execute(
+            """INSERT INTO duplicate_pairs
+                   (image_a, image_b, tenant_id, method, score, cosine, view_cosine,
+                    phash_distance)
+               SELECT LEAST($1::uuid, t.other), GREATEST($1::uuid, t.other), $2,
+                      t.method, t.score, t.cosine, t.view_cosine, t.distance
+                 FROM unnest($3::uuid[], $4::text[], $5::real[], $6::real[], $7::smallint[],
+                             $8::real[])
+                      AS t(other, method, score, cosine, distance, view_cosine)
+                -- the other image may have been deleted since the search
+                WHERE EXISTS (SELECT 1 FROM images WHERE id = t.other)
+               ON CONFLICT (image_a, image_b) DO UPDATE
+                  SET method = EXCLUDED.method, score = EXCLUDED.score,
+                      cosine = EXCLUDED.cosine, view_cosine = EXCLUDED.view_cosine,
+                      phash_distance = EXCLUDED.phash_distance,
+                      found_at = now()""",
+            subject.image_id,
+            subject.tenant_id,
+            [c.image_id for c, _ in found],
+            [d.method.value for _, d in found],
+            [d.score for _, d in found],
+            [c.signals.cosine for c, _ in found],
+            [c.signals.phash_distance for c, _ in found],
+            [c.signals.view_cosine for c, _ in found],
+        )
+        return await conn.fetchval(
+            """
+            WITH twin AS (
+                SELECT other.id
+                  FROM images AS me
+                  JOIN images AS other
+                    ON other.sha256 = me.sha256 AND other.id <> me.id
+                   AND (other.created_at, other.id) < (me.created_at, me.id)
+                 WHERE me.id = $1
+                 ORDER BY other.created_at, other.id
+                 LIMIT 1
+            )
+            INSERT INTO duplicate_checks
+                   (image_id, method, exact_duplicate_of, checked_at, phash_pending)
+            VALUES ($1, $2, (SELECT id FROM twin), now(), $3)
+            ON CONFLICT (image_id) DO UPDATE
+               SET method = EXCLUDED.method, exact_duplicate_of = EXCLUDED.exact_duplicate_of,
+                   checked_at = EXCLUDED.checked_at, phash_pending = EXCLUDED.phash_pending
+            RETURNING exact_duplicate_of
+            """,
+            subject.image_id,
+            method,
+            phash_pending,
+        )
+
+
+async def phash_rechecks_due(conn: asyncpg.Connection, limit: int) -> list[UUID]:
+    """Images checked before their pHash existed, whose pHash has arrived since."""
+    rows = await conn.fetch(
+        """SELECT d.image_id FROM duplicate_checks AS d JOIN images AS i ON i.id = d.image_id
+            WHERE d.phash_pending AND i.phash IS NOT NULL
+            ORDER BY d.checked_at LIMIT $1""",
+        limit,
+    )
+    return [r["image_id"] for r in rows]

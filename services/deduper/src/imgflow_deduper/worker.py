@@ -1,27 +1,128 @@
-"""Celery entry point: ``celery -A imgflow_deduper.worker worker -Q dedupe``."""
+"""Celery entry point: ``celery -A imgflow_deduper.worker worker -Q dedupe``.
+
+Thin glue: fetch the original, embed it (encoder.py), and run the check (checks.py).
+The execution providers are chosen and logged when the worker starts; each pool process
+opens its own ONNX Runtime session at its first job (a session must not cross a fork, and
+loading it in Celery's process-init hook could outlast the pool's 4 s start-up timeout),
+with its threads sized to its share of the CPUs: the CPU share over the pool size.
+"""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Any
+
+import onnxruntime
+from celery import signals
+from PIL import Image, UnidentifiedImageError
 
 from imgflow_contracts.celery_app import make_worker_app
 from imgflow_contracts.logs import configure_logging
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage
-from imgflow_contracts.settings import WorkerSettings
-from imgflow_contracts.worker import WorkerContext, register_stage_task
-from imgflow_deduper.repository import record_exact_check
+from imgflow_contracts.worker import PermanentError, WorkerContext, register_stage_task
+from imgflow_deduper.checks import CheckPolicy, check_image, recheck_late_phashes
+from imgflow_deduper.decision import Thresholds
+from imgflow_deduper.encoder import (
+    Encoder,
+    ModelMissingError,
+    choose_providers,
+    cpu_share,
+    embed_views,
+)
+from imgflow_deduper.pixels import Normalisation, view_tensors
+from imgflow_deduper.repository import EmbeddingSpace, SearchLimits
+from imgflow_deduper.settings import DedupeSettings
 
 log = logging.getLogger(__name__)
-settings = WorkerSettings()
+settings = DedupeSettings()
 configure_logging(settings.log_level)
 app = make_worker_app(Stage.DEDUPE, settings)
 
+# Fail at start, not at the first job, when the model is missing.
+if not Path(settings.dedupe_model_path).is_file():
+    raise ModelMissingError(
+        f"no model at {Path(settings.dedupe_model_path).resolve()}: run `make model` "
+        "or set IMGFLOW_DEDUPE_MODEL_PATH"
+    )
+
+NORMALISATION = Normalisation.of(
+    settings.dedupe_input_size,
+    settings.dedupe_mean,
+    settings.dedupe_std,
+    settings.dedupe_detail_size,
+)
+THRESHOLDS = Thresholds(
+    cosine=settings.dedupe_cosine_threshold,
+    phash_distance=settings.dedupe_phash_max_distance,
+    combined_cosine=settings.dedupe_combined_cosine,
+    combined_phash_distance=settings.dedupe_combined_phash_distance,
+)
+# Late-pHash rechecks each job takes on (see checks.py): small, so a job stays quick.
+RECHECKS_PER_JOB = 10
+
+_loaded: tuple[Encoder, CheckPolicy] | None = None
+_pool_size = 1  # the worker's --concurrency, read in the parent before it forks
+
+
+def _threads() -> int:
+    return settings.dedupe_threads or max(1, cpu_share() // _pool_size)
+
+
+@signals.worker_init.connect(weak=False)
+def _log_the_plan(sender: Any = None, **_: Any) -> None:
+    global _pool_size
+    _pool_size = max(1, int(getattr(sender, "concurrency", 1) or 1))
+    log.info(
+        "dedupe model %s on %s (preferred %s); %d inference thread(s) per pool process",
+        settings.dedupe_model_path,
+        choose_providers(settings.dedupe_providers, onnxruntime.get_available_providers()),
+        settings.dedupe_providers,
+        _threads(),
+    )
+
+
+def _model() -> tuple[Encoder, CheckPolicy]:
+    """The encoder of this process (never built before the fork: ORT sessions don't fork)."""
+    global _loaded
+    if _loaded is None:
+        encoder = Encoder(settings.dedupe_model_path, settings.dedupe_providers, _threads())
+        policy = CheckPolicy(
+            space=EmbeddingSpace(settings.dedupe_model_name, encoder.info.dim),
+            limits=SearchLimits(
+                candidates=settings.dedupe_candidates,
+                phash_distance=max(
+                    settings.dedupe_phash_max_distance, settings.dedupe_combined_phash_distance
+                ),
+                ef_search=settings.dedupe_hnsw_ef_search,
+            ),
+            thresholds=THRESHOLDS,
+        )
+        _loaded = (encoder, policy)
+    return _loaded
+
 
 def check_duplicates(job: ImageJob, ctx: WorkerContext) -> None:
-    twin = ctx.db(record_exact_check, job.image_id)
-    if twin is not None:
-        log.info("image %s has the same bytes as %s", job.image_id, twin)
+    encoder, policy = _model()
+    data = ctx.store.get_bytes(job.object_key)
+    try:
+        pixels = view_tensors(data, NORMALISATION, settings.dedupe_sub_views)
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as exc:
+        raise PermanentError(f"cannot decode the image: {exc}") from exc
+    whole, views = embed_views(encoder, pixels, mirror_invariant=settings.dedupe_mirror_invariant)
+    result = ctx.db(check_image, job.image_id, whole, policy, views)
+    if result is None:
+        log.info("skipping dedupe of %s: the image was deleted", job.image_id)
+        return
+    if result.duplicates:
+        log.info(
+            "image %s has %d duplicate(s): %s",
+            job.image_id,
+            len(result.duplicates),
+            ", ".join(f"{c.image_id} ({d.method} {d.score:.3f})" for c, d in result.duplicates),
+        )
+    ctx.db(recheck_late_phashes, policy, RECHECKS_PER_JOB)
 
 
 check = register_stage_task(app, Stage.DEDUPE, check_duplicates, settings)

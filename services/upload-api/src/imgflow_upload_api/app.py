@@ -25,6 +25,7 @@ from imgflow_upload_api.admin import router as admin_router
 from imgflow_upload_api.backlog import read_backlog
 from imgflow_upload_api.backpressure import Backpressure
 from imgflow_upload_api.dependencies import Resources
+from imgflow_upload_api.duplicates import router as duplicates_router
 from imgflow_upload_api.maintenance import start_loops, stop_loops
 from imgflow_upload_api.metrics import ApiMetrics
 from imgflow_upload_api.outbox import OutboxRelay
@@ -83,6 +84,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     install_problem_handlers(app)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
     app.include_router(router)
+    app.include_router(duplicates_router)
     app.include_router(admin_router)
 
     @app.middleware("http")

@@ -11,6 +11,7 @@ import asyncpg
 from imgflow_contracts.db import outbox
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage
+from imgflow_upload_api.duplicates import fetch_duplicates
 
 
 @dataclass(frozen=True)
@@ -70,4 +71,5 @@ async def fetch_image(conn: asyncpg.Connection, image_id: UUID) -> dict[str, Any
         "image": dict(image),
         "stages": [dict(s) for s in stages],
         "renditions": [dict(r) for r in renditions],
+        "duplicates": await fetch_duplicates(conn, image_id),
     }

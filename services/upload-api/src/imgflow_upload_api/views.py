@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from imgflow_contracts.queues import Stage
+from imgflow_upload_api.duplicates import DuplicateView
 
 StageStatus = Literal["pending", "running", "done", "failed"]
 ImageStatus = Literal["processing", "ready", "failed"]
@@ -73,6 +74,8 @@ class ImageView(BaseModel):
     phash: str | None = None
     dhash: str | None = None
     exif: ExifView | None = None
+    # near and exact duplicates the deduper found (GET .../duplicates adds the group)
+    duplicates: list[DuplicateView]
 
 
 class UploadAccepted(BaseModel):
@@ -117,6 +120,7 @@ def image_view(record: dict[str, Any]) -> ImageView:
         phash=_hash_hex(image.get("phash")),
         dhash=_hash_hex(image.get("dhash")),
         exif=_exif_view(image),
+        duplicates=[DuplicateView(**d) for d in record.get("duplicates", [])],
     )
 
 

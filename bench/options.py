@@ -1,0 +1,37 @@
+"""The knobs of `python -m bench` that a suite may take (the end-to-end suite does)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from imgflow_localstack.services import DEDUPER, HASHER, RUN_CONCURRENCY, THUMBNAILER
+
+WORKERS = (THUMBNAILER, HASHER, DEDUPER)
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """``out`` is the results folder: a suite writes its files there (charts), beside
+    results.json, and names them in ``Suite.files``."""
+
+    images: int = 1000
+    clients: int = 16
+    # What `make run` uses, so the figures describe the system people start.
+    concurrency: Mapping[str, int] = field(default_factory=lambda: dict(RUN_CONCURRENCY))
+    out: Path | None = None
+
+
+def parse_concurrency(text: str) -> dict[str, int]:
+    """``thumbnailer=2,hasher=1`` -> processes per worker; unnamed workers keep the default."""
+    concurrency = dict(RUN_CONCURRENCY)
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or name not in WORKERS or not value.isdigit() or int(value) < 1:
+            raise ValueError(
+                f"bad concurrency {item!r}: expected WORKER=N with N >= 1 and WORKER one of "
+                f"{', '.join(WORKERS)}"
+            )
+        concurrency[name] = int(value)
+    return concurrency

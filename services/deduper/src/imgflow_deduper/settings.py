@@ -1,0 +1,112 @@
+"""Deduper settings (``IMGFLOW_DEDUPE_*``): the model, how to feed it, and the decision.
+
+Model path, input size and normalisation are settings so that another ONNX image encoder
+(a CLIP image tower, say) drops in without code changes: it must take float32 NCHW
+pixels and return one embedding per image. Give it its own ``IMGFLOW_DEDUPE_MODEL_NAME``,
+since embeddings of different models are never compared. The thresholds' defaults were
+chosen with ``make eval-dedupe`` (see the README's deduper section).
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, field_validator
+
+from imgflow_contracts.settings import WorkerSettings
+
+DEFAULT_MODEL_FILE = "efficientnet-lite0-embedding.onnx"
+
+
+class DedupeSettings(WorkerSettings):
+    # ONNX Runtime, the model and its buffers for a batch of views bring a pool process to
+    # ~400 MB: under the shared 200 MB default every child would be recycled, and the
+    # model reloaded, after every job.
+    worker_max_memory_per_child_kb: int = Field(
+        default=700_000,
+        ge=10_000,
+        description="A child past this resident memory is recycled (deduper: model inside).",
+    )
+    dedupe_model_path: str = Field(
+        default=f".data/models/{DEFAULT_MODEL_FILE}",
+        description="ONNX image encoder (`make model` builds the default; relative to the cwd).",
+    )
+    dedupe_model_name: str = Field(
+        default="efficientnet-lite0",
+        description="Key of the stored embeddings; change it with the model.",
+    )
+    dedupe_input_size: int = Field(
+        default=224, ge=16, le=1024, description="Square input size in pixels the model takes."
+    )
+    dedupe_mean: list[float] = Field(
+        default=[0.498, 0.498, 0.498], description="Per-channel RGB mean, 0-1 scale."
+    )
+    dedupe_std: list[float] = Field(
+        default=[0.502, 0.502, 0.502], description="Per-channel RGB std, 0-1 scale."
+    )
+    dedupe_detail_size: int = Field(
+        default=112,
+        ge=0,
+        le=1024,
+        description="Shrink to this size before the model's (a low-pass: copies match); 0: off.",
+    )
+    dedupe_sub_views: bool = Field(
+        default=True,
+        description="Also embed five 80 % crops, so cropped copies match (6x compute).",
+    )
+    dedupe_mirror_invariant: bool = Field(
+        default=True, description="Embed each image with its mirror image (2x compute)."
+    )
+    dedupe_providers: list[str] = Field(
+        default=["CUDAExecutionProvider", "CPUExecutionProvider"],
+        description="ONNX Runtime providers in order of preference; the first available wins.",
+    )
+    dedupe_threads: int = Field(
+        default=0, ge=0, description="Inference threads; 0 sizes them to the CPU share."
+    )
+    dedupe_cosine_threshold: float = Field(
+        default=0.955, gt=0, le=1, description="Cosine similarity at or above which: duplicate."
+    )
+    dedupe_phash_max_distance: int = Field(
+        default=14, ge=0, le=64, description="pHash Hamming distance at or below which: duplicate."
+    )
+    dedupe_combined_cosine: float = Field(
+        default=0.84,
+        gt=0,
+        le=1,
+        description="Lower cosine that suffices when pHash also agrees (combined rule).",
+    )
+    dedupe_combined_phash_distance: int = Field(
+        default=20,
+        ge=0,
+        le=64,
+        description="Looser pHash distance that suffices when the CNN also agrees.",
+    )
+    dedupe_candidates: int = Field(
+        default=20, ge=1, le=1000, description="Nearest neighbours fetched per image."
+    )
+    dedupe_hnsw_ef_search: int = Field(
+        default=100, ge=1, le=1000, description="HNSW search breadth (pgvector hnsw.ef_search)."
+    )
+
+    @field_validator("dedupe_mean", "dedupe_std")
+    @classmethod
+    def _three_channels(cls, values: list[float]) -> list[float]:
+        if len(values) != 3 or any(v < 0 for v in values):
+            raise ValueError("give three non-negative RGB values")
+        return values
+
+    @field_validator("dedupe_model_name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        # It is written into SQL as a literal (so the partial HNSW index can match).
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name):
+            raise ValueError("model names are 1-64 letters, digits, '.', '_' or '-'")
+        return name
+
+    @field_validator("dedupe_providers")
+    @classmethod
+    def _some_provider(cls, providers: list[str]) -> list[str]:
+        if not providers:
+            raise ValueError("name at least one execution provider")
+        return providers

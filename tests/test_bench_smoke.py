@@ -1,0 +1,123 @@
+"""`make bench` keeps working: its end-to-end suite on 20 small images, and its parts.
+
+Nothing here is timed pass/fail; the benchmark's figures are checked for shape and
+sense (every image processed, every process measured), never for speed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from bench.e2e import to_suite, write_chart_for, write_raw
+from bench.e2e_driver import SERVERS, SERVICES, measure
+from bench.images import FULL, SMALL, ensure_images, render
+from bench.options import parse_concurrency
+from bench.results import Measurement, Suite, write
+from imgflow_localstack.system import LocalSystem
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_e2e_suite_processes_every_image_and_writes_its_report(
+    system: LocalSystem, tmp_path: Path
+) -> None:
+    every = ensure_images(21, SMALL, cache=tmp_path / "images")
+    paths, probe = every[:20], every[20:]
+
+    report = measure(system, paths, clients=4, probe_paths=probe, timeout_s=90)
+
+    assert report.settled, "not every image had every stage settled in time"
+    assert [u.status for u in report.probe_uploads] == [201]
+    assert [u.status for u in report.uploads] == [201] * 20
+    assert len(set(report.image_ids)) == 20
+    assert len(report.stage_rows) == 60
+    assert {(r.stage, r.status) for r in report.stage_rows} == {
+        ("thumbnails", "done"),
+        ("hashing", "done"),
+        ("dedupe", "done"),
+    }
+    assert all(r.wait_s is not None and r.run_s is not None for r in report.stage_rows)
+    assert report.clear_s > 0
+    assert report.samples[-1].settled_images == 20
+    assert set(report.usage) == {*SERVICES, *SERVERS}
+    assert report.usage["thumbnailer"].cpu_s > 0
+    assert report.usage["thumbnailer"].peak_child_rss > 0
+    assert report.usage["api"].peak_main_rss > 0
+
+    suite = to_suite(report, SMALL, paths)
+    out = tmp_path / "out"
+    suite.files += [write_raw(report, out), write_chart_for(report, SMALL, out)]
+    folder = write([suite], tmp_path / "out")
+
+    saved = json.loads((folder / "results.json").read_text())
+    (e2e,) = saved["suites"]
+    by_name = {m["name"]: m for m in e2e["measurements"]}
+    for name in (
+        "upload latency p50, one client, idle system",
+        "upload latency p99, 4 clients at once",
+        "every image with every stage done",
+        "thumbnail jobs/min, 1 worker processes",
+    ):
+        assert by_name[name]["value"] > 0, name
+        assert e2e["ratios"][name] > 0, f"{name} has no ratio to ADR-0012's figure"
+    assert [t["columns"][0] for t in e2e["tables"]] == ["stage", "process", ""]
+    stage_rows = {row[0]: row for row in e2e["tables"][0]["rows"]}
+    assert set(stage_rows) == {"thumbnails", "hashing", "dedupe"}
+    assert all(row[2] == 20 for row in stage_rows.values()), "done count per stage"
+    assert saved["machine"]["cores"] >= 1
+    markdown = (folder / "results.md").read_text()
+    assert "| every image with every stage done |" in markdown
+    assert "![e2e-queues.png](e2e-queues.png)" in markdown
+    assert (folder / "e2e-queues.png").read_bytes().startswith(PNG_MAGIC)
+    raw = json.loads((folder / "e2e-run.json").read_text())
+    assert len(raw["stage_rows"]) == 60
+    assert len(raw["samples"]) == len(report.samples)
+
+
+def test_images_are_cached_deterministic_and_distinct(tmp_path: Path) -> None:
+    first = ensure_images(6, SMALL, cache=tmp_path)
+    stamps = [p.stat().st_mtime_ns for p in first]
+
+    again = ensure_images(6, SMALL, cache=tmp_path)
+
+    assert again == first
+    assert [p.stat().st_mtime_ns for p in again] == stamps, "a cached image was regenerated"
+    assert first[3].read_bytes() == render(SMALL, 3)
+    assert len({p.read_bytes() for p in first}) == 6
+
+
+def test_a_full_size_image_is_a_12_megapixel_jpeg_of_3_to_5_mb() -> None:
+    data = render(FULL, 0)
+
+    assert 3_000_000 <= len(data) <= 5_000_000
+    with Image.open(io.BytesIO(data)) as image:
+        assert (image.format, image.size) == ("JPEG", (4000, 3000))
+        # Photo-like, not flat colour: a wide spread of values in every channel.
+        extrema = image.reduce(8).getextrema()
+    assert all(high - low > 100 for low, high in extrema)
+
+
+def test_concurrency_option_names_workers_and_counts() -> None:
+    assert parse_concurrency("thumbnailer=4, hasher=2") == {
+        "thumbnailer": 4,
+        "hasher": 2,
+        "deduper": 1,
+    }
+    for bad in ("thumbnailer", "thumbnailer=0", "api=2", "hasher=two"):
+        with pytest.raises(ValueError, match="bad concurrency"):
+            parse_concurrency(bad)
+
+
+def test_nothing_measured_is_written_as_null_not_nan(tmp_path: Path) -> None:
+    suite = Suite("empty", [Measurement("nothing", math.nan, "ms")])
+
+    folder = write([suite], tmp_path)
+
+    saved = json.loads((folder / "results.json").read_text())
+    assert saved["suites"][0]["measurements"][0]["value"] is None

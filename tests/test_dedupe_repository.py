@@ -1,0 +1,239 @@
+"""The deduper's search and records against the real PostgreSQL + pgvector of the session.
+
+Embeddings here are synthetic unit vectors (their geometry is what the SQL sees); the
+model itself is tested in services/deduper/tests, and end to end in test_dedupe_api.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+import asyncpg
+import numpy as np
+import pytest
+
+from imgflow_deduper.checks import CheckPolicy, check_image, recheck_late_phashes
+from imgflow_deduper.decision import Thresholds
+from imgflow_deduper.repository import NIL_TENANT, EmbeddingSpace, SearchLimits, nearest_sql
+from imgflow_localstack.system import LocalSystem
+
+T = TypeVar("T")
+DIM = 1280
+POLICY = CheckPolicy(
+    space=EmbeddingSpace("efficientnet-lite0", DIM),
+    limits=SearchLimits(candidates=20, phash_distance=20, ef_search=100),
+    thresholds=Thresholds(
+        cosine=0.94, phash_distance=8, combined_cosine=0.80, combined_phash_distance=20
+    ),
+)
+RNG = np.random.default_rng(2026)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def random_vector() -> np.ndarray:
+    return _unit(RNG.normal(size=DIM))
+
+
+def near(v: np.ndarray, cosine: float) -> np.ndarray:
+    """A unit vector at exactly this cosine similarity to ``v``."""
+    other = RNG.normal(size=DIM)
+    other = _unit(other - (other @ v) * v)
+    return _unit(cosine * v + np.sqrt(1 - cosine**2) * other)
+
+
+@pytest.fixture(scope="module")
+def db(system: LocalSystem, database_url: str) -> Callable[..., Any]:
+    def run(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        async def go() -> T:
+            conn = await asyncpg.connect(database_url)
+            try:
+                return await fn(conn, *args)
+            finally:
+                await conn.close()
+
+        return asyncio.run(go())
+
+    return run
+
+
+def new_image(
+    db: Callable[..., Any], *, sha256: str | None = None, phash: int | None = None
+) -> UUID:
+    image_id = uuid4()
+
+    async def insert(conn: asyncpg.Connection) -> None:
+        await conn.execute(
+            """INSERT INTO images (id, object_key, content_type, byte_size, sha256, phash)
+               VALUES ($1, $2, 'image/jpeg', 1000, $3, $4)""",
+            image_id,
+            f"originals/{image_id}",
+            sha256 or secrets.token_hex(32),
+            phash,
+        )
+
+    db(insert)
+    return image_id
+
+
+def pairs_of(db: Callable[..., Any], image_id: UUID) -> dict[UUID, dict[str, Any]]:
+    async def fetch(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await conn.fetch(
+            """SELECT CASE WHEN image_a = $1 THEN image_b ELSE image_a END AS other, *
+                 FROM duplicate_pairs WHERE image_a = $1 OR image_b = $1""",
+            image_id,
+        )
+
+    return {r["other"]: dict(r) for r in db(fetch)}
+
+
+def test_a_near_vector_is_a_cnn_duplicate_and_a_far_one_is_not(db: Callable[..., Any]) -> None:
+    v = random_vector()
+    original, close, unrelated = new_image(db), new_image(db), new_image(db)
+    assert db(check_image, original, v, POLICY).duplicates == []
+    db(check_image, unrelated, random_vector(), POLICY)
+
+    result = db(check_image, close, near(v, 0.96), POLICY)
+
+    assert [c.image_id for c, _ in result.duplicates] == [original]
+    pair = pairs_of(db, close)[original]
+    assert pair["method"] == "cnn"
+    assert pair["score"] == pytest.approx(0.96, abs=1e-4)
+    assert pair["cosine"] == pytest.approx(0.96, abs=1e-4)
+    assert unrelated not in pairs_of(db, close)
+
+
+@pytest.mark.parametrize("crop_first", [True, False])
+def test_a_crop_is_found_through_the_sub_views(db: Callable[..., Any], crop_first: bool) -> None:
+    crop_vector = random_vector()
+    # The original's whole frame is only fairly close to the crop (below the threshold);
+    # one of its five sub-views is very close.
+    original_vector = near(crop_vector, 0.85)
+    views = np.stack(
+        [random_vector(), near(crop_vector, 0.98), *(random_vector() for _ in range(3))]
+    )
+    original, crop = new_image(db), new_image(db)
+    checks = [(original, original_vector, views), (crop, crop_vector, None)]
+    for image_id, vector, sub_views in checks[::-1] if crop_first else checks:
+        result = db(check_image, image_id, vector, POLICY, sub_views)
+
+    assert result.duplicates, "the second check should find the first image"
+    pair = pairs_of(db, crop)[original]
+    assert pair["method"] == "cnn"
+    assert pair["cosine"] == pytest.approx(0.85, abs=1e-3)
+    assert pair["view_cosine"] == pytest.approx(0.98, abs=1e-3)
+    assert pair["score"] == pytest.approx(0.98, abs=1e-3)
+
+
+def test_equal_bytes_are_found_whatever_the_vectors(db: Callable[..., Any]) -> None:
+    sha = secrets.token_hex(32)
+    first, second = new_image(db, sha256=sha), new_image(db, sha256=sha)
+    db(check_image, first, random_vector(), POLICY)
+
+    result = db(check_image, second, random_vector(), POLICY)
+
+    assert result.exact_twin == first
+    assert pairs_of(db, second)[first]["method"] == "sha256"
+
+
+def test_a_close_phash_is_a_duplicate_even_when_the_cnn_disagrees(db: Callable[..., Any]) -> None:
+    a = new_image(db, phash=0x0F0F_0F0F_0F0F_0F0F)
+    b = new_image(db, phash=0x0F0F_0F0F_0F0F_0F0F ^ 0b10101)  # 3 bits apart
+    db(check_image, a, random_vector(), POLICY)
+
+    db(check_image, b, random_vector(), POLICY)
+
+    pair = pairs_of(db, b)[a]
+    assert (pair["method"], pair["phash_distance"]) == ("phash", 3)
+
+
+def test_a_phash_that_arrives_late_still_finds_its_pair(db: Callable[..., Any]) -> None:
+    hash_a = -0x1234_5678_9ABC_DEF0  # a negative signed int64, as the hasher may store
+    a = new_image(db, phash=hash_a)
+    b = new_image(db)  # its dedupe runs before the hasher wrote its pHash
+    db(check_image, a, random_vector(), POLICY)
+    checked = db(check_image, b, random_vector(), POLICY)
+    assert checked.phash_pending
+    assert a not in pairs_of(db, b)
+
+    async def hasher_writes(conn: asyncpg.Connection) -> None:
+        await conn.execute("UPDATE images SET phash = $2 WHERE id = $1", b, hash_a ^ 0b11)
+
+    db(hasher_writes)
+    assert db(recheck_late_phashes, POLICY, 100) >= 1
+
+    assert pairs_of(db, b)[a]["method"] == "phash"
+
+    async def pending(conn: asyncpg.Connection) -> bool:
+        return await conn.fetchval(
+            "SELECT phash_pending FROM duplicate_checks WHERE image_id=$1", b
+        )
+
+    assert db(pending) is False
+
+
+def test_other_tenants_are_not_searched(db: Callable[..., Any]) -> None:
+    v = random_vector()
+    theirs, mine = new_image(db), new_image(db)
+    db(check_image, theirs, v, POLICY)
+
+    async def move(conn: asyncpg.Connection) -> None:
+        await conn.execute(
+            "UPDATE image_embeddings SET tenant_id = $2 WHERE image_id = $1", theirs, uuid4()
+        )
+
+    db(move)
+    assert db(check_image, mine, v, POLICY).duplicates == []
+
+
+def test_deleting_an_image_removes_its_pairs_and_embedding(db: Callable[..., Any]) -> None:
+    v = random_vector()
+    kept, deleted = new_image(db), new_image(db)
+    db(check_image, kept, v, POLICY)
+    db(check_image, deleted, near(v, 0.99), POLICY)
+    assert deleted in pairs_of(db, kept)
+
+    async def delete(conn: asyncpg.Connection) -> int:
+        await conn.execute("DELETE FROM images WHERE id = $1", deleted)
+        return await conn.fetchval(
+            "SELECT count(*) FROM image_embeddings WHERE image_id = $1", deleted
+        )
+
+    assert db(delete) == 0
+    assert pairs_of(db, kept) == {}
+
+
+def test_a_check_of_a_deleted_image_is_a_no_op(db: Callable[..., Any]) -> None:
+    assert db(check_image, uuid4(), random_vector(), POLICY) is None
+
+
+def test_running_a_check_twice_leaves_one_pair(db: Callable[..., Any]) -> None:
+    v = random_vector()
+    a, b = new_image(db), new_image(db)
+    db(check_image, a, v, POLICY)
+    db(check_image, b, near(v, 0.97), POLICY)
+    db(check_image, b, near(v, 0.97), POLICY)
+    db(check_image, a, v, POLICY)
+    assert list(pairs_of(db, a)) == [b]
+
+
+def test_the_nearest_neighbour_search_uses_the_hnsw_index(db: Callable[..., Any]) -> None:
+    async def plan(conn: asyncpg.Connection) -> str:
+        async with conn.transaction():
+            await conn.execute("SET LOCAL enable_seqscan = off")
+            rows = await conn.fetch(
+                f"EXPLAIN {nearest_sql(POLICY.space)}",
+                uuid4(),
+                NIL_TENANT,
+                random_vector().tolist(),
+                10,
+            )
+        return "\n".join(r[0] for r in rows)
+
+    assert "image_embeddings_efficientnet_lite0_hnsw" in db(plan)
