@@ -62,5 +62,5 @@ def database_url(settings: CommonSettings) -> str:
 
 @pytest.fixture(scope="session")
 def api(system: LocalSystem) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=system.api_url, timeout=30) as client:
+    with httpx.Client(base_url=system.api_url, timeout=30, headers=system.auth_headers) as client:
         yield client

@@ -107,7 +107,9 @@ async def _drive(
         # The first sample is the "before" of every CPU figure.
         await _first_of(sampler.started.wait(), sampling)
         cpu_before = own_cpu_s()
-        uploads = await upload_all(system.api_url, paths, clients, t0, sampler.image_ids.append)
+        uploads = await upload_all(
+            system.api_url, system.auth_headers, paths, clients, t0, sampler.image_ids.append
+        )
         upload_wall_s = time.perf_counter() - t0
         bench_upload_cpu_s = own_cpu_s() - cpu_before
         sampler.uploads_finished.set()
@@ -143,7 +145,12 @@ async def _probe(system: LocalSystem, paths: Sequence[Path], timeout_s: float) -
     sampling = asyncio.create_task(sampler.run(stop), name="probe-sampler")
     try:
         uploads = await upload_all(
-            system.api_url, paths, 1, time.perf_counter(), sampler.image_ids.append
+            system.api_url,
+            system.auth_headers,
+            paths,
+            1,
+            time.perf_counter(),
+            sampler.image_ids.append,
         )
         sampler.uploads_finished.set()
         await _first_of(asyncio.wait_for(sampler.settled.wait(), timeout_s), sampling)

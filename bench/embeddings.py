@@ -28,9 +28,10 @@ from PIL import Image
 
 from bench.results import Measurement, Suite, Table
 from imgflow_contracts.db.migrate import run_migrations
+from imgflow_contracts.db.tenants import DEFAULT_TENANT_ID
 from imgflow_deduper.encoder import Encoder, cpu_share, embed_views
 from imgflow_deduper.pixels import Normalisation, to_tensor, view_tensors
-from imgflow_deduper.repository import NIL_TENANT, EmbeddingSpace, nearest_sql
+from imgflow_deduper.repository import EmbeddingSpace, nearest_sql
 from imgflow_deduper.settings import DedupeSettings
 from imgflow_localstack.ports import free_port
 from imgflow_localstack.postgres import PostgresServer
@@ -157,12 +158,12 @@ async def _load(conn: asyncpg.Connection, vectors: np.ndarray) -> None:
     ids = [uuid4() for _ in range(len(vectors))]
     await conn.copy_records_to_table(
         "images",
-        records=[(i, f"originals/{i}", "image/jpeg", 1, "0" * 64) for i in ids],
-        columns=["id", "object_key", "content_type", "byte_size", "sha256"],
+        records=[(i, DEFAULT_TENANT_ID, f"originals/{i}", "image/jpeg", 1, "0" * 64) for i in ids],
+        columns=["id", "tenant_id", "object_key", "content_type", "byte_size", "sha256"],
     )
     await conn.copy_records_to_table(
         "image_embeddings",
-        records=[(i, NIL_TENANT, SPACE.model, v) for i, v in zip(ids, vectors, strict=True)],
+        records=[(i, DEFAULT_TENANT_ID, SPACE.model, v) for i, v in zip(ids, vectors, strict=True)],
         columns=["image_id", "tenant_id", "model", "embedding"],
     )
 
@@ -180,7 +181,7 @@ async def _timed_queries(
         statement = await conn.prepare(sql)
         for q in queries:
             started = time.perf_counter()
-            rows = await statement.fetch(uuid4(), NIL_TENANT, q.tolist(), TOP_K)
+            rows = await statement.fetch(uuid4(), DEFAULT_TENANT_ID, q.tolist(), TOP_K)
             latencies.append(time.perf_counter() - started)
             answers.append({r["id"] for r in rows})
     return latencies, answers

@@ -32,17 +32,21 @@ class Upload:
 
 async def upload_all(
     api_url: str,
+    headers: dict[str, str],
     paths: Sequence[Path],
     clients: int,
     t0: float,
     on_accepted: Callable[[str], None] = lambda _: None,
 ) -> list[Upload]:
     """Upload every path once from ``clients`` concurrent clients; ``t0`` is perf_counter's
-    origin for ``started_s``. ``on_accepted`` is called with each new image id."""
+    origin for ``started_s``; ``headers`` carry the API key. ``on_accepted`` is called
+    with each new image id."""
     pending = iter(enumerate(paths))
     results: list[Upload] = []
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=api_url, limits=limits, timeout=120) as client:
+    async with httpx.AsyncClient(
+        base_url=api_url, headers=headers, limits=limits, timeout=120
+    ) as client:
 
         async def one_client() -> None:
             for index, path in pending:  # shared iterator: each item goes to one client

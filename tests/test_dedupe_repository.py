@@ -16,9 +16,10 @@ import asyncpg
 import numpy as np
 import pytest
 
+from imgflow_contracts.db.tenants import DEFAULT_TENANT_ID
 from imgflow_deduper.checks import CheckPolicy, check_image, recheck_late_phashes
 from imgflow_deduper.decision import Thresholds
-from imgflow_deduper.repository import NIL_TENANT, EmbeddingSpace, SearchLimits, nearest_sql
+from imgflow_deduper.repository import EmbeddingSpace, SearchLimits, nearest_sql
 from imgflow_localstack.system import LocalSystem
 
 T = TypeVar("T")
@@ -70,12 +71,14 @@ def new_image(
 
     async def insert(conn: asyncpg.Connection) -> None:
         await conn.execute(
-            """INSERT INTO images (id, object_key, content_type, byte_size, sha256, phash)
-               VALUES ($1, $2, 'image/jpeg', 1000, $3, $4)""",
+            """INSERT INTO images
+                      (id, tenant_id, object_key, content_type, byte_size, sha256, phash)
+               VALUES ($1, $5, $2, 'image/jpeg', 1000, $3, $4)""",
             image_id,
             f"originals/{image_id}",
             sha256 or secrets.token_hex(32),
             phash,
+            DEFAULT_TENANT_ID,
         )
 
     db(insert)
@@ -230,7 +233,7 @@ def test_the_nearest_neighbour_search_uses_the_hnsw_index(db: Callable[..., Any]
             rows = await conn.fetch(
                 f"EXPLAIN {nearest_sql(POLICY.space)}",
                 uuid4(),
-                NIL_TENANT,
+                DEFAULT_TENANT_ID,
                 random_vector().tolist(),
                 10,
             )

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from imgflow_contracts.keys import original_key
 from imgflow_contracts.storage import ObjectStore
 from tests.support import encode, photo_like, query, wait_for
 
@@ -79,19 +80,33 @@ def test_upload_is_processed_by_every_stage(
         with Image.open(io.BytesIO(stored)) as decoded:
             assert decoded.format == "WEBP"
             assert decoded.size == _expected_size(width, height, rendition["size"])
-    assert store.get_bytes(f"originals/{created['id']}") == data
-    [row] = query(database_url, "SELECT sha256 FROM images WHERE id = $1::uuid", created["id"])
+    [row] = query(
+        database_url,
+        "SELECT sha256, tenant_id, object_key FROM images WHERE id = $1::uuid",
+        created["id"],
+    )
     assert row["sha256"] == created["sha256"]
+    # content-addressed: the tenant and the SHA-256 of the bytes name the original
+    assert row["object_key"] == original_key(row["tenant_id"], created["sha256"])
+    assert store.get_bytes(row["object_key"]) == data
 
 
-def test_identical_bytes_point_at_the_first_upload(api: httpx.Client) -> None:
+def test_identical_bytes_are_stored_once_and_answer_with_the_first_image(
+    api: httpx.Client, database_url: str
+) -> None:
     data = encode(photo_like(640, 480, seed=7), "JPEG", quality=80)
-    first = _upload_raw(api, data, "image/jpeg").json()["id"]
-    assert _wait_until_settled(api, first)["exact_duplicate_of"] is None
+    first = _upload_raw(api, data, "image/jpeg")
+    assert first.status_code == 201 and first.json()["duplicate_of"] is None
 
-    second = _upload_raw(api, data, "application/octet-stream").json()["id"]
+    second = _upload_raw(api, data, "application/octet-stream")
 
-    assert _wait_until_settled(api, second)["exact_duplicate_of"] == first
+    assert second.status_code == 200
+    assert second.json()["id"] == second.json()["duplicate_of"] == first.json()["id"]
+    assert second.headers["location"] == first.headers["location"]
+    [row] = query(
+        database_url, "SELECT count(*) AS n FROM images WHERE sha256 = $1", first.json()["sha256"]
+    )
+    assert row["n"] == 1
 
 
 def test_pixels_that_do_not_decode_fail_the_stage_and_the_workers_go_on(

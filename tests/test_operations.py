@@ -68,7 +68,8 @@ def test_a_job_delivered_again_leaves_one_set_of_results(
         "WHERE image_id = $1::uuid AND stage = 'thumbnails'",
         image_id,
     )
-    job = ImageJob(image_id=image_id, stage=Stage.THUMBNAILS, object_key=f"originals/{image_id}")
+    [image] = query(database_url, "SELECT object_key FROM images WHERE id = $1::uuid", image_id)
+    job = ImageJob(image_id=image_id, stage=Stage.THUMBNAILS, object_key=image["object_key"])
     producer = make_producer_app(settings)
     for _ in range(2):
         producer.send_task(Stage.THUMBNAILS.task_name, kwargs=job.to_message())

@@ -96,6 +96,7 @@ def test_declared_length_over_the_limit_is_refused_before_reading(
     with socket.create_connection((host, int(port)), timeout=10) as conn:
         conn.sendall(
             b"POST /v1/images HTTP/1.1\r\nHost: imgflow\r\nContent-Type: image/jpeg\r\n"
+            + f"Authorization: Bearer {system.api_key}\r\n".encode()
             + f"Content-Length: {50 * 1024 * 1024 + 1}\r\n\r\n".encode()
             + JPEG[:1024]
         )

@@ -83,7 +83,9 @@ def fault_db(fault_settings: CommonSettings) -> str:
 
 @pytest.fixture(scope="package")
 def fault_api(fault_system: LocalSystem) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=fault_system.api_url, timeout=30) as client:
+    with httpx.Client(
+        base_url=fault_system.api_url, timeout=30, headers=fault_system.auth_headers
+    ) as client:
         yield client
 
 

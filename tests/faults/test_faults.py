@@ -266,8 +266,9 @@ def test_poison_messages_are_dead_lettered_and_the_worker_goes_on(
     producer = make_producer_app(fault_settings)
     try:
         producer.send_task(Stage.HASHING.task_name, kwargs={"poison": "not an ImageJob"})
+        [image] = query(fault_db, "SELECT object_key FROM images WHERE id = $1::uuid", image_id)
         wrong_queue = ImageJob(
-            image_id=image_id, stage=Stage.THUMBNAILS, object_key=f"originals/{image_id}"
+            image_id=image_id, stage=Stage.THUMBNAILS, object_key=image["object_key"]
         )
         producer.send_task(
             Stage.HASHING.task_name, kwargs=wrong_queue.to_message(), queue=Stage.HASHING.queue

@@ -63,7 +63,7 @@ def test_soak_with_random_worker_kills(
     started = time.monotonic()
 
     with (
-        httpx.Client(base_url=system.api_url, timeout=60) as client,
+        httpx.Client(base_url=system.api_url, timeout=60, headers=system.auth_headers) as client,
         ThreadPoolExecutor(CLIENTS) as pool,
     ):
         futures = [pool.submit(_upload_until_accepted, client, data, stop) for data in images]

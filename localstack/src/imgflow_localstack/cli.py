@@ -112,9 +112,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"""
 imgflow is running (started in {seconds:.1f} s)
 
-  API        {api}
-  upload     curl -sS -X POST --data-binary @photo.jpg -H 'Content-Type: image/jpeg' {api}/v1/images
-  status     curl -sS {api}/v1/images/<id>
+  API        {api}   (OpenAPI: {api}/docs)
+  API key    {system.api_key}   (tenant "default"; set IMGFLOW_BOOTSTRAP_API_KEY to choose it)
+  upload     curl -sS -H "Authorization: Bearer $KEY" --data-binary @photo.jpg {api}/v1/images
+  status     curl -sS -H "Authorization: Bearer $KEY" {api}/v1/images/<id>
   logs       {system.logs_dir}/  (api, thumbnailer, hasher, deduper, postgres, valkey, seaweedfs)
   data       {system.data_dir}  (kept between runs; delete it to start afresh)
   PostgreSQL {stack.database_url}

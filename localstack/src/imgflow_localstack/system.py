@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import secrets
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +20,25 @@ from imgflow_localstack.services import ServiceSpec, api_url, service_specs
 from imgflow_localstack.stack import DEFAULT_S3_ACCESS_KEY, DEFAULT_S3_SECRET_KEY, LocalStack
 
 log = logging.getLogger(__name__)
+
+BOOTSTRAP_KEY_VARIABLE = "IMGFLOW_BOOTSTRAP_API_KEY"
+BOOTSTRAP_KEY_FILE = "bootstrap-api-key"
+
+
+def bootstrap_api_key(data_dir: Path) -> str:
+    """The development tenant's API key: $IMGFLOW_BOOTSTRAP_API_KEY, else one generated
+    once per data folder and kept there, so it survives restarts of `make run`."""
+    if key := os.environ.get(BOOTSTRAP_KEY_VARIABLE):
+        return key
+    path = data_dir / BOOTSTRAP_KEY_FILE
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = "imgf_" + secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(key + "\n")
+    return key
 
 
 class LocalSystem:
@@ -43,6 +64,7 @@ class LocalSystem:
             data_dir, ports, s3_access_key=s3_access_key, s3_secret_key=s3_secret_key
         )
         self.api_port = api_port
+        self.api_key = bootstrap_api_key(data_dir)
         self.migrate = migrate
         self.specs = list(specs) if specs is not None else service_specs(api_port, concurrency)
         self.services: ServiceGroup | None = None
@@ -65,9 +87,15 @@ class LocalSystem:
         return api_url(self.api_port)
 
     @property
+    def auth_headers(self) -> dict[str, str]:
+        """What a client of the API sends to act as the development tenant."""
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    @property
     def env(self) -> dict[str, str]:
-        """The IMGFLOW_* variables of the stack (what every imgflow process is given)."""
-        return self.stack.env()
+        """The IMGFLOW_* variables of the stack and the development key (what every
+        imgflow process is given)."""
+        return {**self.stack.env(), BOOTSTRAP_KEY_VARIABLE: self.api_key}
 
     def start(self) -> None:
         began = time.monotonic()

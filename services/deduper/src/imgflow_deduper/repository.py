@@ -19,9 +19,6 @@ import numpy as np
 
 from imgflow_deduper.decision import Decision, PairSignals
 
-# No tenants exist yet: every image is in this one (the migrations' column default).
-NIL_TENANT = UUID(int=0)
-
 
 @dataclass(frozen=True)
 class EmbeddingSpace:
@@ -79,8 +76,10 @@ async def load_subject(
     conn: asyncpg.Connection, image_id: UUID, with_phash: bool
 ) -> Subject | None:
     phash = "phash" if with_phash else "NULL::bigint"
-    row = await conn.fetchrow(f"SELECT {phash} AS phash FROM images WHERE id = $1", image_id)
-    return None if row is None else Subject(image_id, NIL_TENANT, row["phash"])
+    row = await conn.fetchrow(
+        f"SELECT tenant_id, {phash} AS phash FROM images WHERE id = $1", image_id
+    )
+    return None if row is None else Subject(image_id, row["tenant_id"], row["phash"])
 
 
 async def store_embedding(
@@ -166,7 +165,7 @@ async def find_candidates(
     by_phash = (
         """SELECT o.id FROM images AS o
              WHERE $5::bigint IS NOT NULL AND o.phash IS NOT NULL AND o.id <> $1
-               AND bit_count((o.phash # $5::bigint)::bit(64)) <= $6
+               AND o.tenant_id = $2 AND bit_count((o.phash # $5::bigint)::bit(64)) <= $6
              LIMIT $4"""
         if with_phash
         else "SELECT NULL::uuid AS id WHERE false"
@@ -174,7 +173,7 @@ async def find_candidates(
     sql = f"""
         WITH by_vector AS ({nearest_sql(space)}), by_bytes AS (
             SELECT o.id FROM images AS o JOIN images AS me ON me.id = $1
-             WHERE o.sha256 = me.sha256 AND o.id <> me.id
+             WHERE o.sha256 = me.sha256 AND o.id <> me.id AND o.tenant_id = me.tenant_id
              LIMIT $4
         ), by_phash AS ({by_phash}),
         candidates AS (
@@ -270,6 +269,7 @@ async def record_check(
                   FROM images AS me
                   JOIN images AS other
                     ON other.sha256 = me.sha256 AND other.id <> me.id
+                   AND other.tenant_id = me.tenant_id
                    AND (other.created_at, other.id) < (me.created_at, me.id)
                  WHERE me.id = $1
                  ORDER BY other.created_at, other.id

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
+import asyncpg
 import redis
 from fastapi import FastAPI, Request, Response
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
@@ -16,12 +17,14 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from imgflow_contracts.celery_app import make_producer_app
+from imgflow_contracts.db import tenants
 from imgflow_contracts.db.pool import create_pool
 from imgflow_contracts.logs import configure_logging
 from imgflow_contracts.queues import Stage
 from imgflow_contracts.storage import ObjectStore
 from imgflow_contracts.telemetry import setup_tracing
 from imgflow_upload_api.admin import router as admin_router
+from imgflow_upload_api.auth import KeyCache
 from imgflow_upload_api.backlog import read_backlog
 from imgflow_upload_api.backpressure import Backpressure
 from imgflow_upload_api.dependencies import Resources
@@ -63,7 +66,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             relay,
             metrics,
             Backpressure(settings.queue_breaking_depth),
+            KeyCache(settings.api_key_cache_s),
         )
+        await _bootstrap_key(pool, settings)
         app.state.resources = resources
         loops = start_loops(resources)
         log.info("imgflow API ready on %s:%d", settings.api_host, settings.api_port)
@@ -115,6 +120,16 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+async def _bootstrap_key(pool: asyncpg.Pool, settings: ApiSettings) -> None:
+    """Make the configured development key valid (idempotent; every replica may do it)."""
+    if settings.bootstrap_api_key is None:
+        return
+    key = settings.bootstrap_api_key.get_secret_value()
+    async with pool.acquire() as conn:
+        tenant = await tenants.ensure_key(conn, settings.bootstrap_tenant, key, "bootstrap")
+    log.info("bootstrap API key %s… is valid for tenant %r", key[:9], tenant.name)
 
 
 __all__ = ["Problem", "create_app"]

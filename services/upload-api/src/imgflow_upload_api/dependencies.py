@@ -11,6 +11,7 @@ from celery import Celery
 
 from imgflow_contracts.queues import Stage
 from imgflow_contracts.storage import ObjectStore
+from imgflow_upload_api.auth import KeyCache
 from imgflow_upload_api.backpressure import Backpressure
 from imgflow_upload_api.metrics import ApiMetrics
 from imgflow_upload_api.outbox import OutboxRelay
@@ -27,6 +28,7 @@ class Resources:
     relay: OutboxRelay
     metrics: ApiMetrics
     backpressure: Backpressure
+    key_cache: KeyCache
 
     async def queue_depths(self) -> dict[str, int]:
         def read() -> dict[str, int]:

@@ -15,6 +15,7 @@ import asyncpg
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
+from imgflow_upload_api.auth import CurrentCaller
 from imgflow_upload_api.problems import PROBLEM_MEDIA_TYPE, Problem
 
 router = APIRouter()
@@ -76,10 +77,13 @@ async def fetch_group(conn: asyncpg.Connection, image_id: UUID) -> list[UUID]:
 @router.get(
     "/v1/images/{image_id}/duplicates",
     response_model=DuplicatesView,
-    responses={404: {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": "RFC 9457 problem"}},
+    responses={
+        401: {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": "RFC 9457 problem"},
+        404: {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": "RFC 9457 problem"},
+    },
     summary="Images the deduper judged duplicates of this one, and its duplicate group",
 )
-async def get_duplicates(image_id: str, request: Request) -> DuplicatesView:
+async def get_duplicates(image_id: str, request: Request, caller: CurrentCaller) -> DuplicatesView:
     try:
         parsed = UUID(image_id)
     except ValueError:
@@ -90,8 +94,10 @@ async def get_duplicates(image_id: str, request: Request) -> DuplicatesView:
         if parsed is not None:
             checked = await conn.fetchrow(
                 """SELECT d.checked_at FROM images AS i
-                     LEFT JOIN duplicate_checks AS d ON d.image_id = i.id WHERE i.id = $1""",
+                     LEFT JOIN duplicate_checks AS d ON d.image_id = i.id
+                    WHERE i.id = $1 AND i.tenant_id = $2""",
                 parsed,
+                caller.tenant_id,
             )
         if parsed is None or checked is None:
             raise Problem(

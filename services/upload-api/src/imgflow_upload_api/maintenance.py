@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from imgflow_contracts.db.sweeper import SweepPolicy, sweep
 from imgflow_upload_api.dependencies import Resources
+from imgflow_upload_api.idempotency import forget_expired
 from imgflow_upload_api.outbox import BATCH
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ def start_loops(res: Resources) -> list[asyncio.Task[None]]:
     async def sweep_once() -> None:
         async with res.pool.acquire() as conn:
             await sweep(conn, policy)
+            await forget_expired(conn, settings.idempotency_ttl_s)
 
     async def read_depths() -> None:
         queues: dict[str, int] | None = None

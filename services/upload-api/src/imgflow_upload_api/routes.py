@@ -5,24 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
-from uuid import UUID, uuid4
+from typing import Annotated, Any
+from uuid import UUID
 
-import asyncpg
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import APIRouter, BackgroundTasks, Header, Request
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
-from imgflow_contracts.keys import original_key
-from imgflow_contracts.queues import Stage
-from imgflow_contracts.telemetry import current_context_carrier, mark_image
+from imgflow_upload_api import idempotency
+from imgflow_upload_api.auth import Caller, CurrentCaller
 from imgflow_upload_api.dependencies import Resources
+from imgflow_upload_api.intake import CREATED, EXISTING, Outcome, VerifiedBytes, record_upload
 from imgflow_upload_api.multipart_body import MalformedMultipart, stream_file_field
 from imgflow_upload_api.problems import PROBLEM_MEDIA_TYPE, Problem
-from imgflow_upload_api.repository import NewImage, fetch_image, insert_image_with_jobs
+from imgflow_upload_api.repository import fetch_image, fetch_summary
 from imgflow_upload_api.spool import BodyTooLarge, SpooledBody
 from imgflow_upload_api.validation import check_framing, check_header
-from imgflow_upload_api.views import ImageView, UploadAccepted, image_view
+from imgflow_upload_api.views import ImageView, UploadAccepted, image_view, upload_accepted
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -75,28 +74,57 @@ async def _receive(request: Request, body: SpooledBody) -> None:
     "/v1/images",
     status_code=201,
     response_model=UploadAccepted,
-    responses={400: _PROBLEM, 413: _PROBLEM, 415: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM},
+    responses={
+        200: {"model": UploadAccepted, "description": "Identical bytes were already an image"},
+        400: _PROBLEM,
+        401: _PROBLEM,
+        413: _PROBLEM,
+        415: _PROBLEM,
+        422: _PROBLEM,
+        503: _PROBLEM,
+    },
     summary="Upload an image (raw body, or multipart field `file`)",
 )
-async def upload_image(request: Request, background: BackgroundTasks) -> JSONResponse:
+async def upload_image(
+    request: Request,
+    background: BackgroundTasks,
+    caller: CurrentCaller,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=idempotency.HEADER,
+            description="Retries with the same key answer with the first request's image.",
+        ),
+    ] = None,
+) -> JSONResponse:
     res = _resources(request)
     try:
-        accepted, outbox_ids = await _accept_upload(request, res)
+        outcome = await _accept_upload(request, res, caller, idempotency.parse_key(idempotency_key))
+        async with res.pool.acquire() as conn:
+            summary = await fetch_summary(conn, caller.tenant_id, outcome.image_id)
     except Problem as problem:
         res.metrics.uploads.labels(problem.code).inc()
         raise
-    res.metrics.uploads.labels("accepted").inc()
+    if summary is None:  # deleted between being recorded and being read back
+        raise Problem(
+            409, "image-deleted", "Image deleted", "the image was deleted while uploading"
+        )
+    res.metrics.uploads.labels("accepted" if outcome.status == CREATED else "existing").inc()
     # Relay after the response is sent: the client never waits on the broker, and the
     # outbox keeps the jobs if this fails.
-    background.add_task(res.relay.relay, outbox_ids)
+    if outcome.outbox_ids:
+        background.add_task(res.relay.relay, outcome.outbox_ids)
+    accepted = upload_accepted(summary, duplicate=outcome.status == EXISTING)
     return JSONResponse(
         accepted.model_dump(mode="json"),
-        status_code=201,
+        status_code=outcome.status,
         headers={"Location": f"/v1/images/{accepted.id}"},
     )
 
 
-async def _accept_upload(request: Request, res: Resources) -> tuple[UploadAccepted, list[int]]:
+async def _accept_upload(
+    request: Request, res: Resources, caller: Caller, idempotency_key: str | None
+) -> Outcome:
     res.backpressure.admit()
     limit = res.settings.upload_max_bytes
     _check_declared_length(request, limit)
@@ -117,65 +145,16 @@ async def _accept_upload(request: Request, res: Resources) -> tuple[UploadAccept
             ) from exc
         fmt = check_framing(body)
         await asyncio.to_thread(check_header, fmt, body.rewound(), res.settings.upload_max_pixels)
-        image_id = uuid4()
-        mark_image(image_id)
-        image = NewImage(image_id, original_key(image_id), fmt.content_type, body.size, body.sha256)
-        await _store_original(res, image, body)
+        facts = VerifiedBytes(caller.tenant_id, body.sha256, body.size, fmt.content_type)
+
+        async def store(key: str) -> None:
+            await asyncio.to_thread(
+                res.store.put_stream, key, body.rewound(), body.size, fmt.content_type
+            )
+
+        return await record_upload(res, facts, idempotency_key, store)
     finally:
         body.close()
-    outbox_ids = await _record_or_undo(res, image)
-    accepted = UploadAccepted(
-        id=image.id,
-        status="processing",
-        sha256=image.sha256,
-        byte_size=image.byte_size,
-        content_type=image.content_type,
-        stages={stage: "pending" for stage in Stage},
-    )
-    return accepted, outbox_ids
-
-
-async def _store_original(res: Resources, image: NewImage, body: SpooledBody) -> None:
-    try:
-        await asyncio.to_thread(
-            res.store.put_stream, image.object_key, body.rewound(), body.size, image.content_type
-        )
-    except Exception as exc:
-        log.exception("storing %s failed", image.object_key)
-        raise Problem(
-            503,
-            "storage-unavailable",
-            "Storage unavailable",
-            "the image could not be stored; retry later",
-            headers=_UNAVAILABLE,
-        ) from exc
-
-
-async def _record_or_undo(res: Resources, image: NewImage) -> list[int]:
-    """Record the image and its jobs; if that fails, remove the stored original."""
-    try:
-        async with res.pool.acquire() as conn:
-            return await insert_image_with_jobs(conn, image, current_context_carrier())
-    except (TimeoutError, asyncpg.PostgresError, OSError) as exc:
-        log.exception("recording image %s failed; removing its object", image.id)
-        await _delete_quietly(res, image.object_key)
-        raise Problem(
-            503,
-            "database-unavailable",
-            "Database unavailable",
-            "the upload could not be recorded; retry later",
-            headers=_UNAVAILABLE,
-        ) from exc
-    except BaseException:
-        await _delete_quietly(res, image.object_key)
-        raise
-
-
-async def _delete_quietly(res: Resources, key: str) -> None:
-    try:
-        await asyncio.to_thread(res.store.delete, key)
-    except Exception:
-        log.exception("could not delete orphaned object %s", key)
 
 
 def _parse_id(raw: str) -> UUID:
@@ -190,14 +169,14 @@ def _parse_id(raw: str) -> UUID:
 @router.get(
     "/v1/images/{image_id}",
     response_model=ImageView,
-    responses={404: _PROBLEM},
+    responses={401: _PROBLEM, 404: _PROBLEM},
     summary="An image's metadata and the status of each processing stage",
 )
-async def get_image(image_id: str, request: Request) -> ImageView:
+async def get_image(image_id: str, request: Request, caller: CurrentCaller) -> ImageView:
     res = _resources(request)
     parsed = _parse_id(image_id)
     async with res.pool.acquire() as conn:
-        record = await fetch_image(conn, parsed)
+        record = await fetch_image(conn, caller.tenant_id, parsed)
     if record is None:
         raise Problem(404, "image-not-found", "Image not found", f"no image has the id {parsed}")
     return image_view(record)

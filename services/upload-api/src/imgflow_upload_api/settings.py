@@ -48,6 +48,23 @@ class ApiSettings(CommonSettings):
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token of the admin API; unset turns it off."
     )
+    bootstrap_api_key: SecretStr | None = Field(
+        default=None,
+        description="An API key made valid for the bootstrap tenant at start (development).",
+    )
+    bootstrap_tenant: str = Field(
+        default="default", description="Tenant that IMGFLOW_BOOTSTRAP_API_KEY belongs to."
+    )
+    idempotency_ttl_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="How long an Idempotency-Key is remembered; a later reuse starts afresh.",
+    )
+    api_key_cache_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long a process trusts a resolved API key (a revocation's delay).",
+    )
     outbox_relay_interval_s: float = Field(
         default=1.0, gt=0, description="How often unsent jobs are retried to the broker."
     )

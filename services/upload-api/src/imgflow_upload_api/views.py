@@ -85,6 +85,22 @@ class UploadAccepted(BaseModel):
     byte_size: int
     content_type: str
     stages: dict[Stage, StageStatus]
+    # Set when identical bytes of this tenant were already an image: that image's id
+    # (which is also ``id``; nothing new was stored).
+    duplicate_of: UUID | None = None
+
+
+def upload_accepted(summary: dict[str, Any], *, duplicate: bool) -> UploadAccepted:
+    stages = summary["stages"]
+    return UploadAccepted(
+        id=summary["id"],
+        status=overall_status(list(stages.values())),
+        sha256=summary["sha256"],
+        byte_size=summary["byte_size"],
+        content_type=summary["content_type"],
+        stages=stages,
+        duplicate_of=summary["id"] if duplicate else None,
+    )
 
 
 def overall_status(stage_statuses: list[str]) -> ImageStatus:

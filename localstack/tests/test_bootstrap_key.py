@@ -1,0 +1,28 @@
+"""The development API key of `make run`: chosen by the environment, else kept per data dir."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from imgflow_localstack.system import BOOTSTRAP_KEY_FILE, BOOTSTRAP_KEY_VARIABLE, bootstrap_api_key
+
+
+def test_a_generated_key_survives_restarts_and_is_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(BOOTSTRAP_KEY_VARIABLE, raising=False)
+    first = bootstrap_api_key(tmp_path)
+
+    assert first.startswith("imgf_") and len(first) > 40
+    assert bootstrap_api_key(tmp_path) == first
+    assert stat.S_IMODE((tmp_path / BOOTSTRAP_KEY_FILE).stat().st_mode) == 0o600
+    assert bootstrap_api_key(tmp_path / "elsewhere") != first
+
+
+def test_the_environment_chooses_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(BOOTSTRAP_KEY_VARIABLE, "imgf_chosen-by-the-developer-0123456789")
+    assert bootstrap_api_key(tmp_path) == "imgf_chosen-by-the-developer-0123456789"
+    assert not (tmp_path / BOOTSTRAP_KEY_FILE).exists()

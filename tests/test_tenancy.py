@@ -1,0 +1,192 @@
+"""Tenants, API keys and Idempotency-Key against the real stack: every read is scoped to
+the caller's tenant, and a retried upload never makes a second image."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+
+from imgflow_contracts.storage import ObjectStore
+from imgflow_localstack.system import LocalSystem
+from tests.support import encode, photo_like, query, wait_for
+
+
+def _admin(system: LocalSystem, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "imgflow_contracts.admin_cli", *args],
+        env={**os.environ, **system.env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _new_tenant(system: LocalSystem) -> dict[str, Any]:
+    name = f"tenant-{uuid.uuid4().hex[:12]}"
+    done = _admin(system, "tenants", "create", name)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def other(system: LocalSystem) -> Iterator[httpx.Client]:
+    """A client of a second tenant, made with the operator CLI."""
+    issued = _new_tenant(system)
+    headers = {"Authorization": f"Bearer {issued['api_key']}"}
+    with httpx.Client(base_url=system.api_url, timeout=30, headers=headers) as client:
+        yield client
+
+
+def _jpeg(seed: int) -> bytes:
+    return encode(photo_like(320, 240, seed=seed), "JPEG", quality=85)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer imgf_not-a-key-of-anyone-at-all"}, {"Authorization": "Basic x"}],
+    ids=["none", "unknown", "not-bearer"],
+)
+def test_requests_without_a_valid_key_are_401_problems(
+    system: LocalSystem, headers: dict[str, str], store: ObjectStore
+) -> None:
+    with httpx.Client(base_url=system.api_url, timeout=30, headers=headers) as client:
+        for response in (
+            client.post("/v1/images", content=_jpeg(901)),
+            client.get(f"/v1/images/{uuid.uuid4()}"),
+        ):
+            assert response.status_code == 401
+            assert response.headers["content-type"].startswith("application/problem+json")
+            assert response.headers["www-authenticate"].startswith("Bearer")
+            assert response.json()["code"] == "unauthorized"
+
+
+def test_another_tenants_image_is_not_found(api: httpx.Client, other: httpx.Client) -> None:
+    mine = api.post("/v1/images", content=_jpeg(902)).json()["id"]
+    theirs = other.post("/v1/images", content=_jpeg(903)).json()["id"]
+
+    for client, foreign in ((api, theirs), (other, mine)):
+        for path in (f"/v1/images/{foreign}", f"/v1/images/{foreign}/duplicates"):
+            response = client.get(path)
+            assert response.status_code == 404, path
+            assert response.json()["code"] == "image-not-found"
+    assert api.get(f"/v1/images/{mine}").status_code == 200
+    assert other.get(f"/v1/images/{theirs}").status_code == 200
+
+
+def test_the_same_bytes_in_two_tenants_are_two_private_images(
+    api: httpx.Client, other: httpx.Client, database_url: str
+) -> None:
+    data = _jpeg(904)
+    mine = api.post("/v1/images", content=data)
+    theirs = other.post("/v1/images", content=data)
+
+    assert mine.status_code == theirs.status_code == 201
+    assert mine.json()["id"] != theirs.json()["id"]
+    rows = query(
+        database_url,
+        "SELECT tenant_id, object_key FROM images WHERE sha256 = $1",
+        mine.json()["sha256"],
+    )
+    assert len({r["tenant_id"] for r in rows}) == 2
+    assert len({r["object_key"] for r in rows}) == 2
+
+    def deduped(client: httpx.Client, image_id: str) -> dict[str, Any] | None:
+        body = client.get(f"/v1/images/{image_id}").json()
+        return body if body["stages"]["dedupe"]["status"] == "done" else None
+
+    for client, image_id in ((api, mine.json()["id"]), (other, theirs.json()["id"])):
+        image = wait_for(lambda c=client, i=image_id: deduped(c, i), what="dedupe", timeout_s=120)
+        # the deduper searches within the tenant: the other tenant's copy is invisible
+        assert image["duplicates"] == [] and image["exact_duplicate_of"] is None
+
+
+def test_a_revoked_key_stops_working(system: LocalSystem) -> None:
+    issued = _new_tenant(system)
+    revoked = _admin(system, "keys", "revoke", issued["key_id"])
+    assert revoked.returncode == 0, revoked.stderr
+    headers = {"Authorization": f"Bearer {issued['api_key']}"}
+    with httpx.Client(base_url=system.api_url, timeout=30, headers=headers) as client:
+        assert client.get(f"/v1/images/{uuid.uuid4()}").status_code == 401
+    listed = [json.loads(line) for line in _admin(system, "keys", "list").stdout.splitlines()]
+    [record] = [k for k in listed if k["key_id"] == issued["key_id"]]
+    assert record["revoked_at"] is not None and "api_key" not in record
+    assert issued["api_key"].startswith(record["prefix"])
+
+
+def test_a_retry_with_the_same_idempotency_key_returns_the_first_image(
+    api: httpx.Client,
+) -> None:
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    data = _jpeg(905)
+    first = api.post("/v1/images", content=data, headers=key)
+    again = api.post("/v1/images", content=data, headers=key)
+
+    assert first.status_code == again.status_code == 201
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["location"] == first.headers["location"]
+
+
+def test_an_idempotency_key_reused_for_other_bytes_is_refused(api: httpx.Client) -> None:
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    first = api.post("/v1/images", content=_jpeg(906), headers=key)
+    other_bytes = api.post("/v1/images", content=_jpeg(907), headers=key)
+
+    assert first.status_code == 201
+    assert other_bytes.status_code == 422
+    assert other_bytes.json()["code"] == "idempotency-key-reused"
+    assert other_bytes.json()["image_id"] == first.json()["id"]
+
+
+@pytest.mark.parametrize("bad", ["", "x" * 256, "spaces are not allowed"])
+def test_a_malformed_idempotency_key_is_a_400(api: httpx.Client, bad: str) -> None:
+    response = api.post("/v1/images", content=_jpeg(908), headers={"Idempotency-Key": bad})
+    assert response.status_code == 400
+    assert response.json()["code"] == "bad-idempotency-key"
+
+
+def test_concurrent_retries_make_one_image(
+    api: httpx.Client, database_url: str, store: ObjectStore
+) -> None:
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    data = _jpeg(909)
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(
+            pool.map(lambda _: api.post("/v1/images", content=data, headers=key), range(8))
+        )
+
+    assert {r.status_code for r in responses} == {201}
+    assert len({r.json()["id"] for r in responses}) == 1
+    [row] = query(
+        database_url,
+        "SELECT count(*) AS n, min(object_key) AS key FROM images WHERE sha256 = $1",
+        responses[0].json()["sha256"],
+    )
+    assert row["n"] == 1
+    assert store.get_bytes(row["key"]) == data
+
+
+def test_concurrent_uploads_of_the_same_bytes_make_one_image(
+    api: httpx.Client, database_url: str
+) -> None:
+    data = _jpeg(910)
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda _: api.post("/v1/images", content=data), range(8)))
+
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] * 7 + [201]
+    assert len({r.json()["id"] for r in responses}) == 1
+    [row] = query(
+        database_url,
+        "SELECT count(*) AS n FROM images WHERE sha256 = $1",
+        responses[0].json()["sha256"],
+    )
+    assert row["n"] == 1
