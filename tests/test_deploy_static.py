@@ -22,6 +22,8 @@ from pydantic_settings import BaseSettings
 
 import imgflow_contracts.settings as contracts_settings
 from imgflow_contracts.queues import QUEUES
+from imgflow_localstack.services import API_STOP_TIMEOUT_S
+from imgflow_upload_api.main import DRAIN_TIMEOUT_S
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -717,6 +719,18 @@ def test_k8s_api_probes_and_service() -> None:
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
     assert all(p["targetPort"] in ports for p in service["spec"]["ports"])
+
+
+def test_api_grace_periods_cover_its_drain() -> None:
+    """SIGTERM drains requests in flight for DRAIN_TIMEOUT_S: no grace may cut that short."""
+    deployment = k8s_objects("Deployment")["upload-api"]
+    pod = deployment["spec"]["template"]["spec"]
+    pre_stop = only_container(deployment)["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep"
+    # The pod's grace runs from the preStop hook, before the SIGTERM.
+    assert pod["terminationGracePeriodSeconds"] - int(pre_stop[1]) > DRAIN_TIMEOUT_S
+    assert parse_duration_s(compose_services()["api"]["stop_grace_period"]) > DRAIN_TIMEOUT_S
+    assert API_STOP_TIMEOUT_S > DRAIN_TIMEOUT_S  # the local stack's SIGKILL comes after
 
 
 def test_k8s_migration_job() -> None:

@@ -27,6 +27,7 @@ from imgflow_localstack import (
     free_port,
 )
 from imgflow_localstack.readiness import CELERY_READY
+from imgflow_localstack.services import API_STOP_TIMEOUT_S, service_specs
 
 # Serves /healthz, answering with the database URL it was given (proves the env reached it).
 HTTP_STAND_IN = textwrap.dedent(
@@ -162,6 +163,23 @@ def test_a_process_deaf_to_sigterm_is_killed_with_its_group(
     assert 1 <= time.monotonic() - began < 8
     assert process.child.returncode == -signal.SIGKILL
     assert own_descendants() == []
+
+
+def test_a_grace_given_to_stop_overrides_the_specs(tmp_path: Path, own_descendants) -> None:
+    spec = ServiceSpec("hung", python(HUNG_STAND_IN), LogLine(r"ready\."), stop_timeout_s=600)
+    process = ServiceProcess(spec, os.environ, tmp_path)
+    process.start()
+    began = time.monotonic()
+    process.stop(grace_s=1)
+    assert 1 <= time.monotonic() - began < 8
+    assert process.child.returncode == -signal.SIGKILL
+    assert own_descendants() == []
+
+
+def test_the_api_is_given_its_drain_time_before_it_is_killed() -> None:
+    # API_STOP_TIMEOUT_S exceeds upload-api's drain (checked in tests/test_deploy_static.py).
+    [api, *_] = service_specs(free_port())
+    assert api.name == "api" and api.stop_timeout_s == API_STOP_TIMEOUT_S > 20
 
 
 # A parent that starts children through Child, one as PostgreSQL's user when we are root

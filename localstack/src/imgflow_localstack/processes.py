@@ -80,8 +80,9 @@ class ServiceProcess:
             self.stop()
             raise
 
-    def stop(self) -> None:
-        self.child.stop()
+    def stop(self, grace_s: float | None = None) -> None:
+        """SIGTERM, wait up to ``grace_s`` (default: the spec's stop timeout), then SIGKILL."""
+        self.child.stop(grace_s)
 
     def is_running(self) -> bool:
         return self.child.is_running()

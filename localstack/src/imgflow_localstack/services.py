@@ -22,6 +22,10 @@ _WORKERS: dict[str, tuple[str, str]] = {
     DEDUPER: ("imgflow_deduper.worker", "dedupe"),
 }
 
+# The API drains requests in flight for up to 20 s on SIGTERM (upload-api main.py), then
+# closes its pools: give it that and a margin before the SIGKILL.
+API_STOP_TIMEOUT_S = 30.0
+
 # What `make run` uses; tests default to 1 everywhere.
 RUN_CONCURRENCY: Mapping[str, int] = {THUMBNAILER: 2, HASHER: 1, DEDUPER: 1}
 
@@ -35,7 +39,9 @@ class ServiceSpec:
     ready: Readiness
     extra_env: Mapping[str, str] = field(default_factory=dict)
     start_timeout_s: float = 60.0
-    # Celery's warm shutdown lets running tasks finish; longer than that is a hang.
+    # SIGTERM first, SIGKILL to the process group after this. Celery's warm shutdown lets
+    # running tasks finish; a task still running then is killed, and its unacked job is
+    # redelivered (acks_late) once the broker's visibility timeout passes.
     stop_timeout_s: float = 15.0
 
 
@@ -52,6 +58,7 @@ def service_specs(api_port: int, concurrency: Mapping[str, int] | None = None) -
             argv=[sys.executable, "-m", "imgflow_upload_api"],
             ready=HttpOk(f"{api_url(api_port)}/healthz"),
             extra_env={f"{ENV_PREFIX}API_HOST": HOST, f"{ENV_PREFIX}API_PORT": str(api_port)},
+            stop_timeout_s=API_STOP_TIMEOUT_S,
         )
     ]
     for name, (app, queue) in _WORKERS.items():
