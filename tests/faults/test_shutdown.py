@@ -90,13 +90,14 @@ def _api_ports_to(system: LocalSystem, port: int) -> set[int]:
     return {c.laddr.port for c in api.net_connections("tcp") if c.raddr and c.raddr.port == port}
 
 
-def _send_head(sock: socket.socket, length: int) -> None:
+def _send_head(sock: socket.socket, length: int, api_key: str) -> None:
     """Headers of a raw upload; returns once the handler has begun reading the body."""
     sock.sendall(
         (
             "POST /v1/images HTTP/1.1\r\n"
             "Host: 127.0.0.1\r\n"
             "Content-Type: image/jpeg\r\n"
+            f"Authorization: Bearer {api_key}\r\n"
             f"Content-Length: {length}\r\n"
             "Expect: 100-continue\r\n\r\n"
         ).encode()
@@ -151,7 +152,7 @@ def test_sigterm_drains_an_upload_still_streaming_and_refuses_new_connections(
     payload = encode(photo_like(640, 480, seed=201), "JPEG")
     half = len(payload) // 2
     with socket.create_connection(("127.0.0.1", system.api_port), timeout=30) as sock:
-        _send_head(sock, len(payload))
+        _send_head(sock, len(payload), system.api_key)
         sock.sendall(payload[:half])
         term_at = _sigterm_and_wait_for_refusal(system)
         refused_after = time.monotonic() - term_at
@@ -180,7 +181,7 @@ def test_sigterm_waits_for_an_upload_whose_s3_put_is_in_progress(
     payload = encode(photo_like(640, 480, seed=204), "JPEG")
     with socket.create_connection(("127.0.0.1", system.api_port), timeout=60) as sock:
         with frozen(system.stack.s3):
-            _send_head(sock, len(payload))
+            _send_head(sock, len(payload), system.api_key)
             sock.sendall(payload)
             wait_for(
                 lambda: _bytes_unread_by(s3_port, _api_ports_to(system, s3_port)) > 0,
