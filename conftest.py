@@ -46,8 +46,7 @@ def trace_dir(system: LocalSystem) -> Path:
 
 @pytest.fixture(scope="session")
 def settings(system: LocalSystem) -> CommonSettings:
-    values = {k.removeprefix(ENV_PREFIX).lower(): v for k, v in system.env.items()}
-    return CommonSettings.model_validate(values)
+    return system.settings()
 
 
 @pytest.fixture(scope="session")

@@ -67,8 +67,7 @@ def fault_system() -> Iterator[LocalSystem]:
 
 @pytest.fixture(scope="package")
 def fault_settings(fault_system: LocalSystem) -> CommonSettings:
-    values = {k.removeprefix(ENV_PREFIX).lower(): v for k, v in fault_system.env.items()}
-    return CommonSettings.model_validate(values)
+    return fault_system.settings()
 
 
 @pytest.fixture(scope="package")

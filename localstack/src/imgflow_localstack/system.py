@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
+from imgflow_contracts.settings import ENV_PREFIX, CommonSettings
 from imgflow_localstack.child import Child
 from imgflow_localstack.errors import LocalStackError, PortInUseError
 from imgflow_localstack.ports import StackPorts, free_port, port_is_free
@@ -85,6 +86,11 @@ class LocalSystem:
     @property
     def api_url(self) -> str:
         return api_url(self.api_port)
+
+    def settings(self) -> CommonSettings:
+        """The settings every imgflow process of this system reads from its environment."""
+        values = {k.removeprefix(ENV_PREFIX).lower(): v for k, v in self.env.items()}
+        return CommonSettings.model_validate(values)
 
     @property
     def auth_headers(self) -> dict[str, str]:

@@ -7,7 +7,7 @@ import pillow_heif
 import pytest
 from PIL import Image
 
-from imgflow_hasher.analysis import UndecodableImage, analyse, integrity_problem
+from imgflow_hasher.analysis import UndecodableImage, analyse, integrity_problem, sha256_hex
 
 pillow_heif.register_heif_opener()
 
@@ -90,9 +90,9 @@ def test_truncated_or_garbage_bytes_are_undecodable(data):
 def test_integrity_passes_the_uploaded_bytes_and_names_a_mismatch():
     data = b"the bytes that were uploaded"
     digest = hashlib.sha256(data).hexdigest()
-    assert integrity_problem(data, digest, len(data)) is None
+    assert integrity_problem(sha256_hex(data), len(data), digest, len(data)) is None
 
-    problem = integrity_problem(data[:-1], digest, len(data))
+    problem = integrity_problem(sha256_hex(data[:-1]), len(data) - 1, digest, len(data))
 
     assert problem is not None
     assert digest in problem and "corrupt" in problem

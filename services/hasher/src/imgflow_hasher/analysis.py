@@ -68,19 +68,23 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def integrity_problem(data: bytes, expected_sha256: str, expected_size: int) -> str | None:
+def integrity_problem(
+    actual_sha256: str, actual_size: int, expected_sha256: str, expected_size: int
+) -> str | None:
     """Why the stored bytes are not the ones accepted at upload, or None when they are."""
-    actual = sha256_hex(data)
-    if actual == expected_sha256:
+    if actual_sha256 == expected_sha256:
         return None
     return (
-        f"stored object is corrupt: SHA-256 {actual} ({len(data)} bytes) differs from "
+        f"stored object is corrupt: SHA-256 {actual_sha256} ({actual_size} bytes) differs from "
         f"{expected_sha256} ({expected_size} bytes) at upload"
     )
 
 
-def analyse(data: bytes, *, keep_gps: bool = False) -> ImageFacts:
-    """Raises ``UndecodableImage`` when the bytes are not a decodable image."""
+def analyse(data: bytes, *, keep_gps: bool = False, sha256: str | None = None) -> ImageFacts:
+    """Raises ``UndecodableImage`` when the bytes are not a decodable image.
+
+    ``sha256``: the bytes' digest when the caller has computed it already (5 MB cost ~10 ms).
+    """
     with _decode_errors(), Image.open(io.BytesIO(data)) as image:
         fmt, mode, frames = image.format, image.mode, getattr(image, "n_frames", 1)
         full_size = image.size
@@ -103,7 +107,7 @@ def analyse(data: bytes, *, keep_gps: bool = False) -> ImageFacts:
     # Orientations 5-8 turn the image by 90 degrees.
     width, height = full_size[::-1] if left in (5, 6, 7, 8) else full_size
     return ImageFacts(
-        sha256=sha256_hex(data),
+        sha256=sha256 or sha256_hex(data),
         byte_size=len(data),
         format=(fmt or "unknown").lower(),
         mode=mode,

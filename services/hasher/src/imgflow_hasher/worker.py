@@ -7,7 +7,7 @@ from imgflow_contracts.logs import configure_logging
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage
 from imgflow_contracts.worker import PermanentError, WorkerContext, register_stage_task
-from imgflow_hasher.analysis import UndecodableImage, analyse, integrity_problem
+from imgflow_hasher.analysis import UndecodableImage, analyse, integrity_problem, sha256_hex
 from imgflow_hasher.repository import record_facts, upload_record
 from imgflow_hasher.settings import HasherSettings
 
@@ -18,14 +18,15 @@ app = make_worker_app(Stage.HASHING, settings)
 
 def hash_image(job: ImageJob, ctx: WorkerContext) -> None:
     data = ctx.store.get_bytes(job.object_key)
+    digest = sha256_hex(data)
     upload = ctx.db(upload_record, job.image_id)
     if upload is not None:
         # Checked before decoding: facts of bytes nobody uploaded would be worse than none.
-        problem = integrity_problem(data, upload.sha256, upload.byte_size)
+        problem = integrity_problem(digest, len(data), upload.sha256, upload.byte_size)
         if problem:
             raise PermanentError(problem)
     try:
-        facts = analyse(data, keep_gps=settings.hasher_keep_gps)
+        facts = analyse(data, keep_gps=settings.hasher_keep_gps, sha256=digest)
     except UndecodableImage as exc:
         raise PermanentError(f"cannot decode the image: {exc}") from exc
     ctx.db(record_facts, job.image_id, facts)

@@ -4,9 +4,6 @@ IMGFLOW_ADMIN_TOKEN is set. The same operations exist as the ``imgflow-admin`` C
 from __future__ import annotations
 
 import hmac
-from datetime import datetime
-from typing import Any
-from uuid import UUID
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from pydantic import BaseModel
@@ -17,20 +14,6 @@ from imgflow_upload_api.problems import PROBLEM_MEDIA_TYPE, Problem
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 _PROBLEM = {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": "RFC 9457 problem details"}
-
-
-class DeadLetterView(BaseModel):
-    id: int
-    image_id: UUID | None
-    stage: str | None
-    task_name: str
-    queue: str
-    payload: Any
-    reason: str
-    attempts: int
-    failed_at: datetime
-    resolved_at: datetime | None
-    resolution: str | None
 
 
 class ReplayAccepted(BaseModel):
@@ -54,8 +37,8 @@ def _authorised(request: Request) -> Resources:
     ):
         raise Problem(
             401,
-            "unauthorised",
-            "Unauthorised",
+            "unauthorized",
+            "Unauthorized",
             "a valid admin bearer token is needed",
             headers={"WWW-Authenticate": 'Bearer realm="imgflow-admin"'},
         )
@@ -63,17 +46,19 @@ def _authorised(request: Request) -> Resources:
 
 
 @router.get(
-    "/dead-letters", response_model=list[DeadLetterView], responses={401: _PROBLEM, 403: _PROBLEM}
+    "/dead-letters",
+    response_model=list[dead_letters.DeadLetter],
+    responses={401: _PROBLEM, 403: _PROBLEM},
 )
 async def list_dead_letters(
     request: Request, include_resolved: bool = False, limit: int = 100
-) -> list[DeadLetterView]:
+) -> list[dead_letters.DeadLetter]:
     res = _authorised(request)
     async with res.pool.acquire() as conn:
         found = await dead_letters.list_dead_letters(
             conn, include_resolved=include_resolved, limit=max(1, min(limit, 1000))
         )
-    return [DeadLetterView(**vars(d)) for d in found]
+    return found
 
 
 @router.post(

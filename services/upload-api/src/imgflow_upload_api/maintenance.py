@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from imgflow_contracts.db.sweeper import SweepPolicy, sweep
 from imgflow_upload_api.dependencies import Resources
@@ -18,18 +19,31 @@ from imgflow_upload_api.outbox import BATCH
 
 log = logging.getLogger(__name__)
 
+# Within the API's drain (20 s): a pass is one batch of sends or one sweep, far quicker.
+STOP_GRACE_S = 5.0
 
-async def every(interval_s: float, name: str, step: Callable[[], Awaitable[object]]) -> None:
-    """Run ``step`` forever, ``interval_s`` apart; a failing pass is logged, not fatal."""
-    while True:
+
+async def every(
+    interval_s: float, name: str, step: Callable[[], Awaitable[object]], stopping: asyncio.Event
+) -> None:
+    """Run ``step`` every ``interval_s`` until ``stopping`` is set; a failing pass is
+    logged, not fatal. A pass under way when ``stopping`` is set runs to its end."""
+    while not stopping.is_set():
         try:
             await step()
         except Exception:
             log.exception("%s pass failed", name)
-        await asyncio.sleep(interval_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), interval_s)
 
 
-def start_loops(res: Resources) -> list[asyncio.Task[None]]:
+@dataclass
+class Loops:
+    tasks: list[asyncio.Task[None]]
+    stopping: asyncio.Event
+
+
+def start_loops(res: Resources) -> Loops:
     settings = res.settings
     policy = SweepPolicy(
         pending_after_s=settings.sweeper_pending_after_s,
@@ -57,13 +71,20 @@ def start_loops(res: Resources) -> list[asyncio.Task[None]]:
         "sweeper": (settings.sweeper_interval_s, sweep_once),
         "queue depths": (settings.queue_depth_refresh_s, read_depths),
     }
-    return [
-        asyncio.create_task(every(interval, name, step), name=name)
+    stopping = asyncio.Event()
+    tasks = [
+        asyncio.create_task(every(interval, name, step, stopping), name=name)
         for name, (interval, step) in loops.items()
     ]
+    return Loops(tasks, stopping)
 
 
-async def stop_loops(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
+async def stop_loops(loops: Loops, grace_s: float = STOP_GRACE_S) -> None:
+    """Let passes under way finish (a relay cut short would send its batch again from
+    the next replica), then cancel whatever is still running after ``grace_s``."""
+    loops.stopping.set()
+    _, late = await asyncio.wait(loops.tasks, timeout=grace_s)
+    for task in late:
+        log.warning("%s pass still running at shutdown; cancelled", task.get_name())
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.gather(*loops.tasks, return_exceptions=True)
