@@ -114,8 +114,9 @@ def _create(client: httpx.Client, data: bytes, **overrides: Any) -> dict[str, An
     return response.json()  # type: ignore[no-any-return]
 
 
-def _put(s3: httpx.Client, url: str, data: bytes) -> None:
-    response = s3.put(url, content=data)
+def _put(s3: httpx.Client, url: str, data: bytes, content_type: str | None = None) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = s3.put(url, content=data, headers=headers)
     assert response.status_code == 200, response.text
 
 
@@ -167,7 +168,7 @@ def test_a_single_put_upload_becomes_a_ready_image(
     assert ticket["state"] == "pending" and ticket["parts"] == [] and ticket["part_size"] is None
     assert ticket["url"].startswith("http://127.0.0.1:")  # no public endpoint: the S3 one
 
-    _put(s3, ticket["url"], data)
+    _put(s3, ticket["url"], data, content_type="text/html")  # whatever the client says
     response = _complete(api, ticket)
 
     assert response.status_code == 201, response.text
@@ -178,7 +179,9 @@ def test_a_single_put_upload_becomes_a_ready_image(
     row = _row(database_url, ticket["id"])
     assert row["state"] == "completed" and str(row["image_id"]) == image["id"]
     assert store.stat(row["staging_key"]) is None  # moved to its content-addressed key
-    assert store.get_bytes(original_key(row["tenant_id"], _sha256(data))) == data
+    original = original_key(row["tenant_id"], _sha256(data))
+    assert store.get_bytes(original) == data
+    assert store.client.stat_object(store.bucket, original).content_type == "image/jpeg"
     status = api.get(f"/v1/uploads/{ticket['id']}").json()
     assert status["state"] == "completed" and status["image_id"] == image["id"]
     wait_for(lambda: _ready(api, image["id"]), timeout_s=120, what="the image to be ready")
@@ -195,6 +198,25 @@ def test_completing_twice_answers_with_the_same_image(
 
     assert first.status_code == second.status_code == 201
     assert first.json()["id"] == second.json()["id"]
+    assert len(query(database_url, "SELECT id FROM images WHERE sha256 = $1", _sha256(data))) == 1
+
+
+def test_concurrent_completions_make_one_image(
+    api: httpx.Client, s3: httpx.Client, database_url: str
+) -> None:
+    data = _jpeg(1008, size=(1600, 1200))
+    ticket = _create(api, data)
+    _put(s3, ticket["url"], data)
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: _complete(api, ticket), range(4)))
+
+    created = [a for a in answers if a.status_code == 201]
+    others = [a for a in answers if a.status_code != 201]
+    assert created, [a.text for a in answers]
+    assert len({a.json()["id"] for a in created}) == 1
+    for answer in others:  # lost the race for the lease while the first was verifying
+        _assert_problem(answer, 409, "upload-in-progress")
     assert len(query(database_url, "SELECT id FROM images WHERE sha256 = $1", _sha256(data))) == 1
 
 

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import urllib3
 from minio import Minio
-from minio.commonconfig import CopySource
+from minio.commonconfig import REPLACE, CopySource
 from minio.datatypes import Part
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
@@ -156,10 +156,8 @@ class ObjectStore:
 
     # minio-py keeps the multipart calls below internal (its put_object drives them);
     # they are the plain S3 operations, which presigned part uploads need one by one.
-    def create_multipart(self, key: str, content_type: str) -> str:
-        return self.client._create_multipart_upload(
-            self.bucket, key, {"Content-Type": content_type}
-        )
+    def create_multipart(self, key: str) -> str:
+        return self.client._create_multipart_upload(self.bucket, key, {})
 
     def list_parts(self, key: str, upload_id: str) -> list[UploadedPart]:
         """Every part uploaded so far (S3 pages them by 1,000); raises S3Error
@@ -218,10 +216,17 @@ class ObjectStore:
             response.close()
             response.release_conn()
 
-    def copy(self, source_key: str, key: str, etag: str | None = None) -> None:
-        """Server-side copy (minio composes it from part copies above 5 GiB)."""
+    def copy(self, source_key: str, key: str, content_type: str, etag: str | None = None) -> None:
+        """Server-side copy (minio composes it from part copies above 5 GiB), with a
+        Content-Type of our choosing rather than whatever the source was sent with."""
         source = CopySource(self.bucket, source_key, match_etag=etag)
-        self.client.copy_object(self.bucket, key, source)
+        self.client.copy_object(
+            self.bucket,
+            key,
+            source,
+            metadata={"Content-Type": content_type},
+            metadata_directive=REPLACE,
+        )
 
     def ping(self) -> None:
         """Raise unless the bucket is reachable with our credentials."""

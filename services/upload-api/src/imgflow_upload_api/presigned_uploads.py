@@ -85,11 +85,7 @@ async def start_upload(
     part_size: int | None = None
     if byte_size > settings.upload_multipart_threshold_bytes:
         part_size = part_size_for(byte_size, settings.upload_part_size_bytes)
-        multipart_id = await _storage(
-            asyncio.to_thread(
-                res.store.create_multipart, key, content_type or "application/octet-stream"
-            )
-        )
+        multipart_id = await _storage(asyncio.to_thread(res.store.create_multipart, key))
     try:
         async with res.pool.acquire() as conn:
             upload = await insert_upload(
@@ -134,19 +130,25 @@ async def complete_upload(
         fmt = await _storage(
             asyncio.to_thread(verify, res.store, stored, upload, res.settings.upload_max_pixels)
         )
-        facts = VerifiedBytes(tenant_id, upload.sha256, upload.byte_size, fmt.content_type)
-
-        async def store(key: str) -> None:
-            await asyncio.to_thread(copy_verified, res.store, stored, key)
-
-        outcome = await record_upload(res, facts, idempotency_key, store)
     except Problem as problem:
         if problem.status >= 500 or problem.code in RETRYABLE:
             await _release(res, upload)
-        else:
+        else:  # the bytes are not what was declared, or not an acceptable image
             await _fail(res, upload, problem.code)
         raise
     except BaseException:
+        await _release(res, upload)
+        raise
+    facts = VerifiedBytes(tenant_id, upload.sha256, upload.byte_size, fmt.content_type)
+
+    async def store(key: str) -> None:
+        await asyncio.to_thread(copy_verified, res.store, stored, key, fmt)
+
+    try:
+        outcome = await record_upload(res, facts, idempotency_key, store)
+    except BaseException:
+        # Good bytes, but not recorded (storage or database down, a reused
+        # Idempotency-Key): the upload stays pending, so completing again may succeed.
         await _release(res, upload)
         raise
     try:

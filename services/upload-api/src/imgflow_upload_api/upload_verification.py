@@ -145,10 +145,11 @@ def _changed() -> Problem:
     )
 
 
-def copy_verified(store: ObjectStore, stored: StoredObject, key: str) -> None:
-    """Copy the verified bytes to their content-addressed key, only if still unchanged."""
+def copy_verified(store: ObjectStore, stored: StoredObject, key: str, fmt: ImageFormat) -> None:
+    """Copy the verified bytes to their content-addressed key, only if still unchanged,
+    typed by their sniffed format (never by the Content-Type the client PUT them with)."""
     try:
-        store.copy(stored.key, key, etag=stored.etag)
+        store.copy(stored.key, key, fmt.content_type, etag=stored.etag)
     except S3Error as exc:
         if exc.code == "PreconditionFailed":
             raise _changed() from exc
