@@ -201,6 +201,23 @@ def test_completing_twice_answers_with_the_same_image(
     assert len(query(database_url, "SELECT id FROM images WHERE sha256 = $1", _sha256(data))) == 1
 
 
+def test_bytes_already_an_image_answer_with_that_image(
+    api: httpx.Client, s3: httpx.Client, store: ObjectStore, database_url: str
+) -> None:
+    data = _jpeg(1009)
+    direct = api.post("/v1/images", content=data)
+    assert direct.status_code == 201
+    ticket = _create(api, data)
+    _put(s3, ticket["url"], data)
+
+    answers = [_complete(api, ticket), _complete(api, ticket)]
+
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["id"] == answer.json()["duplicate_of"] == direct.json()["id"]
+    assert store.stat(_row(database_url, ticket["id"])["staging_key"]) is None
+
+
 def test_concurrent_completions_make_one_image(
     api: httpx.Client, s3: httpx.Client, database_url: str
 ) -> None:

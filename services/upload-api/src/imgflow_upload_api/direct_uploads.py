@@ -180,6 +180,7 @@ async def complete(
     res = _resources(request)
     parsed = _parse_id(upload_id)
     try:
+        res.backpressure.admit()  # completing enqueues jobs, as a direct upload does
         outcome = await complete_upload(
             res, caller.tenant_id, parsed, idempotency.parse_key(idempotency_key)
         )
