@@ -6,10 +6,16 @@ The client is synchronous and thread-safe: async callers run it in a worker thre
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import BinaryIO
+from urllib.parse import urlsplit
 
 import urllib3
 from minio import Minio
+from minio.commonconfig import REPLACE, CopySource
+from minio.datatypes import Part
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
@@ -17,6 +23,23 @@ from imgflow_contracts.settings import CommonSettings
 
 # Multipart part size for uploads of unknown length; S3 needs at least 5 MiB.
 _PART_SIZE = 16 * 1024 * 1024
+_MISSING = ("NoSuchKey", "NoSuchObject", "NotFound")
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    etag: str
+
+
+@dataclass(frozen=True)
+class UploadedPart:
+    """A part of an unfinished multipart upload, as S3 lists it."""
+
+    number: int
+    etag: str
+    size: int
 
 
 class ObjectStore:
@@ -98,7 +121,118 @@ class ObjectStore:
         for error in self.client.remove_objects(self.bucket, objects):
             raise RuntimeError(f"could not delete {error.name}: {error.message}")
 
+    # Presigned and multipart uploads (POST /v1/uploads): the client sends the bytes to S3.
+
+    @classmethod
+    def for_presigning(cls, settings: CommonSettings, endpoint: str) -> ObjectStore:
+        """A store whose URLs name ``endpoint`` (host:port, or a URL with its scheme).
+
+        A presigned URL is signed for its host, so clients must be given the host they
+        reach S3 by, which need not be the one this process uses. Presigning is local
+        (HMAC with the region given), so this client never connects anywhere.
+        """
+        parts = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
+        secure = parts.scheme == "https" if parts.scheme else settings.s3_secure
+        client = Minio(
+            parts.netloc,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key.get_secret_value(),
+            secure=secure,
+            region=settings.s3_region,
+        )
+        return cls(client, settings.s3_bucket)
+
+    def presign_put(self, key: str, expires: timedelta) -> str:
+        return self.client.presigned_put_object(self.bucket, key, expires=expires)
+
+    def presign_part(self, key: str, upload_id: str, number: int, expires: timedelta) -> str:
+        return self.client.get_presigned_url(
+            "PUT",
+            self.bucket,
+            key,
+            expires=expires,
+            extra_query_params={"uploadId": upload_id, "partNumber": str(number)},
+        )
+
+    # minio-py keeps the multipart calls below internal (its put_object drives them);
+    # they are the plain S3 operations, which presigned part uploads need one by one.
+    def create_multipart(self, key: str) -> str:
+        return self.client._create_multipart_upload(self.bucket, key, {})
+
+    def list_parts(self, key: str, upload_id: str) -> list[UploadedPart]:
+        """Every part uploaded so far (S3 pages them by 1,000); raises S3Error
+        NoSuchUpload when the upload was completed or aborted."""
+        parts: list[UploadedPart] = []
+        marker: str | None = None
+        while True:
+            page = self.client._list_parts(self.bucket, key, upload_id, part_number_marker=marker)
+            parts.extend(UploadedPart(p.part_number, p.etag.strip('"'), p.size) for p in page.parts)
+            if not page.is_truncated or not page.next_part_number_marker:
+                return parts
+            marker = str(page.next_part_number_marker)
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[UploadedPart]) -> None:
+        self.client._complete_multipart_upload(
+            self.bucket, key, upload_id, [Part(p.number, p.etag) for p in parts]
+        )
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Drop an unfinished multipart upload and its parts; already gone is fine."""
+        try:
+            self.client._abort_multipart_upload(self.bucket, key, upload_id)
+        except S3Error as exc:
+            if exc.code != "NoSuchUpload":
+                raise
+
+    def stat(self, key: str) -> StoredObject | None:
+        """The object's size and ETag, or None when there is no such object."""
+        try:
+            stat = self.client.stat_object(self.bucket, key)
+        except S3Error as exc:
+            if exc.code in _MISSING:
+                return None
+            raise
+        return StoredObject(key, int(stat.size or 0), (stat.etag or "").strip('"'))
+
+    # ``etag`` pins the reads and the copy below to the bytes that were stat'ed: if the
+    # object is replaced meanwhile, S3 answers 412 (S3Error PreconditionFailed).
+
+    def iter_chunks(self, key: str, chunk_size: int, etag: str | None = None) -> Iterator[bytes]:
+        """The object's bytes as they stream in, never all of them in memory."""
+        response = self.client.get_object(self.bucket, key, request_headers=_if_match(etag))
+        try:
+            yield from response.stream(chunk_size)
+        finally:
+            response.close()
+            response.release_conn()
+
+    def read_range(self, key: str, offset: int, length: int, etag: str | None = None) -> bytes:
+        response = self.client.get_object(
+            self.bucket, key, offset=offset, length=length, request_headers=_if_match(etag)
+        )
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    def copy(self, source_key: str, key: str, content_type: str, etag: str | None = None) -> None:
+        """Server-side copy (minio composes it from part copies above 5 GiB), with a
+        Content-Type of our choosing rather than whatever the source was sent with."""
+        source = CopySource(self.bucket, source_key, match_etag=etag)
+        self.client.copy_object(
+            self.bucket,
+            key,
+            source,
+            metadata={"Content-Type": content_type},
+            metadata_directive=REPLACE,
+        )
+
     def ping(self) -> None:
         """Raise unless the bucket is reachable with our credentials."""
         if not self.client.bucket_exists(self.bucket):
             raise RuntimeError(f"bucket {self.bucket!r} does not exist")
+
+
+def _if_match(etag: str | None) -> dict[str, str] | None:
+    return {"If-Match": f'"{etag}"'} if etag else None

@@ -28,6 +28,7 @@ from imgflow_upload_api.auth import KeyCache
 from imgflow_upload_api.backlog import read_backlog
 from imgflow_upload_api.backpressure import Backpressure
 from imgflow_upload_api.dependencies import Resources
+from imgflow_upload_api.direct_uploads import router as direct_uploads_router
 from imgflow_upload_api.duplicates import router as duplicates_router
 from imgflow_upload_api.maintenance import start_loops, stop_loops
 from imgflow_upload_api.metrics import ApiMetrics
@@ -91,6 +92,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(duplicates_router)
     app.include_router(admin_router)
+    app.include_router(direct_uploads_router)
 
     @app.middleware("http")
     async def observe(request: Request, call_next):  # type: ignore[no-untyped-def]

@@ -16,6 +16,7 @@ from imgflow_contracts.db.sweeper import SweepPolicy, sweep
 from imgflow_upload_api.dependencies import Resources
 from imgflow_upload_api.idempotency import forget_expired
 from imgflow_upload_api.outbox import BATCH
+from imgflow_upload_api.upload_cleaner import clean_expired_uploads
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ def start_loops(res: Resources) -> Loops:
         async with res.pool.acquire() as conn:
             await sweep(conn, policy)
             await forget_expired(conn, settings.idempotency_ttl_s)
+        # Presigned uploads: a completion is answered again as long as an Idempotency-Key is.
+        await clean_expired_uploads(res, retention_s=settings.idempotency_ttl_s)
 
     async def read_depths() -> None:
         queues: dict[str, int] | None = None

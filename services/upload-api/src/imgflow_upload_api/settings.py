@@ -68,3 +68,31 @@ class ApiSettings(CommonSettings):
     outbox_relay_interval_s: float = Field(
         default=1.0, gt=0, description="How often unsent jobs are retried to the broker."
     )
+    s3_public_endpoint: str | None = Field(
+        default=None,
+        description=(
+            "S3 host:port (or URL) that clients reach, for presigned upload URLs only "
+            "(they are signed for it); unset: IMGFLOW_S3_ENDPOINT."
+        ),
+    )
+    upload_presigned_max_bytes: int = Field(
+        default=5 * 1024**3,
+        ge=1,
+        description="Largest size a presigned upload (POST /v1/uploads) may declare, in bytes.",
+    )
+    upload_multipart_threshold_bytes: int = Field(
+        default=100 * 1024 * 1024,
+        ge=1,
+        description="Presigned uploads declared larger than this use S3 multipart part URLs.",
+    )
+    upload_part_size_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=5 * 1024 * 1024,
+        le=5 * 1024**3,
+        description="Part size of multipart presigned uploads (grown to stay <= 10,000 parts).",
+    )
+    upload_expiry_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Presigned upload URLs expire, and unfinished uploads are cleaned, after this.",
+    )

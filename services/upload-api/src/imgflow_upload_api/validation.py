@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from PIL import Image, UnidentifiedImageError
 
 from imgflow_upload_api.formats import ImageFormat, looks_truncated, sniff_format
 from imgflow_upload_api.problems import Problem
-from imgflow_upload_api.spool import SpooledBody
+
+
+class Framed(Protocol):
+    """What the framing check needs: a body's size and its first and last bytes
+    (a SpooledBody, or the ends of an object already in S3)."""
+
+    size: int
+    head: bytes
+    tail: bytes
+
 
 # Formats Pillow can read the header of without plugins; HEIF/AVIF get a framing check only.
 _PILLOW_READABLE = {
@@ -20,7 +29,7 @@ _PILLOW_READABLE = {
 }
 
 
-def check_framing(body: SpooledBody) -> ImageFormat:
+def check_framing(body: Framed) -> ImageFormat:
     """Cheap checks on the head and tail bytes; raises Problem on failure."""
     if body.size == 0:
         raise Problem(400, "empty-body", "Empty body", "the request has no image bytes")
