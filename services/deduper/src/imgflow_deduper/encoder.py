@@ -84,7 +84,8 @@ class Encoder:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Idle pool threads sleep instead of spinning: a spinning thread burns CPU that the
-        # other workers on the node need (measured: +50-90 % CPU per upload with 2 threads).
+        # other workers on the node need (measured: 2 spinning threads cost 40-90 % more
+        # inference CPU than 2 sleeping ones; `make bench`, suite dedupe).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = choose_providers(preferred, ort.get_available_providers())
         self.session = ort.InferenceSession(

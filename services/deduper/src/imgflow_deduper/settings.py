@@ -21,9 +21,9 @@ DEFAULT_MODEL_FILE = "efficientnet-lite0-96-embedding.onnx"
 
 
 class DedupeSettings(WorkerSettings):
-    # ONNX Runtime, the model and its buffers for a batch of views bring a process to
-    # ~170 MB before Celery's own: near the shared 200 MB default, where a child would be
-    # recycled, and the model reloaded, every few jobs.
+    # ONNX Runtime, the model and its buffers for a batch of views bring a pool process to
+    # ~180 MB (`make bench`, 12 MP uploads): too near the shared 200 MB default, past which
+    # a child is recycled and the model reloaded.
     worker_max_memory_per_child_kb: int = Field(
         default=700_000,
         ge=10_000,
