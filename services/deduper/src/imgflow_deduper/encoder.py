@@ -84,8 +84,8 @@ class Encoder:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Idle pool threads sleep instead of spinning: a spinning thread burns CPU that the
-        # other workers on the node need (measured: 2 spinning threads cost 40-90 % more
-        # inference CPU than 2 sleeping ones; `make bench`, suite dedupe).
+        # other workers on the node need. Measured: 2 spinning threads cost 10-90 % more
+        # inference CPU than 2 sleeping ones, the most when runs are apart, as jobs are.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = choose_providers(preferred, ort.get_available_providers())
         self.session = ort.InferenceSession(
