@@ -127,7 +127,7 @@ def _inference(quick: bool) -> tuple[list[Measurement], list[str]]:
             f"decode a 12 MP JPEG + 6 views ({len(data) / 1e6:.1f} MB)", decode_s * 1000, "ms"
         ),
     ], [
-        f"Inference: {1000 * single_s:.1f} ms per 224 px image on one core; the worker's "
+        f"Inference: {1000 * single_s:.1f} ms per {NORM.size} px image on one core; the worker's "
         f"default (whole image and its mirror, five 80 % crops: 7 inputs) costs "
         f"{1000 * worker_s:.0f} ms per upload. Batches of 8 give {single_s / batched_s:.2f}x "
         "per image on the CPU provider here (it swings between runs on a shared machine; "

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from bench import dedupe
 from bench.e2e import to_suite, write_chart_for, write_raw
 from bench.e2e_driver import SERVERS, SERVICES, measure
 from bench.images import FULL, SMALL, ensure_images, render
@@ -78,6 +79,23 @@ def test_e2e_suite_processes_every_image_and_writes_its_report(
     raw = json.loads((folder / "e2e-run.json").read_text())
     assert len(raw["stage_rows"]) == 60
     assert len(raw["samples"]) == len(report.samples)
+
+
+def test_dedupe_suite_bills_each_pipeline_for_decode_and_inference() -> None:
+    suite = dedupe.run(quick=True)
+
+    assert not suite.failed
+    by_name = {m.name: m for m in suite.measurements}
+    assert by_name["upload, now (800x600 JPEG)"].baseline == "upload, before (800x600 JPEG)"
+    for m in suite.measurements:
+        assert m.unit == "CPU ms/image"
+        assert m.value > 0, m.name  # both parts of every pipeline cost something
+        if m.baseline is not None:
+            assert (suite.ratio(m) or 0) > 0, f"{m.name} has no ratio to {m.baseline}"
+    parts = ("decode + 6 views", "inference (7 inputs)")
+    for when in ("before", "now"):
+        total = by_name[f"upload, {when} (800x600 JPEG)"].value
+        assert total == pytest.approx(sum(by_name[f"{p}, {when}"].value for p in parts))
 
 
 def test_images_are_cached_deterministic_and_distinct(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from imgflow_deduper.decision import PairSignals, Thresholds, decide
 from imgflow_deduper.encoder import Encoder
 from imgflow_deduper.pixels import Normalisation
 from imgflow_deduper.settings import DedupeSettings
-from tools.build_model import ensure_model
+from tools.build_model import MODEL_FILE, ensure_model
 from tools.dedupe_eval.dataset import Sample, samples
 from tools.dedupe_eval.metrics import Score, best, score
 from tools.dedupe_eval.signals import PairTable, embed_all, pair_table, phash64
@@ -33,7 +33,7 @@ OUT = Path(__file__).resolve().parent.parent.parent / ".bench" / "eval-dedupe"
 COSINES = np.round(np.arange(0.70, 0.991, 0.005), 3)
 DISTANCES = range(0, 25)
 GRID = {
-    "cosine": np.round(np.arange(0.90, 0.99, 0.005), 3),
+    "cosine": np.round(np.arange(0.85, 0.99, 0.005), 3),
     "phash_distance": range(0, 17, 2),
     "combined_cosine": np.round(np.arange(0.70, 0.95, 0.02), 2),
     "combined_phash_distance": range(12, 27, 2),
@@ -125,7 +125,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = DedupeSettings()
     model_path = Path(settings.dedupe_model_path)
-    if model_path.name == "efficientnet-lite0-embedding.onnx" and not model_path.exists():
+    if model_path.name == MODEL_FILE and not model_path.exists():
         ensure_model(model_path)
 
     started = time.perf_counter()

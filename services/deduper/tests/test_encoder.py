@@ -19,6 +19,7 @@ from imgflow_deduper.encoder import (
     ModelMissingError,
     choose_providers,
     cpu_share,
+    embed_views,
 )
 from imgflow_deduper.pixels import Normalisation, bytes_to_tensor
 
@@ -52,7 +53,7 @@ def test_the_choice_is_logged(model_path: Path, caplog: pytest.LogCaptureFixture
 
 def test_a_batch_gives_the_same_vectors_as_one_at_a_time(encoder: Encoder) -> None:
     rng = np.random.default_rng(5)
-    batch = rng.normal(size=(3, 3, 224, 224)).astype(np.float32)
+    batch = rng.normal(size=(3, 3, 96, 96)).astype(np.float32)
     together = encoder.embed(batch)
     one_by_one = np.concatenate([encoder.embed(x) for x in batch])
     assert np.allclose(together, one_by_one, atol=1e-5)
@@ -61,12 +62,32 @@ def test_a_batch_gives_the_same_vectors_as_one_at_a_time(encoder: Encoder) -> No
 
 def test_mirror_invariance_makes_a_flipped_image_identical(encoder: Encoder) -> None:
     rng = np.random.default_rng(6)
-    image = rng.normal(size=(3, 224, 224)).astype(np.float32)
+    image = rng.normal(size=(3, 96, 96)).astype(np.float32)
     mirrored = image[:, :, ::-1]
     plain = encoder.embed(np.stack([image, mirrored]))
     invariant = encoder.embed(np.stack([image, mirrored]), mirror_invariant=True)
     assert float(plain[0] @ plain[1]) < 0.999
     assert float(invariant[0] @ invariant[1]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_views_in_one_batch_equal_the_whole_with_its_mirror_and_each_view(
+    encoder: Encoder,
+) -> None:
+    pixels = np.random.default_rng(7).normal(size=(6, 3, 96, 96)).astype(np.float32)
+
+    whole, views = embed_views(encoder, pixels, mirror_invariant=True)
+
+    assert np.allclose(whole, encoder.embed(pixels[0], mirror_invariant=True)[0], atol=1e-5)
+    assert np.allclose(views, encoder.embed(pixels[1:]), atol=1e-5)
+    assert views.shape == (5, 1280)
+    plain, _ = embed_views(encoder, pixels, mirror_invariant=False)
+    assert np.allclose(plain, encoder.embed(pixels[0])[0], atol=1e-5)
+
+
+def test_idle_inference_threads_sleep_instead_of_spinning(encoder: Encoder) -> None:
+    # Spinning threads burn CPU the other workers on the node need.
+    options = encoder.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 def test_a_missing_model_says_how_to_get_one(tmp_path: Path) -> None:
@@ -86,6 +107,6 @@ def test_the_low_pass_brings_a_resized_copy_closer(encoder: Encoder) -> None:
         a, b = (encoder.embed(bytes_to_tensor(c, norm))[0] for c in copies)
         return float(a @ b)
 
-    sharp = Normalisation.of(224, [0.498] * 3, [0.502] * 3)
-    soft = Normalisation.of(224, [0.498] * 3, [0.502] * 3, detail=112)
+    sharp = Normalisation.of(96, [0.498] * 3, [0.502] * 3)
+    soft = Normalisation.of(96, [0.498] * 3, [0.502] * 3, detail=48)
     assert cosine(soft) > cosine(sharp)

@@ -14,11 +14,13 @@ from PIL import Image
 
 from imgflow_deduper.encoder import Encoder
 from imgflow_deduper.pixels import Normalisation, to_tensor
-from tools.build_model import MODEL_SHA256, WEIGHTS_SHA256, sha256_of, weights_path
+from tools.build_model import INPUT_SIZE, MODEL_SHA256, WEIGHTS_SHA256, sha256_of, weights_path
 from tools.embedding_model import numpy_reference
 from tools.embedding_model.torch_legacy import load_legacy_state_dict
 
-NORM = Normalisation.of(224, [0.498] * 3, [0.502] * 3)
+NORM = Normalisation.of(INPUT_SIZE, [0.498] * 3, [0.502] * 3)
+# ImageNet's own size, where the classifier is known to be right.
+IMAGENET = Normalisation.of(224, [0.498] * 3, [0.502] * 3)
 # ImageNet classes: 281-285 are the domestic cats, 967 is espresso.
 PHOTOS = {"chelsea": range(281, 286), "coffee": range(967, 968)}
 
@@ -28,8 +30,8 @@ def weights() -> dict[str, np.ndarray]:
     return load_legacy_state_dict(weights_path())
 
 
-def _pixels(name: str) -> np.ndarray:
-    return to_tensor(Image.fromarray(getattr(skimage.data, name)()).convert("RGB"), NORM)
+def _pixels(name: str, norm: Normalisation = NORM) -> np.ndarray:
+    return to_tensor(Image.fromarray(getattr(skimage.data, name)()).convert("RGB"), norm)
 
 
 def test_the_files_are_the_pinned_ones(model_path: Path) -> None:
@@ -38,7 +40,7 @@ def test_the_files_are_the_pinned_ones(model_path: Path) -> None:
     model = onnx.load(str(model_path))
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta["imgflow.source_sha256"] == WEIGHTS_SHA256
-    assert meta["imgflow.input_size"] == "224"
+    assert meta["imgflow.input_size"] == str(INPUT_SIZE) == "96"
 
 
 @pytest.mark.parametrize("photo", [*PHOTOS, "astronaut"])
@@ -59,7 +61,7 @@ def test_the_weights_still_classify_imagenet_photos(
     photo: str, weights: dict[str, np.ndarray]
 ) -> None:
     # Reading the .pth wrongly (strides, layout, padding) would not keep these right.
-    top = int(np.argmax(numpy_reference.logits(_pixels(photo), weights)))
+    top = int(np.argmax(numpy_reference.logits(_pixels(photo, IMAGENET), weights)))
     assert top in PHOTOS[photo]
 
 

@@ -1,8 +1,10 @@
-"""Image bytes to the model's input tensor: decode once, cheaply, and normalise.
+"""Image bytes to the model's input tensors: decode once, small, and share the pixels.
 
 The whole frame is resized to the square input (no centre crop), so a crop of an image
-still shares most of its content with the original's input. JPEG decodes at a reduced
-DCT scale first (``Image.draft``), which costs a fraction of a full decode.
+still shares most of its content with the original's input. A JPEG decodes at the
+smallest DCT scale (``Image.draft``: 1/2, 1/4 or 1/8) that still leaves twice the input
+size, so a 12 MP photo for a 96 px model never exists at more than 500 x 375 pixels; the
+whole frame and every sub-view are cut from that one decoded image.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ class Normalisation:
     size: int
     mean: tuple[float, float, float]  # 0-1 scale, RGB
     std: tuple[float, float, float]
-    # Shrink to this square first (0: don't): a low-pass filter, so a resized or heavily
-    # re-encoded copy, which has lost its fine detail, looks like its original.
+    # Shrink to this square first (0: don't; only below ``size`` does it do anything): a
+    # low-pass filter, so a resized or heavily re-encoded copy, which has lost its fine
+    # detail, looks like its original to a model with a large input.
     detail: int = 0
 
     @classmethod
@@ -36,6 +39,11 @@ class Normalisation:
         cls, size: int, mean: Sequence[float], std: Sequence[float], detail: int = 0
     ) -> Normalisation:
         return cls(size, (mean[0], mean[1], mean[2]), (std[0], std[1], std[2]), detail)
+
+    @property
+    def source_size(self) -> int:
+        """The fewest pixels per side any view is built from: what decoding must keep."""
+        return min(self.size, self.detail) if self.detail else self.size
 
 
 def decode(data: bytes, size: int) -> Image.Image:
@@ -51,21 +59,35 @@ def decode(data: bytes, size: int) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
+Box = tuple[float, float, float, float]
+
+
+def _square(image: Image.Image, norm: Normalisation, box: Box | None = None) -> Image.Image:
+    """The model's square input from ``box`` of the image (all of it by default); resizing
+    straight from the box spares a copy of the crop."""
+    if norm.detail and norm.detail < norm.size:
+        image = image.resize(
+            (norm.detail, norm.detail), Image.Resampling.BILINEAR, box, reducing_gap=2.0
+        )
+        box = None
+    return image.resize((norm.size, norm.size), Image.Resampling.BILINEAR, box, reducing_gap=2.0)
+
+
+def _normalised(squares: list[Image.Image], norm: Normalisation) -> np.ndarray:
+    """(N, 3, size, size) float32 from N RGB squares, in one pass over the pixels."""
+    pixels = np.stack([np.asarray(s) for s in squares]).transpose(0, 3, 1, 2)
+    scale = 1 / (255 * np.asarray(norm.std, np.float32))[:, None, None]
+    offset = (np.asarray(norm.mean, np.float32) / np.asarray(norm.std, np.float32))[:, None, None]
+    return pixels.astype(np.float32) * scale - offset
+
+
 def to_tensor(image: Image.Image, norm: Normalisation) -> np.ndarray:
     """(3, size, size) float32, normalised as the model expects."""
-    if norm.detail:
-        image = image.resize(
-            (norm.detail, norm.detail), Image.Resampling.BILINEAR, reducing_gap=2.0
-        )
-    resized = image.resize((norm.size, norm.size), Image.Resampling.BILINEAR, reducing_gap=2.0)
-    array = np.asarray(resized, dtype=np.float32).transpose(2, 0, 1) / 255.0
-    mean = np.asarray(norm.mean, np.float32)[:, None, None]
-    std = np.asarray(norm.std, np.float32)[:, None, None]
-    return (array - mean) / std
+    return _normalised([_square(image, norm)], norm)[0]
 
 
 def bytes_to_tensor(data: bytes, norm: Normalisation) -> np.ndarray:
-    return to_tensor(decode(data, norm.size), norm)
+    return to_tensor(decode(data, norm.source_size), norm)
 
 
 # Sub-views: the centre and the four corners, each 80 % of the width and height. A copy
@@ -80,16 +102,15 @@ VIEW_BOXES = (
 )
 
 
-def sub_views(image: Image.Image) -> list[Image.Image]:
-    w, h = image.size
+def view_boxes(width: int, height: int) -> list[Box]:
     return [
-        image.crop((round(a * w), round(b * h), round(c * w), round(d * h)))
+        (round(a * width), round(b * height), round(c * width), round(d * height))
         for a, b, c, d in VIEW_BOXES
     ]
 
 
 def view_tensors(data: bytes, norm: Normalisation, with_sub_views: bool) -> np.ndarray:
     """(1 or 6, 3, size, size): the whole image first, then its sub-views if asked."""
-    image = decode(data, norm.size)
-    views = [image, *sub_views(image)] if with_sub_views else [image]
-    return np.stack([to_tensor(v, norm) for v in views])
+    image = decode(data, norm.source_size)
+    boxes = [None, *view_boxes(*image.size)] if with_sub_views else [None]
+    return _normalised([_square(image, norm, box) for box in boxes], norm)
