@@ -1,4 +1,5 @@
-"""The API's background loops: relay the outbox, sweep stuck stages, read queue depths.
+"""The API's background loops: relay the outbox, sweep stuck stages, read queue depths,
+send webhook deliveries, forget old events.
 
 They run in every API replica; the outbox rows and the sweep are locked in PostgreSQL,
 so replicas share the work instead of repeating it.
@@ -13,10 +14,15 @@ from collections.abc import Awaitable, Callable
 
 from imgflow_contracts.db.sweeper import SweepPolicy, sweep
 from imgflow_upload_api.dependencies import Resources
+from imgflow_upload_api.event_retention import BATCH as PRUNE_BATCH
+from imgflow_upload_api.event_retention import prune
 from imgflow_upload_api.idempotency import forget_expired
 from imgflow_upload_api.outbox import BATCH
+from imgflow_upload_api.webhook_dispatch import WebhookDispatcher
 
 log = logging.getLogger(__name__)
+
+EVENT_PRUNE_INTERVAL_S = 60.0
 
 
 async def every(interval_s: float, name: str, step: Callable[[], Awaitable[object]]) -> None:
@@ -52,15 +58,27 @@ def start_loops(res: Resources) -> list[asyncio.Task[None]]:
             queues = await res.queue_depths()
         res.backpressure.update(queues, await res.relay.pending())
 
+    async def prune_events() -> None:
+        async with res.pool.acquire() as conn:
+            while await prune(conn, settings.events_retention_s) >= PRUNE_BATCH:
+                pass
+
     loops = {
         "outbox relay": (settings.outbox_relay_interval_s, relay_all),
         "sweeper": (settings.sweeper_interval_s, sweep_once),
         "queue depths": (settings.queue_depth_refresh_s, read_depths),
+        "event retention": (EVENT_PRUNE_INTERVAL_S, prune_events),
     }
-    return [
+    tasks = [
         asyncio.create_task(every(interval, name, step), name=name)
         for name, (interval, step) in loops.items()
     ]
+    # Webhooks: polled every IMGFLOW_WEBHOOK_DISPATCH_INTERVAL_S, and woken by each event.
+    dispatcher = WebhookDispatcher(res.pool, settings, res.metrics.registry)
+    if res.event_hub is not None:
+        res.event_hub.on_event(dispatcher.wake)
+    tasks.append(asyncio.create_task(dispatcher.run(), name="webhook dispatch"))
+    return tasks
 
 
 async def stop_loops(tasks: list[asyncio.Task[None]]) -> None:
