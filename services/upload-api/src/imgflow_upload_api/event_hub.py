@@ -28,6 +28,8 @@ from prometheus_client import CollectorRegistry, Gauge
 log = logging.getLogger(__name__)
 
 CHANNEL = "image_events"
+# Notified (empty) when a transaction queued webhook deliveries.
+DELIVERIES_CHANNEL = "webhook_deliveries"
 # How the LISTEN connection shows in pg_stat_activity (and how a test finds it).
 APPLICATION_NAME = "imgflow-event-hub"
 MAX_RETRY_S = 30.0
@@ -137,7 +139,7 @@ class EventHub:
         self._retry_s = retry_s
         self._health_check_s = health_check_s
         self._subscriptions: set[Subscription] = set()
-        self._listeners: list[Callable[[Event], None]] = []
+        self._delivery_listeners: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
         self.reconnects = 0
@@ -157,9 +159,9 @@ class EventHub:
     def subscribers(self) -> int:
         return len(self._subscriptions)
 
-    def on_event(self, listener: Callable[[Event], None]) -> None:
-        """Call ``listener`` for every event (e.g. to wake the webhook dispatcher)."""
-        self._listeners.append(listener)
+    def on_deliveries(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` when webhook deliveries were queued, and after a reconnect."""
+        self._delivery_listeners.append(listener)
 
     @contextlib.contextmanager
     def subscribe(self, tenant_id: UUID, image_id: UUID | None = None) -> Iterator[Subscription]:
@@ -194,11 +196,10 @@ class EventHub:
         for subscription in list(self._subscriptions):
             if subscription.wants(event) and not subscription.offer(event):
                 self._subscriptions.discard(subscription)
-        for listener in self._listeners:
-            try:
-                listener(event)
-            except Exception:
-                log.exception("event listener failed")
+
+    def _on_deliveries(self, *_: object) -> None:
+        for listener in self._delivery_listeners:
+            listener()
 
     async def _run(self) -> None:
         delay = self._retry_s
@@ -229,9 +230,11 @@ class EventHub:
         lost = asyncio.Event()
         conn.add_termination_listener(lambda _conn: lost.set())
         await conn.add_listener(CHANNEL, self._on_notify)
+        await conn.add_listener(DELIVERIES_CHANNEL, self._on_deliveries)
         # Whatever happened while nobody listened (or before a subscriber's first read)
         # is only in the table now: every subscriber re-reads it.
         self._broadcast(Signal.RESYNC)
+        self._on_deliveries()
         self.connected.set()
         log.info("event hub listening on %s", CHANNEL)
         while not lost.is_set():

@@ -60,7 +60,8 @@ def start_loops(res: Resources) -> list[asyncio.Task[None]]:
 
     async def prune_events() -> None:
         async with res.pool.acquire() as conn:
-            while await prune(conn, settings.events_retention_s) >= PRUNE_BATCH:
+            retention = (settings.events_retention_s, settings.webhook_delivery_retention_s)
+            while await prune(conn, *retention) >= PRUNE_BATCH:
                 pass
 
     loops = {
@@ -73,10 +74,11 @@ def start_loops(res: Resources) -> list[asyncio.Task[None]]:
         asyncio.create_task(every(interval, name, step), name=name)
         for name, (interval, step) in loops.items()
     ]
-    # Webhooks: polled every IMGFLOW_WEBHOOK_DISPATCH_INTERVAL_S, and woken by each event.
+    # Webhooks: polled every IMGFLOW_WEBHOOK_DISPATCH_INTERVAL_S, and woken at once when
+    # a transaction queues deliveries.
     dispatcher = WebhookDispatcher(res.pool, settings, res.metrics.registry)
     if res.event_hub is not None:
-        res.event_hub.on_event(dispatcher.wake)
+        res.event_hub.on_deliveries(dispatcher.wake)
     tasks.append(asyncio.create_task(dispatcher.run(), name="webhook dispatch"))
     return tasks
 

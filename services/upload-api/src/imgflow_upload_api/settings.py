@@ -85,10 +85,9 @@ class ApiSettings(CommonSettings):
         description="An SSE client that takes longer to accept one event is dropped.",
     )
     events_retention_s: float = Field(
-        default=7 * 86_400.0,
+        default=86_400.0,
         gt=0,
-        description="How long stage events (Last-Event-ID replay) and finished webhook "
-        "deliveries are kept.",
+        description="How long events are kept for Last-Event-ID replay (about 11 rows per image).",
     )
     events_listen_retry_s: float = Field(
         default=1.0,
@@ -119,6 +118,11 @@ class ApiSettings(CommonSettings):
         default=1.0,
         gt=0,
         description="How often due webhook deliveries are looked for (new events wake it at once).",
+    )
+    webhook_delivery_retention_s: float = Field(
+        default=7 * 86_400.0,
+        gt=0,
+        description="How long delivered and failed webhook deliveries stay visible.",
     )
     webhook_allow_private: bool = Field(
         default=True,

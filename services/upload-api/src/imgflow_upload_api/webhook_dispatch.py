@@ -35,6 +35,7 @@ from imgflow_upload_api.webhook_store import InvalidWebhook, check_destination
 log = logging.getLogger(__name__)
 
 BATCH = 50
+MIN_PASS_GAP_S = 0.05
 LEASE_MARGIN_S = 30.0
 MAX_ERROR_LENGTH = 500
 USER_AGENT = "imgflow-webhooks/1"
@@ -96,6 +97,8 @@ class WebhookDispatcher:
             follow_redirects=False,  # a redirect could lead anywhere, past the SSRF check
             headers={"User-Agent": USER_AGENT},
         )
+        # httpx logs every request at INFO, URL included (a receiver's token may be in it).
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         self.attempts = Counter(
             "imgflow_webhook_attempts",
             "Webhook delivery attempts by outcome: delivered, retry, failed.",
@@ -103,8 +106,8 @@ class WebhookDispatcher:
             registry=registry,
         )
 
-    def wake(self, *_: object) -> None:
-        """New events may have queued deliveries: look now rather than at the next tick."""
+    def wake(self) -> None:
+        """Deliveries were queued: look now rather than at the next tick."""
         self._wake.set()
 
     async def run(self) -> None:
@@ -118,6 +121,8 @@ class WebhookDispatcher:
                     sent = 0
                 if sent == BATCH:
                     continue
+                # Under a stream of events, passes start at most this often.
+                await asyncio.sleep(MIN_PASS_GAP_S)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
                         self._wake.wait(), self._settings.webhook_dispatch_interval_s

@@ -71,9 +71,10 @@ LANGUAGE sql IMMUTABLE AS $$
     )
 $$;
 
--- Record one event, announce it, and queue a delivery to every webhook that wants it.
--- The NOTIFY payload stays far below PostgreSQL's 8000-byte limit: the error is cut to
--- 500 characters (the stage row keeps the whole reason).
+-- Record one event, announce it, and queue a delivery to every webhook that wants it
+-- (then wake the dispatchers on channel `webhook_deliveries`; NOTIFYs repeated in one
+-- transaction are sent once). The event's NOTIFY payload stays far below PostgreSQL's
+-- 8000-byte limit: the error is cut to 500 characters (the stage row keeps it whole).
 CREATE FUNCTION imgflow_emit_event(
     p_tenant uuid, p_image uuid, p_type text, p_stage text, p_status text, p_error text
 ) RETURNS void
@@ -81,6 +82,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     ev image_events;
     body jsonb;
+    queued integer;
 BEGIN
     INSERT INTO image_events (tenant_id, image_id, type, stage, status, error)
     VALUES (p_tenant, p_image, p_type, p_stage, p_status, left(p_error, 500))
@@ -93,6 +95,10 @@ BEGIN
     SELECT w.id, ev.id, ev.type, body
       FROM webhooks AS w
      WHERE w.tenant_id = p_tenant AND imgflow_event_matches(w.events, ev.type);
+    GET DIAGNOSTICS queued = ROW_COUNT;
+    IF queued > 0 THEN
+        PERFORM pg_notify('webhook_deliveries', '');
+    END IF;
 END
 $$;
 
