@@ -19,6 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
+from imgflow_contracts.db import stages
+from imgflow_contracts.db.pool import connect
+from imgflow_contracts.queues import Stage
 from imgflow_localstack.system import LocalSystem
 from imgflow_upload_api.event_hub import APPLICATION_NAME, Event, Signal, Subscription
 from imgflow_upload_api.webhook_dispatch import retry_delay, sign
@@ -259,10 +262,101 @@ def test_events_survive_a_lost_listen_connection(system: LocalSystem, database_u
     assert types.count("image.created") == 1 and types.count("image.ready") == 1
 
 
-def _subscribers(system: LocalSystem) -> float:
+def _metric(system: LocalSystem, name: str) -> float:
     text = httpx.get(f"{system.api_url}/metrics", timeout=10).text
-    [line] = [ln for ln in text.splitlines() if ln.startswith("imgflow_event_subscribers ")]
+    [line] = [ln for ln in text.splitlines() if ln.startswith(f"{name} ")]
     return float(line.split()[1])
+
+
+def _subscribers(system: LocalSystem) -> float:
+    return _metric(system, "imgflow_event_subscribers")
+
+
+async def _waiting_image(conn: Any, tenant_name: str) -> str:
+    """An image recorded as an upload records one, but with no jobs queued: its stages
+    wait until the test moves them as a worker does (imgflow_contracts.db.stages)."""
+    image_id = uuid.uuid4()
+    tenant_id = await conn.fetchval("SELECT id FROM tenants WHERE name = $1", tenant_name)
+    async with conn.transaction():
+        await conn.execute(
+            """INSERT INTO images (id, tenant_id, object_key, content_type, byte_size, sha256)
+               VALUES ($1, $2, $3, 'image/jpeg', 1, $4)""",
+            image_id,
+            tenant_id,
+            f"tests/events/{image_id}",
+            hashlib.sha256(image_id.bytes).hexdigest(),
+        )
+        await conn.executemany(
+            "INSERT INTO image_stages (image_id, stage) VALUES ($1, $2)",
+            [(image_id, stage.value) for stage in Stage],
+        )
+    return str(image_id)
+
+
+def test_an_image_stream_catches_up_after_a_lost_listen_connection(
+    system: LocalSystem, database_url: str, receiver: Receiver
+) -> None:
+    tenant = _new_tenant(system)
+    headers = {"Authorization": f"Bearer {tenant['api_key']}"}
+    with httpx.Client(base_url=system.api_url, headers=headers) as client:
+        hook = client.post("/v1/webhooks", json={"url": receiver.url, "events": ["image.failed"]})
+        assert hook.status_code == 201
+    pid_sql = "SELECT pid FROM pg_stat_activity WHERE application_name = $1"
+
+    async def scenario() -> tuple[str, list[dict[str, Any]]]:
+        conn = await connect(database_url)
+        async with _client(system, headers) as client:
+            image_id = await _waiting_image(conn, tenant["tenant"])
+            stream = Collector()
+            reader = asyncio.create_task(stream.read(client, f"/v1/images/{image_id}/events"))
+            await stream.until(bool)
+            [old] = await conn.fetch(pid_sql, APPLICATION_NAME)
+            await conn.execute("SELECT pg_terminate_backend($1)", old["pid"])
+            # The hub waits IMGFLOW_EVENTS_LISTEN_RETRY_S before it reconnects: these
+            # changes are announced to nobody.
+            for stage in Stage:
+                await stages.mark_running(conn, uuid.UUID(image_id), stage)
+            await stages.mark_done(conn, uuid.UUID(image_id), Stage.THUMBNAILS)
+
+            def listening_again() -> bool:
+                pids = {r["pid"] for r in query(database_url, pid_sql, APPLICATION_NAME)}
+                return bool(pids - {old["pid"]}) and (
+                    _metric(system, "imgflow_event_listen_connected") == 1
+                )
+
+            await asyncio.to_thread(wait_for, listening_again, what="LISTEN reconnected")
+            # listening again: these arrive live
+            await stages.mark_done(conn, uuid.UUID(image_id), Stage.HASHING)
+            await stages.mark_failed(conn, uuid.UUID(image_id), Stage.DEDUPE, "x" * 5000)
+            await asyncio.wait_for(reader, TIMEOUT_S)
+        await conn.close()
+        return image_id, stream.messages
+
+    image_id, messages = asyncio.run(scenario())
+    first, *rest = messages
+    assert {s["status"] for s in first["data"]["stages"].values()} == {"pending"}
+    # the missed changes come back as a fresh state, read after the reconnect
+    [resync] = [m for m in rest if m["event"] == "state"]
+    assert resync["data"]["stages"]["thumbnails"]["status"] == "done"
+    assert resync["data"]["stages"]["dedupe"]["status"] == "running"
+    live = [(m["data"]["type"], m["data"]["stage"]) for m in rest if m["event"] != "state"]
+    assert live == [("stage.done", "hashing"), ("stage.failed", "dedupe"), ("image.failed", None)]
+    [stored] = query(
+        database_url,
+        "SELECT length(error) AS n FROM image_events WHERE image_id = $1 AND type = 'stage.failed'",
+        uuid.UUID(image_id),
+    )
+    assert stored["n"] == 500  # cut, so that a NOTIFY stays far below its 8000-byte limit
+
+    headers_and_body = wait_for(lambda: receiver.requests, what="the image.failed delivery")
+    [(delivery_headers, body)] = headers_and_body
+    assert delivery_headers["imgflow-event"] == "image.failed"
+    assert json.loads(body)["data"] == {
+        "image_id": image_id,
+        "stage": None,
+        "status": "failed",
+        "error": None,
+    }
 
 
 def test_disconnected_clients_leave_no_subscription_behind(system: LocalSystem) -> None:
