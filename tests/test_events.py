@@ -170,6 +170,9 @@ def test_a_finished_image_replays_its_state_and_ends(
     [state] = asyncio.run(scenario())
     assert state["event"] == "state" and state["data"]["finished"]
     assert {s["status"] for s in state["data"]["stages"].values()} == {"done"}
+    # an EventSource reconnecting after that is told to stop (it would retry forever)
+    again = api.get(f"/v1/images/{image_id}/events", headers={"Last-Event-ID": str(state["id"])})
+    assert again.status_code == 204
 
 
 def test_an_image_stream_of_another_tenant_is_not_found(
@@ -378,9 +381,11 @@ def test_disconnected_clients_leave_no_subscription_behind(system: LocalSystem) 
 
 
 def test_a_bad_last_event_id_is_a_400(api: httpx.Client) -> None:
-    response = api.get("/v1/events", headers={"Last-Event-ID": "yesterday"})
-    assert response.status_code == 400
-    assert response.json()["code"] == "bad-last-event-id"
+    image_id = api.post("/v1/images", content=_jpeg(3009)).json()["id"]
+    for path in ("/v1/events", f"/v1/images/{image_id}/events"):
+        response = api.get(path, headers={"Last-Event-ID": "yesterday"})
+        assert response.status_code == 400
+        assert response.json()["code"] == "bad-last-event-id"
 
 
 # --- webhooks ---------------------------------------------------------------------------

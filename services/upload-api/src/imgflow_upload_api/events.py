@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Request, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from imgflow_upload_api.auth import CurrentCaller
@@ -33,6 +33,26 @@ _STREAM = {
 }
 # Tells EventSource how long to wait before reconnecting after the stream ends.
 RETRY_MS = 2000
+
+
+_LAST_EVENT_ID = Header(
+    alias="Last-Event-ID",
+    description="Sent by EventSource on reconnect: the tenant stream replays the events "
+    "after it; the image stream starts again from the current state.",
+)
+
+
+def _parse_last_event_id(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    if not raw.strip().isdigit():
+        raise Problem(
+            400,
+            "bad-last-event-id",
+            "Bad Last-Event-ID",
+            "Last-Event-ID must be the id of an event this stream sent",
+        )
+    return int(raw.strip())
 
 
 def _hub(res: Resources) -> EventHub:
@@ -62,22 +82,36 @@ def _response(res: Resources, messages: AsyncIterator[Message]) -> EventSourceRe
 @router.get(
     "/v1/images/{image_id}/events",
     response_class=EventSourceResponse,
-    responses={**_STREAM, 401: _PROBLEM, 404: _PROBLEM},
+    responses={
+        **_STREAM,
+        204: {"description": "Reconnected after the final event: nothing more will come"},
+        400: _PROBLEM,
+        401: _PROBLEM,
+        404: _PROBLEM,
+    },
     summary="Stage changes of one image: its state first, then each change, until it is done",
 )
 async def image_events(
-    image_id: str, request: Request, caller: CurrentCaller
-) -> EventSourceResponse:
+    image_id: str,
+    request: Request,
+    caller: CurrentCaller,
+    last_event_id: Annotated[str | None, _LAST_EVENT_ID] = None,
+) -> Response:
     res: Resources = request.app.state.resources
     hub = _hub(res)
     try:
         parsed = UUID(image_id)
     except ValueError:
         parsed = None
-    if parsed is None or await read_image_state(res.pool, caller.tenant_id, parsed) is None:
+    state = None if parsed is None else await read_image_state(res.pool, caller.tenant_id, parsed)
+    if parsed is None or state is None:
         raise Problem(
             404, "image-not-found", "Image not found", f"no image has the id {image_id!r}"
         )
+    after = _parse_last_event_id(last_event_id)
+    if state.finished and after is not None and after >= state.last_event_id:
+        # An EventSource reconnecting after the final event: 204 tells it to stop.
+        return Response(status_code=204)
     return _response(res, image_stream(hub, res.pool, caller.tenant_id, parsed))
 
 
@@ -90,21 +124,9 @@ async def image_events(
 async def tenant_events(
     request: Request,
     caller: CurrentCaller,
-    last_event_id: Annotated[
-        str | None,
-        Header(alias="Last-Event-ID", description="Replay the events after this id first."),
-    ] = None,
+    last_event_id: Annotated[str | None, _LAST_EVENT_ID] = None,
 ) -> EventSourceResponse:
     res: Resources = request.app.state.resources
     hub = _hub(res)
-    after = None
-    if last_event_id is not None:
-        if not last_event_id.strip().isdigit():
-            raise Problem(
-                400,
-                "bad-last-event-id",
-                "Bad Last-Event-ID",
-                "Last-Event-ID must be the id of an event this stream sent",
-            )
-        after = int(last_event_id.strip())
+    after = _parse_last_event_id(last_event_id)
     return _response(res, tenant_stream(hub, res.pool, caller.tenant_id, after))
