@@ -142,13 +142,12 @@ class EventHub:
         self._delivery_listeners: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
-        self.reconnects = 0
         if registry is not None:
             Gauge(
                 "imgflow_event_subscribers",
                 "Event streams (SSE clients) this process serves now.",
                 registry=registry,
-            ).set_function(lambda: len(self._subscriptions))
+            ).set_function(lambda: self.subscribers)
             Gauge(
                 "imgflow_event_listen_connected",
                 "1 while this process's LISTEN connection to PostgreSQL is up.",
@@ -208,7 +207,7 @@ class EventHub:
                 conn = await asyncpg.connect(
                     self._database_url, server_settings={"application_name": APPLICATION_NAME}
                 )
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # refused, timed out, starting up: all mean later
                 log.warning("event hub cannot connect (%r); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_RETRY_S)
@@ -219,7 +218,6 @@ class EventHub:
                 raise
             except Exception as exc:
                 log.warning("event hub lost its LISTEN connection: %r", exc)
-                self.reconnects += 1
             finally:
                 self.connected.clear()
                 conn.terminate()  # never waits: the server may be gone
