@@ -30,12 +30,15 @@ from imgflow_upload_api.backpressure import Backpressure
 from imgflow_upload_api.dependencies import Resources
 from imgflow_upload_api.direct_uploads import router as direct_uploads_router
 from imgflow_upload_api.duplicates import router as duplicates_router
+from imgflow_upload_api.event_hub import EventHub
+from imgflow_upload_api.events import router as events_router
 from imgflow_upload_api.maintenance import start_loops, stop_loops
 from imgflow_upload_api.metrics import ApiMetrics
 from imgflow_upload_api.outbox import OutboxRelay
 from imgflow_upload_api.problems import Problem, install_problem_handlers
 from imgflow_upload_api.routes import router
 from imgflow_upload_api.settings import ApiSettings
+from imgflow_upload_api.webhooks import router as webhooks_router
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,15 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             KeyCache(settings.api_key_cache_s),
         )
         await _bootstrap_key(pool, settings)
+        # One LISTEN connection per process, shared by every event stream it serves.
+        resources.event_hub = EventHub(
+            settings.database_url,
+            queue_size=settings.events_queue_size,
+            retry_s=settings.events_listen_retry_s,
+            health_check_s=settings.events_heartbeat_s,
+            registry=metrics.registry,
+        )
+        await resources.event_hub.start()
         app.state.resources = resources
         loops = start_loops(resources)
         log.info("imgflow API ready on %s:%d", settings.api_host, settings.api_port)
@@ -77,6 +89,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             yield
         finally:
             await stop_loops(loops)
+            await resources.event_hub.stop()
             await pool.close()
             broker.close()
             producer.close()
@@ -93,6 +106,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(duplicates_router)
     app.include_router(admin_router)
     app.include_router(direct_uploads_router)
+    app.include_router(events_router)
+    app.include_router(webhooks_router)
 
     @app.middleware("http")
     async def observe(request: Request, call_next):  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ from imgflow_contracts.queues import Stage
 from imgflow_contracts.storage import ObjectStore
 from imgflow_upload_api.auth import KeyCache
 from imgflow_upload_api.backpressure import Backpressure
+from imgflow_upload_api.event_hub import EventHub
 from imgflow_upload_api.metrics import ApiMetrics
 from imgflow_upload_api.outbox import OutboxRelay
 from imgflow_upload_api.settings import ApiSettings
@@ -29,6 +30,7 @@ class Resources:
     metrics: ApiMetrics
     backpressure: Backpressure
     key_cache: KeyCache
+    event_hub: EventHub | None = None  # set once its LISTEN task runs (app.py)
 
     async def queue_depths(self) -> dict[str, int]:
         def read() -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""The API's background loops: relay the outbox, sweep stuck stages, read queue depths.
+"""The API's background loops: relay the outbox, sweep stuck stages, read queue depths,
+send webhook deliveries, forget old events.
 
 They run in every API replica; the outbox rows and the sweep are locked in PostgreSQL,
 so replicas share the work instead of repeating it.
@@ -10,18 +11,22 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from imgflow_contracts.db.sweeper import SweepPolicy, sweep
 from imgflow_upload_api.dependencies import Resources
+from imgflow_upload_api.event_retention import BATCH as PRUNE_BATCH
+from imgflow_upload_api.event_retention import prune
 from imgflow_upload_api.idempotency import forget_expired
 from imgflow_upload_api.outbox import BATCH
 from imgflow_upload_api.upload_cleaner import clean_expired_uploads
+from imgflow_upload_api.webhook_dispatch import WebhookDispatcher
 
 log = logging.getLogger(__name__)
 
 # Within the API's drain (20 s): a pass is one batch of sends or one sweep, far quicker.
 STOP_GRACE_S = 5.0
+EVENT_PRUNE_INTERVAL_S = 60.0
 
 
 async def every(
@@ -42,6 +47,8 @@ async def every(
 class Loops:
     tasks: list[asyncio.Task[None]]
     stopping: asyncio.Event
+    # loops that wait on their own event rather than on ``stopping``
+    wake_on_stop: list[Callable[[], None]] = field(default_factory=list)
 
 
 def start_loops(res: Resources) -> Loops:
@@ -69,23 +76,38 @@ def start_loops(res: Resources) -> Loops:
             queues = await res.queue_depths()
         res.backpressure.update(queues, await res.relay.pending())
 
+    async def prune_events() -> None:
+        async with res.pool.acquire() as conn:
+            retention = (settings.events_retention_s, settings.webhook_delivery_retention_s)
+            while await prune(conn, *retention) >= PRUNE_BATCH:
+                pass
+
     loops = {
         "outbox relay": (settings.outbox_relay_interval_s, relay_all),
         "sweeper": (settings.sweeper_interval_s, sweep_once),
         "queue depths": (settings.queue_depth_refresh_s, read_depths),
+        "event retention": (EVENT_PRUNE_INTERVAL_S, prune_events),
     }
     stopping = asyncio.Event()
     tasks = [
         asyncio.create_task(every(interval, name, step, stopping), name=name)
         for name, (interval, step) in loops.items()
     ]
-    return Loops(tasks, stopping)
+    # Webhooks: polled every IMGFLOW_WEBHOOK_DISPATCH_INTERVAL_S, and woken at once when
+    # a transaction queues deliveries (and when the loops stop).
+    dispatcher = WebhookDispatcher(res.pool, settings, res.metrics.registry)
+    if res.event_hub is not None:
+        res.event_hub.on_deliveries(dispatcher.wake)
+    tasks.append(asyncio.create_task(dispatcher.run(stopping), name="webhook dispatch"))
+    return Loops(tasks, stopping, wake_on_stop=[dispatcher.wake])
 
 
 async def stop_loops(loops: Loops, grace_s: float = STOP_GRACE_S) -> None:
     """Let passes under way finish (a relay cut short would send its batch again from
     the next replica), then cancel whatever is still running after ``grace_s``."""
     loops.stopping.set()
+    for wake in loops.wake_on_stop:
+        wake()
     _, late = await asyncio.wait(loops.tasks, timeout=grace_s)
     for task in late:
         log.warning("%s pass still running at shutdown; cancelled", task.get_name())

@@ -96,3 +96,65 @@ class ApiSettings(CommonSettings):
         gt=0,
         description="Presigned upload URLs expire, and unfinished uploads are cleaned, after this.",
     )
+    events_heartbeat_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds between SSE heartbeat comments (keeps proxies from closing streams).",
+    )
+    events_queue_size: int = Field(
+        default=1_000,
+        ge=1,
+        description="Events buffered per SSE client; a client that falls further behind is "
+        "disconnected (it resumes with Last-Event-ID) instead of slowing the others.",
+    )
+    events_send_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="An SSE client that takes longer to accept one event is dropped.",
+    )
+    events_retention_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="How long events are kept for Last-Event-ID replay (about 11 rows per image).",
+    )
+    events_listen_retry_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Wait before reconnecting the LISTEN connection after it is lost "
+        "(doubles while it fails, up to 30 s).",
+    )
+    webhook_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Time limit of one webhook delivery attempt (connect and answer).",
+    )
+    webhook_max_attempts: int = Field(
+        default=12,
+        ge=1,
+        description="Attempts of one webhook delivery before it is marked failed.",
+    )
+    webhook_retry_base_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Wait before the 2nd attempt; doubles each attempt (with jitter) up to "
+        "the cap. The defaults spread 12 attempts over about half an hour.",
+    )
+    webhook_retry_cap_s: float = Field(
+        default=1_800.0, gt=0, description="Longest wait between two webhook delivery attempts."
+    )
+    webhook_dispatch_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often due webhook deliveries are looked for (new events wake it at once).",
+    )
+    webhook_delivery_retention_s: float = Field(
+        default=7 * 86_400.0,
+        gt=0,
+        description="How long delivered and failed webhook deliveries stay visible.",
+    )
+    webhook_allow_private: bool = Field(
+        default=True,
+        description="Allow webhook URLs whose host is a loopback, private or link-local address. "
+        "True only because local development delivers to localhost; set false in production, "
+        "or tenants can make the API call internal services (SSRF).",
+    )
