@@ -103,10 +103,16 @@ def test_the_same_bytes_in_two_tenants_are_two_private_images(
         body = client.get(f"/v1/images/{image_id}").json()
         return body if body["stages"]["dedupe"]["status"] == "done" else None
 
-    for client, image_id in ((api, mine.json()["id"]), (other, theirs.json()["id"])):
+    pairs = (
+        (api, mine.json()["id"], theirs.json()["id"]),
+        (other, theirs.json()["id"], mine.json()["id"]),
+    )
+    for client, image_id, foreign in pairs:
         image = wait_for(lambda c=client, i=image_id: deduped(c, i), what="dedupe", timeout_s=120)
         # the deduper searches within the tenant: the other tenant's copy is invisible
-        assert image["duplicates"] == [] and image["exact_duplicate_of"] is None
+        # (other synthetic images of the same tenant may well be near duplicates)
+        assert foreign not in {d["id"] for d in image["duplicates"]}
+        assert image["exact_duplicate_of"] is None
 
 
 def test_a_revoked_key_stops_working(system: LocalSystem) -> None:
