@@ -6,6 +6,7 @@ The client is synchronous and thread-safe: async callers run it in a worker thre
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 from typing import BinaryIO
 
 import urllib3
@@ -97,6 +98,23 @@ class ObjectStore:
         )
         for error in self.client.remove_objects(self.bucket, objects):
             raise RuntimeError(f"could not delete {error.name}: {error.message}")
+
+    def open_stream(self, key: str) -> urllib3.BaseHTTPResponse:
+        """The object's body as an unread HTTP response (headers: ETag, Content-Length,
+        Content-Type). The caller reads it in chunks and must ``close()`` and
+        ``release_conn()`` it."""
+        return self.client.get_object(self.bucket, key)
+
+    def presigned_get(self, key: str, expires_s: int) -> str:
+        """A URL that GETs the object without credentials for ``expires_s`` seconds.
+
+        Signed for this client's endpoint (the Host header is part of the signature): a
+        store built for the endpoint clients reach. Computed locally when the region is
+        configured (it always is here), so no request is made.
+        """
+        return self.client.presigned_get_object(
+            self.bucket, key, expires=timedelta(seconds=expires_s)
+        )
 
     def ping(self) -> None:
         """Raise unless the bucket is reachable with our credentials."""
