@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 
 from imgflow_contracts.settings import LOCAL_API_PORT, CommonSettings
@@ -67,4 +69,30 @@ class ApiSettings(CommonSettings):
     )
     outbox_relay_interval_s: float = Field(
         default=1.0, gt=0, description="How often unsent jobs are retried to the broker."
+    )
+    api_downloads: Literal["stream", "redirect"] = Field(
+        default="stream",
+        description="GET .../original and .../thumbnails/{size}: `stream` the bytes through "
+        "the API, or `redirect` (307) to a presigned S3 URL.",
+    )
+    api_download_url_ttl_s: int = Field(
+        default=300,
+        ge=1,
+        le=7 * 24 * 3600,
+        description="How long a presigned download URL works (redirect mode).",
+    )
+    api_original_max_age_s: int = Field(
+        default=365 * 24 * 3600,
+        ge=0,
+        description="Cache-Control max-age of originals (content-addressed: immutable).",
+    )
+    api_rendition_max_age_s: int = Field(
+        default=3600,
+        ge=0,
+        description="Cache-Control max-age of renditions (a reprocess may remake them).",
+    )
+    s3_public_endpoint: str | None = Field(
+        default=None,
+        description="S3 endpoint that clients reach, for presigned URLs (`host:port`, or "
+        "`https://host` to force TLS); unset: IMGFLOW_S3_ENDPOINT.",
     )
