@@ -110,6 +110,21 @@ def _parse(stage: Stage, message: dict[str, Any]) -> ImageJob:
     return job
 
 
+# Errors that say a server cannot be reached: asking PostgreSQL whether the image still
+# exists could only wait for the same outage (up to the command timeout), so just retry.
+_UNREACHABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    OSError,
+    TimeoutError,
+)
+
+
+def _unreachable(exc: BaseException) -> bool:
+    return isinstance(exc, _UNREACHABLE)
+
+
 def register_stage_task(
     app: Celery, stage: Stage, handler: Handler, settings: WorkerSettings | None = None
 ) -> Task:
@@ -164,7 +179,7 @@ def register_stage_task(
             reason = f"exceeded the soft time limit of {settings.task_soft_time_limit_s} s"
             outcome = give_up(self, job, ctx, exc, reason)
         except Exception as exc:
-            if image_gone(job, ctx):
+            if not _unreachable(exc) and image_gone(job, ctx):
                 # e.g. its original was deleted under it: a retry could only fail again
                 log.info(
                     "skipping %s for %s: %s (the attempt failed with %r)",
