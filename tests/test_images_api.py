@@ -524,6 +524,23 @@ def test_renditions_stream_as_stored_with_etag_and_304(
     _problem(tenant.get(f"/v1/images/{uuid.uuid4()}/thumbnails/300"), 404, "image-not-found")
 
 
+def test_a_client_that_hangs_up_mid_download_leaves_the_api_serving(
+    system: LocalSystem, tenant: httpx.Client
+) -> None:
+    data = encode(photo_like(2400, 1800, seed=2050), "PNG")  # several MB: many chunks
+    image_id = _upload(tenant, data)
+    log_before = len(_log_of(system, "api"))
+    for _ in range(20):  # more than the API's pooled S3 connections (16)
+        with tenant.stream("GET", f"/v1/images/{image_id}/original") as response:
+            assert response.status_code == 200
+            assert int(response.headers["content-length"]) == len(data)
+            first = next(response.iter_bytes())
+            assert data.startswith(first)
+    assert tenant.get(f"/v1/images/{image_id}/original").content == data
+    later = _log_of(system, "api")[log_before:]
+    assert "unhandled error" not in later and "Traceback" not in later
+
+
 async def _get_through_a_redirecting_api(
     settings: ApiSettings, headers: dict[str, str], paths: list[str]
 ) -> list[httpx.Response]:

@@ -54,8 +54,10 @@ async def reset_stages(
     Raises StageRunning (and changes nothing) when a worker holds one of them.
     """
     async with conn.transaction():
+        # Key-share: a delete waits for this (or this sees it done); workers writing the
+        # image's facts do not.
         object_key = await conn.fetchval(
-            "SELECT object_key FROM images WHERE id = $1 AND tenant_id = $2 FOR SHARE",
+            "SELECT object_key FROM images WHERE id = $1 AND tenant_id = $2 FOR KEY SHARE",
             image_id,
             tenant_id,
         )
