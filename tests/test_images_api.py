@@ -338,6 +338,8 @@ def test_a_job_in_flight_when_its_image_is_deleted_finishes_quietly(
         timeout_s=60,
         what="the thumbnail job to end as skipped",
     )
+    skip = [line for line in _log_of(system, "thumbnailer").splitlines() if "skipping" in line]
+    print("\n" + "\n".join(line for line in skip if image_id in line))  # which path it took
     for worker in WORKERS:
         lines = [line for line in _log_of(system, worker).splitlines() if image_id in line]
         noisy = ("retrying", "dead-letter", "gave up", f"failed for {image_id}")
