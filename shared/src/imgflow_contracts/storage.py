@@ -228,6 +228,23 @@ class ObjectStore:
             metadata_directive=REPLACE,
         )
 
+    def open_stream(self, key: str) -> urllib3.BaseHTTPResponse:
+        """The object's body as an unread HTTP response (headers: ETag, Content-Length,
+        Content-Type). The caller reads it in chunks and must ``close()`` and
+        ``release_conn()`` it."""
+        return self.client.get_object(self.bucket, key)
+
+    def presigned_get(self, key: str, expires_s: int) -> str:
+        """A URL that GETs the object without credentials for ``expires_s`` seconds.
+
+        Signed for this client's endpoint (the Host header is part of the signature): a
+        store built for the endpoint clients reach. Computed locally when the region is
+        configured (it always is here), so no request is made.
+        """
+        return self.client.presigned_get_object(
+            self.bucket, key, expires=timedelta(seconds=expires_s)
+        )
+
     def ping(self) -> None:
         """Raise unless the bucket is reachable with our credentials."""
         if not self.client.bucket_exists(self.bucket):

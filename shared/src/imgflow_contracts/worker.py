@@ -4,6 +4,8 @@ A handler is a plain function ``handler(job, context)``. Around it, this module:
 
 - claims the stage in PostgreSQL (a job for a deleted image, or a stage already done by an
   earlier delivery, is skipped), runs the handler and records done;
+- skips quietly (no retry, no dead letter) a job whose image is deleted while it runs:
+  the handler raises ``ImageGone``, or fails in any way and the image is found gone;
 - fails the stage at once for ``PermanentError`` (a corrupt image: retrying cannot help);
 - retries anything else, the claim and the bookkeeping included, with exponential backoff
   and jitter, since S3, PostgreSQL and Redis outages are transient;
@@ -44,6 +46,14 @@ T = TypeVar("T")
 
 class PermanentError(Exception):
     """The job can never succeed as given; fail the stage now with this reason."""
+
+
+class ImageGone(Exception):
+    """The image was deleted while the job ran: its work is void, and nothing is owed.
+
+    A handler raises it after undoing what it wrote (e.g. objects stored before it found
+    the image gone when recording them).
+    """
 
 
 @dataclass
@@ -100,6 +110,21 @@ def _parse(stage: Stage, message: dict[str, Any]) -> ImageJob:
     return job
 
 
+# Errors that say a server cannot be reached: asking PostgreSQL whether the image still
+# exists could only wait for the same outage (up to the command timeout), so just retry.
+_UNREACHABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    OSError,
+    TimeoutError,
+)
+
+
+def _unreachable(exc: BaseException) -> bool:
+    return isinstance(exc, _UNREACHABLE)
+
+
 def register_stage_task(
     app: Celery, stage: Stage, handler: Handler, settings: WorkerSettings | None = None
 ) -> Task:
@@ -147,22 +172,25 @@ def register_stage_task(
             outcome = attempt_once(job, ctx)
         except Retry:
             raise
+        except ImageGone:
+            log.info("skipping %s for %s: %s", stage, job.image_id, stages.Skip.IMAGE_GONE)
+            outcome = "skipped"
         except SoftTimeLimitExceeded as exc:
             reason = f"exceeded the soft time limit of {settings.task_soft_time_limit_s} s"
             outcome = give_up(self, job, ctx, exc, reason)
         except Exception as exc:
-            attempt = self.request.retries + 1
-            if self.request.retries < settings.task_max_retries:
-                log.warning(
-                    "%s attempt %d for %s failed, retrying: %r", stage, attempt, job.image_id, exc
+            if not _unreachable(exc) and image_gone(job, ctx):
+                # e.g. its original was deleted under it: a retry could only fail again
+                log.info(
+                    "skipping %s for %s: %s (the attempt failed with %r)",
+                    stage,
+                    job.image_id,
+                    stages.Skip.IMAGE_GONE,
+                    exc,
                 )
-                TASKS.labels(stage, "retried").inc()
-                raise self.retry(exc=exc, countdown=backoff(self)) from exc
-            log.error(
-                "%s failed for %s after %d attempts", stage, job.image_id, attempt, exc_info=exc
-            )
-            reason = f"gave up after {attempt} attempts: {type(exc).__name__}: {exc}"
-            outcome = give_up(self, job, ctx, exc, reason)
+                outcome = "skipped"
+            else:
+                outcome = retry_or_give_up(self, job, ctx, exc)
         finally:
             TASK_DURATION.labels(stage).observe(time.perf_counter() - started)
         TASKS.labels(stage, outcome).inc()
@@ -174,6 +202,18 @@ def register_stage_task(
             (time.perf_counter() - started) * 1000,
         )
 
+    def retry_or_give_up(task: Task, job: ImageJob, ctx: WorkerContext, exc: Exception) -> str:
+        attempt = task.request.retries + 1
+        if task.request.retries < settings.task_max_retries:
+            log.warning(
+                "%s attempt %d for %s failed, retrying: %r", stage, attempt, job.image_id, exc
+            )
+            TASKS.labels(stage, "retried").inc()
+            raise task.retry(exc=exc, countdown=backoff(task)) from exc
+        log.error("%s failed for %s after %d attempts", stage, job.image_id, attempt, exc_info=exc)
+        reason = f"gave up after {attempt} attempts: {type(exc).__name__}: {exc}"
+        return give_up(task, job, ctx, exc, reason)
+
     def give_up(
         task: Task, job: ImageJob, ctx: WorkerContext, exc: BaseException, reason: str
     ) -> str:
@@ -182,6 +222,13 @@ def register_stage_task(
             task, exc, lambda: ctx.db(dead_letters.record_failure, job, reason, attempts)
         )
         return "dead-lettered"
+
+    def image_gone(job: ImageJob, ctx: WorkerContext) -> bool:
+        """True only when PostgreSQL says so; when it cannot answer, the job is retried."""
+        try:
+            return not ctx.db(stages.image_exists, job.image_id)
+        except Exception:
+            return False
 
     def attempt_once(job: ImageJob, ctx: WorkerContext) -> str:
         """Claim, run and record one attempt; returns the outcome or raises to retry."""
@@ -193,10 +240,12 @@ def register_stage_task(
         try:
             handler(job, ctx)
         except PermanentError as exc:
+            if not ctx.db(stages.mark_failed, job.image_id, stage, str(exc)):
+                raise ImageGone from exc
             log.warning("%s failed for %s: %s", stage, job.image_id, exc)
-            ctx.db(stages.mark_failed, job.image_id, stage, str(exc))
             return "failed"
-        ctx.db(stages.mark_done, job.image_id, stage)
+        if not ctx.db(stages.mark_done, job.image_id, stage):
+            raise ImageGone
         return "done"
 
     return run_stage

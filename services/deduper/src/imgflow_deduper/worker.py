@@ -21,7 +21,7 @@ from imgflow_contracts.celery_app import make_worker_app
 from imgflow_contracts.logs import configure_logging
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage
-from imgflow_contracts.worker import PermanentError, WorkerContext, register_stage_task
+from imgflow_contracts.worker import ImageGone, PermanentError, WorkerContext, register_stage_task
 from imgflow_deduper.checks import CheckPolicy, check_image, recheck_late_phashes
 from imgflow_deduper.decision import Thresholds
 from imgflow_deduper.encoder import (
@@ -112,9 +112,8 @@ def check_duplicates(job: ImageJob, ctx: WorkerContext) -> None:
         raise PermanentError(f"cannot decode the image: {exc}") from exc
     whole, views = embed_views(encoder, pixels, mirror_invariant=settings.dedupe_mirror_invariant)
     result = ctx.db(check_image, job.image_id, whole, policy, views)
-    if result is None:
-        log.info("skipping dedupe of %s: the image was deleted", job.image_id)
-        return
+    if result is None:  # deleted while it was embedded; its rows went with it
+        raise ImageGone
     if result.duplicates:
         log.info(
             "image %s has %d duplicate(s): %s",

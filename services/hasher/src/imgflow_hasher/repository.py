@@ -23,10 +23,12 @@ async def upload_record(conn: asyncpg.Connection, image_id: UUID) -> UploadRecor
     return None if row is None else UploadRecord(row["sha256"], row["byte_size"])
 
 
-async def record_facts(conn: asyncpg.Connection, image_id: UUID, facts: ImageFacts) -> None:
-    """Write every fact, GPS included as NULL when not kept, so a rerun converges."""
+async def record_facts(conn: asyncpg.Connection, image_id: UUID, facts: ImageFacts) -> bool:
+    """Write every fact, GPS included as NULL when not kept, so a rerun converges.
+
+    Returns False when the image was deleted (nothing to write to)."""
     exif, gps = facts.exif, facts.exif.gps
-    await conn.execute(
+    status = await conn.execute(
         """UPDATE images
               SET format = $2, width = $3, height = $4, mode = $5, frames = $6,
                   phash = $7, dhash = $8,
@@ -52,3 +54,4 @@ async def record_facts(conn: asyncpg.Connection, image_id: UUID, facts: ImageFac
         gps.longitude if gps else None,
         gps.altitude_m if gps else None,
     )
+    return status != "UPDATE 0"

@@ -6,7 +6,7 @@ from imgflow_contracts.celery_app import make_worker_app
 from imgflow_contracts.logs import configure_logging
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage
-from imgflow_contracts.worker import PermanentError, WorkerContext, register_stage_task
+from imgflow_contracts.worker import ImageGone, PermanentError, WorkerContext, register_stage_task
 from imgflow_hasher.analysis import UndecodableImage, analyse, integrity_problem, sha256_hex
 from imgflow_hasher.repository import record_facts, upload_record
 from imgflow_hasher.settings import HasherSettings
@@ -20,16 +20,18 @@ def hash_image(job: ImageJob, ctx: WorkerContext) -> None:
     data = ctx.store.get_bytes(job.object_key)
     digest = sha256_hex(data)
     upload = ctx.db(upload_record, job.image_id)
-    if upload is not None:
-        # Checked before decoding: facts of bytes nobody uploaded would be worse than none.
-        problem = integrity_problem(digest, len(data), upload.sha256, upload.byte_size)
-        if problem:
-            raise PermanentError(problem)
+    if upload is None:
+        raise ImageGone
+    # Checked before decoding: facts of bytes nobody uploaded would be worse than none.
+    problem = integrity_problem(digest, len(data), upload.sha256, upload.byte_size)
+    if problem:
+        raise PermanentError(problem)
     try:
         facts = analyse(data, keep_gps=settings.hasher_keep_gps, sha256=digest)
     except UndecodableImage as exc:
         raise PermanentError(f"cannot decode the image: {exc}") from exc
-    ctx.db(record_facts, job.image_id, facts)
+    if not ctx.db(record_facts, job.image_id, facts):
+        raise ImageGone
 
 
 analyse_task = register_stage_task(app, Stage.HASHING, hash_image, settings)

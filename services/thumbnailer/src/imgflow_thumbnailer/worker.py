@@ -7,7 +7,7 @@ from imgflow_contracts.keys import rendition_key
 from imgflow_contracts.logs import configure_logging
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage
-from imgflow_contracts.worker import PermanentError, WorkerContext, register_stage_task
+from imgflow_contracts.worker import ImageGone, PermanentError, WorkerContext, register_stage_task
 from imgflow_thumbnailer.rendering import UndecodableImage, render_renditions
 from imgflow_thumbnailer.repository import upsert_renditions
 from imgflow_thumbnailer.settings import ThumbnailerSettings
@@ -31,7 +31,11 @@ def make_thumbnails(job: ImageJob, ctx: WorkerContext) -> None:
         key = rendition_key(job.image_id, rendition.size, rendition.format.value)
         ctx.store.put_bytes(key, rendition.data, rendition.content_type)
         stored.append((rendition, key))
-    ctx.db(upsert_renditions, job.image_id, stored)
+    if not ctx.db(upsert_renditions, job.image_id, stored):
+        # Deleted while we rendered: its delete listed the objects before these existed.
+        for _, key in stored:
+            ctx.store.delete(key)
+        raise ImageGone
 
 
 render = register_stage_task(app, Stage.THUMBNAILS, make_thumbnails, settings)

@@ -27,15 +27,19 @@ from imgflow_upload_api.admin import router as admin_router
 from imgflow_upload_api.auth import KeyCache
 from imgflow_upload_api.backlog import read_backlog
 from imgflow_upload_api.backpressure import Backpressure
+from imgflow_upload_api.deletion import router as deletion_router
 from imgflow_upload_api.dependencies import Resources
 from imgflow_upload_api.direct_uploads import router as direct_uploads_router
+from imgflow_upload_api.downloads import router as downloads_router
 from imgflow_upload_api.duplicates import router as duplicates_router
 from imgflow_upload_api.event_hub import EventHub
 from imgflow_upload_api.events import router as events_router
+from imgflow_upload_api.listing import router as listing_router
 from imgflow_upload_api.maintenance import start_loops, stop_loops
 from imgflow_upload_api.metrics import ApiMetrics
 from imgflow_upload_api.outbox import OutboxRelay
 from imgflow_upload_api.problems import Problem, install_problem_handlers
+from imgflow_upload_api.reprocess import router as reprocess_router
 from imgflow_upload_api.routes import router
 from imgflow_upload_api.settings import ApiSettings
 from imgflow_upload_api.webhooks import router as webhooks_router
@@ -105,6 +109,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(duplicates_router)
     app.include_router(admin_router)
+    app.include_router(listing_router)
+    app.include_router(deletion_router)
+    app.include_router(reprocess_router)
+    app.include_router(downloads_router)
     app.include_router(direct_uploads_router)
     app.include_router(events_router)
     app.include_router(webhooks_router)

@@ -19,6 +19,7 @@ from imgflow_upload_api import idempotency
 from imgflow_upload_api.auth import CurrentCaller
 from imgflow_upload_api.dependencies import Resources
 from imgflow_upload_api.intake import CREATED, EXISTING
+from imgflow_upload_api.presigning import presigner
 from imgflow_upload_api.presigned_uploads import Started, complete_upload, start_upload
 from imgflow_upload_api.problems import PROBLEM_MEDIA_TYPE, Problem
 from imgflow_upload_api.repository import fetch_summary
@@ -80,18 +81,6 @@ def _resources(request: Request) -> Resources:
     return request.app.state.resources  # type: ignore[no-any-return]
 
 
-def _presigner(request: Request, res: Resources) -> ObjectStore:
-    """The store whose URLs name the S3 host clients reach (built once, on first use)."""
-    endpoint = res.settings.s3_public_endpoint
-    if endpoint is None:
-        return res.store
-    presigner: ObjectStore | None = getattr(request.app.state, "presigner", None)
-    if presigner is None:
-        presigner = ObjectStore.for_presigning(res.settings, endpoint)
-        request.app.state.presigner = presigner
-    return presigner
-
-
 def _parse_id(raw: str) -> UUID:
     try:
         return UUID(raw)
@@ -114,7 +103,7 @@ async def create_upload(
     res = _resources(request)
     started = await start_upload(
         res,
-        _presigner(request, res),
+        presigner(request),
         caller.tenant_id,
         body.byte_size,
         body.sha256.lower(),

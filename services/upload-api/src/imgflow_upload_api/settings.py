@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 
 from imgflow_contracts.settings import LOCAL_API_PORT, CommonSettings
@@ -71,8 +73,9 @@ class ApiSettings(CommonSettings):
     s3_public_endpoint: str | None = Field(
         default=None,
         description=(
-            "S3 host:port (or URL) that clients reach, for presigned upload URLs only "
-            "(they are signed for it); unset: IMGFLOW_S3_ENDPOINT."
+            "S3 endpoint clients reach, for presigned upload and download URLs only (they "
+            "are signed for it): `host:port`, or `https://host` to choose TLS; unset: "
+            "IMGFLOW_S3_ENDPOINT."
         ),
     )
     upload_presigned_max_bytes: int = Field(
@@ -157,4 +160,25 @@ class ApiSettings(CommonSettings):
         description="Allow webhook URLs whose host is a loopback, private or link-local address. "
         "True only because local development delivers to localhost; set false in production, "
         "or tenants can make the API call internal services (SSRF).",
+    api_downloads: Literal["stream", "redirect"] = Field(
+        default="stream",
+        description="GET .../original and .../thumbnails/{size}: `stream` the bytes through "
+        "the API, or `redirect` (307) to a presigned S3 URL.",
+    )
+    api_download_url_ttl_s: int = Field(
+        default=300,
+        ge=1,
+        le=7 * 24 * 3600,
+        description="How long a presigned download URL works (redirect mode).",
+    )
+    api_original_max_age_s: int = Field(
+        default=365 * 24 * 3600,
+        ge=0,
+        description="Cache-Control max-age of originals (content-addressed: immutable).",
+    )
+    api_rendition_max_age_s: int = Field(
+        default=3600,
+        ge=0,
+        description="Cache-Control max-age of renditions (a reprocess may remake them).",
+    )
     )

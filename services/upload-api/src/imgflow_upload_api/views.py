@@ -25,6 +25,7 @@ class StageView(BaseModel):
 
 
 class RenditionView(BaseModel):
+    url: str  # GET it for the bytes
     size: int
     width: int
     height: int
@@ -54,6 +55,7 @@ class ExifView(BaseModel):
 class ImageView(BaseModel):
     id: UUID
     status: ImageStatus
+    original_url: str  # GET it for the uploaded bytes
     content_type: str
     byte_size: int
     sha256: str
@@ -120,6 +122,7 @@ def image_view(record: dict[str, Any]) -> ImageView:
     return ImageView(
         id=image["id"],
         status=overall_status([s.status for s in stages.values()]),
+        original_url=f"/v1/images/{image['id']}/original",
         content_type=image["content_type"],
         byte_size=image["byte_size"],
         sha256=image["sha256"],
@@ -128,7 +131,10 @@ def image_view(record: dict[str, Any]) -> ImageView:
         height=image["height"],
         created_at=image["created_at"],
         stages=stages,
-        renditions=[RenditionView(**r) for r in record["renditions"]],
+        renditions=[
+            RenditionView(**r, url=f"/v1/images/{image['id']}/thumbnails/{r['size']}")
+            for r in record["renditions"]
+        ],
         exact_duplicate_of=image["exact_duplicate_of"],
         duplicates_checked_at=image["duplicates_checked_at"],
         mode=image.get("mode"),

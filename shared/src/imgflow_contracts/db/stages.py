@@ -52,25 +52,41 @@ async def mark_running(conn: asyncpg.Connection, image_id: UUID, stage: Stage) -
     return Skip.ALREADY_DONE if exists else Skip.IMAGE_GONE
 
 
-async def mark_done(conn: asyncpg.Connection, image_id: UUID, stage: Stage) -> None:
-    """Record the stage done; a dead letter it left earlier is resolved by this success."""
-    await conn.execute(
+async def mark_done(conn: asyncpg.Connection, image_id: UUID, stage: Stage) -> bool:
+    """Record the stage done; a dead letter it left earlier is resolved by this success.
+
+    Returns False when the image was deleted meanwhile (nothing was recorded).
+    """
+    updated = await conn.fetchval(
         """WITH done AS (
                UPDATE image_stages SET status = 'done', error = NULL, finished_at = now()
                 WHERE image_id = $1 AND stage = $2
+            RETURNING 1
+           ), resolved AS (
+               UPDATE dead_letters SET resolved_at = now(), resolution = 'completed'
+                WHERE image_id = $1 AND stage = $2 AND resolved_at IS NULL
            )
-           UPDATE dead_letters SET resolved_at = now(), resolution = 'completed'
-            WHERE image_id = $1 AND stage = $2 AND resolved_at IS NULL""",
+           SELECT count(*) FROM done""",
         image_id,
         stage.value,
     )
+    return bool(updated)
 
 
-async def mark_failed(conn: asyncpg.Connection, image_id: UUID, stage: Stage, reason: str) -> None:
-    await conn.execute(
+async def mark_failed(conn: asyncpg.Connection, image_id: UUID, stage: Stage, reason: str) -> bool:
+    """Record the stage failed; False when the image was deleted meanwhile."""
+    status = await conn.execute(
         """UPDATE image_stages SET status = 'failed', error = $3, finished_at = now()
             WHERE image_id = $1 AND stage = $2""",
         image_id,
         stage.value,
         reason[:MAX_ERROR_LENGTH],
+    )
+    return status != "UPDATE 0"
+
+
+async def image_exists(conn: asyncpg.Connection, image_id: UUID) -> bool:
+    """Whether the image exists; waits for a delete in progress to commit or roll back."""
+    return bool(
+        await conn.fetchval("SELECT true FROM images WHERE id = $1 FOR KEY SHARE", image_id)
     )
