@@ -27,6 +27,7 @@ from imgflow_upload_api.admin import router as admin_router
 from imgflow_upload_api.auth import KeyCache
 from imgflow_upload_api.backlog import read_backlog
 from imgflow_upload_api.backpressure import Backpressure
+from imgflow_upload_api.contract import install_contract, operation_id
 from imgflow_upload_api.dependencies import Resources
 from imgflow_upload_api.duplicates import router as duplicates_router
 from imgflow_upload_api.maintenance import start_loops, stop_loops
@@ -39,12 +40,15 @@ from imgflow_upload_api.settings import ApiSettings
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: ApiSettings | None = None) -> FastAPI:
+def create_app(settings: ApiSettings | None = None, *, configure_process: bool = True) -> FastAPI:
+    """The app; nothing connects until its lifespan starts. ``configure_process=False``
+    skips the process-wide logging and tracing setup (tools/openapi.py reads the spec)."""
     settings = settings or ApiSettings()
-    configure_logging(settings.log_level)
-    setup_tracing("imgflow-upload-api", settings.trace_dir)
-    CeleryInstrumentor().instrument()  # publish spans, and context into message headers
-    AsyncPGInstrumentor().instrument()
+    if configure_process:
+        configure_logging(settings.log_level)
+        setup_tracing("imgflow-upload-api", settings.trace_dir)
+        CeleryInstrumentor().instrument()  # publish spans, and context into message headers
+        AsyncPGInstrumentor().instrument()
     metrics = ApiMetrics()
 
     @contextlib.asynccontextmanager
@@ -85,7 +89,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         version="1",
         summary="Image uploads answered in milliseconds, processed in the background.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
+    install_contract(app)
     install_problem_handlers(app)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
     app.include_router(router)
