@@ -30,6 +30,7 @@ from imgflow_upload_api.backpressure import Backpressure
 from imgflow_upload_api.contract import install_contract, operation_id
 from imgflow_upload_api.dependencies import Resources
 from imgflow_upload_api.duplicates import router as duplicates_router
+from imgflow_upload_api.loop_lag import LoopLag
 from imgflow_upload_api.maintenance import start_loops, stop_loops
 from imgflow_upload_api.metrics import ApiMetrics
 from imgflow_upload_api.outbox import OutboxRelay
@@ -50,6 +51,7 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
         CeleryInstrumentor().instrument()  # publish spans, and context into message headers
         AsyncPGInstrumentor().instrument()
     metrics = ApiMetrics()
+    loop_lag = LoopLag(metrics.registry)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,7 +76,7 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
         )
         await _bootstrap_key(pool, settings)
         app.state.resources = resources
-        loops = start_loops(resources)
+        loops = [*start_loops(resources), asyncio.create_task(loop_lag.run(), name="loop lag")]
         log.info("imgflow API ready on %s:%d", settings.api_host, settings.api_port)
         try:
             yield
