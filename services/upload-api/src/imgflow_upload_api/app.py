@@ -95,7 +95,9 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
     )
     install_contract(app)
     install_problem_handlers(app)
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]
+    )
     app.include_router(router)
     app.include_router(duplicates_router)
     app.include_router(admin_router)
