@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import shutil
 import sys
 import tempfile
@@ -45,6 +46,7 @@ from imgflow_upload_api.validation import check_header
 
 NAIVE = "naive-api"
 NAIVE_SCRIPT = Path(__file__).resolve().parent / "naive_api.py"
+REFERENCE_SCRIPT = Path(__file__).resolve().parent / "lag_reference.py"
 ADR_UPLOAD_MS = 500.0  # ADR-0012: "a 5 MB upload is answered in about 500 ms"
 TARGET_P50_MS = 50.0  # issue 3's aim for a 5 MB upload
 BIG, SMALL_BYTES = 5_000_000, 100_000
@@ -73,6 +75,8 @@ class Phase:
     s3_cpu_s: float
     lag_counts: list[tuple[float, float]]  # (bucket upper bound, probes) during the phase
     lag_max_s: float  # since the server started
+    # An idle process's lags during the phase: what the machine's load alone causes.
+    reference_lags_s: list[float] = field(default_factory=list)
 
     @property
     def ok(self) -> int:
@@ -161,14 +165,32 @@ async def _phase(
         base_url=url, headers=headers, limits=limits, timeout=120
     ) as client:
         lag_before, _ = await _loop_lag(client)
+        reference = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(REFERENCE_SCRIPT),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
         cpu_before, s3_before = _cpu(process), _cpu(s3)
         started = time.perf_counter()
         latencies, statuses = await _upload(client, bodies, load.clients)
         wall_s = time.perf_counter() - started
         cpu_s, s3_cpu_s = _cpu(process) - cpu_before, _cpu(s3) - s3_before
+        reference_out, _ = await reference.communicate(b"")
         lag_after, lag_max = await _loop_lag(client)
     counts = [(le, n - dict(lag_before).get(le, 0.0)) for le, n in lag_after]
-    return Phase(server, load, latencies, statuses, wall_s, cpu_s, s3_cpu_s, counts, lag_max)
+    return Phase(
+        server,
+        load,
+        latencies,
+        statuses,
+        wall_s,
+        cpu_s,
+        s3_cpu_s,
+        counts,
+        lag_max,
+        json.loads(reference_out or b"[]"),
+    )
 
 
 async def _upload(
@@ -389,6 +411,9 @@ def _phase_table(report: ApiReport) -> Table:
                 p.lag_share_over(0.05) * 100,
                 p.lag_p99_s() * 1000,
                 p.lag_max_s * 1000,
+                _share_over(p.reference_lags_s, 0.01) * 100,
+                _share_over(p.reference_lags_s, 0.05) * 100,
+                percentile(p.reference_lags_s, 99) * 1000,
             ]
         )
     return Table(
@@ -405,9 +430,16 @@ def _phase_table(report: ApiReport) -> Table:
             "% probes > 50 ms late",
             "lag p99 ms (bucket)",
             "max lag ms since start",
+            "idle process: % > 10 ms late",
+            "idle process: % > 50 ms late",
+            "idle process: lag p99 ms",
         ],
         rows,
     )
+
+
+def _share_over(lags: Sequence[float], bound_s: float) -> float:
+    return sum(lag > bound_s for lag in lags) / len(lags) if lags else float("nan")
 
 
 def _breakdown_table(report: ApiReport, ours_big: Phase) -> Table:

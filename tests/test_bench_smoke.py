@@ -142,5 +142,8 @@ def test_api_suite_measures_both_servers_and_the_event_loop(tmp_path: Path) -> N
         assert api["ratios"][name] > 0, f"{name} has no ratio to its baseline"
     runs, pieces = api["tables"]
     assert [row[1] for row in runs["rows"]] == ["8 x 201", "8 x 201", "20 x 201", "20 x 201"]
-    assert all(row[-1] > 0 for row in runs["rows"]), "each server's loop-lag probe ran"
+    column = {name: i for i, name in enumerate(runs["columns"])}
+    for row in runs["rows"]:
+        assert row[column["max lag ms since start"]] > 0, "the server's loop-lag probe ran"
+        assert row[column["idle process: lag p99 ms"]] > 0, "the idle reference probe ran"
     assert len(pieces["rows"]) == 5 and all(row[1] > 0 for row in pieces["rows"])
