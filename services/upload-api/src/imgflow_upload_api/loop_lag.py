@@ -1,14 +1,18 @@
 """Event-loop lag, measured from inside the API: the proof that nothing blocks the loop.
 
 A task asks to wake every ``interval_s``; how late it wakes is the time some callback held
-the loop (hashing on the loop, a synchronous S3 call, a long parse). Exported as a
-Prometheus histogram and a running maximum; `make bench` (suite `api`) reads both around
-its upload runs. Costs one wake-up per interval (50 a second): nothing measurable.
+the loop (hashing on the loop, a synchronous S3 call, a long parse), or the time the
+process waited for a core or for the GIL. The loop thread's own CPU time over the same
+period tells the two apart: a callback that holds the loop for 50 ms shows as 50 ms of
+CPU in one period; waiting shows as lag without CPU. Both are Prometheus histograms, with
+a running maximum of the lag; `make bench` (suite `api`) reads them around its upload
+runs. Costs one wake-up per interval (50 a second): nothing measurable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
@@ -30,6 +34,13 @@ class LoopLag:
             "Longest event-loop lag seen since the process started.",
             registry=registry,
         )
+        self.busy = Histogram(
+            "imgflow_event_loop_busy_seconds",
+            "CPU time the event-loop thread spent in each probe period "
+            f"({interval_s * 1000:.0f} ms plus the lag).",
+            registry=registry,
+            buckets=BUCKETS,
+        )
         self._max = 0.0
 
     def observe(self, lag_s: float) -> None:
@@ -42,6 +53,7 @@ class LoopLag:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            asked = loop.time()
+            asked, cpu = loop.time(), time.thread_time()
             await asyncio.sleep(self.interval_s)
             self.observe(loop.time() - asked - self.interval_s)
+            self.busy.observe(time.thread_time() - cpu)
