@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from bench import api as bench_api
 from bench import dedupe
 from bench.e2e import to_suite, write_chart_for, write_raw
 from bench.e2e_driver import SERVERS, SERVICES, measure
@@ -139,3 +140,28 @@ def test_nothing_measured_is_written_as_null_not_nan(tmp_path: Path) -> None:
 
     saved = json.loads((folder / "results.json").read_text())
     assert saved["suites"][0]["measurements"][0]["value"] is None
+
+
+def test_api_suite_measures_both_servers_and_the_event_loop(tmp_path: Path) -> None:
+    suite = bench_api.run(quick=True)
+
+    folder = write([suite], tmp_path)
+    saved = json.loads((folder / "results.json").read_text())
+    (api,) = saved["suites"]
+    by_name = {m["name"]: m for m in api["measurements"]}
+    for name in (
+        "imgflow: p50 latency, 500 KB uploads, 4 clients",
+        "imgflow vs naive handler: p99 latency, 500 KB uploads, 4 clients",
+        "imgflow: 100 KB uploads per second, 4 clients",
+        "imgflow: API CPU per 500 KB upload",
+        "imgflow: event-loop lag p99 (histogram bucket), 500 KB uploads, 4 clients",
+    ):
+        assert by_name[name]["value"] > 0, name
+        assert api["ratios"][name] > 0, f"{name} has no ratio to its baseline"
+    runs, pieces = api["tables"]
+    assert [row[1] for row in runs["rows"]] == ["8 x 201", "8 x 201", "20 x 201", "20 x 201"]
+    column = {name: i for i, name in enumerate(runs["columns"])}
+    for row in runs["rows"]:
+        assert row[column["max lag ms since start"]] > 0, "the server's loop-lag probe ran"
+        assert row[column["idle process: lag p99 ms"]] > 0, "the idle reference probe ran"
+    assert len(pieces["rows"]) == 5 and all(row[1] > 0 for row in pieces["rows"])

@@ -27,6 +27,7 @@ from imgflow_upload_api.admin import router as admin_router
 from imgflow_upload_api.auth import KeyCache
 from imgflow_upload_api.backlog import read_backlog
 from imgflow_upload_api.backpressure import Backpressure
+from imgflow_upload_api.contract import install_contract, operation_id
 from imgflow_upload_api.deletion import router as deletion_router
 from imgflow_upload_api.dependencies import Resources
 from imgflow_upload_api.direct_uploads import router as direct_uploads_router
@@ -35,6 +36,7 @@ from imgflow_upload_api.duplicates import router as duplicates_router
 from imgflow_upload_api.event_hub import EventHub
 from imgflow_upload_api.events import router as events_router
 from imgflow_upload_api.listing import router as listing_router
+from imgflow_upload_api.loop_lag import LoopLag
 from imgflow_upload_api.maintenance import start_loops, stop_loops
 from imgflow_upload_api.metrics import ApiMetrics
 from imgflow_upload_api.outbox import OutboxRelay
@@ -47,13 +49,17 @@ from imgflow_upload_api.webhooks import router as webhooks_router
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: ApiSettings | None = None) -> FastAPI:
+def create_app(settings: ApiSettings | None = None, *, configure_process: bool = True) -> FastAPI:
+    """The app; nothing connects until its lifespan starts. ``configure_process=False``
+    skips the process-wide logging and tracing setup (tools/openapi.py reads the spec)."""
     settings = settings or ApiSettings()
-    configure_logging(settings.log_level)
-    setup_tracing("imgflow-upload-api", settings.trace_dir)
-    CeleryInstrumentor().instrument()  # publish spans, and context into message headers
-    AsyncPGInstrumentor().instrument()
+    if configure_process:
+        configure_logging(settings.log_level)
+        setup_tracing("imgflow-upload-api", settings.trace_dir)
+        CeleryInstrumentor().instrument()  # publish spans, and context into message headers
+        AsyncPGInstrumentor().instrument()
     metrics = ApiMetrics()
+    loop_lag = LoopLag(metrics.registry)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -88,10 +94,13 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         await resources.event_hub.start()
         app.state.resources = resources
         loops = start_loops(resources)
+        # Only measures: cancelled at once on shutdown, unlike the loops that do work.
+        lag_probe = asyncio.create_task(loop_lag.run(), name="loop lag")
         log.info("imgflow API ready on %s:%d", settings.api_host, settings.api_port)
         try:
             yield
         finally:
+            lag_probe.cancel()
             await stop_loops(loops)
             await resources.event_hub.stop()
             await pool.close()
@@ -103,9 +112,13 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         version="1",
         summary="Image uploads answered in milliseconds, processed in the background.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
+    install_contract(app)
     install_problem_handlers(app)
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]
+    )
     app.include_router(router)
     app.include_router(duplicates_router)
     app.include_router(admin_router)

@@ -14,13 +14,12 @@ from fastapi import APIRouter, BackgroundTasks, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from imgflow_contracts.storage import ObjectStore
 from imgflow_upload_api import idempotency
 from imgflow_upload_api.auth import CurrentCaller
 from imgflow_upload_api.dependencies import Resources
 from imgflow_upload_api.intake import CREATED, EXISTING
-from imgflow_upload_api.presigning import presigner
 from imgflow_upload_api.presigned_uploads import Started, complete_upload, start_upload
+from imgflow_upload_api.presigning import presigner
 from imgflow_upload_api.problems import PROBLEM_MEDIA_TYPE, Problem
 from imgflow_upload_api.repository import fetch_summary
 from imgflow_upload_api.upload_sessions import UploadState, fetch_upload

@@ -22,13 +22,11 @@ from minio.error import S3Error
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from imgflow_contracts.storage import ObjectStore
 from imgflow_upload_api.auth import CurrentCaller
 from imgflow_upload_api.dependencies import Resources
 from imgflow_upload_api.lookup import PROBLEM_RESPONSE, image_not_found, parse_image_id, resources
 from imgflow_upload_api.presigning import presigner
 from imgflow_upload_api.problems import Problem
-from imgflow_upload_api.settings import ApiSettings
 
 log = logging.getLogger(__name__)
 router = APIRouter()

@@ -14,6 +14,7 @@ from starlette.requests import ClientDisconnect
 
 from imgflow_upload_api import idempotency
 from imgflow_upload_api.auth import Caller, CurrentCaller
+from imgflow_upload_api.contract import LOCATION_HEADER, UPLOAD_REQUEST_BODY
 from imgflow_upload_api.dependencies import Resources
 from imgflow_upload_api.intake import CREATED, EXISTING, Outcome, VerifiedBytes, record_upload
 from imgflow_upload_api.multipart_body import MalformedMultipart, stream_file_field
@@ -76,14 +77,20 @@ async def _receive(request: Request, body: SpooledBody) -> None:
     response_model=UploadAccepted,
     responses={
         200: {"model": UploadAccepted, "description": "Identical bytes were already an image"},
+        201: {
+            "description": "The image is recorded; processing has begun",
+            "headers": LOCATION_HEADER,
+        },
         400: _PROBLEM,
         401: _PROBLEM,
+        409: _PROBLEM,
         413: _PROBLEM,
         415: _PROBLEM,
         422: _PROBLEM,
         503: _PROBLEM,
     },
     summary="Upload an image (raw body, or multipart field `file`)",
+    openapi_extra={"requestBody": UPLOAD_REQUEST_BODY},
 )
 async def upload_image(
     request: Request,

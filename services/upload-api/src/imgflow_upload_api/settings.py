@@ -160,6 +160,7 @@ class ApiSettings(CommonSettings):
         description="Allow webhook URLs whose host is a loopback, private or link-local address. "
         "True only because local development delivers to localhost; set false in production, "
         "or tenants can make the API call internal services (SSRF).",
+    )
     api_downloads: Literal["stream", "redirect"] = Field(
         default="stream",
         description="GET .../original and .../thumbnails/{size}: `stream` the bytes through "
@@ -180,5 +181,4 @@ class ApiSettings(CommonSettings):
         default=3600,
         ge=0,
         description="Cache-Control max-age of renditions (a reprocess may remake them).",
-    )
     )
