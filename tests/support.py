@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import os
+import subprocess
+import sys
 import time
+import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from PIL import Image, ImageDraw, ImageFilter
 
 from imgflow_contracts.db.pool import connect
+
+if TYPE_CHECKING:
+    from imgflow_localstack.system import LocalSystem
 
 T = TypeVar("T")
 
@@ -65,3 +73,26 @@ def query(database_url: str, sql: str, *args: Any) -> list[dict[str, Any]]:
             await conn.close()
 
     return asyncio.run(run())
+
+
+def admin_cli(system: LocalSystem, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``imgflow-admin ARGS`` against ``system``, as an operator would."""
+    return subprocess.run(
+        [sys.executable, "-m", "imgflow_contracts.admin_cli", *args],
+        env={**os.environ, **system.env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def new_tenant(system: LocalSystem, prefix: str = "tenant") -> dict[str, Any]:
+    """A new tenant made with the CLI: ``{"tenant", "key_id", "api_key"}``."""
+    done = admin_cli(system, "tenants", "create", f"{prefix}-{uuid.uuid4().hex[:12]}")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def bearer(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}

@@ -26,8 +26,7 @@ from imgflow_localstack.system import LocalSystem
 from imgflow_upload_api.event_hub import APPLICATION_NAME, Event, Signal, Subscription
 from imgflow_upload_api.webhook_dispatch import retry_delay, sign
 from imgflow_upload_api.webhook_store import InvalidWebhook, check_destination, check_events
-from tests.support import encode, photo_like, query, wait_for
-from tests.test_tenancy import _new_tenant
+from tests.support import encode, new_tenant, photo_like, query, wait_for
 
 STAGES = ("thumbnails", "hashing", "dedupe")
 PROGRESS = ["pending", "running", "done"]
@@ -39,7 +38,7 @@ def _jpeg(seed: int) -> bytes:
 
 
 def _tenant_headers(system: LocalSystem) -> dict[str, str]:
-    return {"Authorization": f"Bearer {_new_tenant(system)['api_key']}"}
+    return {"Authorization": f"Bearer {new_tenant(system)['api_key']}"}
 
 
 # --- a minimal SSE client --------------------------------------------------------------
@@ -299,7 +298,7 @@ async def _waiting_image(conn: Any, tenant_name: str) -> str:
 def test_an_image_stream_catches_up_after_a_lost_listen_connection(
     system: LocalSystem, database_url: str, receiver: Receiver
 ) -> None:
-    tenant = _new_tenant(system)
+    tenant = new_tenant(system)
     headers = {"Authorization": f"Bearer {tenant['api_key']}"}
     with httpx.Client(base_url=system.api_url, headers=headers) as client:
         hook = client.post("/v1/webhooks", json={"url": receiver.url, "events": ["image.failed"]})

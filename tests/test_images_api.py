@@ -9,8 +9,6 @@ import base64
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -26,7 +24,7 @@ from imgflow_contracts.storage import ObjectStore
 from imgflow_localstack.system import LocalSystem
 from imgflow_upload_api.app import create_app
 from imgflow_upload_api.settings import ApiSettings
-from tests.support import encode, photo_like, query, wait_for
+from tests.support import bearer, encode, new_tenant, photo_like, query, wait_for
 
 STAGES = ("thumbnails", "hashing", "dedupe")
 WORKERS = ("thumbnailer", "hasher", "deduper")
@@ -37,20 +35,8 @@ def _jpeg(seed: int, size: tuple[int, int] = (320, 240)) -> bytes:
 
 
 def _client_of_new_tenant(system: LocalSystem) -> httpx.Client:
-    name = f"images-{uuid.uuid4().hex[:12]}"
-    done = subprocess.run(
-        [sys.executable, "-m", "imgflow_contracts.admin_cli", "tenants", "create", name],
-        env={**os.environ, **system.env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    key = json.loads(done.stdout)["api_key"]
-    return httpx.Client(
-        base_url=system.api_url, timeout=30, headers={"Authorization": f"Bearer {key}"}
-    )
+    key = new_tenant(system, "images")["api_key"]
+    return httpx.Client(base_url=system.api_url, timeout=30, headers=bearer(key))
 
 
 @pytest.fixture

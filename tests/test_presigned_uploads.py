@@ -8,11 +8,9 @@ original, no image row (the upload row says `failed`).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 import struct
-import subprocess
 import sys
 import uuid
 import zlib
@@ -33,7 +31,7 @@ from imgflow_localstack.processes import ServiceProcess
 from imgflow_localstack.readiness import HttpOk
 from imgflow_localstack.services import ServiceSpec, api_url
 from imgflow_localstack.system import LocalSystem
-from tests.support import encode, photo_like, query, wait_for
+from tests.support import bearer, encode, new_tenant, photo_like, query, wait_for
 
 MIB = 1024 * 1024
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -49,16 +47,7 @@ def s3() -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def other(system: LocalSystem) -> Iterator[httpx.Client]:
-    name = f"tenant-{uuid.uuid4().hex[:12]}"
-    done = subprocess.run(
-        [sys.executable, "-m", "imgflow_contracts.admin_cli", "tenants", "create", name],
-        env={**os.environ, **system.env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    headers = {"Authorization": f"Bearer {json.loads(done.stdout)['api_key']}"}
+    headers = bearer(new_tenant(system)["api_key"])
     with httpx.Client(base_url=system.api_url, timeout=30, headers=headers) as client:
         yield client
 

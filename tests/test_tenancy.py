@@ -4,9 +4,6 @@ the caller's tenant, and a retried upload never makes a second image."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,30 +14,13 @@ import pytest
 
 from imgflow_contracts.storage import ObjectStore
 from imgflow_localstack.system import LocalSystem
-from tests.support import encode, photo_like, query, wait_for
-
-
-def _admin(system: LocalSystem, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "imgflow_contracts.admin_cli", *args],
-        env={**os.environ, **system.env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def _new_tenant(system: LocalSystem) -> dict[str, Any]:
-    name = f"tenant-{uuid.uuid4().hex[:12]}"
-    done = _admin(system, "tenants", "create", name)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+from tests.support import admin_cli, encode, new_tenant, photo_like, query, wait_for
 
 
 @pytest.fixture(scope="module")
 def other(system: LocalSystem) -> Iterator[httpx.Client]:
     """A client of a second tenant, made with the operator CLI."""
-    issued = _new_tenant(system)
+    issued = new_tenant(system)
     headers = {"Authorization": f"Bearer {issued['api_key']}"}
     with httpx.Client(base_url=system.api_url, timeout=30, headers=headers) as client:
         yield client
@@ -116,13 +96,13 @@ def test_the_same_bytes_in_two_tenants_are_two_private_images(
 
 
 def test_a_revoked_key_stops_working(system: LocalSystem) -> None:
-    issued = _new_tenant(system)
-    revoked = _admin(system, "keys", "revoke", issued["key_id"])
+    issued = new_tenant(system)
+    revoked = admin_cli(system, "keys", "revoke", issued["key_id"])
     assert revoked.returncode == 0, revoked.stderr
     headers = {"Authorization": f"Bearer {issued['api_key']}"}
     with httpx.Client(base_url=system.api_url, timeout=30, headers=headers) as client:
         assert client.get(f"/v1/images/{uuid.uuid4()}").status_code == 401
-    listed = [json.loads(line) for line in _admin(system, "keys", "list").stdout.splitlines()]
+    listed = [json.loads(line) for line in admin_cli(system, "keys", "list").stdout.splitlines()]
     [record] = [k for k in listed if k["key_id"] == issued["key_id"]]
     assert record["revoked_at"] is not None and "api_key" not in record
     assert issued["api_key"].startswith(record["prefix"])

@@ -160,6 +160,9 @@ def _refine_operation(path: str, operation: dict[str, Any]) -> None:
     responses = operation.setdefault("responses", {})
     if "security" in operation:
         responses.setdefault("401", {})
+    if "requestBody" in operation:
+        # A body that is not JSON at all never reaches validation: 400 bad-request.
+        responses.setdefault("400", {})
     if path.startswith("/v1/"):
         # Any route that reads PostgreSQL answers 503 database-unavailable when it is down.
         responses.setdefault("503", {})

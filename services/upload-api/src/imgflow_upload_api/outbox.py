@@ -26,15 +26,21 @@ BATCH = 200
 def _send_all(producer: Celery, rows: list[asyncpg.Record]) -> tuple[list[int], str | None]:
     """Send rows in order until one fails; returns the ids sent and the error, if any."""
     sent: list[int] = []
-    for row in rows:
-        try:
-            with context_from_carrier(row["trace_context"]):
-                producer.send_task(
-                    row["task_name"], kwargs=row["payload"], queue=row["queue"], retry=False
-                )
-        except Exception as exc:  # the broker is unreachable: leave the rest for later
-            return sent, f"{type(exc).__name__}: {exc}"
-        sent.append(row["id"])
+    try:
+        # One pooled connection and kombu producer for the whole batch, not one per job.
+        with producer.producer_or_acquire() as publisher:
+            for row in rows:
+                with context_from_carrier(row["trace_context"]):
+                    producer.send_task(
+                        row["task_name"],
+                        kwargs=row["payload"],
+                        queue=row["queue"],
+                        retry=False,
+                        producer=publisher,
+                    )
+                sent.append(row["id"])
+    except Exception as exc:  # the broker is unreachable: leave the rest for later
+        return sent, f"{type(exc).__name__}: {exc}"
     return sent, None
 
 
