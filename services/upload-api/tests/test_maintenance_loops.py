@@ -72,3 +72,25 @@ def test_the_loop_does_not_start_another_pass_once_stopping() -> None:
         return passes
 
     assert asyncio.run(run()) == 1
+
+
+def test_waking_a_loop_runs_its_next_pass_without_waiting_out_the_interval() -> None:
+    async def run() -> int:
+        passes = 0
+        second = asyncio.Event()
+
+        async def step() -> None:
+            nonlocal passes
+            passes += 1
+            if passes == 2:
+                second.set()
+
+        stopping, wake = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(every(3600, "test", step, stopping, wake))
+        await asyncio.sleep(0)
+        wake.set()  # an hour's interval, yet the second pass comes now
+        await asyncio.wait_for(second.wait(), timeout=30)
+        await stop_loops(Loops([task], stopping, wake_on_stop=[wake.set]), grace_s=5)
+        return passes
+
+    assert asyncio.run(run()) == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hmac
 
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from imgflow_contracts.db import dead_letters
@@ -67,14 +67,12 @@ async def list_dead_letters(
     response_model=ReplayAccepted,
     responses={401: _PROBLEM, 403: _PROBLEM, 409: _PROBLEM},
 )
-async def replay_dead_letter(
-    dead_letter_id: int, request: Request, background: BackgroundTasks
-) -> ReplayAccepted:
+async def replay_dead_letter(dead_letter_id: int, request: Request) -> ReplayAccepted:
     res = _authorised(request)
     try:
         async with res.pool.acquire() as conn:
-            outbox_ids = await dead_letters.replay(conn, dead_letter_id)
+            await dead_letters.replay(conn, dead_letter_id)
     except dead_letters.NotReplayable as exc:
         raise Problem(409, "not-replayable", "Not replayable", str(exc)) from exc
-    background.add_task(res.relay.relay, outbox_ids)
+    res.relay.soon()
     return ReplayAccepted(id=dead_letter_id)

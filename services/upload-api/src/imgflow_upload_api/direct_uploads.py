@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, BackgroundTasks, Header, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -155,7 +155,6 @@ def _ticket(started: Started) -> UploadTicket:
 async def complete(
     upload_id: str,
     request: Request,
-    background: BackgroundTasks,
     caller: CurrentCaller,
     idempotency_key: Annotated[
         str | None,
@@ -181,7 +180,7 @@ async def complete(
         raise Problem(409, "image-deleted", "Image deleted", "the uploaded image has been deleted")
     res.metrics.uploads.labels("accepted" if outcome.status == CREATED else "existing").inc()
     if outcome.outbox_ids:
-        background.add_task(res.relay.relay, outcome.outbox_ids)
+        res.relay.soon()
     accepted = upload_accepted(summary, duplicate=outcome.status == EXISTING)
     return JSONResponse(
         accepted.model_dump(mode="json"),

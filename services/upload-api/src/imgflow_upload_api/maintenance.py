@@ -30,17 +30,25 @@ EVENT_PRUNE_INTERVAL_S = 60.0
 
 
 async def every(
-    interval_s: float, name: str, step: Callable[[], Awaitable[object]], stopping: asyncio.Event
+    interval_s: float,
+    name: str,
+    step: Callable[[], Awaitable[object]],
+    stopping: asyncio.Event,
+    wake: asyncio.Event | None = None,
 ) -> None:
     """Run ``step`` every ``interval_s`` until ``stopping`` is set; a failing pass is
-    logged, not fatal. A pass under way when ``stopping`` is set runs to its end."""
+    logged, not fatal. A pass under way when ``stopping`` is set runs to its end. Setting
+    ``wake`` starts the next pass at once (whoever sets ``stopping`` must set it too)."""
+    wait_on = wake or stopping
     while not stopping.is_set():
+        if wake is not None:
+            wake.clear()
         try:
             await step()
         except Exception:
             log.exception("%s pass failed", name)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), interval_s)
+            await asyncio.wait_for(wait_on.wait(), interval_s)
 
 
 @dataclass
@@ -53,6 +61,7 @@ class Loops:
 
 def start_loops(res: Resources) -> Loops:
     settings = res.settings
+    stopping = asyncio.Event()
     policy = SweepPolicy(
         pending_after_s=settings.sweeper_pending_after_s,
         running_after_s=settings.sweeper_running_after_s,
@@ -83,13 +92,16 @@ def start_loops(res: Resources) -> Loops:
                 pass
 
     loops = {
-        "outbox relay": (settings.outbox_relay_interval_s, relay_all),
         "sweeper": (settings.sweeper_interval_s, sweep_once),
         "queue depths": (settings.queue_depth_refresh_s, read_depths),
         "event retention": (EVENT_PRUNE_INTERVAL_S, prune_events),
     }
-    stopping = asyncio.Event()
-    tasks = [
+    # Woken by every commit of jobs (OutboxRelay.soon), so bursts are sent in batches.
+    relay = every(
+        settings.outbox_relay_interval_s, "outbox relay", relay_all, stopping, res.relay.due
+    )
+    tasks = [asyncio.create_task(relay, name="outbox relay")]
+    tasks += [
         asyncio.create_task(every(interval, name, step, stopping), name=name)
         for name, (interval, step) in loops.items()
     ]
@@ -99,7 +111,7 @@ def start_loops(res: Resources) -> Loops:
     if res.event_hub is not None:
         res.event_hub.on_deliveries(dispatcher.wake)
     tasks.append(asyncio.create_task(dispatcher.run(stopping), name="webhook dispatch"))
-    return Loops(tasks, stopping, wake_on_stop=[dispatcher.wake])
+    return Loops(tasks, stopping, wake_on_stop=[dispatcher.wake, res.relay.soon])
 
 
 async def stop_loops(loops: Loops, grace_s: float = STOP_GRACE_S) -> None:

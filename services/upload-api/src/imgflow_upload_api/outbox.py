@@ -1,7 +1,8 @@
 """Relay outbox rows to the broker, then delete them.
 
-The upload handler relays its own jobs right after its transaction commits; a loop
-(maintenance.py) retries whatever is still there (the broker was down, or the API died in between).
+Whoever commits jobs wakes the relay loop (maintenance.py), which sends every pending row
+in batches, and also runs every interval to retry whatever is still there (the broker was
+down, or the API died in between).
 Rows are locked with SKIP LOCKED, so any number of API replicas relay side by side
 without sending a job twice. A job can still reach the broker twice if the process dies
 between sending and deleting; the workers are idempotent, so that costs only work.
@@ -49,6 +50,14 @@ class OutboxRelay:
         self.pool = pool
         self.producer = producer
         self.interval_s = interval_s
+        # Set when jobs were committed: the relay loop (maintenance.py) wakes at once and
+        # sends every pending row in one pass, so a burst of uploads costs one transaction
+        # and one producer per batch rather than per upload.
+        self.due = asyncio.Event()
+
+    def soon(self) -> None:
+        """Jobs were just committed to the outbox: relay them on the next pass, now."""
+        self.due.set()
 
     async def relay(self, ids: list[int] | None = None) -> int:
         """Send the given outbox rows (all pending ones when None); returns how many."""

@@ -12,7 +12,7 @@ from typing import Annotated
 from uuid import UUID
 
 import asyncpg
-from fastapi import APIRouter, BackgroundTasks, Body, Request
+from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -109,7 +109,6 @@ async def reset_stages(
 async def reprocess(
     image_id: str,
     request: Request,
-    background: BackgroundTasks,
     caller: CurrentCaller,
     body: Annotated[ReprocessRequest | None, Body()] = None,
 ) -> JSONResponse:
@@ -129,7 +128,7 @@ async def reprocess(
         ) from exc
     if outbox_ids is None:
         raise image_not_found(parsed)
-    background.add_task(res.relay.relay, outbox_ids)  # after the response, as uploads do
+    res.relay.soon()  # as uploads do
     accepted = ReprocessAccepted(id=parsed, stages={stage: "pending" for stage in wanted})
     return JSONResponse(
         accepted.model_dump(mode="json"),

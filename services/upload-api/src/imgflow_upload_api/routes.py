@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, BackgroundTasks, Header, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
@@ -94,7 +94,6 @@ async def _receive(request: Request, body: SpooledBody) -> None:
 )
 async def upload_image(
     request: Request,
-    background: BackgroundTasks,
     caller: CurrentCaller,
     idempotency_key: Annotated[
         str | None,
@@ -117,10 +116,10 @@ async def upload_image(
             409, "image-deleted", "Image deleted", "the image was deleted while uploading"
         )
     res.metrics.uploads.labels("accepted" if outcome.status == CREATED else "existing").inc()
-    # Relay after the response is sent: the client never waits on the broker, and the
-    # outbox keeps the jobs if this fails.
+    # The relay sends the jobs on its next pass, batched with other uploads': the client
+    # never waits on the broker, and the outbox keeps the jobs if sending fails.
     if outcome.outbox_ids:
-        background.add_task(res.relay.relay, outcome.outbox_ids)
+        res.relay.soon()
     accepted = upload_accepted(summary, duplicate=outcome.status == EXISTING)
     return JSONResponse(
         accepted.model_dump(mode="json"),
