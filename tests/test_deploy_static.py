@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings
 
 import imgflow_contracts.settings as contracts_settings
 from imgflow_contracts.queues import QUEUES
+from imgflow_contracts.settings import ENV_PREFIX
 from imgflow_localstack.services import API_STOP_TIMEOUT_S
 from imgflow_upload_api.main import DRAIN_TIMEOUT_S
 
@@ -274,6 +275,13 @@ def known_settings() -> set[str]:
                 if isinstance(alias, str):
                     names.add(alias.upper())
     return names
+
+
+def service_settings() -> set[str]:
+    """IMGFLOW_* names of every service's settings class (as the README's table lists)."""
+    from tools.settings_table import SECTIONS  # imports every service: only here
+
+    return {f"{ENV_PREFIX}{name}".upper() for _, cls, _ in SECTIONS for name in cls.model_fields}
 
 
 # ---------------------------------------------------------------------------------------
@@ -767,7 +775,7 @@ def test_known_settings_are_read_from_the_contracts_package() -> None:
 
 
 def test_every_imgflow_variable_is_a_known_setting() -> None:
-    known = known_settings() | SERVICE_SPECIFIC_SETTINGS
+    known = known_settings() | SERVICE_SPECIFIC_SETTINGS | service_settings()
     files = [p for p in DEPLOY.rglob("*") if p.is_file()] + [COMPOSE_FILE]
     pattern = re.compile(r"\bIMGFLOW_[A-Z0-9_]*[A-Z0-9]")
     used: dict[str, set[str]] = {}
