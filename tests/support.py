@@ -62,6 +62,12 @@ def wait_for(probe: Callable[[], T | None], *, timeout_s: float = 60, what: str 
         delay = min(delay * 1.5, 0.25)
 
 
+def every_stage_finished(image: dict[str, Any]) -> bool:
+    """Every stage done or failed. (An image's ``status`` is ``failed`` as soon as one
+    stage fails, while others may still be pending: not a moment to assert on them.)"""
+    return all(s["status"] in ("done", "failed") for s in image["stages"].values())
+
+
 def query(database_url: str, sql: str, *args: Any) -> list[dict[str, Any]]:
     """One query on a fresh connection: tests read the database as an operator would."""
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from imgflow_contracts.keys import original_key
 from imgflow_contracts.storage import ObjectStore
-from tests.support import encode, photo_like, query, wait_for
+from tests.support import encode, every_stage_finished, photo_like, query, wait_for
 
 SIZES = (150, 300, 600)
 
@@ -19,7 +19,7 @@ SIZES = (150, 300, 600)
 def _wait_until_settled(api: httpx.Client, image_id: str, timeout_s: float = 60) -> dict[str, Any]:
     def settled() -> dict[str, Any] | None:
         body = api.get(f"/v1/images/{image_id}").json()
-        return body if body["status"] in ("ready", "failed") else None
+        return body if every_stage_finished(body) else None
 
     return wait_for(settled, timeout_s=timeout_s, what=f"image {image_id} to settle")
 

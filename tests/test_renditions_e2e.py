@@ -13,7 +13,7 @@ from PIL import Image, ImageStat
 from imgflow_contracts.storage import ObjectStore
 from imgflow_hasher.analysis import analyse
 from imgflow_hasher.perceptual import hamming, to_hex
-from tests.support import encode, photo_like, query, wait_for
+from tests.support import encode, every_stage_finished, photo_like, query, wait_for
 
 RED, GREEN = (255, 0, 0), (0, 255, 0)
 
@@ -21,7 +21,7 @@ RED, GREEN = (255, 0, 0), (0, 255, 0)
 def _settled(api: httpx.Client, image_id: str) -> dict[str, Any]:
     def probe() -> dict[str, Any] | None:
         body = api.get(f"/v1/images/{image_id}").json()
-        return body if body["status"] in ("ready", "failed") else None
+        return body if every_stage_finished(body) else None
 
     return wait_for(probe, timeout_s=60, what=f"image {image_id} to settle")
 
