@@ -4,9 +4,6 @@ fully processed (or visibly failed, with its job kept for replay), nothing dupli
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 
 import httpx
@@ -28,7 +25,7 @@ from tests.faults.support import (
     wait_ready,
     worker_pids,
 )
-from tests.support import encode, photo_like, query, wait_for
+from tests.support import admin_cli, encode, photo_like, query, wait_for
 
 WORKERS = ("thumbnailer", "hasher", "deduper")
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -57,17 +54,6 @@ def _jpeg(seed: int) -> bytes:
 
 def _log_says(system: LocalSystem, name: str, text: str) -> bool:
     return text in system.service(name).log_path.read_text(errors="replace")
-
-
-def _admin_cli(system: LocalSystem, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "imgflow_contracts.admin_cli", *args],
-        env={**os.environ, **system.env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_a_worker_killed_mid_task_loses_nothing(
@@ -202,7 +188,7 @@ def test_an_outage_past_the_retries_dead_letters_the_job_for_replay(
 
     wait_ready(fault_api, image_id)
     assert _rendition_rows(fault_db, image_id) == 3
-    listed = _admin_cli(system, "dead-letters", "list")
+    listed = admin_cli(system, "dead-letters", "list")
     assert listed.returncode == 0, listed.stderr
     assert image_id not in listed.stdout
 
@@ -326,7 +312,7 @@ def test_a_task_past_its_soft_time_limit_fails_visibly_and_replays(
         image_id,
     )
 
-    replayed = _admin_cli(system, "dead-letters", "replay", str(letter["id"]))
+    replayed = admin_cli(system, "dead-letters", "replay", str(letter["id"]))
 
     assert replayed.returncode == 0, replayed.stderr
     body, _ = wait_ready(fault_api, image_id)

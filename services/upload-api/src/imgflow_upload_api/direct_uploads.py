@@ -17,13 +17,13 @@ from pydantic import BaseModel, Field
 from imgflow_upload_api import idempotency
 from imgflow_upload_api.auth import CurrentCaller
 from imgflow_upload_api.dependencies import Resources
-from imgflow_upload_api.intake import CREATED, EXISTING
+from imgflow_upload_api.intake import Outcome
 from imgflow_upload_api.presigned_uploads import Started, complete_upload, start_upload
 from imgflow_upload_api.presigning import presigner
 from imgflow_upload_api.problems import PROBLEM_MEDIA_TYPE, Problem
-from imgflow_upload_api.repository import fetch_summary
+from imgflow_upload_api.routes import answer_upload
 from imgflow_upload_api.upload_sessions import UploadState, fetch_upload
-from imgflow_upload_api.views import UploadAccepted, upload_accepted
+from imgflow_upload_api.views import UploadAccepted
 
 router = APIRouter()
 
@@ -166,27 +166,13 @@ async def complete(
 ) -> JSONResponse:
     res = _resources(request)
     parsed = _parse_id(upload_id)
-    try:
+
+    async def recording() -> Outcome:
         res.backpressure.admit()  # completing enqueues jobs, as a direct upload does
-        outcome = await complete_upload(
-            res, caller.tenant_id, parsed, idempotency.parse_key(idempotency_key)
-        )
-        async with res.pool.acquire() as conn:
-            summary = await fetch_summary(conn, caller.tenant_id, outcome.image_id)
-    except Problem as problem:
-        res.metrics.uploads.labels(problem.code).inc()
-        raise
-    if summary is None:  # deleted between being recorded and being read back
-        raise Problem(409, "image-deleted", "Image deleted", "the uploaded image has been deleted")
-    res.metrics.uploads.labels("accepted" if outcome.status == CREATED else "existing").inc()
-    if outcome.outbox_ids:
-        res.relay.soon()
-    accepted = upload_accepted(summary, duplicate=outcome.status == EXISTING)
-    return JSONResponse(
-        accepted.model_dump(mode="json"),
-        status_code=outcome.status,
-        headers={"Location": f"/v1/images/{accepted.id}"},
-    )
+        key = idempotency.parse_key(idempotency_key)
+        return await complete_upload(res, caller.tenant_id, parsed, key)
+
+    return await answer_upload(res, caller, recording())
 
 
 @router.get(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -104,8 +104,16 @@ async def upload_image(
     ] = None,
 ) -> JSONResponse:
     res = _resources(request)
+    return await answer_upload(res, caller, _accept_upload(request, res, caller, idempotency_key))
+
+
+async def answer_upload(
+    res: Resources, caller: Caller, recording: Awaitable[Outcome]
+) -> JSONResponse:
+    """What POST /v1/images and a presigned upload's completion answer: the image as
+    recorded (201, or 200 when its bytes were an image already), counted by outcome."""
     try:
-        outcome = await _accept_upload(request, res, caller, idempotency.parse_key(idempotency_key))
+        outcome = await recording
         async with res.pool.acquire() as conn:
             summary = await fetch_summary(conn, caller.tenant_id, outcome.image_id)
     except Problem as problem:
@@ -129,8 +137,9 @@ async def upload_image(
 
 
 async def _accept_upload(
-    request: Request, res: Resources, caller: Caller, idempotency_key: str | None
+    request: Request, res: Resources, caller: Caller, idempotency_header: str | None
 ) -> Outcome:
+    idempotency_key = idempotency.parse_key(idempotency_header)
     res.backpressure.admit()
     limit = res.settings.upload_max_bytes
     _check_declared_length(request, limit)
