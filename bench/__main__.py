@@ -67,6 +67,11 @@ def main() -> None:
         help="e2e: pool processes per worker, e.g. thumbnailer=2,hasher=1,deduper=1 "
         f"(default {','.join(f'{k}={v}' for k, v in defaults.concurrency.items())})",
     )
+    parser.add_argument(
+        "--vectors",
+        default=",".join(map(str, defaults.vectors)),
+        help="embeddings: stored-vector counts to search, e.g. 10000,1000000",
+    )
     args = parser.parse_args()
     names = args.only.split(",") if args.only else SUITES
     unknown = set(names) - set(SUITES)
@@ -75,6 +80,12 @@ def main() -> None:
     if args.images < 1 or args.clients < 1:
         parser.error("--images and --clients must be at least 1")
     try:
+        vectors = tuple(int(v) for v in args.vectors.split(","))
+    except ValueError:
+        parser.error("--vectors: comma-separated counts, e.g. 10000,1000000")
+    if any(v < 1000 for v in vectors):
+        parser.error("--vectors: each count must be at least 1000")
+    try:
         concurrency = parse_concurrency(args.concurrency)
     except ValueError as exc:
         parser.error(str(exc))
@@ -82,7 +93,7 @@ def main() -> None:
     info = machine()
     folder = args.out or RESULTS / time.strftime("%Y%m%d-%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)
-    options = BenchOptions(args.images, args.clients, concurrency, folder)
+    options = BenchOptions(args.images, args.clients, concurrency, folder, vectors)
     suites = run(names, args.quick, options)
     write(suites, folder, info)
     print(to_markdown(suites, info))

@@ -21,6 +21,8 @@ class BenchOptions:
     # What `make run` uses, so the figures describe the system people start.
     concurrency: Mapping[str, int] = field(default_factory=lambda: dict(RUN_CONCURRENCY))
     out: Path | None = None
+    # Stored-vector counts the embeddings suite searches (1M: add 1000000, an hour-plus).
+    vectors: tuple[int, ...] = (10_000, 100_000)
 
 
 def parse_concurrency(text: str) -> dict[str, int]:
