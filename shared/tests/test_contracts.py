@@ -5,7 +5,7 @@ from pydantic import ValidationError
 
 from imgflow_contracts.celery_app import make_producer_app, make_worker_app
 from imgflow_contracts.payloads import ImageJob
-from imgflow_contracts.queues import QUEUES, TASK_NAMES, Stage
+from imgflow_contracts.queues import QUEUES, TASK_NAMES, Stage, dependants, first_stages
 from imgflow_contracts.settings import WorkerSettings
 from imgflow_contracts.worker import retry_delay_s
 
@@ -65,3 +65,12 @@ def test_retry_delay_doubles_with_jitter_and_is_capped():
         assert all(full / 2 <= d <= full for d in delays)
         assert len(set(delays)) > 100
     assert sum(retry_delay_s(r) / 1 for r in range(5)) >= 0.5 + 1 + 2 + 4 + 8
+
+
+def test_stages_that_read_the_thumbnails_wait_for_them():
+    assert dependants(Stage.THUMBNAILS) == [Stage.HASHING, Stage.DEDUPE]
+    assert dependants(Stage.HASHING) == [] and dependants(Stage.DEDUPE) == []
+    assert first_stages(list(Stage)) == [Stage.THUMBNAILS]
+    # rerun alone, a reading stage goes at once: the copy it reads is already there
+    assert first_stages([Stage.HASHING, Stage.DEDUPE]) == [Stage.HASHING, Stage.DEDUPE]
+    assert first_stages([Stage.THUMBNAILS, Stage.DEDUPE]) == [Stage.THUMBNAILS]

@@ -93,6 +93,13 @@ def test_a_pool_child_killed_mid_task_is_redelivered(
     system = healthy
     _stop_workers(system)
     image_id = upload(fault_api, seed=102)
+    # The hashing job is enqueued when the thumbnails are done (queues.AFTER).
+    _start_workers(system, "thumbnailer")
+    wait_for(
+        lambda: stage_status(fault_api, image_id, "thumbnails") == "done",
+        timeout_s=30,
+        what="the thumbnails the hasher reads",
+    )
     with frozen(system.stack.s3):
         _start_workers(system, "hasher")
         wait_for(
@@ -112,7 +119,7 @@ def test_a_pool_child_killed_mid_task_is_redelivered(
     )
     print(f"\npool child SIGKILLed mid-task: done {time.monotonic() - killed_at:.1f} s later")
     assert system.service("hasher").child.pid == main  # the worker itself lived on
-    _start_workers(system, "thumbnailer", "deduper")
+    _start_workers(system, "deduper")
 
     body, _ = wait_ready(fault_api, image_id)
     assert body["stages"]["hashing"]["attempts"] >= 2
@@ -159,15 +166,13 @@ def test_an_outage_past_the_retries_dead_letters_the_job_for_replay(
     system.stack.s3.stop()
     try:
         _start_workers(system)
-        body = wait_for(
-            lambda: (
-                (b := image(fault_api, image_id))["stages"]["thumbnails"]["status"] == "failed"
-                and b["stages"]["hashing"]["status"] == "failed"
-                and b
-            ),
-            timeout_s=60,
-            what="both S3 stages to give up",
-        )
+
+        # The thumbnail stage gives up first; the stages it releases then read S3 too.
+        def all_failed() -> dict | None:
+            body = image(fault_api, image_id)
+            return body if all(s["status"] == "failed" for s in body["stages"].values()) else None
+
+        body = wait_for(all_failed, timeout_s=120, what="every S3-reading stage to give up")
     finally:
         system.stack.s3.start()
     assert body["status"] == "failed"
@@ -179,7 +184,7 @@ def test_an_outage_past_the_retries_dead_letters_the_job_for_replay(
         for d in fault_api.get("/v1/admin/dead-letters", headers=ADMIN).json()
         if d["image_id"] == image_id
     ]
-    assert sorted(d["stage"] for d in letters) == ["hashing", "thumbnails"]
+    assert sorted(d["stage"] for d in letters) == ["dedupe", "hashing", "thumbnails"]
     for letter in letters:
         replay = fault_api.post(f"/v1/admin/dead-letters/{letter['id']}/replay", headers=ADMIN)
         assert replay.status_code == 202, replay.text
@@ -211,9 +216,10 @@ def test_postgres_restart(
         assert down.json()["code"] == "database-unavailable"
         assert down.headers["retry-after"]
         assert fault_api.get(f"/v1/images/{ids[0]}").status_code == 503
-        _start_workers(system, "deduper")
+        # The first stage: the others are enqueued when it finishes (queues.AFTER).
+        _start_workers(system, "thumbnailer")
         wait_for(
-            lambda: _log_says(system, "deduper", "retrying"),
+            lambda: _log_says(system, "thumbnailer", "retrying"),
             timeout_s=30,
             what="a job to fail against the stopped PostgreSQL and retry",
         )
@@ -221,12 +227,12 @@ def test_postgres_restart(
         system.stack.postgres.start()
     back_at = time.monotonic()
     wait_for(
-        lambda: all(stage_status(fault_api, i, "dedupe") == "done" for i in ids),
+        lambda: all(stage_status(fault_api, i, "thumbnails") == "done" for i in ids),
         timeout_s=60,
-        what="the retrying dedupe jobs",
+        what="the retrying thumbnail jobs",
     )
     print(f"\nPostgreSQL restart: retrying jobs done {time.monotonic() - back_at:.1f} s after")
-    _start_workers(system, "thumbnailer", "hasher")
+    _start_workers(system, "hasher", "deduper")
 
     for image_id in ids:
         wait_ready(fault_api, image_id)

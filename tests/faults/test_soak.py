@@ -135,4 +135,7 @@ def test_soak_with_random_worker_kills(
         )
     }
     assert all(f"renditions/{i}/150.webp" in stored for i in accepted)
-    assert len(stored) == counts["renditions"]
+    # and one analysis copy per image (keys.analysis_key), no other object
+    copies = {name for name in stored if name.endswith("/analysis.jpg")}
+    assert all(f"renditions/{i}/analysis.jpg" in copies for i in accepted)
+    assert len(stored) == counts["renditions"] + len(copies) and len(copies) == counts["images"]

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from imgflow_contracts.keys import ANALYSIS_LONG_SIDE
 from imgflow_deduper.encoder import Encoder, embed_views
 from imgflow_deduper.pixels import Normalisation, view_tensors
 from imgflow_hasher.analysis import analyse
+from imgflow_thumbnailer.rendering import render_with_analysis
 from tools.dedupe_eval.dataset import Sample
 
 
@@ -31,10 +33,18 @@ class PairTable:
         return np.fmax(self.cosine, self.view_cosine)
 
 
+def analysis_copy(data: bytes) -> bytes:
+    """What the hasher and the deduper decode in production: the thumbnailer's analysis
+    copy of the original (keys.analysis_key), made by the thumbnailer's own code."""
+    copy = render_with_analysis(data, [], analysis_side=ANALYSIS_LONG_SIDE).analysis
+    assert copy is not None
+    return copy
+
+
 def phash64(data: bytes) -> int:
-    """The pHash the hasher stores for these bytes (its own code, so the eval measures
-    exactly what production compares)."""
-    return analyse(data).phash
+    """The pHash the hasher stores for these bytes (its own code, from the analysis copy,
+    so the eval measures exactly what production compares)."""
+    return analyse(data, upright_copy=analysis_copy(data)).phash
 
 
 def embed_all(
@@ -50,7 +60,9 @@ def embed_all(
     whole, views = [], []
     for sample in samples:
         vector, sub = embed_views(
-            encoder, view_tensors(sample.data, norm, sub_views), mirror_invariant=mirror_invariant
+            encoder,
+            view_tensors(analysis_copy(sample.data), norm, sub_views),
+            mirror_invariant=mirror_invariant,
         )
         whole.append(vector)
         views.append(sub)

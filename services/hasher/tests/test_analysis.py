@@ -2,12 +2,14 @@
 
 import hashlib
 import io
+from dataclasses import replace
 
 import pillow_heif
 import pytest
 from PIL import Image
 
 from imgflow_hasher.analysis import UndecodableImage, analyse, integrity_problem, sha256_hex
+from imgflow_hasher.perceptual import hamming
 
 pillow_heif.register_heif_opener()
 
@@ -97,3 +99,39 @@ def test_integrity_passes_the_uploaded_bytes_and_names_a_mismatch():
     assert problem is not None
     assert digest in problem and "corrupt" in problem
     assert f"({len(data) - 1} bytes)" in problem
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF", "AVIF", "HEIF"])
+@pytest.mark.parametrize(("orientation", "size"), [(1, (320, 120)), (6, (120, 320))])
+def test_with_an_analysis_copy_the_facts_of_the_original_are_unchanged(fmt, orientation, size):
+    data = oriented(fmt, orientation)
+    copy = encode(Image.new("RGB", size, (200, 80, 60)), "JPEG", quality=90)
+    with_copy = analyse(data, upright_copy=copy)
+    assert replace(with_copy, phash=0, dhash=0) == replace(analyse(data), phash=0, dhash=0)
+
+
+def _photo(seed: int) -> Image.Image:
+    """Smooth shapes over a gradient: structure a perceptual hash can see."""
+    gradient = Image.linear_gradient("L").resize((1600, 1200)).convert("RGB")
+    noise = Image.effect_noise((40, 30), 90 + seed).resize((1600, 1200), Image.Resampling.BICUBIC)
+    return Image.blend(gradient, Image.merge("RGB", [noise] * 3), 0.6)
+
+
+def test_perceptual_hashes_are_those_of_the_analysis_copy():
+    original = encode(_photo(1), "JPEG", quality=90)
+    other = encode(_photo(40).resize((512, 384)), "JPEG", quality=90)
+    facts = analyse(original, upright_copy=other)
+    assert (facts.phash, facts.dhash) == (analyse(other).phash, analyse(other).dhash)
+    assert (facts.width, facts.height) == (1600, 1200)
+
+
+def test_a_copy_hashes_like_the_original_it_was_made_from():
+    photo = _photo(7)
+    copy = encode(photo.resize((512, 384), Image.Resampling.LANCZOS), "JPEG", quality=90)
+    original = encode(photo, "JPEG", quality=90)
+    assert hamming(analyse(original).phash, analyse(original, upright_copy=copy).phash) <= 4
+
+
+def test_an_undecodable_copy_is_undecodable():
+    with pytest.raises(UndecodableImage):
+        analyse(oriented("PNG", 1), upright_copy=b"\xff\xd8\xff not a jpeg")

@@ -7,7 +7,12 @@ from PIL import Image, ImageStat
 
 from imgflow_thumbnailer.encoding import EncodeOptions, OutputFormat
 from imgflow_thumbnailer.geometry import Fit
-from imgflow_thumbnailer.rendering import Rendition, UndecodableImage, render_renditions
+from imgflow_thumbnailer.rendering import (
+    Rendition,
+    UndecodableImage,
+    render_renditions,
+    render_with_analysis,
+)
 from services.thumbnailer.tests.corpus import (
     BLUE,
     CORNERS,
@@ -211,3 +216,48 @@ def _noisy_png_pixels() -> bytes:
 def test_undecodable_input_raises_undecodable_image(data):
     with pytest.raises(UndecodableImage):
         render_renditions(data, SIZES)
+
+
+# The analysis copy: what the hasher and the deduper decode instead of the original.
+
+
+def test_the_analysis_copy_is_the_whole_frame_upright_at_the_asked_long_side():
+    stored = marked(2400, 1600)
+    expected = corner_colours(displayed(stored, 6))
+
+    rendered = render_with_analysis(
+        with_orientation(stored, 6), SIZES, fit=Fit.COVER, analysis_side=512
+    )
+
+    copy = Image.open(io.BytesIO(rendered.analysis or b""))
+    assert copy.format == "JPEG"
+    # Whole frame and upright although the renditions are square crops.
+    assert copy.size == (341, 512)
+    assert [(r.width, r.height) for r in rendered.renditions] == [
+        (600, 600),
+        (300, 300),
+        (150, 150),
+    ]
+    for corner, colour in expected.items():
+        assert close(corner_colours(copy)[corner], colour, 40), corner
+    assert not copy.getexif() and "icc_profile" not in copy.info
+
+
+def test_the_analysis_copy_does_not_change_the_renditions():
+    data = encode(marked(2000, 1500), "JPEG")
+    rendered = render_with_analysis(data, SIZES, analysis_side=512)
+    assert [r.data for r in rendered.renditions] == [r.data for r in render_renditions(data, SIZES)]
+
+
+def test_an_analysis_copy_of_a_small_image_is_not_enlarged_and_is_matted_on_white():
+    rgba = Image.new("RGBA", (200, 100), (0, 0, 0, 0))
+    rgba.paste((*RED, 255), (0, 0, 100, 100))
+    rendered = render_with_analysis(encode(rgba, "PNG"), [], analysis_side=512)
+    copy = Image.open(io.BytesIO(rendered.analysis or b""))
+    assert rendered.renditions == [] and copy.size == (200, 100)
+    assert close(colour_at(copy, 0.25, 0.5), RED, 12)
+    assert close(colour_at(copy, 0.75, 0.5), (255, 255, 255), 12)
+
+
+def test_without_an_analysis_side_there_is_no_copy():
+    assert render_with_analysis(encode(marked(300, 200), "PNG"), [100]).analysis is None

@@ -20,3 +20,15 @@ def rendition_key(image_id: UUID, size: int, extension: str) -> str:
 
 def rendition_prefix(image_id: UUID) -> str:
     return f"renditions/{image_id}/"
+
+
+# The analysis copy's long side: the deduper's 96 px views and the hasher's 32 px pHash
+# are cut from it with room to spare (the deduper decodes at least twice its input size).
+ANALYSIS_LONG_SIDE = 512
+
+
+def analysis_key(image_id: UUID) -> str:
+    """The thumbnailer's upright, sRGB, whole-frame copy of the original at a small size,
+    which the hasher and the deduper decode instead of the original. Under the renditions'
+    prefix, so deleting an image deletes it; it is not a rendition clients are offered."""
+    return f"{rendition_prefix(image_id)}analysis.jpg"

@@ -100,11 +100,20 @@ class ObjectStore:
             response.close()
             response.release_conn()
 
+    def get_bytes_if_exists(self, key: str) -> bytes | None:
+        """None for a missing object; any other failure raises (a retry may succeed)."""
+        try:
+            return self.get_bytes(key)
+        except S3Error as exc:
+            if exc.code in _MISSING:
+                return None
+            raise
+
     def exists(self, key: str) -> bool:
         try:
             self.client.stat_object(self.bucket, key)
         except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+            if exc.code in _MISSING:
                 return False
             raise
         return True

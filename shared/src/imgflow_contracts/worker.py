@@ -12,7 +12,11 @@ A handler is a plain function ``handler(job, context)``. Around it, this module:
 - after the last retry, or past the soft time limit, fails the stage and keeps the job in
   the dead-letter store for an operator to replay; a message that does not parse goes
   there too. If even that cannot be written (PostgreSQL is down), the job is retried
-  until it can: it is never acknowledged without a record of what happened to it.
+  until it can: it is never acknowledged without a record of what happened to it;
+- once the stage is settled (done, failed, or found done by an earlier delivery),
+  enqueues the stages that wait for it (``queues.AFTER``). A crash between the two is
+  covered twice: the job is not acknowledged yet, so it comes back and enqueues them
+  again, and the sweeper re-drives a stage left pending after its predecessor finished.
 """
 
 from __future__ import annotations
@@ -31,10 +35,11 @@ from celery.exceptions import Retry, SoftTimeLimitExceeded
 from pydantic import ValidationError
 
 from imgflow_contracts.aio import ProcessLoop
+from imgflow_contracts.celery_app import make_producer_app
 from imgflow_contracts.db import dead_letters, stages
 from imgflow_contracts.db.pool import create_pool
 from imgflow_contracts.payloads import ImageJob
-from imgflow_contracts.queues import Stage
+from imgflow_contracts.queues import Stage, dependants
 from imgflow_contracts.settings import WorkerSettings
 from imgflow_contracts.storage import ObjectStore
 from imgflow_contracts.telemetry import mark_image
@@ -65,6 +70,7 @@ class WorkerContext:
     loop: ProcessLoop = field(default_factory=ProcessLoop)
     _pool: asyncpg.Pool | None = None
     _pool_pid: int = 0
+    _producer: Celery | None = None
 
     def db(self, query: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run ``query(conn, *args)`` on a pooled connection and return its result."""
@@ -74,6 +80,14 @@ class WorkerContext:
                 return await query(conn, *args)
 
         return self.loop.run(run())
+
+    def send(self, job: ImageJob) -> None:
+        """Publish a job to its stage's queue (Celery retries a broker blip itself)."""
+        if self._producer is None:
+            self._producer = make_producer_app(self.settings)
+        self._producer.send_task(
+            job.stage.task_name, kwargs=job.to_message(), queue=job.stage.queue
+        )
 
     async def _get_pool(self) -> asyncpg.Pool:
         if self._pool is None or self._pool_pid != os.getpid():
@@ -193,6 +207,7 @@ def register_stage_task(
                 outcome = retry_or_give_up(self, job, ctx, exc)
         finally:
             TASK_DURATION.labels(stage).observe(time.perf_counter() - started)
+        enqueue_dependants(job, ctx)
         TASKS.labels(stage, outcome).inc()
         log.info(
             "%s %s for %s in %.0f ms",
@@ -201,6 +216,23 @@ def register_stage_task(
             job.image_id,
             (time.perf_counter() - started) * 1000,
         )
+
+    def enqueue_dependants(job: ImageJob, ctx: WorkerContext) -> None:
+        """Enqueue what waited for this stage; an image deleted meanwhile has none left."""
+        if not dependants(stage):
+            return
+        try:
+            for next_stage in ctx.db(stages.release_dependants, job.image_id, stage):
+                ctx.send(job.model_copy(update={"stage": next_stage}))
+        except Exception as exc:
+            # Settled already: failing the job now would run the stage again. The sweeper
+            # re-drives pending stages whose predecessor has finished.
+            log.warning(
+                "could not enqueue what follows %s for %s; the sweeper will: %r",
+                stage,
+                job.image_id,
+                exc,
+            )
 
     def retry_or_give_up(task: Task, job: ImageJob, ctx: WorkerContext, exc: Exception) -> str:
         attempt = task.request.retries + 1

@@ -18,6 +18,7 @@ from celery import signals
 from PIL import Image, UnidentifiedImageError
 
 from imgflow_contracts.celery_app import make_worker_app
+from imgflow_contracts.keys import analysis_key
 from imgflow_contracts.logs import configure_logging
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage
@@ -105,7 +106,11 @@ def _model() -> tuple[Encoder, CheckPolicy]:
 
 def check_duplicates(job: ImageJob, ctx: WorkerContext) -> None:
     encoder, policy = _model()
-    data = ctx.store.get_bytes(job.object_key)
+    # The thumbnailer's analysis copy: decoding the original again would cost more than
+    # the model. Missing when the thumbnailer failed (or ran before it made one).
+    data = ctx.store.get_bytes_if_exists(analysis_key(job.image_id))
+    if data is None:
+        data = ctx.store.get_bytes(job.object_key)
     try:
         pixels = view_tensors(data, NORMALISATION, settings.dedupe_sub_views)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as exc:

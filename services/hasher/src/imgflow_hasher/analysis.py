@@ -80,10 +80,19 @@ def integrity_problem(
     )
 
 
-def analyse(data: bytes, *, keep_gps: bool = False, sha256: str | None = None) -> ImageFacts:
+def analyse(
+    data: bytes,
+    *,
+    keep_gps: bool = False,
+    sha256: str | None = None,
+    upright_copy: bytes | None = None,
+) -> ImageFacts:
     """Raises ``UndecodableImage`` when the bytes are not a decodable image.
 
     ``sha256``: the bytes' digest when the caller has computed it already (5 MB cost ~10 ms).
+    ``upright_copy``: the thumbnailer's analysis copy (keys.analysis_key): the perceptual
+    hashes are taken from it, and the original is only parsed (format, size, EXIF), not
+    decoded, which is most of what this costs for a large JPEG.
     """
     with _decode_errors(), Image.open(io.BytesIO(data)) as image:
         fmt, mode, frames = image.format, image.mode, getattr(image, "n_frames", 1)
@@ -92,18 +101,24 @@ def analyse(data: bytes, *, keep_gps: bool = False, sha256: str | None = None) -
         # the pixels upright. Inside _decode_errors: PNG decodes the whole file to find its
         # EXIF, and a failure there must fail the image rather than leave it half loaded.
         exif = read_exif(image.getexif(), keep_gps=keep_gps)
-        grey = hash_source(image)
+        grey = hash_source(image) if upright_copy is None else None
         # What decoding left to do: JPEG, PNG, WebP, AVIF keep the tag; TIFF and HEIF
-        # readers have applied it already.
-        left = image.getexif().get(_ORIENTATION, 1)
+        # readers have applied it already. Pillow's TIFF reader reports the upright size
+        # from the start and turns the pixels (dropping the tag) only when they load.
+        undecoded_tiff = grey is None and fmt == "TIFF"
+        left = 1 if undecoded_tiff else image.getexif().get(_ORIENTATION, 1)
         # pillow-heif applies HEIF's own rotation, resets the tag to 1, and keeps the EXIF
         # value it found here: that is the one to report.
         found = image.info.get("original_orientation")
     if found is not None:
         exif = replace(exif, orientation=found if found in range(1, 9) else None)
-    method = _TRANSPOSE.get(left)
-    if method is not None:
-        grey = grey.transpose(method)
+    if grey is None:
+        with _decode_errors(), Image.open(io.BytesIO(upright_copy or b"")) as copy:
+            grey = hash_source(copy)
+    else:
+        method = _TRANSPOSE.get(left)
+        if method is not None:
+            grey = grey.transpose(method)
     # Orientations 5-8 turn the image by 90 degrees.
     width, height = full_size[::-1] if left in (5, 6, 7, 8) else full_size
     return ImageFacts(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from imgflow_contracts.celery_app import make_worker_app
+from imgflow_contracts.keys import analysis_key
 from imgflow_contracts.logs import configure_logging
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage
@@ -26,8 +27,10 @@ def hash_image(job: ImageJob, ctx: WorkerContext) -> None:
     problem = integrity_problem(digest, len(data), upload.sha256, upload.byte_size)
     if problem:
         raise PermanentError(problem)
+    # Missing when the thumbnailer failed, or for images it processed before it made one.
+    copy = ctx.store.get_bytes_if_exists(analysis_key(job.image_id))
     try:
-        facts = analyse(data, keep_gps=settings.hasher_keep_gps, sha256=digest)
+        facts = analyse(data, keep_gps=settings.hasher_keep_gps, sha256=digest, upright_copy=copy)
     except UndecodableImage as exc:
         raise PermanentError(f"cannot decode the image: {exc}") from exc
     if not ctx.db(record_facts, job.image_id, facts):

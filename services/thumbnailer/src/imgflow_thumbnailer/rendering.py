@@ -25,7 +25,7 @@ from imgflow_thumbnailer.decoding import (
 from imgflow_thumbnailer.encoding import EncodeOptions, OutputFormat, encode
 from imgflow_thumbnailer.geometry import Fit, crop_box, target_size
 
-__all__ = ["Rendition", "UndecodableImage", "render_renditions"]
+__all__ = ["Rendered", "Rendition", "UndecodableImage", "render_renditions", "render_with_analysis"]
 
 _LANCZOS = Image.Resampling.LANCZOS
 # Past this ratio a resize first box-reduces by a whole factor: Pillow's documented point
@@ -47,6 +47,76 @@ class Rendition:
         return self.format.content_type
 
 
+@dataclass(frozen=True)
+class Rendered:
+    renditions: list[Rendition]  # largest first
+    # JPEG of the whole frame, upright and sRGB, long side at most the asked size: what
+    # the hasher and the deduper decode instead of the original (keys.analysis_key).
+    analysis: bytes | None
+
+
+# Near-lossless at this size: what the analysis sees is the pixels, not JPEG artefacts.
+ANALYSIS_ENCODING = EncodeOptions(format=OutputFormat.JPEG, quality=90)
+
+
+def render_with_analysis(
+    data: bytes,
+    sizes: Sequence[int],
+    *,
+    fit: Fit = Fit.INSIDE,
+    options: EncodeOptions | None = None,
+    analysis_side: int | None = None,
+) -> Rendered:
+    """The renditions, and the analysis copy when ``analysis_side`` is given, from one
+    decode. Raises ``UndecodableImage``."""
+    options = options or EncodeOptions()
+    if not sizes and not analysis_side:
+        return Rendered([], None)
+    largest_size = max(sizes, default=0)
+
+    def wanted(width: int, height: int) -> tuple[int, int]:
+        rendition = target_size(width, height, largest_size, fit)
+        if not analysis_side:
+            return rendition
+        whole = target_size(width, height, analysis_side, Fit.INSIDE)
+        return max(rendition[0], whole[0]), max(rendition[1], whole[1])
+
+    with open_image(data) as original:
+        loaded = load_scaled(original, wanted)
+        shown, turn = loaded.displayed, loaded.orientation
+        icc_profile = original.info.get("icc_profile")
+        resizable = to_resizable(original)
+        current = (
+            _reduce(resizable, stored_size(target_size(*shown, largest_size, fit), turn), fit)
+            if sizes
+            else None
+        )
+        whole = (
+            _reduce(
+                resizable,
+                stored_size(target_size(*shown, analysis_side, Fit.INSIDE), turn),
+                Fit.INSIDE,
+            )
+            if analysis_side
+            else None
+        )
+
+    analysis = None
+    if whole is not None:
+        analysis = encode(upright(to_srgb(whole, icc_profile), turn), ANALYSIS_ENCODING)
+    renditions = []
+    if current is not None:
+        current = upright(to_srgb(current, icc_profile), turn)
+        for size in sorted(set(sizes), reverse=True):
+            width, height = target_size(*shown, size, fit)
+            if current.size != (width, height):
+                current = current.resize((width, height), _LANCZOS)
+            renditions.append(
+                Rendition(size, width, height, options.format, encode(current, options))
+            )
+    return Rendered(renditions, analysis)
+
+
 def render_renditions(
     data: bytes,
     sizes: Sequence[int],
@@ -55,25 +125,7 @@ def render_renditions(
     options: EncodeOptions | None = None,
 ) -> list[Rendition]:
     """One rendition per size, largest first. Raises ``UndecodableImage``."""
-    options = options or EncodeOptions()
-    if not sizes:
-        return []
-    largest_size = max(sizes)
-    with open_image(data) as original:
-        loaded = load_scaled(original, lambda w, h: target_size(w, h, largest_size, fit))
-        shown, turn = loaded.displayed, loaded.orientation
-        largest = stored_size(target_size(*shown, largest_size, fit), turn)
-        icc_profile = original.info.get("icc_profile")
-        current = _reduce(to_resizable(original), largest, fit)
-    current = upright(to_srgb(current, icc_profile), turn)
-
-    renditions = []
-    for size in sorted(set(sizes), reverse=True):
-        width, height = target_size(*shown, size, fit)
-        if current.size != (width, height):
-            current = current.resize((width, height), _LANCZOS)
-        renditions.append(Rendition(size, width, height, options.format, encode(current, options)))
-    return renditions
+    return render_with_analysis(data, sizes, fit=fit, options=options).renditions
 
 
 def _reduce(image: Image.Image, size: tuple[int, int], fit: Fit) -> Image.Image:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from imgflow_contracts.celery_app import make_worker_app
-from imgflow_contracts.keys import rendition_key
+from imgflow_contracts.keys import ANALYSIS_LONG_SIDE, analysis_key, rendition_key
 from imgflow_contracts.logs import configure_logging
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage
 from imgflow_contracts.worker import ImageGone, PermanentError, WorkerContext, register_stage_task
-from imgflow_thumbnailer.rendering import UndecodableImage, render_renditions
+from imgflow_thumbnailer.rendering import UndecodableImage, render_with_analysis
 from imgflow_thumbnailer.repository import upsert_renditions
 from imgflow_thumbnailer.settings import ThumbnailerSettings
 
@@ -21,19 +21,28 @@ encode_options = settings.encode_options()
 def make_thumbnails(job: ImageJob, ctx: WorkerContext) -> None:
     original = ctx.store.get_bytes(job.object_key)
     try:
-        renditions = render_renditions(
-            original, settings.thumbnail_sizes, fit=settings.thumbnail_fit, options=encode_options
+        rendered = render_with_analysis(
+            original,
+            settings.thumbnail_sizes,
+            fit=settings.thumbnail_fit,
+            options=encode_options,
+            analysis_side=ANALYSIS_LONG_SIDE,
         )
     except UndecodableImage as exc:
         raise PermanentError(f"cannot decode the image: {exc}") from exc
+    written = []
+    if rendered.analysis is not None:  # first: the stages after this one read it
+        written.append(analysis_key(job.image_id))
+        ctx.store.put_bytes(written[-1], rendered.analysis, "image/jpeg")
     stored = []
-    for rendition in renditions:
+    for rendition in rendered.renditions:
         key = rendition_key(job.image_id, rendition.size, rendition.format.value)
         ctx.store.put_bytes(key, rendition.data, rendition.content_type)
         stored.append((rendition, key))
+        written.append(key)
     if not ctx.db(upsert_renditions, job.image_id, stored):
         # Deleted while we rendered: its delete listed the objects before these existed.
-        for _, key in stored:
+        for key in written:
             ctx.store.delete(key)
         raise ImageGone
 

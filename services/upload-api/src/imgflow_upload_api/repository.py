@@ -13,7 +13,7 @@ import asyncpg
 
 from imgflow_contracts.db import outbox
 from imgflow_contracts.payloads import ImageJob
-from imgflow_contracts.queues import Stage
+from imgflow_contracts.queues import Stage, first_stages
 from imgflow_upload_api.duplicates import fetch_duplicates
 
 
@@ -48,11 +48,15 @@ async def insert_image_with_jobs(
     )
     if not inserted:
         return None
-    jobs = [ImageJob(image_id=image.id, stage=s, object_key=image.object_key) for s in Stage]
     await conn.executemany(
         "INSERT INTO image_stages (image_id, stage) VALUES ($1, $2)",
-        [(image.id, job.stage.value) for job in jobs],
+        [(image.id, stage.value) for stage in Stage],
     )
+    # The rest are enqueued by the stage they wait for (queues.AFTER).
+    jobs = [
+        ImageJob(image_id=image.id, stage=s, object_key=image.object_key)
+        for s in first_stages(list(Stage))
+    ]
     return await outbox.enqueue(conn, jobs, trace_context)
 
 

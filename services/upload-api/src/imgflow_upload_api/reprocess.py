@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from imgflow_contracts.db import outbox
 from imgflow_contracts.payloads import ImageJob
-from imgflow_contracts.queues import Stage
+from imgflow_contracts.queues import Stage, first_stages
 from imgflow_contracts.telemetry import current_context_carrier
 from imgflow_upload_api.auth import CurrentCaller
 from imgflow_upload_api.lookup import PROBLEM_RESPONSE, image_not_found, parse_image_id, resources
@@ -90,7 +90,11 @@ async def reset_stages(
             image_id,
             names,
         )
-        jobs = [ImageJob(image_id=image_id, stage=s, object_key=object_key) for s in wanted]
+        # A stage that reads another one being rerun waits for it (queues.AFTER).
+        jobs = [
+            ImageJob(image_id=image_id, stage=s, object_key=object_key)
+            for s in first_stages(wanted)
+        ]
         return await outbox.enqueue(conn, jobs, current_context_carrier())
 
 

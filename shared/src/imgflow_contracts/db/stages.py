@@ -13,7 +13,7 @@ from uuid import UUID
 
 import asyncpg
 
-from imgflow_contracts.queues import Stage
+from imgflow_contracts.queues import Stage, dependants
 
 MAX_ERROR_LENGTH = 2000
 
@@ -90,3 +90,19 @@ async def image_exists(conn: asyncpg.Connection, image_id: UUID) -> bool:
     return bool(
         await conn.fetchval("SELECT true FROM images WHERE id = $1 FOR KEY SHARE", image_id)
     )
+
+
+async def release_dependants(conn: asyncpg.Connection, image_id: UUID, stage: Stage) -> list[Stage]:
+    """The stages waiting for ``stage`` (still pending) that are now to be enqueued; their
+    queue wait starts now, which is also what the sweeper's deadline counts from."""
+    waiting = [s.value for s in dependants(stage)]
+    if not waiting:
+        return []
+    rows = await conn.fetch(
+        """UPDATE image_stages SET queued_at = now()
+            WHERE image_id = $1 AND stage = ANY($2::text[]) AND status = 'pending'
+        RETURNING stage""",
+        image_id,
+        waiting,
+    )
+    return sorted((Stage(r["stage"]) for r in rows), key=list(Stage).index)

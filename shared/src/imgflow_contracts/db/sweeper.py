@@ -16,7 +16,7 @@ import asyncpg
 
 from imgflow_contracts.db import dead_letters, outbox
 from imgflow_contracts.payloads import ImageJob
-from imgflow_contracts.queues import Stage
+from imgflow_contracts.queues import AFTER, Stage
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +56,23 @@ async def sweep(conn: asyncpg.Connection, policy: SweepPolicy) -> SweepResult:
                   AND NOT EXISTS (SELECT 1 FROM outbox AS o
                                    WHERE o.image_id = s.image_id
                                      AND o.payload ->> 'stage' = s.stage)
+                  -- nor is one waiting for the stage it reads (queues.AFTER) to finish
+                  AND NOT EXISTS (SELECT 1 FROM unnest($4::text[], $5::text[])
+                                             AS after(stage, predecessor)
+                                    JOIN image_stages AS p
+                                      ON p.image_id = s.image_id
+                                     AND p.stage = after.predecessor
+                                   WHERE after.stage = s.stage
+                                     AND s.status = 'pending'
+                                     AND p.status IN ('pending', 'running'))
                 ORDER BY s.queued_at
                 LIMIT $3
                 FOR UPDATE OF s SKIP LOCKED""",
             policy.pending_after_s,
             policy.running_after_s,
             policy.batch,
+            [stage.value for stage in AFTER],
+            [predecessor.value for predecessor in AFTER.values()],
         )
         requeue: list[ImageJob] = []
         given_up = 0
