@@ -12,7 +12,8 @@ from pathlib import Path
 from PIL import Image
 
 from bench.images import SMALL, ensure_images
-from bench.thumbnails import APPROACHES, SIZES, C, run
+from bench.thumbnails import APPROACHES, C_COPY, SIZES, C, run
+from imgflow_contracts.keys import ANALYSIS_LONG_SIDE
 
 
 def test_every_approach_makes_the_same_three_webp_renditions(tmp_path: Path) -> None:
@@ -20,7 +21,12 @@ def test_every_approach_makes_the_same_three_webp_renditions(tmp_path: Path) -> 
     data = path.read_bytes()
     shapes = {}
     for name, approach in APPROACHES.items():
-        decoded = [Image.open(io.BytesIO(out)) for out in approach(data)]
+        outputs = approach(data)
+        if name == C_COPY:  # the worker's task: the renditions, then the analysis copy
+            *outputs, copy = outputs
+            with Image.open(io.BytesIO(copy)) as image:
+                assert image.format == "JPEG" and max(image.size) == ANALYSIS_LONG_SIDE
+        decoded = [Image.open(io.BytesIO(out)) for out in outputs]
         assert {image.format for image in decoded} == {"WEBP"}, name
         shapes[name] = [image.size for image in decoded]
     ours = shapes[C]
