@@ -12,6 +12,7 @@ from imgflow_deduper.encoder import Encoder, embed_views
 from imgflow_deduper.pixels import Normalisation, view_tensors
 from imgflow_hasher.analysis import analyse
 from imgflow_thumbnailer.rendering import render_with_analysis
+from imgflow_thumbnailer.settings import ThumbnailerSettings
 from tools.dedupe_eval.dataset import Sample
 
 
@@ -36,9 +37,16 @@ class PairTable:
 def analysis_copy(data: bytes) -> bytes:
     """What the hasher and the deduper decode in production: the thumbnailer's analysis
     copy of the original (keys.analysis_key), made by the thumbnailer's own code."""
-    copy = render_with_analysis(data, [], analysis_side=ANALYSIS_LONG_SIDE).analysis
-    assert copy is not None
-    return copy
+    settings = ThumbnailerSettings()  # its sizes and fit decide where the copy comes from
+    rendered = render_with_analysis(
+        data,
+        settings.thumbnail_sizes,
+        fit=settings.thumbnail_fit,
+        options=settings.encode_options(),
+        analysis_side=ANALYSIS_LONG_SIDE,
+    )
+    assert rendered.analysis is not None
+    return rendered.analysis
 
 
 def phash64(data: bytes) -> int:

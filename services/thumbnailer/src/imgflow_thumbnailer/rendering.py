@@ -86,18 +86,21 @@ def render_with_analysis(
         shown, turn = loaded.displayed, loaded.orientation
         icc_profile = original.info.get("icc_profile")
         resizable = to_resizable(original)
-        current = (
-            _reduce(resizable, stored_size(target_size(*shown, largest_size, fit), turn), fit)
-            if sizes
-            else None
+        largest = target_size(*shown, largest_size, fit)
+        current = _reduce(resizable, stored_size(largest, turn), fit) if sizes else None
+        copy_size = target_size(*shown, analysis_side, Fit.INSIDE) if analysis_side else None
+        # From the largest rendition when it is the whole frame and at least as big: a
+        # small resize of few pixels, where the decoded original costs ~10 ms more.
+        copy_from_largest = (
+            copy_size is not None
+            and current is not None
+            and fit is Fit.INSIDE
+            and copy_size[0] <= largest[0]
+            and copy_size[1] <= largest[1]
         )
         whole = (
-            _reduce(
-                resizable,
-                stored_size(target_size(*shown, analysis_side, Fit.INSIDE), turn),
-                Fit.INSIDE,
-            )
-            if analysis_side
+            _reduce(resizable, stored_size(copy_size, turn), Fit.INSIDE)
+            if copy_size is not None and not copy_from_largest
             else None
         )
 
@@ -107,6 +110,8 @@ def render_with_analysis(
     renditions = []
     if current is not None:
         current = upright(to_srgb(current, icc_profile), turn)
+        if copy_from_largest and copy_size is not None:
+            analysis = encode(current.resize(copy_size, _LANCZOS), ANALYSIS_ENCODING)
         for size in sorted(set(sizes), reverse=True):
             width, height = target_size(*shown, size, fit)
             if current.size != (width, height):
