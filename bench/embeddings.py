@@ -47,7 +47,7 @@ NORM = Normalisation.of(
 )
 SPACE = EmbeddingSpace("efficientnet-lite0", 1280)
 TOP_K = 20  # the deduper's default candidates per image
-EF_SEARCHES = (40, 100, 200)  # pgvector's default, the deduper's, and twice that
+EF_SEARCHES = (40, 100, 200)  # pgvector's default, the deduper's first, the deduper's now
 INDEX_SQL = """CREATE INDEX image_embeddings_efficientnet_lite0_hnsw ON image_embeddings
     USING hnsw ((embedding::vector(1280)) vector_cosine_ops) WITH (m = 16, ef_construction = 64)
     WHERE model = 'efficientnet-lite0'"""

@@ -87,8 +87,10 @@ class DedupeSettings(WorkerSettings):
     dedupe_candidates: int = Field(
         default=20, ge=1, le=1000, description="Nearest neighbours fetched per image."
     )
+    # make bench (embeddings, 1M vectors in one tenant): near-duplicates found 0.80 at 100,
+    # 0.86 at 200, for ~1.5 ms more per search (p50 8.7 -> 10.2 ms).
     dedupe_hnsw_ef_search: int = Field(
-        default=100, ge=1, le=1000, description="HNSW search breadth (pgvector hnsw.ef_search)."
+        default=200, ge=1, le=1000, description="HNSW search breadth (pgvector hnsw.ef_search)."
     )
 
     @field_validator("dedupe_mean", "dedupe_std")
