@@ -71,6 +71,7 @@ class WorkerContext:
     _pool: asyncpg.Pool | None = None
     _pool_pid: int = 0
     _producer: Celery | None = None
+    _producer_pid: int = 0
 
     def db(self, query: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run ``query(conn, *args)`` on a pooled connection and return its result."""
@@ -83,8 +84,10 @@ class WorkerContext:
 
     def send(self, job: ImageJob) -> None:
         """Publish a job to its stage's queue (Celery retries a broker blip itself)."""
-        if self._producer is None:
+        # Per process, like the pool: a broker connection must not cross a fork.
+        if self._producer is None or self._producer_pid != os.getpid():
             self._producer = make_producer_app(self.settings)
+            self._producer_pid = os.getpid()
         self._producer.send_task(
             job.stage.task_name, kwargs=job.to_message(), queue=job.stage.queue
         )

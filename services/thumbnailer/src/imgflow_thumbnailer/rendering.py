@@ -4,7 +4,9 @@ The order of the steps is the speed: a JPEG is decoded with DCT scaling (``draft
 the smallest scale that still covers the largest rendition, so the inverse DCT runs on a
 sixteenth of a 12-megapixel photo's pixels; that is resized once to the largest
 rendition, and only then colour-converted and turned upright, on few pixels; each smaller
-rendition is resized from the one before it, never from the original.
+rendition is resized from the one before it, never from the original. The same decode
+also gives the analysis copy (``render_with_analysis``) that the hasher and the deduper
+read instead of decoding the original again.
 """
 
 from __future__ import annotations
