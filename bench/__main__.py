@@ -72,6 +72,12 @@ def main() -> None:
         default=",".join(map(str, defaults.vectors)),
         help="embeddings: stored-vector counts to search, e.g. 10000,1000000",
     )
+    parser.add_argument(
+        "--ef-construction",
+        type=int,
+        default=defaults.ef_construction,
+        help="embeddings: HNSW ef_construction of the searched index (migration 0003: 64)",
+    )
     args = parser.parse_args()
     names = args.only.split(",") if args.only else SUITES
     unknown = set(names) - set(SUITES)
@@ -85,6 +91,8 @@ def main() -> None:
         parser.error("--vectors: comma-separated counts, e.g. 10000,1000000")
     if any(v < 1000 for v in vectors):
         parser.error("--vectors: each count must be at least 1000")
+    if not 4 <= args.ef_construction <= 1000:
+        parser.error("--ef-construction: between 4 and 1000 (pgvector's range)")
     try:
         concurrency = parse_concurrency(args.concurrency)
     except ValueError as exc:
@@ -93,7 +101,9 @@ def main() -> None:
     info = machine()
     folder = args.out or RESULTS / time.strftime("%Y%m%d-%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)
-    options = BenchOptions(args.images, args.clients, concurrency, folder, vectors)
+    options = BenchOptions(
+        args.images, args.clients, concurrency, folder, vectors, args.ef_construction
+    )
     suites = run(names, args.quick, options)
     write(suites, folder, info)
     print(to_markdown(suites, info))

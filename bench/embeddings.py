@@ -48,8 +48,10 @@ NORM = Normalisation.of(
 SPACE = EmbeddingSpace("efficientnet-lite0", 1280)
 TOP_K = 20  # the deduper's default candidates per image
 EF_SEARCHES = (40, 100, 200)  # pgvector's default, the deduper's first, the deduper's now
+MIGRATION_EF_CONSTRUCTION = 64  # migration 0003's index (pgvector's default)
 INDEX_SQL = """CREATE INDEX image_embeddings_efficientnet_lite0_hnsw ON image_embeddings
-    USING hnsw ((embedding::vector(1280)) vector_cosine_ops) WITH (m = 16, ef_construction = 64)
+    USING hnsw ((embedding::vector(1280)) vector_cosine_ops)
+    WITH (m = 16, ef_construction = {ef_construction})
     WHERE model = 'efficientnet-lite0'"""
 
 
@@ -271,7 +273,7 @@ EXACT_SCAN_QUERIES_ABOVE_100K = 5
 
 
 async def _search(
-    database_url: str, sizes: list[int], n_queries: int
+    database_url: str, sizes: list[int], n_queries: int, ef_construction: int
 ) -> tuple[list[Measurement], Table, list[str]]:
     conn = await asyncpg.connect(database_url)
     await conn.set_type_codec(
@@ -307,7 +309,7 @@ async def _search(
             loaded = size
             load_s = time.perf_counter() - started
             started = time.perf_counter()
-            await conn.execute(INDEX_SQL)
+            await conn.execute(INDEX_SQL.format(ef_construction=ef_construction))
             build_s = time.perf_counter() - started
             print(f"embeddings: {label} loaded in {load_s:.0f} s, HNSW built in {build_s:.0f} s")
             await conn.execute("VACUUM ANALYZE image_embeddings")
@@ -409,21 +411,24 @@ async def _search(
 
 def run(quick: bool = False, options: BenchOptions | None = None) -> Suite:
     measurements, notes = _inference(quick)
-    sizes = [2_000] if quick else sorted((options or BenchOptions()).vectors)
+    options = options or BenchOptions()
+    sizes = [2_000] if quick else sorted(options.vectors)
+    ef_construction = options.ef_construction
     with tempfile.TemporaryDirectory(prefix="imgflow-bench-pgvector-") as folder:
         server = PostgresServer(Path(folder) / "pg", Path(folder) / "postgres.log", free_port())
         server.start()
         try:
             run_migrations(server.database_url)
             search, table, search_notes = asyncio.run(
-                _search(server.database_url, sizes, 30 if quick else 300)
+                _search(server.database_url, sizes, 30 if quick else 300, ef_construction)
             )
         finally:
             server.stop()
     notes += [
         *search_notes,
-        "HNSW: m=16, ef_construction=64 (pgvector's defaults, as in migration 0003), cosine, "
-        f"top {TOP_K}, built by 2 processes (max_parallel_maintenance_workers=1) on this "
+        f"HNSW: m=16, ef_construction={ef_construction} (migration 0003 builds with "
+        f"{MIGRATION_EF_CONSTRUCTION}, pgvector's default), cosine, top {TOP_K}, built by 2 "
+        "processes (max_parallel_maintenance_workers=1) on this "
         f"{os.cpu_count()}-core machine; latency is one query on a warm cache, from Python "
         "over loopback; recall is against the exact top 20 (numpy, every stored vector).",
     ]

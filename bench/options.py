@@ -23,6 +23,8 @@ class BenchOptions:
     out: Path | None = None
     # Stored-vector counts the embeddings suite searches (1M: add 1000000, an hour-plus).
     vectors: tuple[int, ...] = (10_000, 100_000)
+    # The HNSW build's ef_construction for that search (migration 0003 uses 64).
+    ef_construction: int = 64
 
 
 def parse_concurrency(text: str) -> dict[str, int]:
