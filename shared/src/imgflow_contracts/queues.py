@@ -37,7 +37,7 @@ TASK_NAMES: dict[Stage, str] = {
 # The stage whose output a stage reads, when it has one. The hasher and the deduper read
 # the thumbnailer's analysis copy of the original (keys.analysis_key) instead of decoding
 # the original again: entropy decoding a 3-5 MB JPEG costs 30-40 ms at any scale, and was
-# over half of what each of them spent per image. So they are enqueued when the
+# 72 % of the hasher's CPU and half the deduper's. So they are enqueued when the
 # thumbnailer finishes (imgflow_contracts.worker), not at upload.
 AFTER: dict[Stage, Stage] = {
     Stage.HASHING: Stage.THUMBNAILS,
