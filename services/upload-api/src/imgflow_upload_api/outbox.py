@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 import asyncpg
 from celery import Celery
@@ -59,16 +58,13 @@ class OutboxRelay:
         """Jobs were just committed to the outbox: relay them on the next pass, now."""
         self.due.set()
 
-    async def relay(self, ids: list[int] | None = None) -> int:
-        """Send the given outbox rows (all pending ones when None); returns how many."""
+    async def relay(self) -> int:
+        """Send up to a batch of pending outbox rows, oldest first; returns how many."""
         async with self.pool.acquire() as conn, conn.transaction():
-            query = "SELECT id, task_name, queue, payload, trace_context FROM outbox"
-            args: list[Any] = []
-            if ids is not None:
-                query += " WHERE id = ANY($1::bigint[])"
-                args.append(ids)
-            query += f" ORDER BY id LIMIT {BATCH} FOR UPDATE SKIP LOCKED"
-            rows = await conn.fetch(query, *args)
+            rows = await conn.fetch(
+                f"""SELECT id, task_name, queue, payload, trace_context FROM outbox
+                     ORDER BY id LIMIT {BATCH} FOR UPDATE SKIP LOCKED"""
+            )
             if not rows:
                 return 0
             sent, error = await asyncio.to_thread(_send_all, self.producer, rows)
