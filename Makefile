@@ -7,6 +7,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 PROJECTS := pyproject.toml uv.lock shared/pyproject.toml localstack/pyproject.toml \
+            clients/python/pyproject.toml \
             $(wildcard services/*/pyproject.toml)
 
 .DEFAULT_GOAL := help
