@@ -1,0 +1,1 @@
+"""The `imgflow` command."""

@@ -1,0 +1,3 @@
+from imgflow_client.cli.main import main
+
+main()

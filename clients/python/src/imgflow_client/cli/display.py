@@ -1,0 +1,137 @@
+"""Progress bars on standard error (bytes, files, processing) and the summary table.
+
+Bars are drawn only on a terminal; piped or redirected, the command prints its notes and
+summary alone, so logs and ``--json`` output stay clean.
+"""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from imgflow_client.cli.outcomes import FileOutcome, RunSummary
+from imgflow_client.cli.upload_run import Display
+from imgflow_client.retry import RetryNotice
+
+
+class ProgressDisplay(Display):
+    def __init__(self, console: Console, wait: bool) -> None:
+        self.console = console
+        self.wait = wait
+        self.progress = Progress(
+            TextColumn("{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not console.is_terminal,
+            transient=False,
+        )
+        self._bytes: TaskID | None = None
+        self._files: TaskID | None = None
+        self._processing: TaskID | None = None
+        self._last_note = ("", 0.0)
+
+    def __enter__(self) -> ProgressDisplay:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def start(self, files: int, total_bytes: int) -> None:
+        self._bytes = self.progress.add_task("bytes", total=total_bytes)
+        self._files = self.progress.add_task("files", total=files)
+        if self.wait:
+            self._processing = self.progress.add_task("processed", total=0)
+
+    def file_done(self, result: FileOutcome) -> None:
+        if self._files is not None:
+            self.progress.advance(self._files)
+        if result.outcome in ("failed", "skipped") and not self.progress.disable:
+            self.progress.console.print(f"[dim]{result.outcome}:[/] {result.path}: {result.reason}")
+
+    def sent(self, n: int) -> None:
+        if self._bytes is not None:
+            self.progress.advance(self._bytes, n)
+
+    def fewer_bytes(self, n: int) -> None:
+        """A file that will not be sent: its bytes leave the total."""
+        if self._bytes is not None and n:
+            task = self.progress.tasks[self._bytes]
+            self.progress.update(self._bytes, total=max(0, (task.total or 0) - n))
+
+    def processing(self, finished: int, tracked: int) -> None:
+        if self._processing is not None:
+            self.progress.update(self._processing, completed=finished, total=tracked)
+
+    def note(self, text: str) -> None:
+        self.progress.console.print(text, style="yellow", highlight=False)
+
+    def retry(self, notice: RetryNotice) -> None:
+        """One line per kind of trouble per few seconds: 16 workers hit the same 503."""
+        what = f"{notice.status} {notice.code}" if notice.status else str(notice.error)
+        now = time.monotonic()
+        if self._last_note[0] == what and now - self._last_note[1] < 5:
+            return
+        self._last_note = (what, now)
+        self.note(f"server answered {what}; retrying in {notice.delay_s:.1f} s")
+
+
+def summary_table(summary: RunSummary) -> Table:
+    table = Table(title="imgflow upload", show_header=True, header_style="bold")
+    table.add_column("outcome")
+    table.add_column("files", justify="right")
+    table.add_column("details")
+    rows = [
+        ("uploaded", summary.count("uploaded"), _bytes(summary.bytes_sent) + " sent"),
+        ("already there", summary.count("existing"), "not sent again"),
+        ("skipped", summary.count("skipped"), _reasons(summary, "skipped")),
+        ("failed", summary.count("failed"), _reasons(summary, "failed")),
+    ]
+    if summary.not_attempted:
+        rows.append(("not attempted", summary.not_attempted, "rerun to resume"))
+    if summary.processing is not None:
+        p = summary.processing
+        rows += [
+            ("ready", p.ready, "images processed"),
+            ("processing failed", p.failed, "; ".join(p.failures.values())[:200]),
+            ("near-duplicates", len(p.near_duplicates), "images like another one"),
+        ]
+        if p.not_finished:
+            rows.append(("still processing", p.not_finished, "not finished when the wait ended"))
+    for outcome, count, details in rows:
+        table.add_row(outcome, str(count), details)
+    table.caption = f"{summary.seconds:.1f} s" + (" (interrupted)" if summary.interrupted else "")
+    return table
+
+
+def _reasons(summary: RunSummary, outcome: str) -> str:
+    lines = [f"{f.path.name}: {f.reason}" for f in summary.files if f.outcome == outcome]
+    shown = lines[:10]
+    if len(lines) > 10:
+        shown.append(f"... and {len(lines) - 10} more (--json lists them all)")
+    return "\n".join(shown)
+
+
+def _bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"
