@@ -1,0 +1,242 @@
+"""Pure logic: the retry policy, Retry-After, the Idempotency-Key, the state file, the SSE
+parser, format sniffing, the command's file scan and the JSON decoding of answers."""
+
+from __future__ import annotations
+
+import email.utils
+from pathlib import Path
+
+import httpx
+import pytest
+
+from imgflow_client._convert import DecodeError, decode
+from imgflow_client.cli.scan import MissingPath, collect
+from imgflow_client.cli.state import State
+from imgflow_client.files import derive_idempotency_key, sha256_bytes, sniff_format
+from imgflow_client.models import Image, UploadAccepted
+from imgflow_client.resume import PendingUpload
+from imgflow_client.retry import RetryPolicy, parse_retry_after
+from imgflow_client.sse import SseParser
+
+# -- retry policy --------------------------------------------------------------------------
+
+
+def test_backoff_doubles_up_to_the_cap_with_full_jitter() -> None:
+    policy = RetryPolicy(attempts=10, base_s=0.5, cap_s=4.0)
+
+    highest = [policy.delay_s(n, rand=lambda: 1.0) for n in range(1, 7)]
+    lowest = [policy.delay_s(n, rand=lambda: 0.0) for n in range(1, 7)]
+
+    assert highest == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    assert lowest == [0.0] * 6  # full jitter: anywhere from nothing to the ceiling
+
+
+def test_retry_after_is_a_floor_and_too_long_a_wait_gives_up() -> None:
+    policy = RetryPolicy(attempts=5, base_s=0.5, max_retry_after_s=60)
+
+    assert policy.delay_s(1, retry_after_s=30, rand=lambda: 0.0) == 30
+    assert 30 <= policy.delay_s(3, retry_after_s=30, rand=lambda: 1.0) <= 31  # type: ignore[operator]
+    assert policy.delay_s(1, retry_after_s=61) is None
+
+
+def test_attempts_count_the_first_try() -> None:
+    policy = RetryPolicy(attempts=3)
+
+    assert policy.delay_s(2) is not None
+    assert policy.delay_s(3) is None
+    assert RetryPolicy(attempts=1).delay_s(1) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "idempotent", "retried"),
+    [
+        (503, False, True),  # the server refused: it did nothing
+        (429, False, True),
+        (502, True, True),
+        (504, True, True),
+        (502, False, False),  # a gateway lost the answer: the request may have run
+        (500, True, False),
+        (404, True, False),
+    ],
+)
+def test_which_answers_are_retried(status: int, idempotent: bool, retried: bool) -> None:
+    assert RetryPolicy().should_retry_status(status, idempotent) is retried
+
+
+def test_which_transport_errors_are_retried() -> None:
+    policy = RetryPolicy()
+    never_sent = httpx.ConnectError("refused")
+    answer_lost = httpx.ReadTimeout("slow")
+
+    assert policy.should_retry_error(never_sent, idempotent=False)
+    assert policy.should_retry_error(answer_lost, idempotent=True)
+    assert not policy.should_retry_error(answer_lost, idempotent=False)
+
+
+def test_retry_after_in_seconds_or_as_an_http_date() -> None:
+    now = 1_800_000_000.0
+    date = email.utils.formatdate(now + 42, usegmt=True)
+
+    assert parse_retry_after("30") == 30.0
+    assert parse_retry_after(date, now=now) == pytest.approx(42, abs=1)
+    assert parse_retry_after(email.utils.formatdate(now - 10, usegmt=True), now=now) == 0.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+
+
+# -- the Idempotency-Key --------------------------------------------------------------------
+
+
+def test_the_idempotency_key_is_the_bytes_digest_in_visible_ascii() -> None:
+    digest = sha256_bytes(b"a photo")
+
+    key = derive_idempotency_key(digest.upper())
+
+    assert key == "sha256-" + digest
+    assert key == derive_idempotency_key(sha256_bytes(b"a photo"))  # the same bytes, any time
+    assert key != derive_idempotency_key(sha256_bytes(b"another photo"))
+    assert 1 <= len(key) <= 255 and all(0x21 <= ord(c) <= 0x7E for c in key)
+    with pytest.raises(ValueError):
+        derive_idempotency_key("not-a-digest")
+
+
+# -- the state file ------------------------------------------------------------------------
+
+
+def test_the_hash_cache_is_keyed_by_path_size_and_mtime(tmp_path: Path) -> None:
+    file = tmp_path / "a.jpg"
+    with State(tmp_path / "state.sqlite3", "account-1") as state:
+        state.remember_sha256(file, 100, 5, "ab" * 32)
+
+        assert state.cached_sha256(file, 100, 5) == "ab" * 32
+        assert state.cached_sha256(file, 101, 5) is None  # grew
+        assert state.cached_sha256(file, 100, 6) is None  # touched
+        assert state.cached_sha256(tmp_path / "b.jpg", 100, 5) is None
+
+
+def test_uploads_are_remembered_per_account_and_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    sha = "cd" * 32
+    with State(path, "server-a") as state:
+        state.mark_inflight(sha)
+        assert set(state.inflight()) == {sha}
+        state.record_uploaded(sha, "image-1")
+
+    with State(path, "server-a") as again, State(path, "server-b") as other:
+        assert again.uploaded_image(sha) == "image-1"
+        assert again.inflight() == {}  # recorded: no longer in flight
+        assert other.uploaded_image(sha) is None  # another server or key knows nothing
+
+
+def test_an_upload_left_in_flight_is_there_for_the_next_run(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    with State(path, "a") as state:
+        state.mark_inflight("ef" * 32)  # then the process is killed
+
+    with State(path, "a") as next_run:
+        assert list(next_run.inflight()) == ["ef" * 32]
+
+
+def test_presigned_uploads_in_progress_round_trip(tmp_path: Path) -> None:
+    ticket = {"id": "u1", "parts": [{"part_number": 1}, {"part_number": 2}]}
+    with State(tmp_path / "s.sqlite3", "a") as state:
+        state.save("01" * 32, PendingUpload(ticket, {2}))
+
+        loaded = state.load("01" * 32)
+        assert loaded is not None and loaded.ticket == ticket and loaded.parts_done == {2}
+        state.forget("01" * 32)
+        assert state.load("01" * 32) is None
+
+
+# -- server-sent events ------------------------------------------------------------------
+
+
+def test_sse_messages_comments_multiline_data_and_ids() -> None:
+    parser = SseParser()
+    lines = [
+        ": ping - 2026-01-01",
+        "id: 41",
+        "event: state",
+        'data: {"image_id": "x",',
+        'data: "status": "processing"}',
+        "retry: 2000",
+        "",
+        "event: stage",
+        'data: {"type": "stage.done"}',
+        "",
+    ]
+
+    events = [e for line in lines if (e := parser.feed(line)) is not None]
+
+    assert [(e.id, e.event) for e in events] == [("41", "state"), ("41", "stage")]
+    assert events[0].data == {"image_id": "x", "status": "processing"}
+    assert events[1].type == "stage.done"
+    assert parser.last_id == "41" and parser.retry_ms == 2000
+
+
+# -- formats and the file scan -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("head", "fmt"),
+    [
+        (b"\xff\xd8\xff\xe0", "jpeg"),
+        (b"\x89PNG\r\n\x1a\n", "png"),
+        (b"GIF89a", "gif"),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "webp"),
+        (b"II*\x00", "tiff"),
+        (b"\x00\x00\x00\x1cftypheic", "heif"),
+        (b"\x00\x00\x00\x1cftypavif", "avif"),
+        (b"hello, world", None),
+        (b"%PDF-1.7", None),
+    ],
+)
+def test_formats_are_sniffed_from_magic_bytes(head: bytes, fmt: str | None) -> None:
+    assert sniff_format(head) == fmt
+
+
+def test_the_scan_names_missing_paths_before_doing_anything(tmp_path: Path) -> None:
+    (tmp_path / "a.jpg").write_bytes(b"x")
+
+    with pytest.raises(MissingPath, match="nope"):
+        collect([tmp_path / "a.jpg", tmp_path / "nope"], recursive=False)
+
+
+def test_folders_are_read_one_level_unless_recursive(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    for name in ("b.jpg", "a.jpg", "sub/c.jpg"):
+        (tmp_path / name).write_bytes(b"x")
+
+    shallow = collect([tmp_path], recursive=False)
+    deep = collect([tmp_path, tmp_path / "a.jpg"], recursive=True)
+
+    assert [p.name for p in shallow] == ["a.jpg", "b.jpg"]
+    assert [p.name for p in deep] == ["a.jpg", "b.jpg", "c.jpg"]  # each file once
+
+
+# -- decoding answers ------------------------------------------------------------------------
+
+
+def test_unknown_members_are_ignored_and_missing_ones_refused() -> None:
+    body = {
+        "id": "6f1c1a52-52a4-4a8e-9a53-cf1cc0a6e2f0",
+        "status": "processing",
+        "sha256": "00" * 32,
+        "byte_size": 10,
+        "content_type": "image/jpeg",
+        "stages": {"thumbnails": "pending"},
+        "added_later": True,
+    }
+
+    accepted = decode(UploadAccepted, body)
+
+    assert accepted.byte_size == 10 and accepted.duplicate_of is None
+    with pytest.raises(DecodeError, match="sha256"):
+        decode(UploadAccepted, {k: v for k, v in body.items() if k != "sha256"})
+    with pytest.raises(DecodeError, match="byte_size"):
+        decode(UploadAccepted, {**body, "byte_size": "ten"})
+
+
+def test_an_image_needs_its_required_members() -> None:
+    with pytest.raises(DecodeError, match="missing 'id'"):
+        decode(Image, {})
