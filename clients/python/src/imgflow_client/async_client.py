@@ -224,10 +224,17 @@ class AsyncClient:
             pending.parts_done.add(number)
             self.resume_store.save(sha256, pending)
 
-        async with asyncio.TaskGroup() as group:
-            for part in ticket.parts:
-                if part.part_number not in pending.parts_done:
-                    group.create_task(send(part.part_number, part.url, part.offset, part.byte_size))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for part in ticket.parts:
+                    if part.part_number not in pending.parts_done:
+                        group.create_task(
+                            send(part.part_number, part.url, part.offset, part.byte_size)
+                        )
+        except BaseExceptionGroup as failed:
+            # The first part's failure stands for all (the others were cancelled by it):
+            # callers catch ApiError, not an exception group.
+            raise failed.exceptions[0] from None
 
     async def _put(
         self, url: str, body: Body, offset: int, size: int, on_progress: Progress | None
