@@ -165,3 +165,19 @@ def test_api_suite_measures_both_servers_and_the_event_loop(tmp_path: Path) -> N
         assert row[column["max lag ms since start"]] > 0, "the server's loop-lag probe ran"
         assert row[column["idle process: lag p99 ms"]] > 0, "the idle reference probe ran"
     assert len(pieces["rows"]) == 5 and all(row[1] > 0 for row in pieces["rows"])
+
+
+def test_client_suite_compares_the_command_with_a_bare_httpx_loop(tmp_path: Path) -> None:
+    from bench import client as bench_client
+
+    suite = bench_client.run(quick=True)
+
+    folder = write([suite], tmp_path)
+    (saved,) = json.loads((folder / "results.json").read_text())["suites"]
+    by_name = {m["name"]: m for m in saved["measurements"]}
+    for name, measurement in by_name.items():
+        assert measurement["value"] > 0, name
+    rate = "imgflow upload (whole process): 40 uploads of ~100 KB, 4 at once"
+    assert saved["ratios"][rate] > 0
+    (phases,) = saved["tables"]
+    assert [row[:2] for row in phases["rows"]] == [["bare httpx", 40], ["imgflow upload", 40]]

@@ -1,0 +1,216 @@
+"""`imgflow upload` against a bare loop of httpx posts: is a folder upload limited by the
+server, not by the client? (Issue 13: goal >= 0.9x the bare loop's rate.)
+
+The stack and the API run as `make run` runs them, without workers (their CPU would
+muddle both figures). Each round uploads a folder of distinct ~100 KB JPEGs twice: once
+by the bare loop (16 asyncio tasks, each reading a file and POSTing it), once by
+`imgflow upload --concurrency 16 --json` in a process of its own (fresh state file, so
+every file is hashed and sent). Rounds alternate which goes first. The command's own CPU
+time (user + system, from the kernel's accounting of the finished child) is reported per
+upload, with its start-up (interpreter, imports) measured apart on `imgflow --version`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from bench.api import SMALL_BYTES, sized_jpeg, unique
+from bench.options import BenchOptions
+from bench.results import Measurement, Suite, Table
+from imgflow_localstack.services import API, service_specs
+from imgflow_localstack.system import LocalSystem
+
+CONCURRENCY = 16
+
+
+@dataclass(frozen=True)
+class Phase:
+    who: str  # "bare httpx" or "imgflow upload"
+    images: int
+    ok: int
+    wall_s: float
+    cpu_s: float
+    inner_s: float | None = None  # the command's own run time (its summary), no start-up
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.wall_s
+
+
+def run(quick: bool = False, options: BenchOptions | None = None) -> Suite:
+    images = 40 if quick else 1000
+    rounds = 1 if quick else 2
+    concurrency = 4 if quick else CONCURRENCY
+    phases, startup_cpu_s = measure(images, rounds, concurrency, quick)
+    return to_suite(phases, startup_cpu_s, images, concurrency)
+
+
+def measure(images: int, rounds: int, concurrency: int, quick: bool) -> tuple[list[Phase], float]:
+    work = Path(tempfile.mkdtemp(prefix="imgflow-bench-client-"))
+    try:
+        system = LocalSystem.on_free_ports(work / "system")
+        system.specs = [s for s in service_specs(system.api_port) if s.name == API]
+        base = sized_jpeg(SMALL_BYTES, quick)
+        with system:
+            warm = _folder(work / "warm", base, 99, 8)
+            asyncio.run(_bare(system, warm, 4))
+            phases = []
+            for number in range(rounds):
+                bare = _folder(work / f"bare-{number}", base, 2 * number, images)
+                ours = _folder(work / f"cli-{number}", base, 2 * number + 1, images)
+                order = ["bare", "cli"] if number % 2 == 0 else ["cli", "bare"]
+                for who in order:
+                    if who == "bare":
+                        phases.append(_bare_phase(system, bare, concurrency))
+                    else:
+                        state = work / f"state-{number}"
+                        phases.append(_cli_phase(system, ours, concurrency, state))
+            startup = _cli_cpu(system, ["--version"], work / "state-version")[1]
+        return phases, startup
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _folder(folder: Path, base: bytes, phase: int, count: int) -> Path:
+    folder.mkdir(parents=True)
+    for i in range(count):
+        (folder / f"{i:05d}.jpg").write_bytes(unique(base, 100 + phase, i))
+    return folder
+
+
+async def _bare(system: LocalSystem, folder: Path, concurrency: int) -> int:
+    """The baseline: read each file, POST it; ``concurrency`` tasks on one client."""
+    files = iter(sorted(folder.iterdir()))  # noqa: ASYNC240 (before the clock starts)
+    ok = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(
+        base_url=system.api_url, headers=system.auth_headers, limits=limits, timeout=120
+    ) as client:
+
+        async def one_task() -> None:
+            nonlocal ok
+            for path in files:
+                response = await client.post("/v1/images", content=path.read_bytes())
+                ok += response.status_code == 201
+
+        await asyncio.gather(*(one_task() for _ in range(concurrency)))
+    return ok
+
+
+def _bare_phase(system: LocalSystem, folder: Path, concurrency: int) -> Phase:
+    cpu, started = time.process_time(), time.perf_counter()
+    ok = asyncio.run(_bare(system, folder, concurrency))
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return Phase("bare httpx", len(list(folder.iterdir())), ok, wall, cpu)
+
+
+def _cli_phase(system: LocalSystem, folder: Path, concurrency: int, state: Path) -> Phase:
+    args = ["upload", str(folder), "--concurrency", str(concurrency), "--json"]
+    started = time.perf_counter()
+    done, cpu = _cli_cpu(system, args, state)
+    wall = time.perf_counter() - started
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    if done.returncode != 0:
+        raise RuntimeError(f"imgflow upload failed: {done.stderr[-2000:]}")
+    images = len(list(folder.iterdir()))
+    return Phase("imgflow upload", images, summary["uploaded"], wall, cpu, summary["seconds"])
+
+
+def _cli_cpu(
+    system: LocalSystem, args: list[str], state: Path
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run the command; its CPU seconds (user + system) from the finished child's rusage."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("IMGFLOW_")},
+        "IMGFLOW_URL": system.api_url,
+        "IMGFLOW_API_KEY": system.api_key,
+        "IMGFLOW_STATE_DIR": str(state),
+        "IMGFLOW_CONFIG": str(state / "config.toml"),
+    }
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(
+        [sys.executable, "-m", "imgflow_client.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return done, cpu
+
+
+def _row(p: Phase) -> list[str | float | int]:
+    per_upload = round(p.cpu_s / max(1, p.ok) * 1000, 2)
+    return [p.who, p.ok, round(p.wall_s, 2), round(p.rate, 1), round(p.cpu_s, 2), per_upload]
+
+
+def to_suite(phases: list[Phase], startup_cpu_s: float, images: int, concurrency: int) -> Suite:
+    bare = [p for p in phases if p.who == "bare httpx"]
+    ours = [p for p in phases if p.who == "imgflow upload"]
+
+    def rate(ps: list[Phase]) -> float:
+        return sum(p.ok for p in ps) / sum(p.wall_s for p in ps)
+
+    inner_rate = sum(p.ok for p in ours) / sum(p.inner_s or p.wall_s for p in ours)
+    what = f"{images} uploads of ~100 KB, {concurrency} at once"
+    cpu_per = [p.cpu_s / p.ok * 1000 for p in ours]
+    measurements = [
+        Measurement(f"bare httpx loop: {what}", rate(bare), "uploads/s", lower_is_better=False),
+        Measurement(
+            f"imgflow upload (whole process): {what}",
+            rate(ours),
+            "uploads/s",
+            baseline=f"bare httpx loop: {what}",
+            lower_is_better=False,
+        ),
+        Measurement(
+            f"imgflow upload (its run, without start-up): {what}",
+            inner_rate,
+            "uploads/s",
+            baseline=f"bare httpx loop: {what}",
+            lower_is_better=False,
+        ),
+        Measurement(
+            "bare httpx loop: client CPU per upload",
+            sum(p.cpu_s for p in bare) / sum(p.ok for p in bare) * 1000,
+            "CPU ms",
+        ),
+        Measurement(
+            "imgflow upload: client CPU per upload (with start-up)",
+            sum(cpu_per) / len(cpu_per),
+            "CPU ms",
+            baseline="bare httpx loop: client CPU per upload",
+        ),
+        Measurement(
+            "imgflow upload: client CPU per upload (start-up taken out)",
+            sum((p.cpu_s - startup_cpu_s) / p.ok * 1000 for p in ours) / len(ours),
+            "CPU ms",
+            baseline="bare httpx loop: client CPU per upload",
+        ),
+        Measurement("imgflow start-up (imgflow --version)", startup_cpu_s * 1000, "CPU ms"),
+    ]
+    table = Table(
+        "each phase, in the order run",
+        ["who", "uploads 201", "wall s", "uploads/s", "client CPU s", "CPU ms/upload"],
+        [_row(p) for p in phases],
+    )
+    notes = [
+        "The server (one API process, no workers) and both clients share the machine's cores:"
+        " client CPU is CPU the server does not get, so a lean client shows in the rate too.",
+        "Goal (issue 13): imgflow upload >= 0.9x the bare loop's rate.",
+    ]
+    return Suite("client: imgflow upload vs bare httpx", measurements, notes, [table])
