@@ -13,6 +13,7 @@ upload, with its start-up (interpreter, imports) measured apart on `imgflow --ve
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import resource
@@ -68,12 +69,15 @@ def measure(images: int, rounds: int, concurrency: int, quick: bool) -> tuple[li
             asyncio.run(_bare(system, warm, 4))
             phases = []
             for number in range(rounds):
-                bare = _folder(work / f"bare-{number}", base, 2 * number, images)
-                ours = _folder(work / f"cli-{number}", base, 2 * number + 1, images)
-                order = ["bare", "cli"] if number % 2 == 0 else ["cli", "bare"]
+                bare = _folder(work / f"bare-{number}", base, 3 * number, images)
+                keyed = _folder(work / f"keyed-{number}", base, 3 * number + 1, images)
+                ours = _folder(work / f"cli-{number}", base, 3 * number + 2, images)
+                order = ["bare", "keyed", "cli"] if number % 2 == 0 else ["cli", "keyed", "bare"]
                 for who in order:
                     if who == "bare":
-                        phases.append(_bare_phase(system, bare, concurrency))
+                        phases.append(_bare_phase(system, bare, concurrency, keyed=False))
+                    elif who == "keyed":
+                        phases.append(_bare_phase(system, keyed, concurrency, keyed=True))
                     else:
                         state = work / f"state-{number}"
                         phases.append(_cli_phase(system, ours, concurrency, state))
@@ -90,8 +94,9 @@ def _folder(folder: Path, base: bytes, phase: int, count: int) -> Path:
     return folder
 
 
-async def _bare(system: LocalSystem, folder: Path, concurrency: int) -> int:
-    """The baseline: read each file, POST it; ``concurrency`` tasks on one client."""
+async def _bare(system: LocalSystem, folder: Path, concurrency: int, keyed: bool = False) -> int:
+    """The baseline: read each file, POST it; ``concurrency`` tasks on one client.
+    ``keyed``: with the Idempotency-Key the command sends (the server does more for it)."""
     files = iter(sorted(folder.iterdir()))  # noqa: ASYNC240 (before the clock starts)
     ok = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -102,18 +107,25 @@ async def _bare(system: LocalSystem, folder: Path, concurrency: int) -> int:
         async def one_task() -> None:
             nonlocal ok
             for path in files:
-                response = await client.post("/v1/images", content=path.read_bytes())
+                body = path.read_bytes()
+                headers = (
+                    {"Idempotency-Key": "sha256-" + hashlib.sha256(body).hexdigest()}
+                    if keyed
+                    else {}
+                )
+                response = await client.post("/v1/images", content=body, headers=headers)
                 ok += response.status_code == 201
 
         await asyncio.gather(*(one_task() for _ in range(concurrency)))
     return ok
 
 
-def _bare_phase(system: LocalSystem, folder: Path, concurrency: int) -> Phase:
+def _bare_phase(system: LocalSystem, folder: Path, concurrency: int, keyed: bool) -> Phase:
     cpu, started = time.process_time(), time.perf_counter()
-    ok = asyncio.run(_bare(system, folder, concurrency))
+    ok = asyncio.run(_bare(system, folder, concurrency, keyed))
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-    return Phase("bare httpx", len(list(folder.iterdir())), ok, wall, cpu)
+    who = "bare httpx + key" if keyed else "bare httpx"
+    return Phase(who, len(list(folder.iterdir())), ok, wall, cpu)
 
 
 def _cli_phase(system: LocalSystem, folder: Path, concurrency: int, state: Path) -> Phase:
@@ -160,6 +172,7 @@ def _row(p: Phase) -> list[str | float | int]:
 
 def to_suite(phases: list[Phase], startup_cpu_s: float, images: int, concurrency: int) -> Suite:
     bare = [p for p in phases if p.who == "bare httpx"]
+    keyed = [p for p in phases if p.who == "bare httpx + key"]
     ours = [p for p in phases if p.who == "imgflow upload"]
 
     def rate(ps: list[Phase]) -> float:
@@ -175,6 +188,20 @@ def to_suite(phases: list[Phase], startup_cpu_s: float, images: int, concurrency
             rate(ours),
             "uploads/s",
             baseline=f"bare httpx loop: {what}",
+            lower_is_better=False,
+        ),
+        Measurement(
+            f"bare httpx loop with Idempotency-Key: {what}",
+            rate(keyed),
+            "uploads/s",
+            baseline=f"bare httpx loop: {what}",
+            lower_is_better=False,
+        ),
+        Measurement(
+            f"imgflow upload vs the keyed loop (same server work): {what}",
+            rate(ours),
+            "uploads/s",
+            baseline=f"bare httpx loop with Idempotency-Key: {what}",
             lower_is_better=False,
         ),
         Measurement(

@@ -180,4 +180,8 @@ def test_client_suite_compares_the_command_with_a_bare_httpx_loop(tmp_path: Path
     rate = "imgflow upload (whole process): 40 uploads of ~100 KB, 4 at once"
     assert saved["ratios"][rate] > 0
     (phases,) = saved["tables"]
-    assert [row[:2] for row in phases["rows"]] == [["bare httpx", 40], ["imgflow upload", 40]]
+    assert [row[:2] for row in phases["rows"]] == [
+        ["bare httpx", 40],
+        ["bare httpx + key", 40],
+        ["imgflow upload", 40],
+    ]

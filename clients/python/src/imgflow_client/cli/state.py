@@ -51,9 +51,21 @@ class State:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        # Hash cache rows wait for the next transaction: losing them to a kill costs
+        # only hashing again, and a commit each would double the commits per file.
+        self._hashes: dict[tuple[str, int, int], str] = {}
 
     def close(self) -> None:
+        self._flush_hashes()
         self._db.close()
+
+    def _flush_hashes(self) -> None:
+        if self._hashes:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO hashes (path, size, mtime_ns, sha256) VALUES (?, ?, ?, ?)",
+                [(*key, sha) for key, sha in self._hashes.items()],
+            )
+            self._hashes.clear()
 
     def __enter__(self) -> State:
         return self
@@ -64,6 +76,8 @@ class State:
     # -- hashes (not per account: a file's digest is a local fact) ----------------------
 
     def cached_sha256(self, path: Path, size: int, mtime_ns: int) -> str | None:
+        if pending := self._hashes.get((str(path), size, mtime_ns)):
+            return pending
         row = self._db.execute(
             "SELECT sha256 FROM hashes WHERE path = ? AND size = ? AND mtime_ns = ?",
             (str(path), size, mtime_ns),
@@ -71,10 +85,7 @@ class State:
         return row[0] if row else None
 
     def remember_sha256(self, path: Path, size: int, mtime_ns: int, sha256: str) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO hashes (path, size, mtime_ns, sha256) VALUES (?, ?, ?, ?)",
-            (str(path), size, mtime_ns, sha256),
-        )
+        self._hashes[(str(path), size, mtime_ns)] = sha256
 
     # -- what the server has ----------------------------------------------------------
 
@@ -89,6 +100,7 @@ class State:
         """The server has these bytes as ``image_id``; the upload is no longer in flight."""
         with self._db:  # one transaction
             self._db.execute("BEGIN")
+            self._flush_hashes()
             self._db.execute(
                 "INSERT OR REPLACE INTO uploaded (account, sha256, image_id, at) "
                 "VALUES (?, ?, ?, ?)",

@@ -34,6 +34,8 @@ from imgflow_client.files import HEAD_BYTES, sha256_bytes, sha256_file, sniff_fo
 
 # Files up to this are read once, whole: hashed and sent from memory.
 READ_WHOLE_MAX = 8 * 1024 * 1024
+# Files up to this are read and hashed on the event loop (well under a millisecond).
+READ_INLINE_MAX = 1024 * 1024
 # Recovery looks at images created from this long before a lost upload was sent (the
 # server's clock may differ from ours).
 CLOCK_MARGIN = timedelta(hours=1)
@@ -166,7 +168,10 @@ class UploadRun:
         sha = self.state.cached_sha256(path, size, info.st_mtime_ns)
         if sha is None:
             try:
-                data, sha = await asyncio.to_thread(_read_image, path, size)
+                if size <= READ_INLINE_MAX:  # a thread hop costs more than the read
+                    data, sha = _read_image(path, size)
+                else:
+                    data, sha = await asyncio.to_thread(_read_image, path, size)
             except OSError as exc:
                 return FileOutcome(path, "failed", f"unreadable: {exc.strerror or exc}")
             if sha is None:
