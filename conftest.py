@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from imgflow_contracts.settings import ENV_PREFIX, CommonSettings
-from imgflow_contracts.storage import ObjectStore
 from imgflow_localstack.system import LocalSystem
+from imgflow_runtime.storage import ObjectStore
 from tools.build_model import ensure_model
 
 TRACE_DIR_VARIABLE = f"{ENV_PREFIX}TRACE_DIR"

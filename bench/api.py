@@ -35,11 +35,11 @@ from bench.options import BenchOptions
 from bench.results import Measurement, Suite, Table
 from bench.stats import percentile
 from imgflow_contracts.settings import CommonSettings
-from imgflow_contracts.storage import ObjectStore
 from imgflow_localstack.ports import HOST, StackPorts, free_port
 from imgflow_localstack.readiness import HttpOk
 from imgflow_localstack.services import API, ServiceSpec, service_specs
 from imgflow_localstack.system import LocalSystem
+from imgflow_runtime.storage import ObjectStore
 from imgflow_upload_api.formats import ImageFormat
 from imgflow_upload_api.spool import SpooledBody
 from imgflow_upload_api.validation import check_header

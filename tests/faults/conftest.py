@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from imgflow_contracts.settings import ENV_PREFIX, CommonSettings
-from imgflow_contracts.storage import ObjectStore
 from imgflow_localstack.system import LocalSystem
+from imgflow_runtime.storage import ObjectStore
 
 ADMIN_TOKEN = "fault-tests-admin-token"
 BREAKING_DEPTH = 150

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from imgflow_contracts.celery_app import make_worker_app
 from imgflow_contracts.keys import analysis_key
-from imgflow_contracts.logs import configure_logging
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage
-from imgflow_contracts.worker import ImageGone, PermanentError, WorkerContext, register_stage_task
 from imgflow_hasher.analysis import UndecodableImage, analyse, integrity_problem, sha256_hex
 from imgflow_hasher.repository import record_facts, upload_record
 from imgflow_hasher.settings import HasherSettings
+from imgflow_runtime.celery_app import make_worker_app
+from imgflow_runtime.logs import configure_logging
+from imgflow_runtime.stage_runner import (
+    ImageGone,
+    PermanentError,
+    WorkerContext,
+    register_stage_task,
+)
 
 settings = HasherSettings()
 configure_logging(settings.log_level)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from imgflow_contracts.celery_app import make_worker_app
 from imgflow_contracts.keys import ANALYSIS_LONG_SIDE, analysis_key, rendition_key
-from imgflow_contracts.logs import configure_logging
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage
-from imgflow_contracts.worker import ImageGone, PermanentError, WorkerContext, register_stage_task
+from imgflow_runtime.celery_app import make_worker_app
+from imgflow_runtime.logs import configure_logging
+from imgflow_runtime.stage_runner import (
+    ImageGone,
+    PermanentError,
+    WorkerContext,
+    register_stage_task,
+)
 from imgflow_thumbnailer.rendering import UndecodableImage, render_with_analysis
 from imgflow_thumbnailer.repository import upsert_renditions
 from imgflow_thumbnailer.settings import ThumbnailerSettings

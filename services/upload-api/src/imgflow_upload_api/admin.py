@@ -8,7 +8,7 @@ import hmac
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from imgflow_contracts.db import dead_letters
+from imgflow_runtime.db import dead_letters
 from imgflow_upload_api.dependencies import Resources
 from imgflow_upload_api.problems import PROBLEM_MEDIA_TYPE, Problem
 

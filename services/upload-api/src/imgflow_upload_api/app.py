@@ -16,13 +16,13 @@ from opentelemetry.instrumentation.celery import CeleryInstrumentor
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from imgflow_contracts.celery_app import make_producer_app
-from imgflow_contracts.db import tenants
-from imgflow_contracts.db.pool import create_pool
-from imgflow_contracts.logs import configure_logging
 from imgflow_contracts.queues import Stage
-from imgflow_contracts.storage import ObjectStore
-from imgflow_contracts.telemetry import setup_tracing
+from imgflow_runtime.celery_app import make_producer_app
+from imgflow_runtime.db import tenants
+from imgflow_runtime.db.pool import create_pool
+from imgflow_runtime.logs import configure_logging
+from imgflow_runtime.storage import ObjectStore
+from imgflow_runtime.telemetry import setup_tracing
 from imgflow_upload_api.admin import router as admin_router
 from imgflow_upload_api.auth import KeyCache
 from imgflow_upload_api.backlog import read_backlog

@@ -25,7 +25,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request, Response
 
 from imgflow_contracts.keys import rendition_prefix
-from imgflow_contracts.storage import ObjectStore
+from imgflow_runtime.storage import ObjectStore
 from imgflow_upload_api.auth import CurrentCaller
 from imgflow_upload_api.dependencies import Resources
 from imgflow_upload_api.lookup import PROBLEM_RESPONSE, image_not_found, parse_image_id, resources

@@ -10,7 +10,7 @@ import redis
 from celery import Celery
 
 from imgflow_contracts.queues import Stage
-from imgflow_contracts.storage import ObjectStore
+from imgflow_runtime.storage import ObjectStore
 from imgflow_upload_api.auth import KeyCache
 from imgflow_upload_api.backpressure import Backpressure
 from imgflow_upload_api.event_hub import EventHub

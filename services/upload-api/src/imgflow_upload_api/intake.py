@@ -16,7 +16,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from imgflow_contracts.keys import original_key
-from imgflow_contracts.telemetry import current_context_carrier, mark_image
+from imgflow_runtime.telemetry import current_context_carrier, mark_image
 from imgflow_upload_api import idempotency
 from imgflow_upload_api.dependencies import Resources
 from imgflow_upload_api.idempotency import KeyTaken, Remembered

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from imgflow_contracts.db.sweeper import SweepPolicy, sweep
+from imgflow_runtime.db.sweeper import SweepPolicy, sweep
 from imgflow_upload_api.dependencies import Resources
 from imgflow_upload_api.event_retention import BATCH as PRUNE_BATCH
 from imgflow_upload_api.event_retention import prune

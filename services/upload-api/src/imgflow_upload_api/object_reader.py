@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 
-from imgflow_contracts.storage import ObjectStore, StoredObject
+from imgflow_runtime.storage import ObjectStore, StoredObject
 
 
 class ObjectReader(io.RawIOBase):

@@ -16,7 +16,7 @@ import logging
 import asyncpg
 from celery import Celery
 
-from imgflow_contracts.telemetry import context_from_carrier
+from imgflow_runtime.telemetry import context_from_carrier
 
 log = logging.getLogger(__name__)
 

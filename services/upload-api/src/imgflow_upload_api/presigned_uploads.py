@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 from uuid import UUID, uuid4
 
-from imgflow_contracts.storage import ObjectStore
+from imgflow_runtime.storage import ObjectStore
 from imgflow_upload_api.dependencies import Resources
 from imgflow_upload_api.intake import EXISTING, Outcome, VerifiedBytes, record_upload
 from imgflow_upload_api.problems import Problem

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from imgflow_contracts.storage import ObjectStore
+from imgflow_runtime.storage import ObjectStore
 from imgflow_upload_api.dependencies import Resources
 
 

@@ -11,9 +11,9 @@ from uuid import UUID
 
 import asyncpg
 
-from imgflow_contracts.db import outbox
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage, first_stages
+from imgflow_runtime.db import outbox
 from imgflow_upload_api.duplicates import fetch_duplicates
 
 

@@ -16,10 +16,10 @@ from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from imgflow_contracts.db import outbox
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage, first_stages
-from imgflow_contracts.telemetry import current_context_carrier
+from imgflow_runtime.db import outbox
+from imgflow_runtime.telemetry import current_context_carrier
 from imgflow_upload_api.auth import CurrentCaller
 from imgflow_upload_api.lookup import PROBLEM_RESPONSE, image_not_found, parse_image_id, resources
 from imgflow_upload_api.problems import Problem

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from minio.error import S3Error
 
-from imgflow_contracts.storage import ObjectStore, StoredObject
+from imgflow_runtime.storage import ObjectStore, StoredObject
 from imgflow_upload_api.formats import HEAD_BYTES, TAIL_BYTES, ImageFormat
 from imgflow_upload_api.object_reader import open_object
 from imgflow_upload_api.problems import Problem

@@ -9,10 +9,10 @@ from uuid import UUID
 
 import asyncpg
 
-from imgflow_contracts.db import outbox
-from imgflow_contracts.db.stages import MAX_ERROR_LENGTH
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage
+from imgflow_runtime.db import outbox
+from imgflow_runtime.db.stages import MAX_ERROR_LENGTH
 
 
 @dataclass(frozen=True)

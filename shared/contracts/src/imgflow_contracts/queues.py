@@ -38,7 +38,7 @@ TASK_NAMES: dict[Stage, str] = {
 # the thumbnailer's analysis copy of the original (keys.analysis_key) instead of decoding
 # the original again: entropy decoding a 3-5 MB JPEG costs 30-40 ms at any scale, and was
 # 72 % of the hasher's CPU and half the deduper's. So they are enqueued when the
-# thumbnailer finishes (imgflow_contracts.worker), not at upload.
+# thumbnailer finishes (imgflow_runtime.stage_runner), not at upload.
 AFTER: dict[Stage, Stage] = {
     Stage.HASHING: Stage.THUMBNAILS,
     Stage.DEDUPE: Stage.THUMBNAILS,

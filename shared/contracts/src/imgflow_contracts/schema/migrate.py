@@ -21,7 +21,7 @@ _ADVISORY_LOCK_ID = 0x1F_6F_77_00
 
 def migration_files() -> list[tuple[str, str]]:
     """(version, sql) pairs sorted by version; the version is the file name's stem."""
-    folder = resources.files("imgflow_contracts.db") / "migrations"
+    folder = resources.files("imgflow_contracts.schema") / "migrations"
     found = [
         (entry.name.removesuffix(".sql"), entry.read_text(encoding="utf-8"))
         for entry in folder.iterdir()

@@ -34,16 +34,16 @@ from celery import Celery, Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 from pydantic import ValidationError
 
-from imgflow_contracts.aio import ProcessLoop
-from imgflow_contracts.celery_app import make_producer_app
-from imgflow_contracts.db import dead_letters, stages
-from imgflow_contracts.db.pool import create_pool
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage, dependants
 from imgflow_contracts.settings import WorkerSettings
-from imgflow_contracts.storage import ObjectStore
-from imgflow_contracts.telemetry import mark_image
-from imgflow_contracts.worker_metrics import QUEUE_WAIT, TASK_DURATION, TASKS
+from imgflow_runtime.aio import ProcessLoop
+from imgflow_runtime.celery_app import make_producer_app
+from imgflow_runtime.db import dead_letters, stages
+from imgflow_runtime.db.pool import create_pool
+from imgflow_runtime.storage import ObjectStore
+from imgflow_runtime.telemetry import mark_image
+from imgflow_runtime.worker_metrics import QUEUE_WAIT, TASK_DURATION, TASKS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

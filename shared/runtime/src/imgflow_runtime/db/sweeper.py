@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from imgflow_contracts.db import dead_letters, outbox
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import AFTER, Stage
+from imgflow_runtime.db import dead_letters, outbox
 
 log = logging.getLogger(__name__)
 

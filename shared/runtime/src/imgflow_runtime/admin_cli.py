@@ -21,9 +21,9 @@ import uuid
 
 import asyncpg
 
-from imgflow_contracts.db import dead_letters, tenants
-from imgflow_contracts.db.pool import connect
 from imgflow_contracts.settings import CommonSettings
+from imgflow_runtime.db import dead_letters, tenants
+from imgflow_runtime.db.pool import connect
 
 
 async def _list(conn: asyncpg.Connection, include_resolved: bool) -> int:

@@ -11,8 +11,8 @@ from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
 from imgflow_contracts.queues import TASK_NAMES, Stage
 from imgflow_contracts.settings import CommonSettings, WorkerSettings
-from imgflow_contracts.telemetry import setup_tracing
-from imgflow_contracts.worker_metrics import serve_metrics
+from imgflow_runtime.telemetry import setup_tracing
+from imgflow_runtime.worker_metrics import serve_metrics
 
 
 def _routes() -> dict[str, dict[str, str]]:
