@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from imgflow_contracts.settings import CommonSettings
 from imgflow_runtime.storage import ObjectStore
-from imgflow_upload_api.loop_lag import LoopLag
+from imgflow_upload_api.ops.loop_lag import LoopLag
 
 
 def create_app() -> FastAPI:

@@ -23,9 +23,9 @@ from imgflow_contracts.queues import Stage
 from imgflow_localstack.system import LocalSystem
 from imgflow_runtime.db import stages
 from imgflow_runtime.db.pool import connect
-from imgflow_upload_api.event_hub import APPLICATION_NAME, Event, Signal, Subscription
-from imgflow_upload_api.webhook_dispatch import retry_delay, sign
-from imgflow_upload_api.webhook_store import InvalidWebhook, check_destination, check_events
+from imgflow_upload_api.events.hub import APPLICATION_NAME, Event, Signal, Subscription
+from imgflow_upload_api.webhooks.dispatch import retry_delay, sign
+from imgflow_upload_api.webhooks.service import InvalidWebhook, check_destination, check_events
 from tests.support import encode, new_tenant, photo_like, query, wait_for
 
 STAGES = ("thumbnails", "hashing", "dedupe")

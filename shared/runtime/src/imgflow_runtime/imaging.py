@@ -2,9 +2,9 @@
 
 Pillow 12+ reads AVIF itself; HEIC needs pillow-heif, registered here on import (its own
 AVIF opener is left off: Pillow's plugin reads AVIF). Whatever Pillow or a plugin raises
-for bytes that do not decode becomes ``UndecodableImage``, the one error a worker maps to
-a failed stage. Opening is lazy (header only); an animated file is positioned on its
-first frame, which is the one every stage works on.
+for bytes that do not decode becomes ``UndecodableImage``, a ``PermanentError``: the stage
+runner fails the stage at once, in every worker alike. Opening is lazy (header only); an
+animated file is positioned on its first frame, which is the one every stage works on.
 
 The EXIF orientation helpers live here too, since every stage that shows or compares
 pixels must see them the way a viewer displays them.
@@ -21,6 +21,8 @@ from contextlib import contextmanager
 
 import pillow_heif
 from PIL import Image
+
+from imgflow_runtime.failures import PermanentError
 
 pillow_heif.register_heif_opener()
 
@@ -52,8 +54,9 @@ DECODE_ERRORS = (
 )
 
 
-class UndecodableImage(Exception):
-    """The bytes are not an image this service can decode; retrying will not help."""
+class UndecodableImage(PermanentError):
+    """The bytes are not an image this service can decode; retrying will not help, so the
+    stage runner fails the stage at once with this reason."""
 
 
 @contextmanager
@@ -62,7 +65,7 @@ def decode_errors() -> Iterator[None]:
     try:
         yield
     except DECODE_ERRORS as exc:
-        raise UndecodableImage(f"{type(exc).__name__}: {exc}") from exc
+        raise UndecodableImage(f"cannot decode the image: {type(exc).__name__}: {exc}") from exc
 
 
 def open_image(data: bytes) -> Image.Image:

@@ -41,24 +41,13 @@ from imgflow_runtime.aio import ProcessLoop
 from imgflow_runtime.celery_app import make_producer_app
 from imgflow_runtime.db import dead_letters, stages
 from imgflow_runtime.db.pool import create_pool
+from imgflow_runtime.failures import ImageGone, PermanentError
 from imgflow_runtime.storage import ObjectStore
 from imgflow_runtime.telemetry import mark_image
 from imgflow_runtime.worker_metrics import QUEUE_WAIT, TASK_DURATION, TASKS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class PermanentError(Exception):
-    """The job can never succeed as given; fail the stage now with this reason."""
-
-
-class ImageGone(Exception):
-    """The image was deleted while the job ran: its work is void, and nothing is owed.
-
-    A handler raises it after undoing what it wrote (e.g. objects stored before it found
-    the image gone when recording them).
-    """
 
 
 @dataclass
@@ -284,3 +273,6 @@ def register_stage_task(
         return "done"
 
     return run_stage
+
+
+__all__ = ["ImageGone", "PermanentError", "WorkerContext", "register_stage_task"]
