@@ -8,7 +8,15 @@ import signal
 import subprocess
 from pathlib import Path
 
-from .conftest import Cli, Tenant, posts, summary_of, truncated_jpeg, write_photos
+from .conftest import (
+    Cli,
+    Tenant,
+    posts,
+    summary_of,
+    truncated_jpeg,
+    uploads_answered,
+    write_photos,
+)
 
 
 def test_a_folder_with_images_a_text_file_and_a_truncated_jpeg(
@@ -136,7 +144,9 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_sends_only_the_rest(
     assert done.returncode == 0, done.stderr
     second = summary_of(done)
     assert (second["uploaded"], second["existing"]) == (30 - stored, stored)
-    assert posts(tenant.url) - sent_before == 30 - stored  # nothing stored was sent again
+    assert posts(tenant.url) - sent_before == 30 - stored, (  # nothing stored sent again
+        f"{uploads_answered(tenant.url)}; stderr: {done.stderr}"
+    )
     assert tenant.image_count() == 30
 
 
