@@ -6,6 +6,7 @@ queued), and presigned uploads above 6 MiB in 5 MiB parts. No server is mocked: 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import random
@@ -44,21 +45,34 @@ SETTINGS = {
 @pytest.fixture(scope="module")
 def small_system() -> Iterator[LocalSystem]:
     data_dir = Path(tempfile.mkdtemp(prefix="imgflow-client-capacity-"))
+    system = LocalSystem.on_free_ports(data_dir)
+    system.specs = [s for s in service_specs(system.api_port) if s.name == API]
+    try:
+        with _settings_while_starting(system):
+            yield system
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _settings_while_starting(system: LocalSystem) -> Iterator[None]:
+    """The API inherits SETTINGS when it starts; the variables are put back at once, so
+    no other system of the session (started later by another fixture) inherits them."""
     overrides = {f"{ENV_PREFIX}{k}": v for k, v in SETTINGS.items()}
     saved = {k: os.environ.get(k) for k in overrides}
-    os.environ.update(overrides)  # the API inherits them when it starts
+    os.environ.update(overrides)
     try:
-        system = LocalSystem.on_free_ports(data_dir)
-        system.specs = [s for s in service_specs(system.api_port) if s.name == API]
-        with system:
-            yield system
+        system.start()
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        shutil.rmtree(data_dir, ignore_errors=True)
+    try:
+        yield
+    finally:
+        system.stop()
 
 
 @pytest.fixture
