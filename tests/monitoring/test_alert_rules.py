@@ -8,9 +8,7 @@ from tests.monitoring.tools import RULE_TESTS_FILE, RULES_FILE, binary
 
 
 def _promtool(*args: str) -> str:
-    done = subprocess.run(
-        [binary("promtool"), *args], capture_output=True, text=True, timeout=120
-    )
+    done = subprocess.run([binary("promtool"), *args], capture_output=True, text=True, timeout=120)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     return output

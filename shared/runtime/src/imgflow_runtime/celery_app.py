@@ -47,6 +47,8 @@ def celery_config(settings: WorkerSettings, stage: Stage) -> dict[str, Any]:
         "task_routes": _routes(),
         "task_create_missing_queues": False,
         "worker_hijack_root_logger": False,
+        # Flower's task pages; the worker-online heartbeats are sent either way.
+        "worker_send_task_events": settings.worker_send_task_events,
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         "enable_utc": True,
     }
