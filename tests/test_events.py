@@ -24,6 +24,7 @@ from imgflow_localstack.system import LocalSystem
 from imgflow_runtime.db import stages
 from imgflow_runtime.db.pool import connect
 from imgflow_upload_api.events.hub import APPLICATION_NAME, Event, Signal, Subscription
+from imgflow_upload_api.settings import ApiSettings
 from imgflow_upload_api.webhooks.dispatch import retry_delay, sign
 from imgflow_upload_api.webhooks.service import InvalidWebhook, check_destination, check_events
 from tests.support import encode, new_tenant, photo_like, query, wait_for
@@ -589,3 +590,12 @@ def test_private_destinations_are_refused_when_not_allowed(url: str) -> None:
         asyncio.run(check_destination(url, allow_private=False))
     assert refused.value.code == "webhook-host-not-allowed"
     asyncio.run(check_destination(url, allow_private=True))
+
+
+def test_private_destinations_are_refused_by_default() -> None:
+    assert ApiSettings.model_fields["webhook_allow_private"].default is False
+    # A name is resolved first: localhost is loopback whatever it is called.
+    with pytest.raises(InvalidWebhook) as refused:
+        asyncio.run(check_destination("http://localhost:8080/hook", allow_private=False))
+    assert refused.value.code == "webhook-host-not-allowed"
+    asyncio.run(check_destination("https://93.184.215.14/hook", allow_private=False))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ HASHER = "hasher"
 DEDUPER = "deduper"
 FLOWER = "flower"
 FLOWER_USER = "imgflow"
+TASK_EVENTS_VARIABLE = f"{ENV_PREFIX}WORKER_SEND_TASK_EVENTS"
+ALLOW_PRIVATE_VARIABLE = f"{ENV_PREFIX}WEBHOOK_ALLOW_PRIVATE"
 
 # (Celery app module, queue) per worker.
 _WORKERS: dict[str, tuple[str, str]] = {
@@ -68,7 +71,12 @@ def service_specs(
             name=API,
             argv=[sys.executable, "-m", "imgflow_upload_api"],
             ready=HttpOk(f"{api_url(api_port)}/healthz"),
-            extra_env={f"{ENV_PREFIX}API_HOST": HOST, f"{ENV_PREFIX}API_PORT": str(api_port)},
+            extra_env={
+                f"{ENV_PREFIX}API_HOST": HOST,
+                f"{ENV_PREFIX}API_PORT": str(api_port),
+                # Local receivers live on localhost; production refuses private hosts.
+                ALLOW_PRIVATE_VARIABLE: os.environ.get(ALLOW_PRIVATE_VARIABLE, "true"),
+            },
             stop_timeout_s=API_STOP_TIMEOUT_S,
         )
     ]
@@ -105,6 +113,11 @@ def flower_spec(port: int, password: str) -> ServiceSpec:
         ],
         # /healthcheck is the one page Flower serves without credentials.
         ready=HttpOk(f"http://{HOST}:{port}/healthcheck"),
-        # In the environment, not argv: other users of the machine can read argv.
-        extra_env={"FLOWER_BASIC_AUTH": f"{FLOWER_USER}:{password}"},
+        extra_env={
+            # In the environment, not argv: other users of the machine can read argv.
+            "FLOWER_BASIC_AUTH": f"{FLOWER_USER}:{password}",
+            # Flower switches task events on in every worker every few seconds unless
+            # told not to: follow the workers' own setting.
+            "FLOWER_ENABLE_EVENTS": os.environ.get(TASK_EVENTS_VARIABLE, "true"),
+        },
     )

@@ -156,10 +156,10 @@ class ApiSettings(CommonSettings):
         description="How long delivered and failed webhook deliveries stay visible.",
     )
     webhook_allow_private: bool = Field(
-        default=True,
-        description="Allow webhook URLs whose host is a loopback, private or link-local address. "
-        "True only because local development delivers to localhost; set false in production, "
-        "or tenants can make the API call internal services (SSRF).",
+        default=False,
+        description="Allow webhook URLs whose host is a loopback, private or link-local address "
+        "(checked at registration and again before each attempt). Off: tenants could make "
+        "the API call internal services (SSRF); `make run` and the tests turn it on.",
     )
     api_downloads: Literal["stream", "redirect"] = Field(
         default="stream",
