@@ -86,6 +86,7 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
             health_check_s=settings.events_heartbeat_s,
             registry=metrics.registry,
         )
+        resources.event_hub.on_key_revoked(resources.key_cache.forget)
         await resources.event_hub.start()
         app.state.resources = resources
         loops = start_loops(resources)

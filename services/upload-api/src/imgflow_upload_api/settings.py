@@ -65,7 +65,8 @@ class ApiSettings(CommonSettings):
     api_key_cache_s: float = Field(
         default=10.0,
         ge=0,
-        description="How long a process trusts a resolved API key (a revocation's delay).",
+        description="How long a process trusts a resolved API key; a revocation reaches "
+        "every process at once (NOTIFY), this bounds one missed while PostgreSQL was away.",
     )
     outbox_relay_interval_s: float = Field(
         default=1.0, gt=0, description="How often unsent jobs are retried to the broker."
