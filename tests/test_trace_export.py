@@ -96,6 +96,8 @@ def _wait_for_runs(receiver: OtlpReceiver, expected: set[tuple[str, str]], what:
     assert not missing(), f"{len(missing())} of {len(expected)} task spans never arrived"
 
 
+# A system of its own, and a fork per task: longer than the default per-test limit.
+@pytest.mark.timeout(900)
 def test_children_recycled_after_every_task_lose_no_span() -> None:
     with _exporting_system({"WORKER_MAX_TASKS_PER_CHILD": "1"}) as (system, receiver):
         ids = _upload_all(system, 50)
@@ -105,6 +107,7 @@ def test_children_recycled_after_every_task_lose_no_span() -> None:
         _assert_one_whole_trace_each(receiver.received(), ids)
 
 
+@pytest.mark.timeout(600)
 def test_a_warm_shutdown_flushes_every_child() -> None:
     with _exporting_system({}) as (system, receiver):
         ids = _upload_all(system, 5)
