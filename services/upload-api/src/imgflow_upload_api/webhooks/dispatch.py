@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 BATCH = 50
 MAX_IN_FLIGHT = 200
 PER_WEBHOOK = 4
+# Shorter than background.STOP_GRACE_S, which cancels the whole loop after it.
+DRAIN_S = 3.0
 MIN_PASS_GAP_S = 0.05
 LEASE_MARGIN_S = 30.0
 MAX_ERROR_LENGTH = 500
@@ -124,7 +126,7 @@ class WebhookDispatcher:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Deliver until ``stopping`` is set (call :meth:`wake` too, to end the wait);
-        then let the attempts in flight end (each within the webhook timeout)."""
+        then let the attempts in flight end, for a moment."""
         try:
             while not stopping.is_set():
                 self._wake.clear()
@@ -142,8 +144,17 @@ class WebhookDispatcher:
                         self._wake.wait(), self._settings.webhook_dispatch_interval_s
                     )
         finally:
-            await asyncio.gather(*self._attempts, return_exceptions=True)
-            await self._client.aclose()
+            await self._drain()
+
+    async def _drain(self) -> None:
+        """Give the attempts in flight a moment, cut the rest (their lease brings them
+        back to a replica later), and close the client: all within the stop's grace."""
+        if self._attempts:
+            _, late = await asyncio.wait(self._attempts, timeout=DRAIN_S)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        await self._client.aclose()
 
     async def dispatch_once(self) -> int:
         """Claim the due deliveries this process has room for and start their attempts;
