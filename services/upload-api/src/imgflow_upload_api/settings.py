@@ -156,6 +156,12 @@ class ApiSettings(CommonSettings):
         gt=0,
         description="How long delivered and failed webhook deliveries stay visible.",
     )
+    image_delete_finish_after_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A delete cut short by S3 or PostgreSQL (the image hidden, marked) is "
+        "finished by the API's sweeper once marked this long.",
+    )
     webhook_allow_private: bool = Field(
         default=False,
         description="Allow webhook URLs whose host is a loopback, private or link-local address "
