@@ -172,7 +172,7 @@ class WebhookDispatcher:
 
     async def _deliver(self, delivery: Claimed) -> None:
         try:
-            attempt = await self._attempt(delivery)
+            attempt = await self.attempt(delivery)
             await self._record(delivery, attempt)
         except Exception:
             # The lease runs out and another pass retries it.
@@ -192,7 +192,9 @@ class WebhookDispatcher:
             )
         return [Claimed(**dict(r)) for r in rows]
 
-    async def _attempt(self, delivery: Claimed) -> Attempt:
+    async def attempt(self, delivery: Claimed) -> Attempt:
+        """One POST of a claimed delivery (its outcome is not recorded here); the
+        destination is checked again first, after DNS resolution."""
         body = delivery_body(delivery.id, delivery.type, delivery.payload)
         headers = {
             "Content-Type": "application/json",
