@@ -10,12 +10,9 @@ fusing two photos' groups: ``Rule.STRONG_LINK`` groups on strong pairs only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeVar
 
 from imgflow_deduper.decision import Decision, Method, PairSignals
-from imgflow_deduper.grouping import Pair
-
-N = TypeVar("N")
+from imgflow_deduper.grouping import N, Pair
 
 
 @dataclass(frozen=True)
@@ -33,5 +30,5 @@ def is_strong(decision: Decision, signals: PairSignals, t: StrongThresholds) -> 
     )
 
 
-def to_pair(a: N, b: N, decision: Decision, signals: PairSignals, t: StrongThresholds) -> Pair[N]:  # type: ignore[type-var]
+def to_pair(a: N, b: N, decision: Decision, signals: PairSignals, t: StrongThresholds) -> Pair[N]:
     return Pair(a, b, decision.score, is_strong(decision, signals, t))
