@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
+from imgflow_deduper.borders import trim_bars
+
 try:  # HEIF/HEIC uploads pass the API's door, so the deduper must read them too
     from pillow_heif import register_heif_opener
 
@@ -87,7 +89,7 @@ def to_tensor(image: Image.Image, norm: Normalisation) -> np.ndarray:
 
 
 def bytes_to_tensor(data: bytes, norm: Normalisation) -> np.ndarray:
-    return to_tensor(decode(data, norm.source_size), norm)
+    return to_tensor(trim_bars(decode(data, norm.source_size)), norm)
 
 
 # Sub-views: the centre and the four corners, each 80 % of the width and height. A copy
@@ -111,6 +113,6 @@ def view_boxes(width: int, height: int) -> list[Box]:
 
 def view_tensors(data: bytes, norm: Normalisation, with_sub_views: bool) -> np.ndarray:
     """(1 or 6, 3, size, size): the whole image first, then its sub-views if asked."""
-    image = decode(data, norm.source_size)
+    image = trim_bars(decode(data, norm.source_size))
     boxes = [None, *view_boxes(*image.size)] if with_sub_views else [None]
     return _normalised([_square(image, norm, box) for box in boxes], norm)
