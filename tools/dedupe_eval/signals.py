@@ -1,12 +1,27 @@
-"""Every pair's signals at once: cosine matrix, pHash distances, same bytes, labels."""
+"""Every image's signals, computed as production computes them, and every pair's.
+
+Per image: the thumbnailer's analysis copy (its own code), the hasher's pHash of it, the
+deduper's embeddings of it (whole frame and sub-views). Per pair: cosine, view cosine,
+pHash distance, equal bytes, and the label. The per-image part is the slow one (about
+50 ms an image on one core), so it is cached under .bench/eval-dedupe/cache/, keyed by
+the images' bytes, the model file, the pixel settings and the source of every package
+that makes the signals: any change to those computes them again.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+import imgflow_contracts
+import imgflow_deduper
+import imgflow_hasher
+import imgflow_thumbnailer
 from imgflow_contracts.keys import ANALYSIS_LONG_SIDE
 from imgflow_deduper.encoder import Encoder, embed_views
 from imgflow_deduper.pixels import Normalisation, view_tensors
@@ -14,6 +29,32 @@ from imgflow_hasher.analysis import analyse
 from imgflow_thumbnailer.rendering import render_with_analysis
 from imgflow_thumbnailer.settings import ThumbnailerSettings
 from tools.dedupe_eval.dataset import Sample
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One embedding model and how the deduper feeds it."""
+
+    name: str
+    path: Path
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    sub_views: bool = True
+    mirror_invariant: bool = True
+    threads: int = 1
+
+    def normalisation(self) -> Normalisation:
+        return Normalisation.of(self.input_size, self.mean, self.std)
+
+
+@dataclass(frozen=True)
+class ImageSignals:
+    embeddings: np.ndarray  # (N, D) whole frames
+    views: np.ndarray | None  # (N, 5, D) sub-views
+    phashes: np.ndarray  # (N,) uint64
+    digests: np.ndarray  # (N,) SHA-256 hex of the uploaded bytes
+    embed_cpu_ms: float  # decode + views + inference, per image, this process's CPU
 
 
 @dataclass(frozen=True)
@@ -33,6 +74,9 @@ class PairTable:
         """The CNN's similarity as decide() takes it: the better of the two cosines."""
         return np.fmax(self.cosine, self.view_cosine)
 
+    def where(self, mask: np.ndarray) -> PairTable:
+        return PairTable(*(getattr(self, f)[mask] for f in self.__dataclass_fields__))
+
 
 def analysis_copy(data: bytes) -> bytes:
     """What the hasher and the deduper decode in production: the thumbnailer's analysis
@@ -49,40 +93,68 @@ def analysis_copy(data: bytes) -> bytes:
     return rendered.analysis
 
 
-def phash64(data: bytes) -> int:
-    """The pHash the hasher stores for these bytes (its own code, from the analysis copy,
-    so the eval measures exactly what production compares)."""
-    return analyse(data, upright_copy=analysis_copy(data)).phash
+def _code_digest() -> str:
+    """The source of every package that makes a signal, and the libraries doing the work."""
+    digest = hashlib.sha256()
+    for package in (imgflow_contracts, imgflow_thumbnailer, imgflow_hasher, imgflow_deduper):
+        for path in sorted(Path(package.__file__).parent.rglob("*.py")):
+            digest.update(path.read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    for lib in ("pillow", "onnxruntime", "numpy", "imagehash", "pillow-heif"):
+        digest.update(importlib.metadata.version(lib).encode())
+    return digest.hexdigest()
 
 
-def embed_all(
-    samples: list[Sample],
-    encoder: Encoder,
-    norm: Normalisation,
-    *,
-    mirror_invariant: bool,
-    sub_views: bool,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Whole-image embeddings (N, D) and sub-view embeddings (N, 5, D), as the worker makes
-    them (embed_views)."""
-    whole, views = [], []
+def _cache_key(samples: list[Sample], spec: ModelSpec) -> str:
+    digest = hashlib.sha256(_code_digest().encode())
+    digest.update(hashlib.sha256(spec.path.read_bytes()).digest())
+    digest.update(repr((spec.input_size, spec.mean, spec.std, spec.sub_views,
+                        spec.mirror_invariant)).encode())  # fmt: skip
+    for s in samples:
+        digest.update(hashlib.sha256(s.data).digest())
+    return digest.hexdigest()[:24]
+
+
+def image_signals(samples: list[Sample], spec: ModelSpec, cache: Path | None) -> ImageSignals:
+    path = cache / f"{spec.name}-{_cache_key(samples, spec)}.npz" if cache else None
+    if path is not None and path.exists():
+        with np.load(path) as stored:
+            views = stored["views"] if stored["views"].size else None
+            return ImageSignals(stored["embeddings"], views, stored["phashes"],
+                                stored["digests"], float(stored["embed_cpu_ms"]))  # fmt: skip
+    encoder = Encoder(str(spec.path), ["CPUExecutionProvider"], spec.threads)
+    norm = spec.normalisation()
+    whole, views, phashes, embed_cpu = [], [], [], 0.0
     for sample in samples:
+        copy = analysis_copy(sample.data)
+        phashes.append(analyse(sample.data, upright_copy=copy).phash)
+        started = time.process_time()
         vector, sub = embed_views(
             encoder,
-            view_tensors(analysis_copy(sample.data), norm, sub_views),
-            mirror_invariant=mirror_invariant,
+            view_tensors(copy, norm, spec.sub_views),
+            mirror_invariant=spec.mirror_invariant,
         )
+        embed_cpu += time.process_time() - started
         whole.append(vector)
         views.append(sub)
-    return np.stack(whole), (np.stack(views) if sub_views else None)
+    signals = ImageSignals(
+        embeddings=np.stack(whole),
+        views=np.stack(views) if spec.sub_views else None,
+        phashes=np.array(phashes, dtype=np.int64).view(np.uint64),
+        digests=np.array([hashlib.sha256(s.data).hexdigest() for s in samples]),
+        embed_cpu_ms=1000 * embed_cpu / len(samples),
+    )
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        empty = np.zeros(0, np.float32)
+        np.savez(path, embeddings=signals.embeddings, phashes=signals.phashes,
+                 views=signals.views if signals.views is not None else empty,
+                 digests=signals.digests, embed_cpu_ms=signals.embed_cpu_ms)  # fmt: skip
+    return signals
 
 
-def pair_table(
-    samples: list[Sample],
-    embeddings: np.ndarray,
-    phashes: list[int],
-    views: np.ndarray | None = None,
-) -> PairTable:
+def pair_table(samples: list[Sample], signals: ImageSignals) -> PairTable:
+    embeddings, views = signals.embeddings, signals.views
     i, j = np.triu_indices(len(samples), k=1)
     view_cosine = np.full(len(i), np.nan, dtype=np.float32)
     if views is not None:
@@ -91,14 +163,13 @@ def pair_table(
         against = (embeddings @ views.reshape(n * k, d).T).reshape(n, n, k).max(axis=2)
         view_cosine = np.maximum(against[i, j], against[j, i])
     groups = np.array([s.group for s in samples])
-    hashes = np.array(phashes, dtype=np.int64).view(np.uint64)
-    digests = np.array([hashlib.sha256(s.data).hexdigest() for s in samples])
+    hashes = signals.phashes
     return PairTable(
         i=i,
         j=j,
         duplicate=groups[i] == groups[j],
         cosine=np.einsum("pd,pd->p", embeddings[i], embeddings[j]),
         phash_distance=np.bitwise_count(hashes[i] ^ hashes[j]).astype(np.int64),
-        same_sha256=digests[i] == digests[j],
+        same_sha256=signals.digests[i] == signals.digests[j],
         view_cosine=view_cosine,
     )
