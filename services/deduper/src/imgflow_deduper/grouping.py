@@ -24,6 +24,7 @@ ids, and scores are compared as integers, so sums are exact in any order.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -190,7 +191,8 @@ def _agglomerate(
 
     Start from single images; repeatedly merge the two groups with the densest pairs
     between them (then the higher mean score, then the least ids) while that density is
-    at least ``share`` and no forbidden pair would share a group.
+    at least ``share`` and no forbidden pair would share a group. A heap holds every
+    mergeable couple; an entry whose groups changed since it was pushed is skipped.
     """
     members: dict[N, list[N]] = {n: [n] for n in nodes}  # keyed by the least member
     # between[x][y] = [pairs between groups x and y, sum of their scores]
@@ -204,28 +206,29 @@ def _agglomerate(
             apart[a].add(b)
             apart[b].add(a)
     num, den = share.numerator, share.denominator
-    while True:
-        best: tuple[float, float, N, N] | None = None
-        for x, row in between.items():
-            for y, (count, total) in row.items():
-                if not x < y or y in apart[x]:
-                    continue
-                size = len(members[x]) * len(members[y])
-                if count * den < num * size:  # exact: density below the share
-                    continue
-                # floats of the same integers: the same in any order
-                candidate = (count / size, total / count, x, y)
-                if best is None or _stronger(candidate, best):
-                    best = candidate
-        if best is None:
-            return [frozenset(m) for m in members.values()]
-        _merge(best[2], best[3], members, between, apart)
 
+    def entry(x: N, y: N) -> tuple[float, float, N, N] | None:
+        """The heap's order: densest first, then the best mean score, then least ids."""
+        count, total = between[x][y]
+        size = len(members[x]) * len(members[y])
+        if count * den < num * size:  # exact: density below the share
+            return None
+        # floats of the same integers: the same in any order
+        return (-(count / size), -(total / count), x, y)
 
-def _stronger(c: tuple[float, float, N, N], best: tuple[float, float, N, N]) -> bool:
-    if c[:2] != best[:2]:
-        return c[:2] > best[:2]
-    return (c[2], c[3]) < (best[2], best[3])
+    heap = [e for a, b in links if (e := entry(a, b)) is not None]
+    heapq.heapify(heap)
+    while heap:
+        popped = heapq.heappop(heap)
+        x, y = popped[2], popped[3]
+        if y not in between.get(x, {}) or entry(x, y) != popped or y in apart[x]:
+            continue  # gone, changed since (a fresher entry exists), or forbidden
+        _merge(x, y, members, between, apart)
+        for other in between[x]:
+            low, high = (x, other) if x < other else (other, x)
+            if (e := entry(low, high)) is not None:
+                heapq.heappush(heap, e)
+    return [frozenset(m) for m in members.values()]
 
 
 def _merge(
