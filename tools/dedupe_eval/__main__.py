@@ -25,6 +25,7 @@ from imgflow_deduper.grouping import Rule
 from imgflow_deduper.settings import DedupeSettings
 from tools.build_model import MODEL_FILE, ensure_model
 from tools.dedupe_eval.dataset import samples, second_shots
+from tools.dedupe_eval.image_signals import ModelSpec, image_signals
 from tools.dedupe_eval.report import (
     Split,
     configured,
@@ -34,7 +35,7 @@ from tools.dedupe_eval.report import (
     second_shots_section,
 )
 from tools.dedupe_eval.rules import check_against_decide
-from tools.dedupe_eval.signals import ModelSpec, image_signals, pair_table
+from tools.dedupe_eval.signals import pair_table
 from tools.dedupe_eval.splits import TEST, TUNE, indices, issue_sets
 
 OUT = Path(__file__).resolve().parent.parent.parent / ".bench" / "eval-dedupe"

@@ -188,6 +188,14 @@ def rules_section(
         lines += [_group_row(str(rule), split, c) for split, c in counts[rule].items()]
     lines += ["", "Settings chosen on the tuning split:", ""]
     lines += [f"- {rule}: {s.describe()}" for rule, s in chosen.items()]
+    lines += ["", f"{Rule.AVERAGE_LINK} by its density, at its chosen pair thresholds "
+              "(group precision / recall):", "",
+              "| density | tune | test | issue test |", "| --- | --- | --- | --- |"]  # fmt: skip
+    for density in DENSITIES:
+        setting = replace(chosen[Rule.AVERAGE_LINK], min_density=density)
+        cells = [tune.groups(setting), test.groups(setting), pooled(issue_sets, setting)]
+        lines.append(f"| {density} | " + " | ".join(f"{c.precision:.3f} / {c.recall:.3f}"
+                                                    for c in cells) + " |")  # fmt: skip
     eligible = [r for r in Rule if counts[r][TUNE].precision >= floor] or list(Rule)
     leader = max(eligible, key=lambda r: counts[r][TUNE].f1)
     lines += ["", f"Best on the tuning split: {leader}.", ""]

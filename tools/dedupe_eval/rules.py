@@ -29,7 +29,7 @@ class Setting:
     rule: Rule
     thresholds: Thresholds
     strong: StrongThresholds | None = None  # STRONG_LINK only
-    min_density: Fraction = field(default=Fraction(2, 3))  # AVERAGE_LINK only
+    min_density: Fraction = field(default=Fraction(1, 2))  # AVERAGE_LINK only
 
     def describe(self) -> str:
         t = self.thresholds
