@@ -6,7 +6,7 @@ UV_VERSION := 0.13.8
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
-PROJECTS := pyproject.toml uv.lock shared/pyproject.toml localstack/pyproject.toml \
+PROJECTS := pyproject.toml uv.lock $(wildcard shared/*/pyproject.toml) localstack/pyproject.toml \
             $(wildcard services/*/pyproject.toml)
 
 .DEFAULT_GOAL := help

@@ -4,7 +4,7 @@ The stack (PostgreSQL, Valkey, SeaweedFS) and the API run as `make run` runs the
 the workers, so the figures are the upload path's alone (the e2e suite measures both
 together). Beside the API runs the baseline, bench/naive_api.py: read the whole body, hash
 it and PUT it with the synchronous S3 client, all on the event loop. Both export the
-event-loop lag their own loop measured (imgflow_upload_api.loop_lag): a probe asking to
+event-loop lag their own loop measured (imgflow_upload_api.ops.loop_lag): a probe asking to
 wake every 20 ms, and how late it woke. Lag is read from inside each server, so the
 numbers say whether hashing or storage I/O ever held the loop, whatever the clients saw.
 
@@ -35,14 +35,14 @@ from bench.options import BenchOptions
 from bench.results import Measurement, Suite, Table
 from bench.stats import percentile
 from imgflow_contracts.settings import CommonSettings
-from imgflow_contracts.storage import ObjectStore
 from imgflow_localstack.ports import HOST, StackPorts, free_port
 from imgflow_localstack.readiness import HttpOk
 from imgflow_localstack.services import API, ServiceSpec, service_specs
 from imgflow_localstack.system import LocalSystem
-from imgflow_upload_api.formats import ImageFormat
-from imgflow_upload_api.spool import SpooledBody
-from imgflow_upload_api.validation import check_header
+from imgflow_runtime.storage import ObjectStore
+from imgflow_upload_api.uploads.formats import ImageFormat
+from imgflow_upload_api.uploads.spool import SpooledBody
+from imgflow_upload_api.uploads.validation import check_header
 
 NAIVE = "naive-api"
 NAIVE_SCRIPT = Path(__file__).resolve().parent / "naive_api.py"

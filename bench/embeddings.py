@@ -28,14 +28,14 @@ from PIL import Image
 
 from bench.options import BenchOptions
 from bench.results import Measurement, Suite, Table
-from imgflow_contracts.db.migrate import run_migrations
-from imgflow_contracts.db.tenants import DEFAULT_TENANT_ID
+from imgflow_contracts.schema.migrate import run_migrations
 from imgflow_deduper.encoder import Encoder, cpu_share, embed_views
 from imgflow_deduper.pixels import Normalisation, to_tensor, view_tensors
 from imgflow_deduper.repository import EmbeddingSpace, nearest_sql
 from imgflow_deduper.settings import DedupeSettings
 from imgflow_localstack.ports import free_port
 from imgflow_localstack.postgres import PostgresServer
+from imgflow_runtime.db.tenants import DEFAULT_TENANT_ID
 from tools.build_model import ensure_model
 
 _DEFAULTS = DedupeSettings.model_fields

@@ -13,7 +13,7 @@ import asyncio
 import json
 import sys
 
-INTERVAL_S = 0.02  # as imgflow_upload_api.loop_lag
+INTERVAL_S = 0.02  # as imgflow_upload_api.ops.loop_lag
 
 
 async def probe() -> list[float]:

@@ -23,8 +23,8 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from imgflow_contracts.settings import CommonSettings
-from imgflow_contracts.storage import ObjectStore
-from imgflow_upload_api.loop_lag import LoopLag
+from imgflow_runtime.storage import ObjectStore
+from imgflow_upload_api.ops.loop_lag import LoopLag
 
 
 def create_app() -> FastAPI:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from PIL import Image, ImageDraw, ImageFilter
 
-from imgflow_contracts.db.pool import connect
+from imgflow_runtime.db.pool import connect
 
 if TYPE_CHECKING:
     from imgflow_localstack.system import LocalSystem
@@ -84,7 +84,7 @@ def query(database_url: str, sql: str, *args: Any) -> list[dict[str, Any]]:
 def admin_cli(system: LocalSystem, *args: str) -> subprocess.CompletedProcess[str]:
     """Run ``imgflow-admin ARGS`` against ``system``, as an operator would."""
     return subprocess.run(
-        [sys.executable, "-m", "imgflow_contracts.admin_cli", *args],
+        [sys.executable, "-m", "imgflow_runtime.admin_cli", *args],
         env={**os.environ, **system.env},
         capture_output=True,
         text=True,

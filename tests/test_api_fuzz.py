@@ -29,8 +29,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from imgflow_contracts.storage import ObjectStore
 from imgflow_localstack.system import LocalSystem
+from imgflow_runtime.storage import ObjectStore
 from tests.support import encode, new_tenant, photo_like, query
 from tools.openapi import SPEC
 

@@ -16,11 +16,11 @@ import asyncpg
 import numpy as np
 import pytest
 
-from imgflow_contracts.db.tenants import DEFAULT_TENANT_ID
 from imgflow_deduper.checks import CheckPolicy, check_image, recheck_late_phashes
 from imgflow_deduper.decision import Thresholds
 from imgflow_deduper.repository import EmbeddingSpace, SearchLimits, nearest_sql
 from imgflow_localstack.system import LocalSystem
+from imgflow_runtime.db.tenants import DEFAULT_TENANT_ID
 
 T = TypeVar("T")
 DIM = 1280

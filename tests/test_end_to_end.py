@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from imgflow_contracts.keys import original_key
-from imgflow_contracts.storage import ObjectStore
+from imgflow_runtime.storage import ObjectStore
 from tests.support import encode, every_stage_finished, photo_like, query, wait_for
 
 SIZES = (150, 300, 600)

@@ -19,13 +19,13 @@ from typing import Any
 import httpx
 import pytest
 
-from imgflow_contracts.db import stages
-from imgflow_contracts.db.pool import connect
 from imgflow_contracts.queues import Stage
 from imgflow_localstack.system import LocalSystem
-from imgflow_upload_api.event_hub import APPLICATION_NAME, Event, Signal, Subscription
-from imgflow_upload_api.webhook_dispatch import retry_delay, sign
-from imgflow_upload_api.webhook_store import InvalidWebhook, check_destination, check_events
+from imgflow_runtime.db import stages
+from imgflow_runtime.db.pool import connect
+from imgflow_upload_api.events.hub import APPLICATION_NAME, Event, Signal, Subscription
+from imgflow_upload_api.webhooks.dispatch import retry_delay, sign
+from imgflow_upload_api.webhooks.service import InvalidWebhook, check_destination, check_events
 from tests.support import encode, new_tenant, photo_like, query, wait_for
 
 STAGES = ("thumbnails", "hashing", "dedupe")
@@ -276,7 +276,7 @@ def _subscribers(system: LocalSystem) -> float:
 
 async def _waiting_image(conn: Any, tenant_name: str) -> str:
     """An image recorded as an upload records one, but with no jobs queued: its stages
-    wait until the test moves them as a worker does (imgflow_contracts.db.stages)."""
+    wait until the test moves them as a worker does (imgflow_runtime.db.stages)."""
     image_id = uuid.uuid4()
     tenant_id = await conn.fetchval("SELECT id FROM tenants WHERE name = $1", tenant_name)
     async with conn.transaction():

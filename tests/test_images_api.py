@@ -20,8 +20,8 @@ import psutil
 import pytest
 
 from imgflow_contracts.settings import ENV_PREFIX
-from imgflow_contracts.storage import ObjectStore
 from imgflow_localstack.system import LocalSystem
+from imgflow_runtime.storage import ObjectStore
 from imgflow_upload_api.app import create_app
 from imgflow_upload_api.settings import ApiSettings
 from tests.support import bearer, encode, new_tenant, photo_like, query, wait_for
@@ -342,7 +342,7 @@ def test_the_thumbnailer_removes_renditions_it_stored_for_an_image_deleted_meanw
     from imgflow_contracts.payloads import ImageJob
     from imgflow_contracts.queues import Stage
     from imgflow_contracts.settings import WorkerSettings
-    from imgflow_contracts.worker import ImageGone, WorkerContext
+    from imgflow_runtime.stage_runner import ImageGone, WorkerContext
     from imgflow_thumbnailer.worker import make_thumbnails
 
     image_id = _upload(tenant, _jpeg(1700))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import httpx
 
-from imgflow_contracts.celery_app import make_producer_app
-from imgflow_contracts.db.migrate import run_migrations
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage
+from imgflow_contracts.schema.migrate import run_migrations
 from imgflow_contracts.settings import CommonSettings
-from imgflow_contracts.storage import ObjectStore
 from imgflow_localstack.system import LocalSystem
+from imgflow_runtime.celery_app import make_producer_app
+from imgflow_runtime.storage import ObjectStore
 from tests.support import encode, photo_like, query, wait_for
 
 

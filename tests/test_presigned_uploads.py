@@ -25,12 +25,12 @@ from PIL import Image
 
 from imgflow_contracts.keys import original_key
 from imgflow_contracts.settings import ENV_PREFIX
-from imgflow_contracts.storage import ObjectStore
 from imgflow_localstack.ports import HOST, free_port
 from imgflow_localstack.processes import ServiceProcess
 from imgflow_localstack.readiness import HttpOk
 from imgflow_localstack.services import ServiceSpec, api_url
 from imgflow_localstack.system import LocalSystem
+from imgflow_runtime.storage import ObjectStore
 from tests.support import bearer, encode, new_tenant, photo_like, query, wait_for
 
 MIB = 1024 * 1024

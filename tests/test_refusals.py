@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from imgflow_contracts.storage import ObjectStore
 from imgflow_localstack.system import LocalSystem
+from imgflow_runtime.storage import ObjectStore
 from tests.support import encode, photo_like, query
 
 JPEG = encode(photo_like(200, 150, seed=1), "JPEG")

@@ -12,9 +12,9 @@ import pillow_heif
 from PIL import Image, ImageStat
 
 from imgflow_contracts.keys import analysis_key
-from imgflow_contracts.storage import ObjectStore
 from imgflow_hasher.analysis import analyse
 from imgflow_hasher.perceptual import hamming, to_hex
+from imgflow_runtime.storage import ObjectStore
 from tests.support import encode, every_stage_finished, photo_like, query, wait_for
 
 RED, GREEN = (255, 0, 0), (0, 255, 0)

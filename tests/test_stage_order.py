@@ -17,13 +17,13 @@ import asyncpg
 import httpx
 from PIL import Image
 
-from imgflow_contracts.db import stages
-from imgflow_contracts.db.pool import connect
-from imgflow_contracts.db.sweeper import SweepPolicy, sweep
-from imgflow_contracts.db.tenants import DEFAULT_TENANT_ID
 from imgflow_contracts.keys import ANALYSIS_LONG_SIDE, analysis_key
 from imgflow_contracts.queues import Stage
-from imgflow_contracts.storage import ObjectStore
+from imgflow_runtime.db import stages
+from imgflow_runtime.db.pool import connect
+from imgflow_runtime.db.sweeper import SweepPolicy, sweep
+from imgflow_runtime.db.tenants import DEFAULT_TENANT_ID
+from imgflow_runtime.storage import ObjectStore
 from tests.support import encode, every_stage_finished, photo_like, query, wait_for
 
 T = TypeVar("T")

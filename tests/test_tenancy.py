@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from imgflow_contracts.storage import ObjectStore
 from imgflow_localstack.system import LocalSystem
+from imgflow_runtime.storage import ObjectStore
 from tests.support import admin_cli, encode, new_tenant, photo_like, query, wait_for
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from imgflow_contracts.telemetry import IMAGE_ID_ATTRIBUTE
+from imgflow_runtime.telemetry import IMAGE_ID_ATTRIBUTE
 from tests.support import encode, photo_like, wait_for
 
 SERVICES = {"imgflow-upload-api", "imgflow-thumbnails", "imgflow-hashing", "imgflow-dedupe"}

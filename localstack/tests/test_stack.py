@@ -23,6 +23,7 @@ from imgflow_localstack import (
     StackPorts,
 )
 from imgflow_localstack.seaweedfs import s3_client
+from imgflow_localstack.waiting import wait_until_ready
 
 
 def sql(stack: LocalStack, query: str, *args: object) -> list[asyncpg.Record]:
@@ -89,10 +90,18 @@ def test_env_is_what_imgflow_settings_read(stack: LocalStack, monkeypatch) -> No
 def test_weed_listens_only_on_ports_we_chose(stack: LocalStack) -> None:
     assert stack.s3.child is not None
     weed = psutil.Process(stack.s3.child.pid)
-    listening = {
-        c.laddr.port for c in weed.net_connections("tcp") if c.status == psutil.CONN_LISTEN
-    }
-    assert listening == set(stack.s3.listeners().values())
+    chosen = set(stack.s3.listeners().values())
+
+    def listening() -> set[int]:
+        connections = weed.net_connections("tcp")
+        return {c.laddr.port for c in connections if c.status == psutil.CONN_LISTEN}
+
+    # `weed mini` serves S3 before every component has bound its port (seen: one gRPC
+    # port late on a loaded machine), so wait for the set to be complete, then compare.
+    wait_until_ready(
+        lambda: listening() >= chosen, what="weed's listeners", child=None, timeout_s=30
+    )
+    assert listening() == chosen
     assert {c.laddr.ip for c in weed.net_connections("tcp") if c.status == "LISTEN"} == {
         "127.0.0.1"
     }

@@ -7,18 +7,16 @@ short time limits, retry delays and sweeper deadlines below would not suit the o
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from imgflow_contracts.settings import ENV_PREFIX, CommonSettings
-from imgflow_contracts.storage import ObjectStore
+from imgflow_contracts.settings import CommonSettings
 from imgflow_localstack.system import LocalSystem
+from imgflow_runtime.storage import ObjectStore
+from tests.stack import api_client, running_system
 
 ADMIN_TOKEN = "fault-tests-admin-token"
 BREAKING_DEPTH = 150
@@ -48,21 +46,8 @@ FAULT_SETTINGS = {
 
 @pytest.fixture(scope="package")
 def fault_system() -> Iterator[LocalSystem]:
-    data_dir = Path(tempfile.mkdtemp(prefix="imgflow-faults-"))
-    overrides = {f"{ENV_PREFIX}{k}": v for k, v in FAULT_SETTINGS.items()}
-    overrides[f"{ENV_PREFIX}TRACE_DIR"] = str(data_dir / "traces")
-    saved = {k: os.environ.get(k) for k in overrides}
-    os.environ.update(overrides)  # the processes inherit these when they start
-    try:
-        with LocalSystem.on_free_ports(data_dir) as running:
-            yield running
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with running_system("imgflow-faults-", FAULT_SETTINGS) as running:
+        yield running
 
 
 @pytest.fixture(scope="package")
@@ -82,9 +67,7 @@ def fault_db(fault_settings: CommonSettings) -> str:
 
 @pytest.fixture(scope="package")
 def fault_api(fault_system: LocalSystem) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=fault_system.api_url, timeout=30, headers=fault_system.auth_headers
-    ) as client:
+    with api_client(fault_system) as client:
         yield client
 
 

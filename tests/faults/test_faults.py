@@ -9,12 +9,12 @@ import time
 import httpx
 import psutil
 
-from imgflow_contracts.celery_app import make_producer_app
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage
 from imgflow_contracts.settings import CommonSettings
-from imgflow_contracts.storage import ObjectStore
 from imgflow_localstack.system import LocalSystem
+from imgflow_runtime.celery_app import make_producer_app
+from imgflow_runtime.storage import ObjectStore
 from tests.faults.conftest import ADMIN_TOKEN, BREAKING_DEPTH
 from tests.faults.support import (
     frozen,

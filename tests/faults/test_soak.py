@@ -21,8 +21,8 @@ import httpx
 import psutil
 import pytest
 
-from imgflow_contracts.storage import ObjectStore
 from imgflow_localstack.system import LocalSystem
+from imgflow_runtime.storage import ObjectStore
 from tests.faults.support import kill_worker, worker_pids
 from tests.support import encode, photo_like, query, wait_for
 

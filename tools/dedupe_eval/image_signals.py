@@ -21,6 +21,7 @@ import numpy as np
 import imgflow_contracts
 import imgflow_deduper
 import imgflow_hasher
+import imgflow_runtime
 import imgflow_thumbnailer
 from imgflow_contracts.keys import ANALYSIS_LONG_SIDE
 from imgflow_deduper.encoder import Encoder, embed_views
@@ -79,7 +80,9 @@ AFTER_SIGNALS = {"decision.py", "strength.py", "grouping.py", "checks.py", "repo
 def _code_digest() -> str:
     """The source of every package that makes a signal, and the libraries doing the work."""
     digest = hashlib.sha256()
-    for package in (imgflow_contracts, imgflow_thumbnailer, imgflow_hasher, imgflow_deduper):
+    packages = (imgflow_contracts, imgflow_runtime, imgflow_thumbnailer, imgflow_hasher,
+                imgflow_deduper)  # fmt: skip
+    for package in packages:
         for path in sorted(Path(package.__file__).parent.rglob("*.py")):
             if path.name not in AFTER_SIGNALS:
                 digest.update(path.read_bytes())

@@ -123,7 +123,7 @@ class LocalSystem:
 
     def _run_migrations(self) -> None:
         # Imported late: the migrations belong to imgflow_contracts, not to the stack.
-        from imgflow_contracts.db.migrate import run_migrations
+        from imgflow_contracts.schema.migrate import run_migrations
 
         # On a thread of its own: run_migrations uses asyncio.run, which fails on a thread
         # whose event loop is already running (as in an async test session).

@@ -9,7 +9,6 @@ whole frame and every sub-view are cut from that one decoded image.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,13 +16,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from imgflow_deduper.borders import trim_bars
-
-try:  # HEIF/HEIC uploads pass the API's door, so the deduper must read them too
-    from pillow_heif import register_heif_opener
-
-    register_heif_opener()
-except ImportError:  # pragma: no cover - a slim install without HEIF support
-    pass
+from imgflow_runtime.imaging import decode_errors, open_image
 
 
 @dataclass(frozen=True)
@@ -49,16 +42,17 @@ class Normalisation:
 
 
 def decode(data: bytes, size: int) -> Image.Image:
-    """RGB image from encoded bytes, EXIF orientation applied. Raises PIL errors."""
-    image = Image.open(io.BytesIO(data))
-    # Reduced-size JPEG decode: no smaller than twice the target, for a clean resample.
-    image.draft("RGB", (size * 2, size * 2))
-    image = ImageOps.exif_transpose(image)
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        # Transparent pixels hold arbitrary colours: show them on white, as a viewer would.
-        rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-    return image if image.mode == "RGB" else image.convert("RGB")
+    """RGB image from encoded bytes, EXIF orientation applied. Raises ``UndecodableImage``."""
+    image = open_image(data)
+    with decode_errors():
+        # Reduced-size JPEG decode: no smaller than twice the target, for a clean resample.
+        image.draft("RGB", (size * 2, size * 2))
+        image = ImageOps.exif_transpose(image)
+        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+            # Transparent pixels hold arbitrary colours: show them on white, as a viewer would.
+            rgba = image.convert("RGBA")
+            image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+        return image if image.mode == "RGB" else image.convert("RGB")
 
 
 Box = tuple[float, float, float, float]

@@ -15,14 +15,10 @@ from typing import Any
 
 import onnxruntime
 from celery import signals
-from PIL import Image, UnidentifiedImageError
 
-from imgflow_contracts.celery_app import make_worker_app
 from imgflow_contracts.keys import analysis_key
-from imgflow_contracts.logs import configure_logging
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage
-from imgflow_contracts.worker import ImageGone, PermanentError, WorkerContext, register_stage_task
 from imgflow_deduper.checks import CheckPolicy, check_image, recheck_late_phashes
 from imgflow_deduper.decision import Thresholds
 from imgflow_deduper.encoder import (
@@ -35,6 +31,13 @@ from imgflow_deduper.encoder import (
 from imgflow_deduper.pixels import Normalisation, view_tensors
 from imgflow_deduper.repository import EmbeddingSpace, SearchLimits
 from imgflow_deduper.settings import DedupeSettings
+from imgflow_runtime.celery_app import make_worker_app
+from imgflow_runtime.logs import configure_logging
+from imgflow_runtime.stage_runner import (
+    ImageGone,
+    WorkerContext,
+    register_stage_task,
+)
 
 log = logging.getLogger(__name__)
 settings = DedupeSettings()
@@ -111,10 +114,7 @@ def check_duplicates(job: ImageJob, ctx: WorkerContext) -> None:
     data = ctx.store.get_bytes_if_exists(analysis_key(job.image_id))
     if data is None:
         data = ctx.store.get_bytes(job.object_key)
-    try:
-        pixels = view_tensors(data, NORMALISATION, settings.dedupe_sub_views)
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as exc:
-        raise PermanentError(f"cannot decode the image: {exc}") from exc
+    pixels = view_tensors(data, NORMALISATION, settings.dedupe_sub_views)
     whole, views = embed_views(encoder, pixels, mirror_invariant=settings.dedupe_mirror_invariant)
     result = ctx.db(check_image, job.image_id, whole, policy, views)
     if result is None:  # deleted while it was embedded; its rows went with it

@@ -5,47 +5,20 @@ perceptual hashes. Plain functions: the worker only moves bytes and rows around 
 from __future__ import annotations
 
 import hashlib
-import io
-import struct
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
-
-import pillow_heif
-from PIL import Image
 
 from imgflow_hasher.exif import ExifFacts, read_exif
 from imgflow_hasher.perceptual import dhash, hash_source, phash
-
-# Pillow 12+ reads AVIF itself; HEIC needs pillow-heif.
-pillow_heif.register_heif_opener()
-
-# What Pillow and its plugins raise for bytes that do not decode (libheif's errors arrive
-# as ValueError; a pixel-count bomb as DecompressionBombError).
-_DECODE_ERRORS = (
-    OSError,
-    SyntaxError,
-    EOFError,
-    ValueError,
-    struct.error,
-    Image.DecompressionBombError,
+from imgflow_runtime.imaging import (
+    UndecodableImage,
+    decode_errors,
+    displayed_size,
+    open_image,
+    orientation,
+    upright,
 )
 
-_ORIENTATION = 0x0112
-# What each EXIF orientation needs to display upright (ImageOps.exif_transpose's table).
-_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-
-
-class UndecodableImage(Exception):
-    """The bytes are not an image this service can decode; retrying will not help."""
+__all__ = ["ImageFacts", "UndecodableImage", "analyse", "integrity_problem", "sha256_hex"]
 
 
 @dataclass(frozen=True)
@@ -94,11 +67,11 @@ def analyse(
     hashes are taken from it, and the original is only parsed (format, size, EXIF), not
     decoded, which is most of what this costs for a large JPEG.
     """
-    with _decode_errors(), Image.open(io.BytesIO(data)) as image:
+    with decode_errors(), open_image(data) as image:
         fmt, mode, frames = image.format, image.mode, getattr(image, "n_frames", 1)
         full_size = image.size
         # Read before decoding: Pillow's TIFF reader drops the orientation tag as it turns
-        # the pixels upright. Inside _decode_errors: PNG decodes the whole file to find its
+        # the pixels upright. Inside decode_errors: PNG decodes the whole file to find its
         # EXIF, and a failure there must fail the image rather than leave it half loaded.
         exif = read_exif(image.getexif(), keep_gps=keep_gps)
         grey = hash_source(image) if upright_copy is None else None
@@ -106,21 +79,18 @@ def analyse(
         # readers have applied it already. Pillow's TIFF reader reports the upright size
         # from the start and turns the pixels (dropping the tag) only when they load.
         undecoded_tiff = grey is None and fmt == "TIFF"
-        left = 1 if undecoded_tiff else image.getexif().get(_ORIENTATION, 1)
+        left = 1 if undecoded_tiff else orientation(image)
         # pillow-heif applies HEIF's own rotation, resets the tag to 1, and keeps the EXIF
         # value it found here: that is the one to report.
         found = image.info.get("original_orientation")
     if found is not None:
         exif = replace(exif, orientation=found if found in range(1, 9) else None)
     if grey is None:
-        with _decode_errors(), Image.open(io.BytesIO(upright_copy or b"")) as copy:
+        with decode_errors(), open_image(upright_copy or b"") as copy:
             grey = hash_source(copy)
     else:
-        method = _TRANSPOSE.get(left)
-        if method is not None:
-            grey = grey.transpose(method)
-    # Orientations 5-8 turn the image by 90 degrees.
-    width, height = full_size[::-1] if left in (5, 6, 7, 8) else full_size
+        grey = upright(grey, left)
+    width, height = displayed_size(full_size, left)
     return ImageFacts(
         sha256=sha256 or sha256_hex(data),
         byte_size=len(data),
@@ -133,11 +103,3 @@ def analyse(
         phash=phash(grey),
         dhash=dhash(grey),
     )
-
-
-@contextmanager
-def _decode_errors() -> Iterator[None]:
-    try:
-        yield
-    except _DECODE_ERRORS as exc:
-        raise UndecodableImage(f"{type(exc).__name__}: {exc}") from exc

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from imgflow_contracts.celery_app import make_worker_app
 from imgflow_contracts.keys import analysis_key
-from imgflow_contracts.logs import configure_logging
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage
-from imgflow_contracts.worker import ImageGone, PermanentError, WorkerContext, register_stage_task
-from imgflow_hasher.analysis import UndecodableImage, analyse, integrity_problem, sha256_hex
+from imgflow_hasher.analysis import analyse, integrity_problem, sha256_hex
 from imgflow_hasher.repository import record_facts, upload_record
 from imgflow_hasher.settings import HasherSettings
+from imgflow_runtime.celery_app import make_worker_app
+from imgflow_runtime.logs import configure_logging
+from imgflow_runtime.stage_runner import (
+    ImageGone,
+    PermanentError,
+    WorkerContext,
+    register_stage_task,
+)
 
 settings = HasherSettings()
 configure_logging(settings.log_level)
@@ -29,10 +34,7 @@ def hash_image(job: ImageJob, ctx: WorkerContext) -> None:
         raise PermanentError(problem)
     # Missing when the thumbnailer failed, or for images it processed before it made one.
     copy = ctx.store.get_bytes_if_exists(analysis_key(job.image_id))
-    try:
-        facts = analyse(data, keep_gps=settings.hasher_keep_gps, sha256=digest, upright_copy=copy)
-    except UndecodableImage as exc:
-        raise PermanentError(f"cannot decode the image: {exc}") from exc
+    facts = analyse(data, keep_gps=settings.hasher_keep_gps, sha256=digest, upright_copy=copy)
     if not ctx.db(record_facts, job.image_id, facts):
         raise ImageGone
 

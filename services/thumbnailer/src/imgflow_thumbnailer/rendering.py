@@ -16,14 +16,9 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from imgflow_runtime.imaging import UndecodableImage, open_image, stored_size, upright
 from imgflow_thumbnailer.colour import to_resizable, to_srgb
-from imgflow_thumbnailer.decoding import (
-    UndecodableImage,
-    load_scaled,
-    open_image,
-    stored_size,
-    upright,
-)
+from imgflow_thumbnailer.decoding import load_scaled
 from imgflow_thumbnailer.encoding import EncodeOptions, OutputFormat, encode
 from imgflow_thumbnailer.geometry import Fit, crop_box, target_size
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from imgflow_contracts.celery_app import make_worker_app
 from imgflow_contracts.keys import ANALYSIS_LONG_SIDE, analysis_key, rendition_key
-from imgflow_contracts.logs import configure_logging
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage
-from imgflow_contracts.worker import ImageGone, PermanentError, WorkerContext, register_stage_task
-from imgflow_thumbnailer.rendering import UndecodableImage, render_with_analysis
+from imgflow_runtime.celery_app import make_worker_app
+from imgflow_runtime.logs import configure_logging
+from imgflow_runtime.stage_runner import (
+    ImageGone,
+    WorkerContext,
+    register_stage_task,
+)
+from imgflow_thumbnailer.rendering import render_with_analysis
 from imgflow_thumbnailer.repository import upsert_renditions
 from imgflow_thumbnailer.settings import ThumbnailerSettings
 
@@ -20,16 +24,13 @@ encode_options = settings.encode_options()
 
 def make_thumbnails(job: ImageJob, ctx: WorkerContext) -> None:
     original = ctx.store.get_bytes(job.object_key)
-    try:
-        rendered = render_with_analysis(
-            original,
-            settings.thumbnail_sizes,
-            fit=settings.thumbnail_fit,
-            options=encode_options,
-            analysis_side=ANALYSIS_LONG_SIDE,
-        )
-    except UndecodableImage as exc:
-        raise PermanentError(f"cannot decode the image: {exc}") from exc
+    rendered = render_with_analysis(
+        original,
+        settings.thumbnail_sizes,
+        fit=settings.thumbnail_fit,
+        options=encode_options,
+        analysis_side=ANALYSIS_LONG_SIDE,
+    )
     written = []
     if rendered.analysis is not None:  # first: the stages after this one read it
         written.append(analysis_key(job.image_id))

@@ -14,37 +14,32 @@ from fastapi import FastAPI, Request, Response
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from imgflow_contracts.celery_app import make_producer_app
-from imgflow_contracts.db import tenants
-from imgflow_contracts.db.pool import create_pool
-from imgflow_contracts.logs import configure_logging
-from imgflow_contracts.queues import Stage
-from imgflow_contracts.storage import ObjectStore
-from imgflow_contracts.telemetry import setup_tracing
-from imgflow_upload_api.admin import router as admin_router
+from imgflow_runtime.celery_app import make_producer_app
+from imgflow_runtime.db import tenants
+from imgflow_runtime.db.pool import create_pool
+from imgflow_runtime.logs import configure_logging
+from imgflow_runtime.storage import ObjectStore
+from imgflow_runtime.telemetry import setup_tracing
+from imgflow_upload_api.admin import endpoints as admin
 from imgflow_upload_api.auth import KeyCache
-from imgflow_upload_api.backlog import read_backlog
-from imgflow_upload_api.backpressure import Backpressure
-from imgflow_upload_api.contract import install_contract, operation_id
-from imgflow_upload_api.deletion import router as deletion_router
+from imgflow_upload_api.background import start_loops, stop_loops
 from imgflow_upload_api.dependencies import Resources
-from imgflow_upload_api.direct_uploads import router as direct_uploads_router
-from imgflow_upload_api.downloads import router as downloads_router
-from imgflow_upload_api.duplicates import router as duplicates_router
-from imgflow_upload_api.event_hub import EventHub
-from imgflow_upload_api.events import router as events_router
-from imgflow_upload_api.listing import router as listing_router
-from imgflow_upload_api.loop_lag import LoopLag
-from imgflow_upload_api.maintenance import start_loops, stop_loops
-from imgflow_upload_api.metrics import ApiMetrics
-from imgflow_upload_api.outbox import OutboxRelay
+from imgflow_upload_api.duplicates import endpoints as duplicates
+from imgflow_upload_api.events import endpoints as events
+from imgflow_upload_api.events.hub import EventHub
+from imgflow_upload_api.images import endpoints as images
+from imgflow_upload_api.jobs.relay import OutboxRelay
+from imgflow_upload_api.openapi import install_contract, operation_id
+from imgflow_upload_api.ops import endpoints as ops
+from imgflow_upload_api.ops.loop_lag import LoopLag
+from imgflow_upload_api.ops.metrics import ApiMetrics
 from imgflow_upload_api.problems import Problem, install_problem_handlers
-from imgflow_upload_api.reprocess import router as reprocess_router
-from imgflow_upload_api.routes import router
 from imgflow_upload_api.settings import ApiSettings
-from imgflow_upload_api.webhooks import router as webhooks_router
+from imgflow_upload_api.uploads import endpoints as uploads
+from imgflow_upload_api.uploads.backpressure import Backpressure
+from imgflow_upload_api.uploads.presigned import endpoints as presigned
+from imgflow_upload_api.webhooks import endpoints as webhooks
 
 log = logging.getLogger(__name__)
 
@@ -119,16 +114,8 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
     FastAPIInstrumentor.instrument_app(
         app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]
     )
-    app.include_router(router)
-    app.include_router(duplicates_router)
-    app.include_router(admin_router)
-    app.include_router(listing_router)
-    app.include_router(deletion_router)
-    app.include_router(reprocess_router)
-    app.include_router(downloads_router)
-    app.include_router(direct_uploads_router)
-    app.include_router(events_router)
-    app.include_router(webhooks_router)
+    for domain in (uploads, presigned, images, duplicates, events, webhooks, admin, ops):
+        app.include_router(domain.router)
 
     @app.middleware("http")
     async def observe(request: Request, call_next):  # type: ignore[no-untyped-def]
@@ -139,23 +126,6 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
         metrics.requests.labels(request.method, path, str(response.status_code)).inc()
         metrics.latency.labels(request.method, path).observe(time.perf_counter() - started)
         return response
-
-    @app.get("/metrics", include_in_schema=False)
-    async def prometheus_metrics(request: Request) -> Response:
-        resources: Resources = request.app.state.resources
-        with contextlib.suppress(Exception):  # a scrape must not fail when Redis is down
-            for queue, depth in (await resources.queue_depths()).items():
-                metrics.queue_depth.labels(queue).set(depth)
-        with contextlib.suppress(Exception):  # nor when PostgreSQL is
-            async with resources.pool.acquire() as conn:
-                backlog = await read_backlog(conn)
-            metrics.outbox_pending.set(backlog.outbox)
-            metrics.dead_letters_open.set(backlog.dead_letters_open)
-            for stage in Stage:
-                metrics.oldest_waiting.labels(stage.value).set(
-                    backlog.oldest_waiting_s.get(stage.value, 0.0)
-                )
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
 

@@ -15,7 +15,7 @@ from uuid import UUID
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from imgflow_contracts.db import tenants
+from imgflow_runtime.db import tenants
 from imgflow_upload_api.problems import Problem
 
 _bearer = HTTPBearer(auto_error=False, description="An imgflow API key of your tenant.")

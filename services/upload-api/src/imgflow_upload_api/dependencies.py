@@ -1,22 +1,27 @@
-"""Process-wide resources of the API, built once in the lifespan and shared by routes."""
+"""What routes depend on: the process-wide resources built once in the lifespan, the
+store that signs URLs for clients, and the parsing of ids in paths."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
+from uuid import UUID
 
 import asyncpg
 import redis
 from celery import Celery
+from fastapi import Request
 
 from imgflow_contracts.queues import Stage
-from imgflow_contracts.storage import ObjectStore
+from imgflow_runtime.storage import ObjectStore
 from imgflow_upload_api.auth import KeyCache
-from imgflow_upload_api.backpressure import Backpressure
-from imgflow_upload_api.event_hub import EventHub
-from imgflow_upload_api.metrics import ApiMetrics
-from imgflow_upload_api.outbox import OutboxRelay
+from imgflow_upload_api.events.hub import EventHub
+from imgflow_upload_api.jobs.relay import OutboxRelay
+from imgflow_upload_api.ops.metrics import ApiMetrics
+from imgflow_upload_api.problems import Problem
 from imgflow_upload_api.settings import ApiSettings
+from imgflow_upload_api.uploads.backpressure import Backpressure
 
 
 @dataclass
@@ -42,3 +47,34 @@ class Resources:
             return {stage.queue: int(n) for stage, n in zip(Stage, depths, strict=True)}
 
         return await asyncio.to_thread(read)
+
+
+def resources(request: Request) -> Resources:
+    return request.app.state.resources  # type: ignore[no-any-return]
+
+
+def parse_id(raw: str, not_found: Callable[[str], Problem]) -> UUID:
+    """An id in a path that is not a UUID names nothing: the same 404 as an unknown id."""
+    try:
+        return UUID(raw)
+    except ValueError as exc:
+        raise not_found(repr(raw)) from exc
+
+
+def presigner(request: Request) -> ObjectStore:
+    """The store that signs URLs for clients: presigned uploads and download redirects.
+
+    A presigned URL is signed for its Host, so it must name the S3 endpoint clients reach
+    (IMGFLOW_S3_PUBLIC_ENDPOINT), which need not be the one this process uses. Signing is
+    local (HMAC, the region is configured), so this store never connects anywhere. Built
+    once per app, on first use.
+    """
+    res = resources(request)
+    endpoint = res.settings.s3_public_endpoint
+    if endpoint is None:
+        return res.store
+    store: ObjectStore | None = getattr(request.app.state, "presigner", None)
+    if store is None:
+        store = ObjectStore.for_presigning(res.settings, endpoint)
+        request.app.state.presigner = store
+    return store

@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:imgflow:problem:"
+# A route's `responses` entry for an error status (openapi.py words its description).
+PROBLEM_RESPONSE = {"content": {PROBLEM_MEDIA_TYPE: {}}, "description": "RFC 9457 problem details"}
 
 _HTTP_CODES = {
     400: ("bad-request", "Bad request"),
@@ -52,6 +54,11 @@ class Problem(Exception):
         self.detail = detail
         self.headers = headers or {}
         self.extensions = extensions
+
+
+def image_not_found(image_id: object) -> Problem:
+    """The one 404 of every route about an image: unknown, another tenant's, or not an id."""
+    return Problem(404, "image-not-found", "Image not found", f"no image has the id {image_id}")
 
 
 def problem_response(request: Request, problem: Problem) -> JSONResponse:

@@ -1,0 +1,197 @@
+"""The images' queries: an image with its stages and renditions, pages of the listing,
+what downloads and deletes need, and the reset of stages to run again.
+
+Every read takes the caller's tenant: an image of another tenant is simply not found.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from imgflow_contracts.payloads import ImageJob
+from imgflow_contracts.queues import Stage, first_stages
+from imgflow_runtime.db import outbox
+from imgflow_runtime.telemetry import current_context_carrier
+from imgflow_upload_api.duplicates.repository import fetch_duplicates
+from imgflow_upload_api.images.cursors import Cursor
+
+# The image's status from its stage rows, as schemas.overall_status computes it in Python.
+_STATUS_SQL = """CASE WHEN bool_or(s.status = 'failed') THEN 'failed'
+                      WHEN count(*) > 0 AND bool_and(s.status = 'done') THEN 'ready'
+                      ELSE 'processing' END"""
+
+
+async def fetch_image(
+    conn: asyncpg.Connection, tenant_id: UUID, image_id: UUID
+) -> dict[str, Any] | None:
+    image = await conn.fetchrow(
+        """SELECT i.*, d.exact_duplicate_of, d.checked_at AS duplicates_checked_at
+             FROM images AS i LEFT JOIN duplicate_checks AS d ON d.image_id = i.id
+            WHERE i.id = $1 AND i.tenant_id = $2""",
+        image_id,
+        tenant_id,
+    )
+    if image is None:
+        return None
+    stages = await conn.fetch(
+        """SELECT stage, status, attempts, error, queued_at, started_at, finished_at
+             FROM image_stages WHERE image_id = $1""",
+        image_id,
+    )
+    renditions = await conn.fetch(
+        """SELECT size, object_key, format, width, height, byte_size
+             FROM renditions WHERE image_id = $1 ORDER BY size""",
+        image_id,
+    )
+    return {
+        "image": dict(image),
+        "stages": [dict(s) for s in stages],
+        "renditions": [dict(r) for r in renditions],
+        "duplicates": await fetch_duplicates(conn, image_id),
+    }
+
+
+async def fetch_page(
+    conn: asyncpg.Connection,
+    tenant_id: UUID,
+    *,
+    after: Cursor | None,
+    status: str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Up to ``limit`` summaries, newest first, strictly after the cursor's position."""
+    where = ["i.tenant_id = $1"]
+    args: list[Any] = [tenant_id]
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if after is not None:
+        where.append(f"(i.created_at, i.id) < ({arg(after.created_at)}, {arg(after.image_id)})")
+    if created_after is not None:
+        where.append(f"i.created_at > {arg(created_after)}")
+    if created_before is not None:
+        where.append(f"i.created_at < {arg(created_before)}")
+    if status is not None:
+        where.append(f"st.status = {arg(status)}")
+    rows = await conn.fetch(
+        f"""SELECT i.id, i.created_at, i.content_type, i.byte_size, i.sha256, i.format,
+                   i.width, i.height, st.status, st.stages
+              FROM images AS i
+             CROSS JOIN LATERAL (
+                   SELECT {_STATUS_SQL} AS status,
+                          coalesce(jsonb_object_agg(s.stage, s.status), '{{}}') AS stages
+                     FROM image_stages AS s WHERE s.image_id = i.id) AS st
+             WHERE {" AND ".join(where)}
+             ORDER BY i.created_at DESC, i.id DESC
+             LIMIT {arg(limit)}""",
+        *args,
+    )
+    return [dict(r) for r in rows]
+
+
+async def original_of(
+    conn: asyncpg.Connection, tenant_id: UUID, image_id: UUID
+) -> asyncpg.Record | None:
+    """``object_key``, ``sha256`` and ``content_type`` of the tenant's image."""
+    return await conn.fetchrow(
+        "SELECT object_key, sha256, content_type FROM images WHERE id = $1 AND tenant_id = $2",
+        image_id,
+        tenant_id,
+    )
+
+
+async def rendition_keys(
+    conn: asyncpg.Connection, tenant_id: UUID, image_id: UUID
+) -> dict[int, str] | None:
+    """Size to object key of each rendition made so far; None for no such image."""
+    rows = await conn.fetch(
+        """SELECT r.size, r.object_key FROM images AS i
+             LEFT JOIN renditions AS r ON r.image_id = i.id
+            WHERE i.id = $1 AND i.tenant_id = $2
+            ORDER BY r.size""",
+        image_id,
+        tenant_id,
+    )
+    if not rows:
+        return None
+    return {r["size"]: r["object_key"] for r in rows if r["size"] is not None}
+
+
+async def lock_for_delete(conn: asyncpg.Connection, tenant_id: UUID, image_id: UUID) -> str | None:
+    """Lock the tenant's image row (in the caller's transaction); its original's key."""
+    return await conn.fetchval(
+        "SELECT object_key FROM images WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
+        image_id,
+        tenant_id,
+    )
+
+
+async def delete_row(conn: asyncpg.Connection, image_id: UUID) -> None:
+    # stages, renditions, outbox rows, embeddings, pairs, dead letters: ON DELETE CASCADE
+    await conn.execute("DELETE FROM images WHERE id = $1", image_id)
+
+
+class StageRunning(Exception):
+    def __init__(self, stages: list[str]) -> None:
+        super().__init__(", ".join(stages))
+        self.stages = stages
+
+
+async def reset_stages(
+    conn: asyncpg.Connection, tenant_id: UUID, image_id: UUID, wanted: list[Stage]
+) -> list[int] | None:
+    """Reset the stages and enqueue their jobs; the outbox ids, or None for no such image.
+
+    Raises StageRunning (and changes nothing) when a worker holds one of them.
+    """
+    async with conn.transaction():
+        # Key-share: a delete waits for this (or this sees it done); workers writing the
+        # image's facts do not.
+        object_key = await conn.fetchval(
+            "SELECT object_key FROM images WHERE id = $1 AND tenant_id = $2 FOR KEY SHARE",
+            image_id,
+            tenant_id,
+        )
+        if object_key is None:
+            return None
+        names = [stage.value for stage in wanted]
+        running = await conn.fetch(
+            """SELECT stage FROM image_stages
+                WHERE image_id = $1 AND stage = ANY($2::text[]) AND status = 'running'
+                ORDER BY stage FOR UPDATE""",
+            image_id,
+            names,
+        )
+        if running:
+            raise StageRunning([r["stage"] for r in running])
+        # An upsert, so a stage this image never had (added after it was uploaded) runs too.
+        await conn.execute(
+            """INSERT INTO image_stages (image_id, stage)
+               SELECT $1, unnest($2::text[])
+               ON CONFLICT (image_id, stage) DO UPDATE
+                  SET status = 'pending', attempts = 0, error = NULL, sweeps = 0,
+                      queued_at = now(), started_at = NULL, finished_at = NULL""",
+            image_id,
+            names,
+        )
+        # The stages run again, so their open dead letters are dealt with, as by a replay.
+        await conn.execute(
+            """UPDATE dead_letters SET resolved_at = now(), resolution = 'replayed'
+                WHERE image_id = $1 AND stage = ANY($2::text[]) AND resolved_at IS NULL""",
+            image_id,
+            names,
+        )
+        # A stage that reads another one being rerun waits for it (queues.AFTER).
+        jobs = [
+            ImageJob(image_id=image_id, stage=s, object_key=object_key)
+            for s in first_stages(wanted)
+        ]
+        return await outbox.enqueue(conn, jobs, current_context_carrier())

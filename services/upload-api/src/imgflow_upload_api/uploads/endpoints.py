@@ -1,0 +1,135 @@
+"""POST /v1/images: receive the body (raw or multipart) as it streams, check it, record it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
+
+from imgflow_upload_api.auth import Caller, CurrentCaller
+from imgflow_upload_api.dependencies import Resources, resources
+from imgflow_upload_api.openapi import LOCATION_HEADER, UPLOAD_REQUEST_BODY
+from imgflow_upload_api.problems import PROBLEM_RESPONSE, Problem
+from imgflow_upload_api.uploads import idempotency
+from imgflow_upload_api.uploads.answers import answer_upload
+from imgflow_upload_api.uploads.multipart_body import MalformedMultipart, stream_file_field
+from imgflow_upload_api.uploads.schemas import UploadAccepted
+from imgflow_upload_api.uploads.service import Outcome, VerifiedBytes, record_upload
+from imgflow_upload_api.uploads.spool import BodyTooLarge, SpooledBody
+from imgflow_upload_api.uploads.validation import check_framing, check_header
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+
+def _too_large(limit: int) -> Problem:
+    return Problem(
+        413,
+        "payload-too-large",
+        "Payload too large",
+        f"uploads are limited to {limit} bytes",
+        max_bytes=limit,
+    )
+
+
+def _check_declared_length(request: Request, limit: int) -> None:
+    """Refuse an oversized body from its Content-Length, before reading any of it."""
+    declared = request.headers.get("content-length")
+    if declared is None:
+        return
+    if not declared.isdigit():
+        raise Problem(
+            400,
+            "bad-content-length",
+            "Bad Content-Length",
+            "Content-Length must be a non-negative integer",
+        )
+    if int(declared) > limit:
+        raise _too_large(limit)
+
+
+async def _receive(request: Request, body: SpooledBody) -> None:
+    content_type = request.headers.get("content-type", "")
+    chunks: AsyncIterator[bytes] = request.stream()
+    if content_type.split(";")[0].strip().lower() == "multipart/form-data":
+        await stream_file_field(content_type, chunks, body.write)
+    else:
+        async for chunk in chunks:
+            body.write(chunk)
+
+
+@router.post(
+    "/v1/images",
+    status_code=201,
+    response_model=UploadAccepted,
+    responses={
+        200: {"model": UploadAccepted, "description": "Identical bytes were already an image"},
+        201: {
+            "description": "The image is recorded; processing has begun",
+            "headers": LOCATION_HEADER,
+        },
+        400: PROBLEM_RESPONSE,
+        401: PROBLEM_RESPONSE,
+        409: PROBLEM_RESPONSE,
+        413: PROBLEM_RESPONSE,
+        415: PROBLEM_RESPONSE,
+        422: PROBLEM_RESPONSE,
+        503: PROBLEM_RESPONSE,
+    },
+    summary="Upload an image (raw body, or multipart field `file`)",
+    openapi_extra={"requestBody": UPLOAD_REQUEST_BODY},
+)
+async def upload_image(
+    request: Request,
+    caller: CurrentCaller,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=idempotency.HEADER,
+            description="Retries with the same key answer with the first request's image.",
+        ),
+    ] = None,
+) -> JSONResponse:
+    res = resources(request)
+    return await answer_upload(res, caller, _accept_upload(request, res, caller, idempotency_key))
+
+
+async def _accept_upload(
+    request: Request, res: Resources, caller: Caller, idempotency_header: str | None
+) -> Outcome:
+    idempotency_key = idempotency.parse_key(idempotency_header)
+    res.backpressure.admit()
+    limit = res.settings.upload_max_bytes
+    _check_declared_length(request, limit)
+    body = SpooledBody(limit, res.settings.upload_memory_spool_bytes)
+    try:
+        try:
+            await _receive(request, body)
+        except BodyTooLarge as exc:
+            raise _too_large(exc.limit) from exc
+        except MalformedMultipart as exc:
+            raise Problem(400, "malformed-multipart", "Malformed multipart body", str(exc)) from exc
+        except ClientDisconnect as exc:
+            raise Problem(
+                400,
+                "incomplete-body",
+                "Incomplete body",
+                "the client disconnected before the body ended",
+            ) from exc
+        fmt = check_framing(body)
+        await asyncio.to_thread(check_header, fmt, body.rewound(), res.settings.upload_max_pixels)
+        facts = VerifiedBytes(caller.tenant_id, body.sha256, body.size, fmt.content_type)
+
+        async def store(key: str) -> None:
+            await asyncio.to_thread(
+                res.store.put_stream, key, body.rewound(), body.size, fmt.content_type
+            )
+
+        return await record_upload(res, facts, idempotency_key, store)
+    finally:
+        body.close()

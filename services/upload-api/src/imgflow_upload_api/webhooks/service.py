@@ -1,0 +1,101 @@
+"""What a webhook may be: known event patterns, an http(s) URL, a destination that is not
+private (unless the deployment allows it), and its signing secret."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import re
+import secrets
+import socket
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+STAGE_STATUSES = ("pending", "running", "done", "failed")
+EVENT_TYPES = frozenset(
+    {"image.created", "image.ready", "image.failed", "image.deleted"}
+    | {f"stage.{status}" for status in STAGE_STATUSES}
+)
+DEFAULT_EVENTS = ("image.ready", "image.failed")
+MAX_WEBHOOKS_PER_TENANT = 25
+MAX_URL_LENGTH = 2048
+SECRET_PREFIX = "whsec_"
+_PATTERN = re.compile(r"^(\*|[a-z]+\.\*|[a-z]+\.[a-z]+)$")
+
+
+class InvalidWebhook(ValueError):
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+def check_events(events: Iterable[str] | None) -> list[str]:
+    """The event patterns to subscribe to: known types, ``image.*``/``stage.*`` or ``*``."""
+    chosen = list(dict.fromkeys(events)) if events is not None else list(DEFAULT_EVENTS)
+    if not chosen:
+        raise InvalidWebhook("unknown-webhook-event", "subscribe to at least one event")
+    for pattern in chosen:
+        known = pattern in EVENT_TYPES or (
+            _PATTERN.match(pattern) is not None
+            and pattern.endswith("*")
+            and any(t.startswith(pattern[:-1]) for t in EVENT_TYPES)
+        )
+        if not known:
+            raise InvalidWebhook(
+                "unknown-webhook-event",
+                f"unknown event {pattern!r}; known: {', '.join(sorted(EVENT_TYPES))}, "
+                "image.*, stage.* and *",
+            )
+    return chosen
+
+
+def check_url(url: str) -> str:
+    """An absolute http(s) URL with a host and no credentials in it."""
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidWebhook("bad-webhook-url", f"the URL is longer than {MAX_URL_LENGTH}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a malformed port
+    except ValueError as exc:
+        raise InvalidWebhook("bad-webhook-url", f"not a valid URL: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidWebhook("bad-webhook-url", "the URL must be absolute http:// or https://")
+    if parts.username or parts.password:
+        raise InvalidWebhook("bad-webhook-url", "the URL must not carry credentials")
+    if port == 0:
+        raise InvalidWebhook("bad-webhook-url", "the URL's port must not be 0")
+    return url
+
+
+def _is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+async def check_destination(url: str, *, allow_private: bool) -> None:
+    """Refuse a host that resolves to a loopback, private or link-local address (SSRF),
+    unless the deployment allows it. Checked at registration and before every attempt, as
+    DNS may change in between (a check-then-connect gap remains: use an egress proxy that
+    enforces this where it matters)."""
+    if allow_private:
+        return
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise InvalidWebhook("webhook-host-unresolvable", f"cannot resolve {host!r}") from exc
+    if not infos or not all(_is_public(str(info[4][0])) for info in infos):
+        raise InvalidWebhook(
+            "webhook-host-not-allowed",
+            f"{host!r} resolves to a private, loopback or link-local address",
+        )
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(32)

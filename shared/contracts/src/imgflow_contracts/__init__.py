@@ -1,0 +1,1 @@
+"""imgflow_contracts: what the services agree on (see shared/README.md)."""

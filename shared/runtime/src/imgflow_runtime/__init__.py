@@ -1,0 +1,1 @@
+"""imgflow_runtime: the code every imgflow service runs on (see shared/README.md)."""

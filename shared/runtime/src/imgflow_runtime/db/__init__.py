@@ -1,0 +1,1 @@
+"""PostgreSQL access (asyncpg): the pool and the queries several services share."""

@@ -1,0 +1,102 @@
+"""The workers' one way to open an image: every format the API accepts, one error type.
+
+Pillow 12+ reads AVIF itself; HEIC needs pillow-heif, registered here on import (its own
+AVIF opener is left off: Pillow's plugin reads AVIF). Whatever Pillow or a plugin raises
+for bytes that do not decode becomes ``UndecodableImage``, a ``PermanentError``: the stage
+runner fails the stage at once, in every worker alike. Opening is lazy (header only); an
+animated file is positioned on its first frame, which is the one every stage works on.
+
+The EXIF orientation helpers live here too, since every stage that shows or compares
+pixels must see them the way a viewer displays them.
+
+Needs the ``imaging`` extra of imgflow-runtime (Pillow, pillow-heif).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pillow_heif
+from PIL import Image
+
+from imgflow_runtime.failures import PermanentError
+
+pillow_heif.register_heif_opener()
+
+ORIENTATION_TAG = 0x0112
+
+# What each EXIF orientation needs to display upright (the table ImageOps.exif_transpose
+# uses).
+TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+# What Pillow and its plugins raise for bytes that do not decode: truncated or corrupt
+# data (OSError, which UnidentifiedImageError is; SyntaxError, EOFError, struct.error), bad
+# values (ValueError, which is also what libheif's errors arrive as), and too many pixels
+# (DecompressionBombError).
+DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    EOFError,
+    ValueError,
+    struct.error,
+    Image.DecompressionBombError,
+)
+
+
+class UndecodableImage(PermanentError):
+    """The bytes are not an image this service can decode; retrying will not help, so the
+    stage runner fails the stage at once with this reason."""
+
+
+@contextmanager
+def decode_errors() -> Iterator[None]:
+    """Turn any decoding failure inside the block into ``UndecodableImage``."""
+    try:
+        yield
+    except DECODE_ERRORS as exc:
+        raise UndecodableImage(f"cannot decode the image: {type(exc).__name__}: {exc}") from exc
+
+
+def open_image(data: bytes) -> Image.Image:
+    """Open lazily (header only); animated files are positioned on their first frame."""
+    with decode_errors():
+        return Image.open(io.BytesIO(data))
+
+
+def orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1-8) still to apply; 1 when absent or invalid.
+
+    pillow-heif applies HEIF's own rotation while decoding and reports 1 here.
+    """
+    # Inside decode_errors: PNG and others decode the whole file to find their EXIF, and a
+    # failure there must fail the image, not leave it half loaded. (Pillow itself shrugs
+    # off malformed EXIF with a warning.)
+    with decode_errors():
+        value = image.getexif().get(ORIENTATION_TAG, 1)
+    return value if value in TRANSPOSE else 1
+
+
+def displayed_size(size: tuple[int, int], exif_orientation: int) -> tuple[int, int]:
+    # Orientations 5-8 turn the image by 90 degrees, which swaps width and height.
+    return (size[1], size[0]) if exif_orientation >= 5 else size
+
+
+# Swapping is its own inverse: a displayed size in the stored frame's axes.
+stored_size = displayed_size
+
+
+def upright(image: Image.Image, exif_orientation: int) -> Image.Image:
+    """``image`` as displayed: the transpose its EXIF orientation asks for, if any."""
+    method = TRANSPOSE.get(exif_orientation)
+    return image if method is None else image.transpose(method)

@@ -1,1 +1,0 @@
-"""imgflow_contracts."""

@@ -1,1 +1,0 @@
-"""PostgreSQL access (asyncpg): pool, migrations and the queries services share."""
