@@ -9,7 +9,7 @@ from fractions import Fraction
 
 import pytest
 
-from imgflow_deduper.grouping import Pair, Rule, carry_ids, components, group
+from imgflow_deduper.grouping import Pair, Rule, carry_ids, components, group, regroup
 
 ALL_RULES = list(Rule)
 
@@ -167,3 +167,41 @@ def test_ids_carry_over_as_images_join_leave_and_groups_split() -> None:
     merged = carry_ids({1: frozenset("ab"), 2: frozenset("cde")}, [frozenset("abcde")])
     assert merged == [2]
     assert carry_ids({}, [frozenset("ab")]) == [None]
+
+
+def test_regroup_says_what_to_write_when_an_image_joins() -> None:
+    before = {7: frozenset("abc"), 8: frozenset("xyz")}
+    pairs = [*clique("abcd"), *clique("xyz"), Pair("d", "x", 0.83, strong=False)]
+    result = regroup(pairs, before)
+    assert result.kept == {7: frozenset("abcd"), 8: frozenset("xyz")}
+    assert result.changed == {7}  # a new version of 7 only
+    assert result.new == () and result.retired == frozenset()
+    assert result.similar == (("d", "x"),)
+
+
+def test_regroup_after_a_delete_that_splits_a_group() -> None:
+    # b held a, c and d together (a matched only b); b deleted, its pairs gone with it
+    before = {7: frozenset("abcd")}
+    pairs = [Pair("c", "d", 0.95), Pair("a", "e", 0.92)]
+    result = regroup(pairs, before)
+    assert result.kept == {7: frozenset("cd")}  # the larger part keeps the id
+    assert result.new == (frozenset("ae"),)
+    assert result.changed == {7}
+
+
+def test_regroup_retires_the_smaller_of_two_merged_groups() -> None:
+    before = {1: frozenset("ab"), 2: frozenset("cde")}
+    result = regroup(clique("abcde"), before)
+    assert result.kept == {2: frozenset("abcde")}
+    assert result.retired == {1}
+
+
+def test_regroup_of_an_unchanged_component_changes_nothing() -> None:
+    before = {3: frozenset("abc")}
+    result = regroup(clique("abc"), before)
+    assert (result.kept, result.changed, result.new, result.retired) == (
+        before,
+        frozenset(),
+        (),
+        frozenset(),
+    )

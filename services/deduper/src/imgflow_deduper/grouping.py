@@ -312,3 +312,41 @@ def carry_ids(previous: Mapping[K, frozenset[N]], groups: Sequence[frozenset[N]]
             out[index] = old_id
             used.add(old_id)
     return out
+
+
+@dataclass(frozen=True)
+class Regrouped(Generic[N, K]):
+    """A component's groups against the groups stored for it: what to write."""
+
+    kept: dict[K, frozenset[N]]  # stored ids that go on, with their members now
+    changed: frozenset[K]  # of those, the ones whose members changed (a new version)
+    new: tuple[frozenset[N], ...]  # groups to store under new ids
+    retired: frozenset[K]  # stored ids with no group any more (merged away or emptied)
+    similar: tuple[tuple[N, N], ...]  # pairs left between groups
+
+
+def regroup(
+    pairs: Iterable[Pair[N]],
+    previous: Mapping[K, frozenset[N]],
+    rule: Rule = Rule.AVERAGE_LINK,
+    *,
+    min_density: float | Fraction = Fraction(1, 2),
+    cannot_link: Iterable[tuple[N, N]] = (),
+) -> Regrouped[N, K]:
+    """Group one connected component's pairs again and say what changed.
+
+    ``pairs``: every duplicate pair among the images of the components touched (the one
+    an image joined or was reprocessed in; the parts of the one a deleted image left,
+    its own pairs gone with it). ``previous``: the stored groups that had any of their
+    images, by id. Components are independent, so one call may hold several.
+    """
+    result = group(pairs, rule, min_density=min_density, cannot_link=cannot_link)
+    ids = carry_ids(previous, result.groups)
+    kept = {i: g for i, g in zip(ids, result.groups, strict=True) if i is not None}
+    return Regrouped(
+        kept=kept,
+        changed=frozenset(i for i, g in kept.items() if previous[i] != g),
+        new=tuple(g for i, g in zip(ids, result.groups, strict=True) if i is None),
+        retired=frozenset(previous) - frozenset(kept),
+        similar=result.similar,
+    )
