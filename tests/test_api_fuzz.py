@@ -3,9 +3,9 @@ problem document with a code, and nothing is left half-written in S3 or PostgreS
 
 Hypothesis mutates real JPEG/PNG/WebP/GIF/TIFF files (truncations, bit flips, spliced
 garbage), forges magic bytes and huge dimension headers, and wraps bodies in hostile
-multipart; schemathesis generates requests for every operation of the checked-in
-openapi.json. Everything runs as a tenant of its own, so the leftover check sees only what
-this module sent. Examples are derandomized (CI reruns the same inputs) and bounded.
+multipart (schemathesis, every operation of openapi.json with every check, is
+tests/contract/). Everything runs as a tenant of its own, so the leftover check sees only
+what this module sent. Examples are derandomized (CI reruns the same inputs) and bounded.
 """
 
 from __future__ import annotations
@@ -18,16 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
-import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from imgflow_localstack.system import LocalSystem
 from imgflow_runtime.storage import ObjectStore
@@ -281,38 +273,7 @@ def test_hostile_multipart_gets_a_problem_not_a_5xx(
     assert_nothing_left_behind(store, database_url, fuzz_tenant)
 
 
-# -- schemathesis against the checked-in contract ----------------------------------------
-
-
-# The event streams are left out: they are endless by design (each case would run to its
-# timeout), and tests/test_events.py checks what they send.
-schema = schemathesis.openapi.from_path(SPEC).exclude(path_regex=r"/events$")
-
-
-@schema.parametrize()
-@settings(FUZZ, max_examples=25)
-def test_every_operation_keeps_its_contract(
-    case: schemathesis.Case, system: LocalSystem, fuzz_tenant: dict[str, Any]
-) -> None:
-    headers = {"Authorization": f"Bearer {fuzz_tenant['api_key']}"}
-    response = case.call_and_validate(
-        base_url=system.api_url,
-        headers=headers,
-        timeout=60,
-        checks=[
-            not_a_server_error,
-            status_code_conformance,
-            content_type_conformance,
-            response_schema_conformance,
-            response_headers_conformance,
-        ],
-    )
-    if response.status_code >= 400:
-        assert response.headers["content-type"] == [PROBLEM]
-        assert response.json()["code"]
-
-
-def test_schemathesis_left_nothing_behind(
+def test_fuzzing_left_nothing_behind(
     store: ObjectStore, database_url: str, fuzz_tenant: dict[str, Any]
 ) -> None:
     assert_nothing_left_behind(store, database_url, fuzz_tenant)

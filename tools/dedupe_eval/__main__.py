@@ -1,224 +1,142 @@
-"""``make eval-dedupe``: P/R/F1 over duplicate pairs for pHash alone, the CNN alone and the
-combined decision, at the configured thresholds and at the best ones the sweep finds.
+"""``make eval-dedupe``: duplicate detection as users see it, pairs and groups.
 
-    .venv/bin/python -m tools.dedupe_eval [--min-precision 0.98] [--out .bench/eval-dedupe]
+    .venv/bin/python -m tools.dedupe_eval [--model configured|sscd|sscd-distilled]
+        [--input-size N] [--no-sub-views] [--no-mirror] [--out .bench/eval-dedupe]
 
-Every pair of the labelled set is scored (no retrieval step: the HNSW search's recall is
-measured separately by `make bench`). Thresholds are also picked on half the scenes and
-scored on the other half, so the report shows how far the defaults are tuned to this set.
+Every pair of the labelled set (dataset.py) is scored by the deduper's decision, and the
+pairs are grouped by each rule of ``imgflow_deduper.grouping``. The photos are split in
+two (splits.py): every threshold and rule setting is chosen on the tuning split alone,
+and both splits are reported, with the issue's own test drawn from the test split (the
+halves of its photos, each with two of the issue's edits). No retrieval step: the HNSW
+search's recall is measured by ``make bench``.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import time
-from collections import Counter
-from dataclasses import asdict, fields
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
-from imgflow_deduper.decision import PairSignals, Thresholds, decide
-from imgflow_deduper.encoder import Encoder
-from imgflow_deduper.pixels import Normalisation
+from imgflow_deduper.grouping import Rule
 from imgflow_deduper.settings import DedupeSettings
 from tools.build_model import MODEL_FILE, ensure_model
-from tools.dedupe_eval.dataset import Sample, samples
-from tools.dedupe_eval.metrics import Score, best, score
-from tools.dedupe_eval.signals import PairTable, embed_all, pair_table, phash64
+from tools.dedupe_eval.dataset import samples, second_shots
+from tools.dedupe_eval.image_signals import ModelSpec, image_signals
+from tools.dedupe_eval.report import (
+    Split,
+    configured,
+    errors_section,
+    pairs_section,
+    rules_section,
+    second_shots_section,
+)
+from tools.dedupe_eval.rules import check_against_decide
+from tools.dedupe_eval.signals import pair_table
+from tools.dedupe_eval.splits import TEST, TUNE, indices, issue_sets
 
 OUT = Path(__file__).resolve().parent.parent.parent / ".bench" / "eval-dedupe"
-COSINES = np.round(np.arange(0.70, 0.991, 0.005), 3)
-DISTANCES = range(0, 25)
-GRID = {
-    "cosine": np.round(np.arange(0.85, 0.99, 0.005), 3),
-    "phash_distance": range(0, 17, 2),
-    "combined_cosine": np.round(np.arange(0.70, 0.95, 0.02), 2),
-    "combined_phash_distance": range(12, 27, 2),
-}
+RAW_PIXELS = ((0.0, 0.0, 0.0), (1 / 255, 1 / 255, 1 / 255))  # models that take 0-255 bytes
 
 
-def subset(t: PairTable, mask: np.ndarray) -> PairTable:
-    return PairTable(**{f.name: getattr(t, f.name)[mask] for f in fields(t)})
+def model_spec(args: argparse.Namespace) -> ModelSpec:
+    if args.model == "configured":
+        s = DedupeSettings()
+        path = Path(s.dedupe_model_path)
+        if path.name == MODEL_FILE and not path.exists():
+            ensure_model(path)
+        mean, std = s.dedupe_mean, s.dedupe_std
+        spec = ModelSpec(s.dedupe_model_name, path, s.dedupe_input_size,
+                         (mean[0], mean[1], mean[2]), (std[0], std[1], std[2]),
+                         s.dedupe_sub_views, s.dedupe_mirror_invariant)  # fmt: skip
+    else:
+        from tools import sscd_model
 
-
-def combined_predictions(t: PairTable, th: Thresholds) -> np.ndarray:
-    """Vectorised decide(); the report checks it agrees with decide() pair by pair."""
-    return (
-        t.same_sha256
-        | (t.cnn >= th.cosine)
-        | ((t.cnn >= th.combined_cosine) & (t.phash_distance <= th.combined_phash_distance))
-        | (t.phash_distance <= th.phash_distance)
+        if not sscd_model.verified():
+            raise SystemExit("SSCD is not installed: run `make model-sscd` first")
+        spec = ModelSpec(args.model, sscd_model.model_path(args.model), 224, *RAW_PIXELS)
+    if args.input_size:
+        spec = replace(spec, input_size=args.input_size)
+    return replace(
+        spec,
+        sub_views=spec.sub_views and not args.no_sub_views,
+        mirror_invariant=spec.mirror_invariant and not args.no_mirror,
     )
 
 
-def search_combined(
-    t: PairTable, mask: np.ndarray, min_precision: float
-) -> tuple[Thresholds, Score]:
-    # Pairs far on both signals are negatives for every grid point: score only the rest,
-    # and add their fixed contribution (their positives are false negatives throughout).
-    near = mask & ((t.cnn >= 0.55) | (t.phash_distance <= 26) | t.same_sha256)
-    far_fn = int(np.count_nonzero(mask & ~near & t.duplicate))
-    sub = subset(t, near)
-    results = []
-    for values in itertools.product(*GRID.values()):
-        th = Thresholds(*values)
-        s = score(combined_predictions(sub, th), sub.duplicate)
-        fn = s.false_negatives + far_fn
-        recall = s.true_positives / (s.true_positives + fn) if s.true_positives + fn else 1.0
-        f1 = 2 * s.precision * recall / (s.precision + recall) if s.precision + recall else 0.0
-        results.append((th, Score(0, s.precision, recall, f1, s.true_positives,
-                                  s.false_positives, fn)))  # fmt: skip
-    chosen = best((r[1] for r in results), min_precision)
-    return next(th for th, s in results if s is chosen), chosen
-
-
-def sweeps(t: PairTable, mask: np.ndarray, min_precision: float) -> dict[str, tuple[object, Score]]:
-    actual = t.duplicate[mask]
-    cnn = best((score(t.cnn[mask] >= c, actual, float(c)) for c in COSINES), min_precision)
-    phash = best((score(t.phash_distance[mask] <= d, actual, d) for d in DISTANCES), min_precision)
-    th, combined = search_combined(t, mask, min_precision)
-    return {"phash": (int(phash.threshold), phash), "cnn": (cnn.threshold, cnn),
-            "combined": (th, combined)}  # fmt: skip
-
-
-def held_out(t: PairTable, items: list[Sample], min_precision: float) -> dict[str, Score]:
-    """Fit on half the scenes, score on the other half, both ways; pooled counts."""
-    scenes = sorted({s.scene for s in items})
-    halves = [set(scenes[0::2]), set(scenes[1::2])]
-    scene_of = np.array([s.scene for s in items])
-    pooled: dict[str, Counter[str]] = {m: Counter() for m in ("phash", "cnn", "combined")}
-    for fit, test in (halves, halves[::-1]):
-        in_fit = np.isin(scene_of[t.i], list(fit)) & np.isin(scene_of[t.j], list(fit))
-        in_test = np.isin(scene_of[t.i], list(test)) & np.isin(scene_of[t.j], list(test))
-        chosen = sweeps(t, in_fit, min_precision)
-        actual = t.duplicate[in_test]
-        predictions = {
-            "phash": t.phash_distance[in_test] <= chosen["phash"][0],
-            "cnn": t.cnn[in_test] >= chosen["cnn"][0],
-        }
-        sub = subset(t, in_test)
-        predictions["combined"] = combined_predictions(sub, chosen["combined"][0])
-        for method, predicted in predictions.items():
-            s = score(predicted, actual)
-            pooled[method].update(tp=s.true_positives, fp=s.false_positives, fn=s.false_negatives)
-    out = {}
-    for method, c in pooled.items():
-        p = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else 1.0
-        r = c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else 1.0
-        out[method] = Score(float("nan"), p, r, 2 * p * r / (p + r) if p + r else 0.0,
-                            c["tp"], c["fp"], c["fn"])  # fmt: skip
-    return out
-
-
-def _row(name: str, rule: str, s: Score) -> str:
-    return (f"| {name} | {rule} | {s.precision:.4f} | {s.recall:.4f} | {s.f1:.4f} | "
-            f"{s.true_positives} | {s.false_positives} | {s.false_negatives} |")  # fmt: skip
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tools.dedupe_eval", description=__doc__)
+    parser.add_argument("--model", choices=["configured", "sscd", "sscd-distilled"],
+                        default="configured")  # fmt: skip
+    parser.add_argument("--input-size", type=int, default=0, help="the model's, by default")
+    parser.add_argument("--no-sub-views", action="store_true")
+    parser.add_argument("--no-mirror", action="store_true")
+    parser.add_argument("--min-precision", type=float, default=0.98)
+    parser.add_argument("--draws", type=int, default=30, help="draws of the issue's test")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--no-cache", action="store_true", help="compute every signal again")
+    return parser.parse_args()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m tools.dedupe_eval", description=__doc__)
-    parser.add_argument("--min-precision", type=float, default=0.98)
-    parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args()
-    settings = DedupeSettings()
-    model_path = Path(settings.dedupe_model_path)
-    if model_path.name == MODEL_FILE and not model_path.exists():
-        ensure_model(model_path)
-
+    args = parse()
     started = time.perf_counter()
+    spec = model_spec(args)
     items = list(samples())
-    norm = Normalisation.of(
-        settings.dedupe_input_size,
-        settings.dedupe_mean,
-        settings.dedupe_std,
-        settings.dedupe_detail_size,
-    )
-    encoder = Encoder(
-        settings.dedupe_model_path, settings.dedupe_providers, settings.dedupe_threads
-    )
-    embeddings, views = embed_all(
-        items,
-        encoder,
-        norm,
-        mirror_invariant=settings.dedupe_mirror_invariant,
-        sub_views=settings.dedupe_sub_views,
-    )
-    table = pair_table(items, embeddings, [phash64(s.data) for s in items], views)
-    everything = np.ones_like(table.duplicate)
+    extra = list(second_shots())
+    everything = items + extra
+    signals = image_signals(everything, spec, None if args.no_cache else args.out / "cache")
+    full = pair_table(everything, signals)
+    tune = Split.of(full, everything, indices(items, TUNE))
+    test = Split.of(full, everything, indices(items, TEST))
+    for split in (tune, test):  # the vectorised decision is the deduper's
+        check_against_decide(split.table, configured(Rule.SINGLE_LINK))
+    issue = [Split.of(full, everything, nodes) for nodes in issue_sets(items, TEST, args.draws)]
+    scenes_with_second = {s.scene for s in extra}
+    shots = Split.of(full, everything, np.array(
+        [k for k, s in enumerate(everything) if s.scene in scenes_with_second]))  # fmt: skip
 
-    configured = Thresholds(
-        settings.dedupe_cosine_threshold,
-        settings.dedupe_phash_max_distance,
-        settings.dedupe_combined_cosine,
-        settings.dedupe_combined_phash_distance,
-    )
-    decided = np.array(
-        [
-            decide(
-                PairSignals(bool(sh), float(c), int(d), None if np.isnan(v) else float(v)),
-                configured,
-            )
-            is not None
-            for sh, c, d, v in zip(
-                table.same_sha256,
-                table.cosine,
-                table.phash_distance,
-                table.view_cosine,
-                strict=True,
-            )
-        ]
-    )  # fmt: skip
-    assert (decided == combined_predictions(table, configured)).all(), "vectorised != decide()"
-    at_defaults = {
-        "phash": score(table.phash_distance <= configured.phash_distance, table.duplicate),
-        "cnn": score(table.cnn >= configured.cosine, table.duplicate),
-        "combined": score(decided, table.duplicate),
-    }
-    swept = sweeps(table, everything, args.min_precision)
-    honest = held_out(table, items, args.min_precision)
-
-    groups = len({s.group for s in items})
+    pairs = pairs_section(tune, test, args.min_precision, args.model == "configured")
+    rules = rules_section(tune, test, issue, pairs.steps, args.min_precision)
+    shot_counts = ", ".join(f"{n} {shot}" for shot, n in sorted(
+        {s.shot: sum(x.shot == s.shot and x.edit == "original" for x in items)
+         for s in items}.items()))  # fmt: skip
+    inputs = 1 + spec.mirror_invariant + 5 * spec.sub_views
     lines = [
-        f"{len(items)} images in {groups} groups from {len({s.scene for s in items})} "
-        f"photographs; {int(table.duplicate.sum())} duplicate pairs among {len(table.i)}.",
+        f"# Duplicate detection: {spec.name}, {spec.input_size} px, {inputs} inputs per image",
         "",
-        "| method | rule | precision | recall | F1 | TP | FP | FN |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-        _row("pHash alone (defaults)", f"distance <= {configured.phash_distance}",
-             at_defaults["phash"]),
-        _row("CNN alone (defaults)", f"cosine >= {configured.cosine}", at_defaults["cnn"]),
-        _row("combined (defaults)", str(configured), at_defaults["combined"]),
-        _row("pHash alone (best)", f"distance <= {swept['phash'][0]}", swept["phash"][1]),
-        _row("CNN alone (best)", f"cosine >= {swept['cnn'][0]}", swept["cnn"][1]),
-        _row("combined (best)", str(swept["combined"][0]), swept["combined"][1]),
-        *(_row(f"{m} (held out)", "fit on other half of scenes", s) for m, s in honest.items()),
+        f"{len(items)} images in {len({s.group for s in items})} groups from "
+        f"{len({s.scene for s in items})} photographs ({shot_counts} shots). Tuning split: "
+        f"{len(tune.nodes)} images, {int(tune.table.duplicate.sum())} duplicate pairs; "
+        f"test split: {len(test.nodes)} images, {int(test.table.duplicate.sum())}. "
+        f"Embedding: {signals.embed_cpu_ms:.0f} CPU ms per image (decode, views, inference; "
+        "one thread).",
         "",
-    ]  # fmt: skip
-    misses = Counter()
-    for k in np.flatnonzero(table.duplicate & ~decided):
-        misses.update({items[table.i[k]].edit, items[table.j[k]].edit})
-    false_pairs = Counter()
-    for k in np.flatnonzero(~table.duplicate & decided):
-        false_pairs[(items[table.i[k]].group, items[table.j[k]].group)] += 1
-    lines += [
-        "Edits most involved in missed pairs (defaults): "
-        + ", ".join(f"{e} {n}" for e, n in misses.most_common(6)),
-        "Group pairs confused (defaults): "
-        + ", ".join(f"{a} ~ {b} ({n})" for (a, b), n in false_pairs.most_common(6)),
-        f"Ran in {time.perf_counter() - started:.0f} s; precision floor {args.min_precision}.",
+        *pairs.lines,
+        *rules.lines,
+        *errors_section(test, everything, rules.leader, rules.chosen[rules.leader]),
+        *second_shots_section(shots, rules.chosen),
+        f"Ran in {time.perf_counter() - started:.0f} s.",
     ]
     report = "\n".join(lines)
     print(report)
+    name = "results" if args.model == "configured" else f"results-{spec.name}-{spec.input_size}"
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.md").write_text(report + "\n")
-    (args.out / "results.json").write_text(json.dumps({
-        "defaults": {k: asdict(v) for k, v in at_defaults.items()},
-        "best": {k: {"rule": str(v[0]), **asdict(v[1])} for k, v in swept.items()},
-        "held_out": {k: asdict(v) for k, v in honest.items()},
-    }, indent=2, default=str))  # fmt: skip
+    (args.out / f"{name}.md").write_text(report + "\n")
+    (args.out / f"{name}.json").write_text(json.dumps({
+        "model": {**asdict(spec), "path": str(spec.path)},
+        "embed_cpu_ms": signals.embed_cpu_ms,
+        "pairs_tuned": str(pairs.tuned),
+        "best_on_tuning": str(rules.leader),
+        "rules": {str(r): {"setting": rules.chosen[r].describe(),
+                           **{k: {**asdict(c), "precision": c.precision, "recall": c.recall,
+                                  "f1": c.f1, "pure_share": c.pure_share}
+                              for k, c in counts.items()}}
+                  for r, counts in rules.counts.items()},
+    }, indent=2))  # fmt: skip
 
 
 if __name__ == "__main__":

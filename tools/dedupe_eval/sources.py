@@ -2,7 +2,7 @@
 
 scikit-image bundles a few of its sample images in the wheel (the rest it fetches on
 demand: those are avoided here, by reading the bundled files directly), scikit-learn
-bundles two, and matplotlib one (used when installed).
+bundles two, matplotlib one and PyWavelets two more (each used when installed).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 # Files inside skimage/data/ of the wheel: photographs and micrographs, not drawings.
@@ -21,11 +22,14 @@ SKIMAGE_PHOTOS = [
     "brick.png", "grass.png", "gravel.png", "page.png", "cell.png", "microaneurysms.png",
     "motorcycle_left.png",
 ]  # fmt: skip
-# Left out: motorcycle_right.png, the other half of a stereo pair shot a few centimetres
-# apart. It is the same picture to any viewer, so labelling it "distinct" would only
-# measure a disagreement about the definition.
+# The other view of a stereo pair: the same scene shot a few centimetres to the side, the
+# nearest thing to a second shot of one subject that a wheel carries. Kept apart from the
+# labelled set (see dataset.SECOND_SHOTS): it is the same picture to most viewers.
+SKIMAGE_SECOND_SHOTS = {"motorcycle_left.png": "motorcycle_right.png"}
 SKLEARN_PHOTOS = ["china.jpg", "flower.jpg"]
 MATPLOTLIB_PHOTOS = ["grace_hopper.jpg"]
+# Grey photographs in PyWavelets' wheel (its "camera" is scikit-image's, so not again).
+PYWT_PHOTOS = ["ascent", "aero"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,21 @@ def bundled_photos() -> Iterator[Photo]:
     try:
         mpl_data = Path(str(resources.files("matplotlib") / "mpl-data" / "sample_data"))
     except ModuleNotFoundError:
-        return
+        mpl_data = Path("/nonexistent")
     for name in MATPLOTLIB_PHOTOS:
         if (mpl_data / name).exists():
             yield Photo(f"matplotlib/{name}", _open(mpl_data / name))
+    try:
+        import pywt.data
+    except ModuleNotFoundError:
+        return
+    for name in PYWT_PHOTOS:
+        pixels = getattr(pywt.data, name)().clip(0, 255).astype(np.uint8)
+        yield Photo(f"pywt/{name}", Image.fromarray(pixels).convert("RGB"))
+
+
+def second_shots() -> Iterator[tuple[str, Photo]]:
+    """(the photo's name, another shot of its scene) for the photos that have one."""
+    skimage_data = Path(str(resources.files("skimage") / "data"))
+    for name, other in SKIMAGE_SECOND_SHOTS.items():
+        yield f"skimage/{name}", Photo(f"skimage/{other}", _open(skimage_data / other))

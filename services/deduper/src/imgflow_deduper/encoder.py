@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from imgflow_deduper.model_input import ModelInput
+
 log = logging.getLogger(__name__)
 
 CUDA = "CUDAExecutionProvider"
@@ -99,6 +101,7 @@ class Encoder:
         dim = outputs[0].shape[-1]
         if not isinstance(dim, int):
             raise ValueError(f"{path}: the embedding size must be fixed, got {dim!r}")
+        self.input = ModelInput.of(inputs[0].type, inputs[0].shape)
         self.info = EncoderInfo(
             providers=self.session.get_providers(),  # what the session really got
             threads=options.intra_op_num_threads,
@@ -135,9 +138,7 @@ class Encoder:
 
     def run(self, pixels: np.ndarray) -> np.ndarray:
         """The model's raw (N, D) output for a (N, 3, S, S) batch, in one session run."""
-        (out, *_) = self.session.run(
-            None, {self.info.input_name: np.ascontiguousarray(pixels, dtype=np.float32)}
-        )
+        (out, *_) = self.session.run(None, {self.info.input_name: self.input.feed(pixels)})
         return np.asarray(out, dtype=np.float32).reshape(len(pixels), -1)
 
 

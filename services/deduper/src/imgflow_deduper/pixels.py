@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
+from imgflow_deduper.borders import trim_bars
 from imgflow_runtime.imaging import decode_errors, open_image
 
 
@@ -82,7 +83,7 @@ def to_tensor(image: Image.Image, norm: Normalisation) -> np.ndarray:
 
 
 def bytes_to_tensor(data: bytes, norm: Normalisation) -> np.ndarray:
-    return to_tensor(decode(data, norm.source_size), norm)
+    return to_tensor(trim_bars(decode(data, norm.source_size)), norm)
 
 
 # Sub-views: the centre and the four corners, each 80 % of the width and height. A copy
@@ -106,6 +107,6 @@ def view_boxes(width: int, height: int) -> list[Box]:
 
 def view_tensors(data: bytes, norm: Normalisation, with_sub_views: bool) -> np.ndarray:
     """(1 or 6, 3, size, size): the whole image first, then its sub-views if asked."""
-    image = decode(data, norm.source_size)
+    image = trim_bars(decode(data, norm.source_size))
     boxes = [None, *view_boxes(*image.size)] if with_sub_views else [None]
     return _normalised([_square(image, norm, box) for box in boxes], norm)

@@ -66,19 +66,21 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 # The body of POST /v1/images (the route reads the stream itself, so FastAPI cannot see it).
+# An empty body is refused (400 empty-body).
+_IMAGE_BYTES = {"type": "string", "format": "binary", "minLength": 1}
 UPLOAD_REQUEST_BODY: dict[str, Any] = {
     "required": True,
     "description": "The image bytes, raw or as the multipart field `file`. The format is "
     "sniffed from the bytes (JPEG, PNG, GIF, WebP, TIFF, HEIF, AVIF); Content-Type and file "
     "names are ignored.",
     "content": {
-        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-        "image/*": {"schema": {"type": "string", "format": "binary"}},
+        "application/octet-stream": {"schema": _IMAGE_BYTES},
+        "image/*": {"schema": _IMAGE_BYTES},
         "multipart/form-data": {
             "schema": {
                 "type": "object",
                 "required": ["file"],
-                "properties": {"file": {"type": "string", "format": "binary"}},
+                "properties": {"file": _IMAGE_BYTES},
             }
         },
     },

@@ -7,6 +7,7 @@ so clients branch on the code, never on the human text.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import asyncpg
@@ -76,6 +77,30 @@ def problem_response(request: Request, problem: Problem) -> JSONResponse:
     )
 
 
+_HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+def documented_methods(request: Request) -> str | None:
+    """``Allow`` for the request's path as the contract documents it, or None for a path
+    it does not document. (Starlette names only the methods of the first route whose path
+    matched, and GET and POST /v1/images are routes of two domains.)"""
+    table = getattr(request.app.state, "documented_methods", None)
+    if table is None:
+        table = [
+            (
+                # Paths are letters, digits, "/", "-", "_" and {parameters}.
+                re.compile("^" + re.sub(r"\{[^/]+?\}", "[^/]+", path) + "$"),
+                ", ".join(sorted(m.upper() for m in operations if m in _HTTP_METHODS)),
+            )
+            for path, operations in request.app.openapi()["paths"].items()
+        ]
+        request.app.state.documented_methods = table
+    for pattern, methods in table:
+        if pattern.match(request.url.path):
+            return methods
+    return None
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Problem)
@@ -85,6 +110,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         code, title = _HTTP_CODES.get(exc.status_code, ("http-error", "HTTP error"))
         headers = dict(exc.headers or {})
+        if exc.status_code == 405 and (documented := documented_methods(request)) is not None:
+            headers["Allow"] = documented
         return problem_response(
             request, Problem(exc.status_code, code, title, str(exc.detail), headers=headers)
         )

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from imgflow_runtime.db import dead_letters
-from imgflow_upload_api.dependencies import Resources
+from imgflow_upload_api.dependencies import Resources, resources
 from imgflow_upload_api.problems import PROBLEM_RESPONSE, Problem
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -21,7 +21,12 @@ class ReplayAccepted(BaseModel):
 
 
 def _authorised(request: Request) -> Resources:
-    res: Resources = request.app.state.resources
+    """The admin bearer token, or 401 (no or wrong credentials: as on every other route,
+    a request without them learns nothing more); 403 when the admin API is off."""
+    res = resources(request)
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        raise _unauthorised()
     token = res.settings.admin_token
     if token is None:
         raise Problem(
@@ -30,18 +35,19 @@ def _authorised(request: Request) -> Resources:
             "Admin API disabled",
             "set IMGFLOW_ADMIN_TOKEN to turn the admin API on",
         )
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.encode(), token.get_secret_value().encode()
-    ):
-        raise Problem(
-            401,
-            "unauthorized",
-            "Unauthorized",
-            "a valid admin bearer token is needed",
-            headers={"WWW-Authenticate": 'Bearer realm="imgflow-admin"'},
-        )
+    if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+        raise _unauthorised()
     return res
+
+
+def _unauthorised() -> Problem:
+    return Problem(
+        401,
+        "unauthorized",
+        "Unauthorized",
+        "a valid admin bearer token is needed",
+        headers={"WWW-Authenticate": 'Bearer realm="imgflow-admin"'},
+    )
 
 
 @router.get(

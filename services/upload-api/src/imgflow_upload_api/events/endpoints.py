@@ -9,29 +9,49 @@ reconnect to another replica.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
-from typing import Annotated
-from uuid import UUID
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
+from pydantic import WithJsonSchema
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from imgflow_upload_api.auth import CurrentCaller
-from imgflow_upload_api.dependencies import Resources
+from imgflow_upload_api.dependencies import Resources, parse_id, resources
 from imgflow_upload_api.events.hub import EventHub
 from imgflow_upload_api.events.streams import Message, image_stream, read_image_state, tenant_stream
-from imgflow_upload_api.problems import PROBLEM_RESPONSE, Problem
+from imgflow_upload_api.problems import PROBLEM_RESPONSE, Problem, image_not_found
 
 router = APIRouter(tags=["events"])
 
-_STREAM = {
-    200: {
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
-        "description": "A stream of server-sent events",
-    }
-}
 # Tells EventSource how long to wait before reconnecting after the stream ends.
 RETRY_MS = 2000
+
+
+def _stream(events: list[str]) -> dict[int, dict[str, Any]]:
+    """A 200 of server-sent events; in OpenAPI 3.1 the schema of an event stream describes
+    one event as its fields (``id``, ``event``, ``data``, ``retry``)."""
+    event = {
+        "type": "object",
+        "required": ["id", "event", "data"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9]+$"},
+            "event": {"type": "string", "enum": events},
+            "data": {"type": "string", "contentMediaType": "application/json"},
+            "retry": {"type": "integer", "const": RETRY_MS},
+        },
+    }
+    return {
+        200: {
+            "content": {"text/event-stream": {"schema": event}},
+            "description": "A stream of server-sent events",
+        }
+    }
+
+
+# Ids are PostgreSQL bigints: longer digit strings name no event.
+LAST_EVENT_ID_PATTERN = "^[0-9]{1,18}$"
 
 
 _LAST_EVENT_ID = Header(
@@ -39,12 +59,19 @@ _LAST_EVENT_ID = Header(
     description="Sent by EventSource on reconnect: the tenant stream replays the events "
     "after it; the image stream starts again from the current state.",
 )
+# Documented as a plain string (absent, not null, when there is none); checked by
+# _parse_last_event_id, so a malformed id is our own 400, not FastAPI's 422.
+LastEventId = Annotated[
+    str | None,
+    WithJsonSchema({"type": "string", "pattern": LAST_EVENT_ID_PATTERN}),
+    _LAST_EVENT_ID,
+]
 
 
 def _parse_last_event_id(raw: str | None) -> int | None:
     if raw is None:
         return None
-    if not raw.strip().isdigit():
+    if re.fullmatch(LAST_EVENT_ID_PATTERN, raw.strip()) is None:
         raise Problem(
             400,
             "bad-last-event-id",
@@ -82,7 +109,7 @@ def _response(res: Resources, messages: AsyncIterator[Message]) -> EventSourceRe
     "/v1/images/{image_id}/events",
     response_class=EventSourceResponse,
     responses={
-        **_STREAM,
+        **_stream(["state", "stage", "image"]),
         204: {"description": "Reconnected after the final event: nothing more will come"},
         400: PROBLEM_RESPONSE,
         401: PROBLEM_RESPONSE,
@@ -94,19 +121,14 @@ async def image_events(
     image_id: str,
     request: Request,
     caller: CurrentCaller,
-    last_event_id: Annotated[str | None, _LAST_EVENT_ID] = None,
+    last_event_id: LastEventId = None,
 ) -> Response:
-    res: Resources = request.app.state.resources
+    res = resources(request)
     hub = _hub(res)
-    try:
-        parsed = UUID(image_id)
-    except ValueError:
-        parsed = None
-    state = None if parsed is None else await read_image_state(res.pool, caller.tenant_id, parsed)
-    if parsed is None or state is None:
-        raise Problem(
-            404, "image-not-found", "Image not found", f"no image has the id {image_id!r}"
-        )
+    parsed = parse_id(image_id, image_not_found)
+    state = await read_image_state(res.pool, caller.tenant_id, parsed)
+    if state is None:
+        raise image_not_found(repr(image_id))
     after = _parse_last_event_id(last_event_id)
     if state.finished and after is not None and after >= state.last_event_id:
         # An EventSource reconnecting after the final event: 204 tells it to stop.
@@ -117,15 +139,15 @@ async def image_events(
 @router.get(
     "/v1/events",
     response_class=EventSourceResponse,
-    responses={**_STREAM, 400: PROBLEM_RESPONSE, 401: PROBLEM_RESPONSE},
+    responses={**_stream(["open", "stage", "image"]), 400: PROBLEM_RESPONSE, 401: PROBLEM_RESPONSE},
     summary="Every image and stage event of the caller's tenant (resumable with Last-Event-ID)",
 )
 async def tenant_events(
     request: Request,
     caller: CurrentCaller,
-    last_event_id: Annotated[str | None, _LAST_EVENT_ID] = None,
+    last_event_id: LastEventId = None,
 ) -> EventSourceResponse:
-    res: Resources = request.app.state.resources
+    res = resources(request)
     hub = _hub(res)
     after = _parse_last_event_id(last_event_id)
     return _response(res, tenant_stream(hub, res.pool, caller.tenant_id, after))

@@ -16,7 +16,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime
 
 from imgflow_contracts.queues import Stage
 from imgflow_upload_api.auth import CurrentCaller
@@ -29,6 +28,7 @@ from imgflow_upload_api.images.schemas import (
     ImageView,
     ReprocessAccepted,
     ReprocessRequest,
+    Rfc3339,
     image_view,
 )
 from imgflow_upload_api.images.service import delete_image
@@ -80,10 +80,10 @@ async def list_images(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     status: Annotated[Literal["processing", "ready", "failed"] | None, Query()] = None,
     created_after: Annotated[
-        AwareDatetime | None, Query(description="RFC 3339; only images created after it.")
+        Rfc3339 | None, Query(description="RFC 3339; only images created after it.")
     ] = None,
     created_before: Annotated[
-        AwareDatetime | None, Query(description="RFC 3339; only images created before it.")
+        Rfc3339 | None, Query(description="RFC 3339; only images created before it.")
     ] = None,
 ) -> ImagePage:
     after = Cursor.decode(cursor, caller.tenant_id) if cursor is not None else None

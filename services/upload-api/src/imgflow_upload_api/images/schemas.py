@@ -3,17 +3,34 @@ status words every view of an image shares."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from imgflow_contracts.queues import Stage
 from imgflow_upload_api.duplicates.schemas import DuplicateView
 
 StageStatus = Literal["pending", "running", "done", "failed"]
 ImageStatus = Literal["processing", "ready", "failed"]
+
+
+# RFC 3339 date-time, as `format: date-time` says; pydantic alone would also read a
+# number as Unix time, which the contract does not offer.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _rfc3339_text(value: object) -> object:
+    if isinstance(value, str) and _RFC3339.fullmatch(value):
+        return value
+    raise ValueError("expected an RFC 3339 date-time with its offset, e.g. 2026-12-02T07:00:00Z")
+
+
+Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
 
 
 class StageView(BaseModel):

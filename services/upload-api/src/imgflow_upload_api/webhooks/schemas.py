@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
+
+from imgflow_upload_api.webhooks.service import EVENT_CHOICES, MAX_URL_LENGTH, URL_PATTERN
+
+# Documented here, checked by webhooks.service (its own 422 codes, not FastAPI's).
+_EVENTS_SCHEMA = {
+    "anyOf": [
+        {"type": "array", "minItems": 1, "items": {"type": "string", "enum": list(EVENT_CHOICES)}},
+        {"type": "null"},
+    ]
+}
 
 
 class WebhookRequest(BaseModel):
-    url: str = Field(description="Where deliveries are POSTed: an http:// or https:// URL.")
-    events: list[str] | None = Field(
+    url: str = Field(
+        description="Where deliveries are POSTed: an http:// or https:// URL.",
+        json_schema_extra={"maxLength": MAX_URL_LENGTH, "pattern": URL_PATTERN},
+    )
+    events: Annotated[list[str] | None, WithJsonSchema(_EVENTS_SCHEMA)] = Field(
         default=None,
         description="Event types or patterns (image.ready, image.failed, image.created, "
         "image.deleted, stage.pending|running|done|failed, image.*, stage.*, *); "

@@ -21,6 +21,15 @@ MAX_WEBHOOKS_PER_TENANT = 25
 MAX_URL_LENGTH = 2048
 SECRET_PREFIX = "whsec_"
 _PATTERN = re.compile(r"^(\*|[a-z]+\.\*|[a-z]+\.[a-z]+)$")
+# What `events` may name, as the contract lists it: every type, and the patterns that
+# match some (image.*, stage.*, *).
+EVENT_CHOICES = (*sorted(EVENT_TYPES), "image.*", "stage.*", "*")
+# The URLs a webhook may have, said once for the check below and for the contract
+# (webhooks/schemas.py), so a client generated from openapi.json is refused nothing its
+# schema allows: http(s), a DNS name or dotted IPv4 host, a port 1-65535, visible ASCII.
+_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PORT = "6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}"
+URL_PATTERN = rf"^https?://{_LABEL}(?:\.{_LABEL})*(?::(?:{_PORT}))?(?:[/?#][!-~]*)?$"
 
 
 class InvalidWebhook(ValueError):
@@ -65,6 +74,12 @@ def check_url(url: str) -> str:
         raise InvalidWebhook("bad-webhook-url", "the URL must not carry credentials")
     if port == 0:
         raise InvalidWebhook("bad-webhook-url", "the URL's port must not be 0")
+    if re.fullmatch(URL_PATTERN, url) is None:
+        raise InvalidWebhook(
+            "bad-webhook-url",
+            "the URL must be http:// or https://, a host name or IPv4 address, an optional "
+            "port, then visible ASCII only",
+        )
     return url
 
 

@@ -93,6 +93,7 @@ def _ticket(started: Started) -> UploadTicket:
     response_model=UploadAccepted,
     responses={
         200: {"model": UploadAccepted, "description": "Identical bytes were already an image"},
+        400: PROBLEM_RESPONSE,
         401: PROBLEM_RESPONSE,
         404: PROBLEM_RESPONSE,
         409: PROBLEM_RESPONSE,

@@ -1,0 +1,87 @@
+"""The eval's own arithmetic: group scores, pair subsets, splits by photograph."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from imgflow_deduper.decision import Thresholds
+from imgflow_deduper.grouping import Rule
+from tools.dedupe_eval.dataset import SPLIT_SCENES, Sample
+from tools.dedupe_eval.edits import ISSUE_EDITS
+from tools.dedupe_eval.group_metrics import group_counts
+from tools.dedupe_eval.report import subset
+from tools.dedupe_eval.rules import Setting, check_against_decide, groups_of
+from tools.dedupe_eval.signals import PairTable
+from tools.dedupe_eval.splits import TEST, TUNE, issue_sets, split_of
+
+
+def test_group_scores_count_the_pairs_a_group_implies() -> None:
+    labels = ["L", "L", "L", "R", "R", "R"]
+    # the issue's failure: both halves' copies in one group
+    fused = group_counts(labels, [range(6)])
+    assert (fused.true_pairs, fused.predicted_pairs, fused.correct_pairs) == (6, 15, 6)
+    assert fused.precision == pytest.approx(0.4)
+    assert fused.recall == 1.0
+    assert fused.pure_share == 0.0
+    # right, but one copy of R left alone: singletons are not groups
+    split = group_counts(labels, [[0, 1, 2], [3, 4], [5]])
+    assert (split.precision, split.recall, split.groups, split.pure_share) == (1.0, 4 / 6, 2, 1.0)
+
+
+def table(n: int, groups: list[str], cosine: np.ndarray) -> PairTable:
+    i, j = np.triu_indices(n, k=1)
+    labels = np.array(groups)
+    return PairTable(i, j, labels[i] == labels[j], cosine.astype(np.float32),
+                     np.full(len(i), 64), np.zeros(len(i), bool),
+                     np.full(len(i), np.nan, np.float32))  # fmt: skip
+
+
+def test_a_subset_keeps_its_pairs_signals_renumbered() -> None:
+    n = 6
+    i, j = np.triu_indices(n, k=1)
+    full = table(n, list("aabbcc"), i * 10 + j)  # the cosine names the pair
+    sub = subset(full, n, np.array([1, 3, 4]))
+    assert sub.i.tolist() == [0, 0, 1] and sub.j.tolist() == [1, 2, 2]
+    assert sub.cosine.tolist() == [13, 14, 34]
+
+
+def test_the_eval_groups_with_the_deduper_decision_and_grouping() -> None:
+    # two groups of three, one cross pair above the CNN threshold
+    n = 6
+    i, j = np.triu_indices(n, k=1)
+    same = np.array(list("aaabbb"))
+    cosine = np.where(same[i] == same[j], 0.97, 0.2)
+    cosine[(i == 2) & (j == 3)] = 0.95
+    t = table(n, list(same), cosine)
+    th = Thresholds(0.93, 0, 0.9, 0)
+    for rule, expected in [(Rule.SINGLE_LINK, 1), (Rule.AVERAGE_LINK, 2)]:
+        setting = Setting(rule, th)
+        check_against_decide(t, setting)
+        assert len(groups_of(t, setting)) == expected
+
+
+def sample(scene: str, group: str, edit: str, shot: str) -> Sample:
+    return Sample(group, edit, b"", scene, shot)
+
+
+def test_every_photo_is_in_one_split_and_both_splits_have_halves() -> None:
+    of = split_of([*sorted(SPLIT_SCENES), "skimage/brick.png", "skimage/grass.png"])
+    assert set(of.values()) == {TUNE, TEST}
+    assert {of[s] for s in SPLIT_SCENES} == {TUNE, TEST}
+
+
+def test_the_issue_sets_are_halves_with_two_of_the_issue_edits() -> None:
+    items = [
+        sample(scene, f"{scene}#{side}", edit, side)
+        for scene in sorted(SPLIT_SCENES)[:4]
+        for side in ("left", "right")
+        for edit in ("original", *ISSUE_EDITS, "grey")
+    ]
+    of = split_of([s.scene for s in items])
+    for draw in issue_sets(items, TEST, draws=3):
+        chosen = [items[k] for k in draw]
+        assert all(of[s.scene] == TEST for s in chosen)
+        assert {s.edit for s in chosen} <= {"original", *ISSUE_EDITS}
+        per_group = {g: sum(s.group == g for s in chosen) for g in {s.group for s in chosen}}
+        assert set(per_group.values()) == {3}

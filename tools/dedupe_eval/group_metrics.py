@@ -1,0 +1,66 @@
+"""What a person sees: groups. Scored by the pairs they imply, and by how many are pure.
+
+A group of n images says n(n-1)/2 pairs are duplicates. Precision is the share of those
+that are; recall the share of the labelled duplicate pairs that share a group; F1 their
+harmonic mean. A group is pure when every member comes from one original: a person who
+keeps one image of an impure group and trashes the rest loses a different photo.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GroupCounts:
+    true_pairs: int = 0  # labelled duplicate pairs
+    predicted_pairs: int = 0  # pairs inside predicted groups
+    correct_pairs: int = 0  # both
+    groups: int = 0  # predicted groups (two members or more)
+    pure_groups: int = 0
+
+    def __add__(self, other: GroupCounts) -> GroupCounts:
+        return GroupCounts(*(a + b for a, b in zip(self.row(), other.row(), strict=True)))
+
+    def row(self) -> tuple[int, int, int, int, int]:
+        return (self.true_pairs, self.predicted_pairs, self.correct_pairs, self.groups,
+                self.pure_groups)  # fmt: skip
+
+    @property
+    def precision(self) -> float:
+        return self.correct_pairs / self.predicted_pairs if self.predicted_pairs else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.correct_pairs / self.true_pairs if self.true_pairs else 1.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+    @property
+    def pure_share(self) -> float:
+        return self.pure_groups / self.groups if self.groups else 1.0
+
+
+def _pairs(n: int) -> int:
+    return n * (n - 1) // 2
+
+
+def group_counts(labels: Sequence[str], groups: Iterable[Iterable[int]]) -> GroupCounts:
+    """Score predicted ``groups`` (of indices into ``labels``) against the labels."""
+    true_pairs = sum(_pairs(n) for n in Counter(labels).values())
+    predicted = correct = count = pure = 0
+    for members in groups:
+        by_label = Counter(labels[k] for k in members)
+        size = sum(by_label.values())
+        if size < 2:
+            continue
+        count += 1
+        pure += len(by_label) == 1
+        predicted += _pairs(size)
+        correct += sum(_pairs(n) for n in by_label.values())
+    return GroupCounts(true_pairs, predicted, correct, count, pure)

@@ -1,0 +1,145 @@
+"""Pairs to groups for the eval: the deduper's decision and grouping, on the pair table.
+
+``decided`` is ``decide()`` vectorised (with ``is_strong`` and the decision's score);
+``check_against_decide`` proves it agrees with the deduper's own functions pair by pair.
+The groups come from ``imgflow_deduper.grouping.group`` itself, the function the deduper
+will call, so the eval measures the code that runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from imgflow_deduper.decision import PHASH_BITS, PairSignals, Thresholds, decide
+from imgflow_deduper.grouping import Pair, Rule, group
+from imgflow_deduper.strength import StrongThresholds, is_strong
+from tools.dedupe_eval.metrics import Score, best, score
+from tools.dedupe_eval.signals import PairTable
+
+
+@dataclass(frozen=True)
+class Setting:
+    """Everything that turns signals into groups."""
+
+    rule: Rule
+    thresholds: Thresholds
+    strong: StrongThresholds | None = None  # STRONG_LINK only
+    min_density: Fraction = field(default=Fraction(1, 2))  # AVERAGE_LINK only
+
+    def describe(self) -> str:
+        t = self.thresholds
+        text = (f"cos>={t.cosine:.3g} | pHash<={t.phash_distance} | cos>={t.combined_cosine:.3g}"
+                f" & pHash<={t.combined_phash_distance}")  # fmt: skip
+        if self.rule is Rule.STRONG_LINK and self.strong:
+            text += f"; strong: cos>={self.strong.cosine:.3g} | pHash<={self.strong.phash_distance}"
+        if self.rule is Rule.AVERAGE_LINK:
+            text += f"; density>={self.min_density}"
+        return text
+
+
+def predicted(t: PairTable, th: Thresholds) -> np.ndarray:
+    return (
+        t.same_sha256
+        | (t.cnn >= th.cosine)
+        | ((t.cnn >= th.combined_cosine) & (t.phash_distance <= th.combined_phash_distance))
+        | (t.phash_distance <= th.phash_distance)
+    )
+
+
+@dataclass(frozen=True)
+class Decided:
+    """The duplicate pairs of a table: indices into it, their scores and strength."""
+
+    rows: np.ndarray
+    scores: np.ndarray
+    strong: np.ndarray
+
+
+def decided(t: PairTable, th: Thresholds, strong: StrongThresholds | None) -> Decided:
+    rows = np.flatnonzero(predicted(t, th))
+    cnn, dist, sha = t.cnn[rows], t.phash_distance[rows], t.same_sha256[rows]
+    by_cnn = (cnn >= th.cosine) | ((cnn >= th.combined_cosine)
+                                   & (dist <= th.combined_phash_distance))  # fmt: skip
+    scores = np.where(sha, 1.0, np.where(by_cnn, cnn, 1.0 - dist / PHASH_BITS))
+    if strong is None:
+        is_strong_ = np.ones(len(rows), bool)
+    else:
+        is_strong_ = sha | (cnn >= strong.cosine) | (dist <= strong.phash_distance)
+    return Decided(rows, scores, is_strong_)
+
+
+def check_against_decide(t: PairTable, setting: Setting) -> None:
+    """The vectorised decision, score and strength equal the deduper's, pair by pair."""
+    d = decided(t, setting.thresholds, setting.strong)
+    expected = []
+    for k in range(len(t.i)):
+        view = None if np.isnan(t.view_cosine[k]) else float(t.view_cosine[k])
+        signals = PairSignals(bool(t.same_sha256[k]), float(t.cosine[k]),
+                              int(t.phash_distance[k]), view)  # fmt: skip
+        decision = decide(signals, setting.thresholds)
+        if decision is not None:
+            strong = setting.strong is None or is_strong(decision, signals, setting.strong)
+            expected.append((k, decision.score, strong))
+    assert [k for k, _, _ in expected] == d.rows.tolist(), "vectorised decide() disagrees"
+    assert np.allclose([s for _, s, _ in expected], d.scores, atol=1e-6), "scores disagree"
+    assert [s for _, _, s in expected] == d.strong.tolist(), "strength disagrees"
+
+
+def groups_of(t: PairTable, setting: Setting) -> list[frozenset[int]]:
+    """The rule's groups of the table's images (indices as in the table)."""
+    d = decided(t, setting.thresholds, setting.strong)
+    pairs = [
+        Pair(int(t.i[k]), int(t.j[k]), float(s), bool(st))
+        for k, s, st in zip(d.rows, d.scores, d.strong, strict=True)
+    ]
+    return list(group(pairs, setting.rule, min_density=setting.min_density).groups)
+
+
+# Thresholds searched for the pair decision; wide enough for any cosine-scaled model.
+GRID = {
+    "cosine": np.round(np.arange(0.50, 0.99, 0.01), 3),
+    "phash_distance": range(0, 17, 2),
+    "combined_cosine": np.round(np.arange(0.40, 0.95, 0.02), 3),
+    "combined_phash_distance": range(12, 27, 2),
+}
+
+
+def pair_sweep(t: PairTable) -> list[tuple[Thresholds, Score]]:
+    """Pair P/R/F1 of every grid point (combined cosine below the CNN's own threshold)."""
+    # Pairs no grid point can call duplicates are negatives throughout: score only the
+    # rest, and add their positives as false negatives.
+    near = (
+        t.same_sha256
+        | (t.cnn >= min(GRID["cosine"]))
+        | (t.phash_distance <= max(GRID["phash_distance"]))
+        | ((t.cnn >= min(GRID["combined_cosine"]))
+           & (t.phash_distance <= max(GRID["combined_phash_distance"])))
+    )  # fmt: skip
+    far_fn = int(np.count_nonzero(~near & t.duplicate))
+    sub = t.where(near)
+    out = []
+    for c, p, cc, cp in itertools.product(*GRID.values()):
+        if cc >= c:
+            continue
+        th = Thresholds(float(c), int(p), float(cc), int(cp))
+        s = score(predicted(sub, th), sub.duplicate)
+        fn = s.false_negatives + far_fn
+        recall = s.true_positives / (s.true_positives + fn) if s.true_positives + fn else 1.0
+        f1 = 2 * s.precision * recall / (s.precision + recall) if s.precision + recall else 0.0
+        out.append((th, Score(0, s.precision, recall, f1, s.true_positives,
+                              s.false_positives, fn)))  # fmt: skip
+    return out
+
+
+def ladder(
+    sweep: list[tuple[Thresholds, Score]], floors: tuple[float, ...]
+) -> Iterator[tuple[float, Thresholds]]:
+    """From tight to loose: the best pair thresholds at each pair-precision floor."""
+    for floor in floors:
+        chosen = best((s for _, s in sweep), floor)
+        yield floor, next(th for th, s in sweep if s is chosen)
