@@ -244,6 +244,38 @@ def test_a_run_interrupted_by_an_api_restart_finishes_without_redoing_batches(
     )
 
 
+def test_a_stage_a_worker_is_running_is_skipped_and_counted(
+    small_system: LocalSystem, db: str, admin: httpx.Client
+) -> None:
+    n = 3
+    tenant = _tenant_with_images(small_system, db, n, seed=600)["tenant"]
+    # As a worker holds a stage (mark_running); the row says so, and no worker touches it.
+    [held] = query(
+        db,
+        """UPDATE image_stages SET status = 'running', started_at = now()
+            WHERE stage = 'dedupe' AND image_id = (
+                  SELECT i.id FROM images AS i JOIN tenants AS t ON t.id = i.tenant_id
+                   WHERE t.name = $1 ORDER BY i.id LIMIT 1)
+        RETURNING image_id::text AS id""",
+        tenant,
+    )
+    run = _start(admin, {"stages": ["dedupe", "hashing"], "tenant": tenant})
+    since = datetime.fromisoformat(run["created_at"])
+    finished = _wait_state(admin, run["id"], "finished")
+    assert (finished["done"], finished["skipped"], finished["total"]) == (n - 1, 1, n)
+    # The held image was left alone, every stage of it: a run resets an image whole or not.
+    assert _resets_since(db, tenant, "dedupe", since) == {
+        image_id: 0 if image_id == held["id"] else 1
+        for image_id in _resets_since(db, tenant, "dedupe", since)
+    }
+    assert _resets_since(db, tenant, "hashing", since)[held["id"]] == 0
+    query(  # let the sweeper find nothing of this test later
+        db,
+        "UPDATE image_stages SET status = 'done' WHERE image_id = $1::uuid AND stage = 'dedupe'",
+        held["id"],
+    )
+
+
 def test_admin_reprocess_needs_the_admin_token(
     small_system: LocalSystem, admin: httpx.Client
 ) -> None:
