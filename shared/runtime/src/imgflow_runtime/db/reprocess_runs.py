@@ -87,7 +87,9 @@ async def create_run(
             if tenant_id is None:
                 raise UnknownTenant(tenant)
         total = await conn.fetchval(
-            "SELECT count(*) FROM images WHERE $1::uuid IS NULL OR tenant_id = $1", tenant_id
+            """SELECT count(*) FROM images
+                WHERE ($1::uuid IS NULL OR tenant_id = $1) AND deleting_since IS NULL""",
+            tenant_id,
         )
         run_id = uuid.uuid4()
         await conn.execute(
@@ -164,10 +166,12 @@ async def _batch(
     conn: asyncpg.Connection, run: asyncpg.Record, trace_context: dict[str, str] | None
 ) -> None:
     stages = [Stage(s) for s in run["stages"]]
-    # Key-share: a delete waits for this batch (or this batch no longer sees the image).
+    # Key-share: a delete waits for this batch (or this batch no longer sees the image);
+    # an image being deleted (marked, its objects going) is passed over.
     images = await conn.fetch(
         """SELECT id, object_key FROM images
             WHERE ($1::uuid IS NULL OR tenant_id = $1) AND ($2::uuid IS NULL OR id > $2)
+              AND deleting_since IS NULL
             ORDER BY id LIMIT $3 FOR KEY SHARE""",
         run["tenant_id"],
         run["position"],
