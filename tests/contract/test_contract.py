@@ -89,6 +89,8 @@ def test_admin_routes_answer_401_without_credentials_even_when_off(
     assert response.headers["www-authenticate"].startswith("Bearer")
     # With credentials, the test stack (no IMGFLOW_ADMIN_TOKEN) says the API is off.
     assert api.get("/v1/admin/dead-letters").json()["code"] == "admin-disabled"
+    started = api.post("/v1/admin/reprocess", json={"stages": ["dedupe"], "all_tenants": True})
+    assert (started.status_code, started.json()["code"]) == (403, "admin-disabled")
 
 
 def test_last_event_id_is_digits_that_fit_an_event_id(api: httpx.Client) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 
+from imgflow_upload_api.admin.tasks import drive_reprocess
 from imgflow_upload_api.dependencies import Resources
 from imgflow_upload_api.events.tasks import prune_events
 from imgflow_upload_api.images.tasks import finish_interrupted_deletes
@@ -75,6 +76,8 @@ def start_loops(res: Resources) -> Loops:
         "sweeper": (settings.sweeper_interval_s, sweep_once),
         "queue depths": (settings.queue_depth_refresh_s, partial(read_queue_depths, res)),
         "event retention": (EVENT_PRUNE_INTERVAL_S, partial(prune_events, res)),
+        # Bulk reprocess: a batch per pass; replicas share a run through row locks.
+        "reprocess runs": (settings.reprocess_interval_s, partial(drive_reprocess, res)),
     }
     # Woken by every commit of jobs (OutboxRelay.soon), so bursts are sent in batches.
     relay_all = partial(relay_outbox, res)

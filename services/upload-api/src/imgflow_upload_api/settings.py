@@ -47,6 +47,18 @@ class ApiSettings(CommonSettings):
     sweeper_max_sweeps: int = Field(
         default=3, ge=0, description="Re-enqueues of one stage before it is dead-lettered."
     )
+    reprocess_batch_size: int = Field(
+        default=200, ge=1, le=10_000, description="Images a bulk reprocess run resets per batch."
+    )
+    reprocess_interval_s: float = Field(
+        default=1.0, gt=0, description="How often a replica drives a batch of a reprocess run."
+    )
+    reprocess_pause_depth: int | None = Field(
+        default=None,
+        ge=1,
+        description="Reprocess runs pause while a queue or the outbox holds more jobs than this "
+        "(unset: half of IMGFLOW_QUEUE_BREAKING_DEPTH, so uploads keep their headroom).",
+    )
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token of the admin API; unset turns it off."
     )

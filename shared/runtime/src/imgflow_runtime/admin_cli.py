@@ -7,8 +7,16 @@
     imgflow-admin keys create TENANT [--label TEXT]
     imgflow-admin keys list
     imgflow-admin keys revoke KEY_ID
+    imgflow-admin reprocess --stage STAGE [--stage ...] (--tenant NAME | --all-tenants)
+                            [--batch-size N] [--no-wait]
+    imgflow-admin reprocess --watch RUN_ID
 
 Replayed jobs go through the outbox, which the API relays to the broker.
+
+A reprocess run is a row the API's replicas drive, a batch at a time, pausing under
+backpressure (the outbox is relayed only by the API, so a run needs one running). This
+command starts it and prints its progress as JSON lines until it finishes (exit 0) or
+fails (exit 1); interrupting it leaves the run going. --watch follows a run started before.
 """
 
 from __future__ import annotations
@@ -21,8 +29,9 @@ import uuid
 
 import asyncpg
 
+from imgflow_contracts.queues import Stage
 from imgflow_contracts.settings import CommonSettings
-from imgflow_runtime.db import dead_letters, tenants
+from imgflow_runtime.db import dead_letters, reprocess_runs, tenants
 from imgflow_runtime.db.pool import connect
 
 
@@ -108,6 +117,45 @@ async def _keys(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
     return 0
 
 
+# The progress is a row: read every second, printed when it changed.
+WATCH_INTERVAL_S = 1.0
+
+
+async def _reprocess(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
+    if args.watch is not None:
+        run = await reprocess_runs.get_run(conn, args.watch)
+        if run is None:
+            print(f"error: no reprocess run {args.watch}", file=sys.stderr)
+            return 2
+    else:
+        try:
+            run = await reprocess_runs.create_run(
+                conn, args.tenant, [Stage(s) for s in args.stage], args.batch_size
+            )
+        except reprocess_runs.UnknownTenant as exc:
+            print(f"error: no tenant {exc}", file=sys.stderr)
+            return 2
+    shown = run.as_json()
+    print(json.dumps(shown), flush=True)
+    if args.no_wait:
+        return 0
+    while run.state not in ("finished", "failed"):
+        await asyncio.sleep(WATCH_INTERVAL_S)
+        found = await reprocess_runs.get_run(conn, run.id)
+        if found is None:
+            print(f"error: reprocess run {run.id} was deleted", file=sys.stderr)
+            return 2
+        run = found
+        if run.as_json() != shown:
+            shown = run.as_json()
+            print(json.dumps(shown), flush=True)
+    print(
+        f"reprocess run {run.id} {run.state}: {run.done} re-driven, {run.skipped} skipped",
+        file=sys.stderr,
+    )
+    return 0 if run.state == "finished" else 1
+
+
 async def _run(args: argparse.Namespace) -> int:
     conn = await connect(CommonSettings().database_url)
     try:
@@ -115,6 +163,8 @@ async def _run(args: argparse.Namespace) -> int:
             return await _tenants(conn, args)
         if args.topic == "keys":
             return await _keys(conn, args)
+        if args.topic == "reprocess":
+            return await _reprocess(conn, args)
         if args.action == "list":
             return await _list(conn, args.all)
         return await _replay(conn, args.ids, args.all)
@@ -151,9 +201,31 @@ def main(argv: list[str] | None = None) -> None:
     key_actions.add_parser("list", help="every key, without secrets, as JSON lines")
     revoking = key_actions.add_parser("revoke", help="a key stops working (within seconds)")
     revoking.add_argument("key_id", type=uuid.UUID)
+    reprocess = topics.add_parser(
+        "reprocess", help="re-drive stages for every image of a tenant, or of all"
+    )
+    reprocess.set_defaults(action="reprocess")
+    reprocess.add_argument(
+        "--stage", action="append", choices=[s.value for s in Stage], help="repeatable"
+    )
+    scope = reprocess.add_mutually_exclusive_group()
+    scope.add_argument("--tenant", help="only this tenant's images")
+    scope.add_argument("--all-tenants", action="store_true", help="every tenant's images")
+    scope.add_argument("--watch", type=uuid.UUID, metavar="RUN_ID", help="follow a run")
+    reprocess.add_argument(
+        "--batch-size", type=int, default=reprocess_runs.DEFAULT_BATCH_SIZE, help="images a batch"
+    )
+    reprocess.add_argument("--no-wait", action="store_true", help="print the run and return")
     args = parser.parse_args(argv)
     if args.action == "replay" and not (args.ids or args.all):
         parser.error("give dead letter ids, or --all")
+    if args.action == "reprocess" and args.watch is None:
+        if not (args.tenant or args.all_tenants):
+            parser.error("give --tenant NAME or --all-tenants")
+        if not args.stage:
+            parser.error("give at least one --stage")
+        if args.batch_size < 1:
+            parser.error("--batch-size must be at least 1")
     sys.exit(asyncio.run(_run(args)))
 
 

@@ -1,15 +1,20 @@
-"""Operator endpoints: list and replay dead letters. Bearer-token protected; off unless
-IMGFLOW_ADMIN_TOKEN is set. The same operations exist as the ``imgflow-admin`` CLI."""
+"""Operator endpoints: list and replay dead letters, start and follow bulk reprocess
+runs. Bearer-token protected; off unless IMGFLOW_ADMIN_TOKEN is set. The same operations
+exist as the ``imgflow-admin`` CLI."""
 
 from __future__ import annotations
 
 import hmac
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from imgflow_runtime.db import dead_letters
-from imgflow_upload_api.dependencies import Resources, resources
+from imgflow_upload_api.admin import service
+from imgflow_upload_api.admin.schemas import ReprocessAllTenants, ReprocessRun, ReprocessTenant
+from imgflow_upload_api.dependencies import Resources, parse_id, resources
 from imgflow_upload_api.problems import PROBLEM_RESPONSE, Problem
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -81,3 +86,36 @@ async def replay_dead_letter(dead_letter_id: int, request: Request) -> ReplayAcc
         raise Problem(409, "not-replayable", "Not replayable", str(exc)) from exc
     res.relay.soon()
     return ReplayAccepted(id=dead_letter_id)
+
+
+@router.post(
+    "/reprocess",
+    status_code=202,
+    response_model=ReprocessRun,
+    responses={401: PROBLEM_RESPONSE, 403: PROBLEM_RESPONSE, 404: PROBLEM_RESPONSE},
+    summary="Start a run that re-drives stages for every image of a tenant, or of all",
+)
+async def start_reprocess(
+    request: Request, body: Annotated[ReprocessTenant | ReprocessAllTenants, Body()]
+) -> JSONResponse:
+    res = _authorised(request)
+    async with res.pool.acquire() as conn:
+        run = await service.start_run(conn, body, res.settings.reprocess_batch_size)
+    return JSONResponse(
+        run.model_dump(mode="json"),
+        status_code=202,
+        headers={"Location": f"/v1/admin/reprocess/{run.id}"},
+    )
+
+
+@router.get(
+    "/reprocess/{run_id}",
+    response_model=ReprocessRun,
+    responses={401: PROBLEM_RESPONSE, 403: PROBLEM_RESPONSE, 404: PROBLEM_RESPONSE},
+    summary="A reprocess run's progress",
+)
+async def get_reprocess(run_id: str, request: Request) -> ReprocessRun:
+    res = _authorised(request)
+    parsed = parse_id(run_id, service.run_not_found)
+    async with res.pool.acquire() as conn:
+        return await service.progress(conn, parsed)

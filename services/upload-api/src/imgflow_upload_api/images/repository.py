@@ -13,9 +13,8 @@ from uuid import UUID
 
 import asyncpg
 
-from imgflow_contracts.payloads import ImageJob
-from imgflow_contracts.queues import Stage, first_stages
-from imgflow_runtime.db import outbox
+from imgflow_contracts.queues import Stage
+from imgflow_runtime.db import resets
 from imgflow_runtime.telemetry import current_context_carrier
 from imgflow_upload_api.duplicates.repository import fetch_duplicates
 from imgflow_upload_api.images.cursors import Cursor
@@ -191,36 +190,9 @@ async def reset_stages(
         )
         if object_key is None:
             return None
-        names = [stage.value for stage in wanted]
-        running = await conn.fetch(
-            """SELECT stage FROM image_stages
-                WHERE image_id = $1 AND stage = ANY($2::text[]) AND status = 'running'
-                ORDER BY stage FOR UPDATE""",
-            image_id,
-            names,
-        )
+        running = await resets.running_stages(conn, [image_id], wanted)
         if running:
-            raise StageRunning([r["stage"] for r in running])
-        # An upsert, so a stage this image never had (added after it was uploaded) runs too.
-        await conn.execute(
-            """INSERT INTO image_stages (image_id, stage)
-               SELECT $1, unnest($2::text[])
-               ON CONFLICT (image_id, stage) DO UPDATE
-                  SET status = 'pending', attempts = 0, error = NULL, sweeps = 0,
-                      queued_at = now(), started_at = NULL, finished_at = NULL""",
-            image_id,
-            names,
+            raise StageRunning(running[image_id])
+        return await resets.reset_images(
+            conn, [(image_id, object_key)], wanted, current_context_carrier()
         )
-        # The stages run again, so their open dead letters are dealt with, as by a replay.
-        await conn.execute(
-            """UPDATE dead_letters SET resolved_at = now(), resolution = 'replayed'
-                WHERE image_id = $1 AND stage = ANY($2::text[]) AND resolved_at IS NULL""",
-            image_id,
-            names,
-        )
-        # A stage that reads another one being rerun waits for it (queues.AFTER).
-        jobs = [
-            ImageJob(image_id=image_id, stage=s, object_key=object_key)
-            for s in first_stages(wanted)
-        ]
-        return await outbox.enqueue(conn, jobs, current_context_carrier())
