@@ -26,5 +26,84 @@ class DuplicatesView(BaseModel):
     # When the deduper last checked this image; null while its dedupe stage is pending.
     checked_at: datetime | None
     duplicates: list[DuplicateView]
+    # The stored duplicate group holding the image (GET /v1/duplicate-groups/{group_id}),
+    # or just the image when it is in none.
     group: list[UUID]
     group_truncated: bool
+    group_id: UUID | None = None
+
+
+KeeperReason = Literal[
+    "most-pixels",
+    "original-format",
+    "largest-file",
+    "earliest-capture",
+    "has-exif",
+    "earliest-upload",
+]
+
+
+class ThumbnailLink(BaseModel):
+    size: int
+    url: str
+
+
+class GroupMember(BaseModel):
+    id: UUID
+    url: str  # the image view
+    original_url: str
+    thumbnails: list[ThumbnailLink]  # the renditions made so far, smallest first
+    content_type: str
+    byte_size: int
+    format: str | None
+    width: int | None
+    height: int | None
+    captured_at: datetime | None
+    has_exif: bool
+    created_at: datetime
+
+
+class GroupEvidence(BaseModel):
+    """A duplicate pair between two members: the signal that decided it, and each score."""
+
+    a: UUID
+    b: UUID
+    method: DuplicateMethod
+    score: float
+    cosine: float | None
+    view_cosine: float | None
+    phash_distance: int | None
+    found_at: datetime
+
+
+class SuggestedKeeper(BaseModel):
+    id: UUID
+    # Why, the deciding criterion first: most pixels, then an original format over a
+    # re-encode (WebP, GIF, AVIF), the larger file, the earliest capture, EXIF present.
+    reasons: list[KeeperReason]
+
+
+class DuplicateGroupView(BaseModel):
+    id: UUID
+    # Goes up whenever the members change; name it when acting on the group.
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    members: list[GroupMember]
+    evidence: list[GroupEvidence]
+    suggested_keeper: SuggestedKeeper
+
+
+class DuplicateGroupSummary(BaseModel):
+    id: UUID
+    url: str
+    version: int
+    size: int  # members
+    created_at: datetime
+    updated_at: datetime
+
+
+class DuplicateGroupPage(BaseModel):
+    items: list[DuplicateGroupSummary]
+    # Pass as `cursor` for the next page; null on the last page.
+    next_cursor: str | None
