@@ -40,14 +40,19 @@ class GroupChanges:
 
 
 async def _component(conn: asyncpg.Connection, tenant_id: UUID, seeds: Sequence[UUID]) -> set[UUID]:
-    """The images reachable from ``seeds`` through pairs (the seeds included)."""
+    """The images reachable from ``seeds`` through pairs (the seeds included), but not
+    trashed ones."""
     rows = await conn.fetch(
         """WITH RECURSIVE comp(id) AS (
-               SELECT unnest($1::uuid[])
+               SELECT i.id FROM images AS i
+                WHERE i.id = ANY($1::uuid[]) AND i.trashed_at IS NULL
                UNION
-               SELECT CASE WHEN p.image_a = c.id THEN p.image_b ELSE p.image_a END
+               SELECT o.id
                  FROM comp AS c JOIN duplicate_pairs AS p
                    ON (p.image_a = c.id OR p.image_b = c.id) AND p.tenant_id = $2
+                 JOIN images AS o
+                   ON o.id = CASE WHEN p.image_a = c.id THEN p.image_b ELSE p.image_a END
+                  AND o.trashed_at IS NULL  -- trashed: grouped with nothing
            )
            SELECT id FROM comp LIMIT $3""",
         list(seeds),
@@ -163,7 +168,10 @@ async def regroup_around(
             reach = set().union(*previous.values()) - images
             if not reach or len(images) >= MAX_COMPONENT:
                 break
-            images |= await _component(conn, tenant_id, sorted(reach))
+            grown = images | await _component(conn, tenant_id, sorted(reach))
+            if grown == images:  # what is left out is trashed: it leaves its group
+                break
+            images = grown
         result: Regrouped[UUID, UUID] = regroup(
             await _pairs(conn, images),
             previous,

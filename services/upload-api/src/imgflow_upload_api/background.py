@@ -17,6 +17,7 @@ from functools import partial
 
 from imgflow_upload_api.dependencies import Resources
 from imgflow_upload_api.events.tasks import prune_events
+from imgflow_upload_api.images.tasks import purge_expired_trash
 from imgflow_upload_api.jobs.tasks import relay_outbox, sweep_stages
 from imgflow_upload_api.uploads.presigned.tasks import clean_presigned_uploads
 from imgflow_upload_api.uploads.tasks import forget_idempotency_keys, read_queue_depths
@@ -73,6 +74,8 @@ def start_loops(res: Resources) -> Loops:
         "sweeper": (settings.sweeper_interval_s, sweep_once),
         "queue depths": (settings.queue_depth_refresh_s, partial(read_queue_depths, res)),
         "event retention": (EVENT_PRUNE_INTERVAL_S, partial(prune_events, res)),
+        # as often as stuck stages are looked for: cheap (an index on trashed_at)
+        "trash purge": (settings.sweeper_interval_s, partial(purge_expired_trash, res)),
     }
     # Woken by every commit of jobs (OutboxRelay.soon), so bursts are sent in batches.
     relay_all = partial(relay_outbox, res)

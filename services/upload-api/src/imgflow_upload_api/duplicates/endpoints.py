@@ -10,17 +10,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 
 from imgflow_upload_api.auth import CurrentCaller
 from imgflow_upload_api.dependencies import parse_id, resources
 from imgflow_upload_api.duplicates import repository
+from imgflow_upload_api.duplicates.resolution import resolve
 from imgflow_upload_api.duplicates.schemas import (
     DuplicateGroupPage,
     DuplicateGroupSummary,
     DuplicateGroupView,
     DuplicatesView,
     DuplicateView,
+    ResolveAnswer,
+    ResolveRequest,
 )
 from imgflow_upload_api.duplicates.service import group_not_found, group_view
 from imgflow_upload_api.images.cursors import Cursor
@@ -106,3 +109,21 @@ async def get_group(group_id: str, request: Request, caller: CurrentCaller) -> D
     if detail is None:
         raise group_not_found(parsed)
     return group_view(detail)
+
+
+@router.post(
+    "/v1/duplicate-groups/{group_id}/resolve",
+    response_model=ResolveAnswer,
+    responses={
+        401: PROBLEM_RESPONSE,
+        404: PROBLEM_RESPONSE,
+        409: PROBLEM_RESPONSE,
+        422: PROBLEM_RESPONSE,
+    },
+    summary="Trash copies in a group, or dismiss it; the version it was decided on, or 409",
+)
+async def resolve_group(
+    group_id: str, request: Request, caller: CurrentCaller, body: Annotated[ResolveRequest, Body()]
+) -> ResolveAnswer:
+    parsed = parse_id(group_id, group_not_found)
+    return await resolve(resources(request).pool, caller.tenant_id, parsed, body)

@@ -35,6 +35,9 @@ async def fetch_duplicates(conn: asyncpg.Connection, image_id: UUID) -> list[dic
         """SELECT CASE WHEN p.image_a = $1 THEN p.image_b ELSE p.image_a END AS id,
                   p.method, p.score, p.cosine, p.view_cosine, p.phash_distance, p.found_at
              FROM duplicate_pairs AS p
+             JOIN images AS o  -- the other image, unless trashed
+               ON o.id = CASE WHEN p.image_a = $1 THEN p.image_b ELSE p.image_a END
+              AND o.trashed_at IS NULL
             WHERE p.image_a = $1 OR p.image_b = $1
             ORDER BY p.score DESC, id""",
         image_id,
@@ -119,3 +122,103 @@ async def fetch_group_detail(
         "members": [dict(m) for m in members],
         "pairs": [dict(p) for p in pairs],
     }
+
+
+# The deduper's regrouping lock (imgflow_deduper.groups): a resolve and a regrouping of
+# one tenant never interleave, so a group's version says all that changed it.
+_GROUPS_LOCK_CLASS = 9
+
+
+async def lock_tenant_groups(conn: asyncpg.Connection, tenant_id: UUID) -> None:
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1::text, $2))",
+        str(tenant_id),
+        _GROUPS_LOCK_CLASS,
+    )
+
+
+async def stored_resolution(
+    conn: asyncpg.Connection, tenant_id: UUID, group_id: UUID, version: int
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    row = await conn.fetchrow(
+        """SELECT request, answer FROM duplicate_resolutions
+            WHERE group_id = $1 AND version = $2 AND tenant_id = $3""",
+        group_id,
+        version,
+        tenant_id,
+    )
+    return None if row is None else (row["request"], row["answer"])
+
+
+async def save_resolution(
+    conn: asyncpg.Connection,
+    tenant_id: UUID,
+    group_id: UUID,
+    version: int,
+    request: dict[str, Any],
+    answer: dict[str, Any],
+) -> None:
+    await conn.execute(
+        """INSERT INTO duplicate_resolutions (group_id, version, tenant_id, request, answer)
+           VALUES ($1, $2, $3, $4, $5)""",
+        group_id,
+        version,
+        tenant_id,
+        request,
+        answer,
+    )
+
+
+async def lock_group(
+    conn: asyncpg.Connection, tenant_id: UUID, group_id: UUID
+) -> tuple[int, set[UUID]] | None:
+    """The tenant's group, locked: its version and members."""
+    version = await conn.fetchval(
+        "SELECT version FROM duplicate_groups WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
+        group_id,
+        tenant_id,
+    )
+    if version is None:
+        return None
+    rows = await conn.fetch(
+        "SELECT image_id FROM duplicate_group_members WHERE group_id = $1", group_id
+    )
+    return version, {r["image_id"] for r in rows}
+
+
+async def trash_images(conn: asyncpg.Connection, image_ids: list[UUID]) -> None:
+    """Into the trash, and out of their group at once."""
+    await conn.execute(
+        "UPDATE images SET trashed_at = now() WHERE id = ANY($1::uuid[]) AND trashed_at IS NULL",
+        image_ids,
+    )
+    await conn.execute(
+        "DELETE FROM duplicate_group_members WHERE image_id = ANY($1::uuid[])", image_ids
+    )
+
+
+async def dismiss(conn: asyncpg.Connection, tenant_id: UUID, image_ids: list[UUID]) -> None:
+    """Every two of these images: not duplicates."""
+    await conn.execute(
+        """INSERT INTO duplicate_dismissals (image_a, image_b, tenant_id)
+           SELECT a, b, $2 FROM unnest($1::uuid[]) AS a, unnest($1::uuid[]) AS b WHERE a < b
+           ON CONFLICT DO NOTHING""",
+        image_ids,
+        tenant_id,
+    )
+
+
+async def delete_group(conn: asyncpg.Connection, group_id: UUID) -> None:
+    await conn.execute("DELETE FROM duplicate_groups WHERE id = $1", group_id)
+
+
+async def group_changed(conn: asyncpg.Connection, group_id: UUID) -> int:
+    """A new version, and the rest left for the deduper to regroup; the new version."""
+    return int(
+        await conn.fetchval(
+            """UPDATE duplicate_groups
+                  SET version = version + 1, dirty = true, updated_at = clock_timestamp()
+                WHERE id = $1 RETURNING version""",
+            group_id,
+        )
+    )

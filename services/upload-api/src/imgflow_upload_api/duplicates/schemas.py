@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 DuplicateMethod = Literal["sha256", "cnn", "phash", "cnn+phash"]
 
@@ -107,3 +107,27 @@ class DuplicateGroupPage(BaseModel):
     items: list[DuplicateGroupSummary]
     # Pass as `cursor` for the next page; null on the last page.
     next_cursor: str | None
+
+
+class ResolveRequest(BaseModel):
+    """Keep some members, trash others; or say the members are not duplicates at all."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The version the decision was made on: a group changed since is a 409.
+    version: int = Field(ge=1, le=2**31 - 1)
+    keep: list[UUID] = Field(default_factory=list, max_length=1000)
+    trash: list[UUID] = Field(default_factory=list, max_length=1000)
+    # "Not duplicates": every two members are never grouped together again (no keep or
+    # trash with it).
+    dismiss: bool = False
+
+
+class ResolveAnswer(BaseModel):
+    group_id: UUID
+    # The group's version after the resolve; null when it is gone (fewer than two
+    # members left, or dismissed).
+    version: int | None
+    kept: list[UUID]
+    trashed: list[UUID]
+    dismissed: bool

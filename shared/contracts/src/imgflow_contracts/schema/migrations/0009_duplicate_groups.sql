@@ -96,3 +96,21 @@ CREATE TRIGGER duplicate_groups_created_event AFTER INSERT OR DELETE ON duplicat
 CREATE TRIGGER duplicate_groups_version_event AFTER UPDATE OF version ON duplicate_groups
     FOR EACH ROW WHEN (OLD.version <> NEW.version)
     EXECUTE FUNCTION imgflow_group_changed();
+
+-- Trash: resolving a group trashes images. A trashed image leaves listings and groups at
+-- once, keeps its rows and objects until restored or purged (the API, after
+-- IMGFLOW_TRASH_RETENTION_DAYS), and the deduper groups it with nothing.
+ALTER TABLE images ADD COLUMN trashed_at timestamptz;
+CREATE INDEX images_trashed ON images (trashed_at) WHERE trashed_at IS NOT NULL;
+
+-- Each resolve's answer, by the group and the version it named: the same resolve again
+-- answers the same, though the group has changed (or gone) since.
+CREATE TABLE duplicate_resolutions (
+    group_id    uuid        NOT NULL,
+    version     integer     NOT NULL,
+    tenant_id   uuid        NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    request     jsonb       NOT NULL,
+    answer      jsonb       NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (group_id, version)
+);
