@@ -8,6 +8,7 @@ copies the CNN alone finds (so pHash timing cannot change the group).
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,8 +21,10 @@ from PIL import Image, ImageEnhance
 
 from imgflow_localstack.system import LocalSystem
 from imgflow_runtime.storage import ObjectStore
+from imgflow_upload_api.webhooks.service import InvalidWebhook, check_events
 from tests.stack import running_system
 from tests.support import bearer, encode, new_tenant, query, wait_for
+from tests.test_events import Receiver, receiver  # noqa: F401
 
 
 def _copies(name: str = "chelsea") -> list[bytes]:
@@ -237,3 +240,59 @@ def test_the_trash_is_purged_after_its_retention(short_trash: LocalSystem) -> No
         # the kept image stays; the group went when it was left with one member
         assert group.client.get(f"/v1/images/{group.ids[0]}").status_code == 200
         assert group.client.get("/v1/duplicate-groups").json()["items"] == []
+
+
+def test_group_changes_are_events_and_webhooks(
+    system: LocalSystem,
+    receiver: Receiver,  # noqa: F811
+) -> None:
+    tenant = new_tenant(system, "group-events")
+    headers = bearer(tenant["api_key"])
+    with httpx.Client(base_url=system.api_url, headers=headers, timeout=60) as client:
+        hook = client.post(
+            "/v1/webhooks", json={"url": receiver.url, "events": ["duplicate_group.*"]}
+        )
+        assert hook.status_code == 201, hook.text
+        ids = [upload(client, data) for data in _copies("rocket")[:2]]
+        for image_id in ids:
+            deduped(client, image_id)
+        [group] = client.get("/v1/duplicate-groups").json()["items"]
+        resolved = client.post(
+            f"/v1/duplicate-groups/{group['id']}/resolve",
+            json={"version": group["version"], "dismiss": True},
+        )
+        assert resolved.status_code == 200, resolved.text
+
+        def both_delivered() -> list[dict[str, Any]] | None:
+            documents = [json.loads(body) for _, body in receiver.requests]
+            types = [d["type"] for d in documents]
+            return documents if "duplicate_group.deleted" in types else None
+
+        documents = wait_for(both_delivered, timeout_s=60, what="the group's webhooks")
+        by_type = {d["type"]: d["data"] for d in documents}  # deliveries may come in any order
+        assert by_type["duplicate_group.updated"] == {
+            "group_id": group["id"],
+            "version": 1,
+            "status": "active",
+        }
+        assert by_type["duplicate_group.deleted"]["group_id"] == group["id"]
+        assert by_type["duplicate_group.deleted"]["status"] == "deleted"
+
+        # the tenant's stream replays them (Last-Event-ID 0: from the start)
+        seen = []
+        with client.stream("GET", "/v1/events", headers={"Last-Event-ID": "0"}) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data:") and "duplicate_group." in line:
+                    seen.append(json.loads(line.removeprefix("data:")))
+                    if seen[-1]["type"] == "duplicate_group.deleted":
+                        break
+        assert seen[0]["group_id"] == group["id"] and "image_id" not in seen[0]
+
+
+def test_webhooks_may_name_group_events() -> None:
+    assert check_events(["duplicate_group.*", "duplicate_group.updated"]) == [
+        "duplicate_group.*",
+        "duplicate_group.updated",
+    ]
+    with pytest.raises(InvalidWebhook):
+        check_events(["duplicate_group.merged"])
