@@ -24,7 +24,7 @@ from bench.uploads import Upload, upload_all
 from imgflow_localstack.system import LocalSystem
 
 # The imgflow processes, then the servers they lean on.
-SERVICES = ("api", "thumbnailer", "hasher", "deduper")
+SERVICES = ("api", "thumbnailer", "hasher", "deduper", "flower")
 SERVERS = ("postgres", "valkey", "seaweedfs")
 
 

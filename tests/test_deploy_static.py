@@ -611,7 +611,7 @@ def test_secret_template_holds_placeholders_only() -> None:
 
 def test_deployment_selectors_match_their_pods() -> None:
     deployments = k8s_objects("Deployment")
-    assert set(deployments) == {"upload-api", *WORKERS}
+    assert set(deployments) == {"upload-api", "flower", *WORKERS}
     for name, deployment in deployments.items():
         selector = deployment["spec"]["selector"]["matchLabels"]
         labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -636,6 +636,16 @@ def test_every_env_source_exists() -> None:
                 if "secretRef" in source:
                     assert source["secretRef"]["name"] in secrets
                 refs += 1
+            for variable in container.get("env", []):
+                source = variable.get("valueFrom", {})
+                if "secretKeyRef" in source:
+                    ref = source["secretKeyRef"]
+                    assert ref["key"] in secrets[ref["name"]]["stringData"], ref
+                    refs += 1
+                if "configMapKeyRef" in source:
+                    ref = source["configMapKeyRef"]
+                    assert ref["key"] in k8s_objects("ConfigMap")[ref["name"]]["data"], ref
+                    refs += 1
     for auth in k8s_objects("TriggerAuthentication").values():
         for ref in auth["spec"]["secretTargetRef"]:
             assert ref["key"] in secrets[ref["name"]]["stringData"], ref
@@ -727,6 +737,32 @@ def test_k8s_api_probes_and_service() -> None:
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
     assert all(p["targetPort"] in ports for p in service["spec"]["ports"])
+
+
+def test_flower_is_behind_basic_auth_and_follows_the_workers_task_events() -> None:
+    """Flower can revoke and kill tasks: never without a password, never on a public
+    port; and it must not switch task events back on where the workers turned them off."""
+    service = compose_services()["flower"]
+    env = service["environment"]
+    assert env["FLOWER_BASIC_AUTH"].startswith("imgflow:${FLOWER_PASSWORD")
+    assert all(port.startswith("127.0.0.1:") for port in service["ports"])
+    worker_env = compose_services()["thumbnailer"]["environment"]
+    assert env["FLOWER_ENABLE_EVENTS"] == worker_env["IMGFLOW_WORKER_SEND_TASK_EVENTS"]
+    assert service["command"][:2] == ["celery", "flower"]
+
+    deployment = k8s_objects("Deployment")["flower"]
+    container = only_container(deployment)
+    sources = {v["name"]: v.get("valueFrom", {}) for v in container["env"]}
+    assert sources["FLOWER_BASIC_AUTH"]["secretKeyRef"]["name"] == "imgflow-flower"
+    events = sources["FLOWER_ENABLE_EVENTS"]["configMapKeyRef"]
+    assert events == {"name": "imgflow-worker-config", "key": "IMGFLOW_WORKER_SEND_TASK_EVENTS"}
+    assert deployment["spec"]["replicas"] == 1
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    service = k8s_objects("Service")["flower"]
+    assert service["spec"]["type"] == "ClusterIP"
+    assert all(p["targetPort"] in ports for p in service["spec"]["ports"])
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
 
 
 def test_api_grace_periods_cover_its_drain() -> None:

@@ -18,13 +18,21 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 
 from imgflow_contracts.queues import Stage
 from imgflow_localstack.system import LocalSystem
 from imgflow_runtime.db import stages
-from imgflow_runtime.db.pool import connect
+from imgflow_runtime.db.pool import connect, create_pool
 from imgflow_upload_api.events.hub import APPLICATION_NAME, Event, Signal, Subscription
-from imgflow_upload_api.webhooks.dispatch import retry_delay, sign
+from imgflow_upload_api.settings import ApiSettings
+from imgflow_upload_api.webhooks.dispatch import (
+    Attempt,
+    Claimed,
+    WebhookDispatcher,
+    retry_delay,
+    sign,
+)
 from imgflow_upload_api.webhooks.service import InvalidWebhook, check_destination, check_events
 from tests.support import encode, new_tenant, photo_like, query, wait_for
 
@@ -589,3 +597,35 @@ def test_private_destinations_are_refused_when_not_allowed(url: str) -> None:
         asyncio.run(check_destination(url, allow_private=False))
     assert refused.value.code == "webhook-host-not-allowed"
     asyncio.run(check_destination(url, allow_private=True))
+
+
+def test_private_destinations_are_refused_by_default() -> None:
+    assert ApiSettings.model_fields["webhook_allow_private"].default is False
+    # A name is resolved first: localhost is loopback whatever it is called.
+    with pytest.raises(InvalidWebhook) as refused:
+        asyncio.run(check_destination("http://localhost:8080/hook", allow_private=False))
+    assert refused.value.code == "webhook-host-not-allowed"
+    asyncio.run(check_destination("https://93.184.215.14/hook", allow_private=False))
+
+
+def test_delivery_checks_the_destination_again_after_resolving_it(
+    database_url: str, receiver: Receiver
+) -> None:
+    """A webhook registered while its name pointed outward, resolving to loopback by the
+    time of the attempt (here: localhost), is refused then; the receiver hears nothing."""
+    url = receiver.url.replace("127.0.0.1", "localhost")
+
+    async def attempt() -> Attempt:
+        pool = await create_pool(database_url, max_size=1)
+        settings = ApiSettings(database_url=database_url, webhook_allow_private=False)
+        dispatcher = WebhookDispatcher(pool, settings, CollectorRegistry())
+        try:
+            event = {"id": 1, "at": "2026-01-01T00:00:00+00:00", "image_id": str(uuid.uuid4())}
+            claimed = Claimed(uuid.uuid4(), uuid.uuid4(), url, "whsec_x", "image.ready", event, 1)
+            return await dispatcher.attempt(claimed)
+        finally:
+            await pool.close()
+
+    refused = asyncio.run(attempt())
+    assert not refused.ok and "private, loopback or link-local" in (refused.error or "")
+    assert receiver.requests == []

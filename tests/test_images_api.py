@@ -300,15 +300,15 @@ def test_a_job_in_flight_when_its_image_is_deleted_finishes_quietly(
                 target=lambda: deleted.append(tenant.delete(f"/v1/images/{image_id}"))
             )
             deleting.start()
-            # The delete has removed the rows (uncommitted) and waits on S3 for the objects.
+            # The delete has marked the image (committed) and waits on S3 for the objects.
             wait_for(
                 lambda: query(
                     database_url,
-                    "SELECT 1 FROM pg_stat_activity WHERE state = 'idle in transaction' "
-                    "AND query LIKE 'DELETE FROM images WHERE id = $1%'",
+                    "SELECT 1 FROM images WHERE id = $1 AND deleting_since IS NOT NULL",
+                    uuid.UUID(image_id),
                 ),
                 timeout_s=30,
-                what="the delete to be waiting on S3",
+                what="the delete to mark the image",
             )
         finally:
             os.kill(s3_pid, signal.SIGCONT)

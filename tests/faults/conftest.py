@@ -41,6 +41,8 @@ FAULT_SETTINGS = {
     "QUEUE_DEPTH_REFRESH_S": "0.2",
     "OUTBOX_RELAY_INTERVAL_S": "0.2",
     "ADMIN_TOKEN": ADMIN_TOKEN,
+    # A delete cut short is finished by the sweeper once marked this long.
+    "IMAGE_DELETE_FINISH_AFTER_S": "1",
 }
 
 

@@ -14,7 +14,7 @@ from imgflow_localstack.errors import (
     ProcessExitedError,
     StartTimeoutError,
 )
-from imgflow_localstack.ports import StackPorts, free_port
+from imgflow_localstack.ports import ProcessPorts, StackPorts, free_port
 from imgflow_localstack.processes import ServiceGroup, ServiceProcess
 from imgflow_localstack.readiness import HttpOk, LogLine
 from imgflow_localstack.services import ServiceSpec, service_specs
@@ -30,6 +30,7 @@ __all__ = [
     "LogLine",
     "PortInUseError",
     "ProcessExitedError",
+    "ProcessPorts",
     "ServiceGroup",
     "ServiceProcess",
     "ServiceSpec",

@@ -20,8 +20,8 @@ from pathlib import Path
 from imgflow_contracts.settings import LOCAL_API_PORT
 from imgflow_localstack.child import Child
 from imgflow_localstack.errors import LocalStackError
-from imgflow_localstack.ports import StackPorts
-from imgflow_localstack.services import RUN_CONCURRENCY, THUMBNAILER
+from imgflow_localstack.ports import ProcessPorts, StackPorts
+from imgflow_localstack.services import API, FLOWER_USER, RUN_CONCURRENCY, THUMBNAILER
 from imgflow_localstack.stack import LocalStack
 from imgflow_localstack.system import LocalSystem
 
@@ -102,12 +102,20 @@ def _serve(target: LocalSystem | LocalStack, describe: Callable[[float], None]) 
 def cmd_run(args: argparse.Namespace) -> int:
     concurrency = {**RUN_CONCURRENCY, THUMBNAILER: args.thumbnailer_concurrency}
     system = LocalSystem(
-        args.data_dir, StackPorts.local_defaults(), args.api_port, concurrency=concurrency
+        args.data_dir,
+        StackPorts.local_defaults(),
+        args.api_port,
+        concurrency=concurrency,
+        process_ports=ProcessPorts.local_defaults(),
     )
 
     def describe(seconds: float) -> None:
         api = system.api_url
         stack = system.stack
+        metrics = "\n".join(
+            f"  {'metrics' if name == API else '':<10} {url}   ({name})"
+            for name, url in system.metrics_urls().items()
+        )
         print(
             f"""
 imgflow is running (started in {seconds:.1f} s)
@@ -116,7 +124,10 @@ imgflow is running (started in {seconds:.1f} s)
   API key    {system.api_key}   (tenant "default"; set IMGFLOW_BOOTSTRAP_API_KEY to choose it)
   upload     curl -sS -H "Authorization: Bearer $KEY" --data-binary @photo.jpg {api}/v1/images
   status     curl -sS -H "Authorization: Bearer $KEY" {api}/v1/images/<id>
-  logs       {system.logs_dir}/  (api, thumbnailer, hasher, deduper, postgres, valkey, seaweedfs)
+  Flower     {system.flower_url}   user {FLOWER_USER}, password {system.flower_password}
+             (set IMGFLOW_FLOWER_PASSWORD to choose it)
+{metrics}
+  logs       {system.logs_dir}/  (api, workers, flower, postgres, valkey, seaweedfs)
   data       {system.data_dir}  (kept between runs; delete it to start afresh)
   PostgreSQL {stack.database_url}
   Valkey     {stack.broker_url}

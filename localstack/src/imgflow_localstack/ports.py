@@ -14,6 +14,7 @@ import os
 import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from imgflow_contracts.settings import LOCAL_POSTGRES_PORT, LOCAL_S3_PORT, LOCAL_VALKEY_PORT
 from imgflow_localstack.errors import LocalStackError, PortInUseError
@@ -64,15 +65,7 @@ class StackPorts:
             # Its gRPC twin is 58341 (see WEED_GRPC_OFFSET).
             weed_admin=LOCAL_S3_PORT + 8 - WEED_GRPC_OFFSET,
         )
-        overrides = {}
-        for field in dataclasses.fields(cls):
-            variable = env_var_for(field.name)
-            if variable in environ:
-                value = environ[variable]
-                if not value.isdigit() or not 0 < int(value) < 65536:
-                    raise LocalStackError(f"{variable} must be a port number, not {value!r}")
-                overrides[field.name] = int(value)
-        return dataclasses.replace(defaults, **overrides)
+        return _with_overrides(defaults, environ)
 
     @classmethod
     def free(cls) -> StackPorts:
@@ -89,6 +82,60 @@ class StackPorts:
         named = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         named["weed_admin_grpc"] = self.weed_admin_grpc
         return named
+
+
+# `make run`'s ports of imgflow's own processes besides the API (Flower's usual port).
+LOCAL_METRICS_PORTS = {"thumbnailer": 9101, "hasher": 9102, "deduper": 9103}
+LOCAL_FLOWER_PORT = 5555
+
+
+@dataclass(frozen=True)
+class ProcessPorts:
+    """Where imgflow's processes listen besides the API: each worker's /metrics (what
+    Prometheus scrapes in production) and Flower."""
+
+    thumbnailer_metrics: int
+    hasher_metrics: int
+    deduper_metrics: int
+    flower: int
+
+    @classmethod
+    def local_defaults(cls, environ: Mapping[str, str] | None = None) -> ProcessPorts:
+        """The fixed ports of `make run`; each can be moved with IMGFLOW_LOCAL_PORT_<FIELD>."""
+        environ = os.environ if environ is None else environ
+        metrics = {f"{name}_metrics": port for name, port in LOCAL_METRICS_PORTS.items()}
+        return _with_overrides(cls(**metrics, flower=LOCAL_FLOWER_PORT), environ)
+
+    @classmethod
+    def free(cls) -> ProcessPorts:
+        with contextlib.ExitStack() as held:
+            chosen = {
+                f.name: held.enter_context(_bound_socket(0)).getsockname()[1]
+                for f in dataclasses.fields(cls)
+            }
+        return cls(**chosen)
+
+    def metrics(self, worker: str) -> int:
+        """The /metrics port of a worker (thumbnailer, hasher, deduper)."""
+        return getattr(self, f"{worker}_metrics")
+
+    def listeners(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+_Ports = TypeVar("_Ports", StackPorts, ProcessPorts)
+
+
+def _with_overrides(defaults: _Ports, environ: Mapping[str, str]) -> _Ports:
+    overrides = {}
+    for field in dataclasses.fields(defaults):
+        variable = env_var_for(field.name)
+        if variable in environ:
+            value = environ[variable]
+            if not value.isdigit() or not 0 < int(value) < 65536:
+                raise LocalStackError(f"{variable} must be a port number, not {value!r}")
+            overrides[field.name] = int(value)
+    return dataclasses.replace(defaults, **overrides)
 
 
 def env_var_for(field_name: str) -> str:

@@ -48,3 +48,16 @@ class LogLine:
 
 # Celery's worker logs "<name>@<host> ready." once it consumes; \b keeps "already." out.
 CELERY_READY = LogLine(r"\bready\.")
+
+
+@dataclass(frozen=True)
+class AllOf:
+    """Ready once every part is (a worker: consuming, and its /metrics answering)."""
+
+    parts: tuple[Readiness, ...]
+
+    def is_ready(self, child: Child) -> bool:
+        return all(part.is_ready(child) for part in self.parts)
+
+    def describe(self) -> str:
+        return " and ".join(part.describe() for part in self.parts)

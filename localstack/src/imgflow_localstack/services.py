@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from imgflow_contracts.settings import ENV_PREFIX
-from imgflow_localstack.ports import HOST
-from imgflow_localstack.readiness import CELERY_READY, HttpOk, Readiness
+from imgflow_localstack.ports import HOST, ProcessPorts
+from imgflow_localstack.readiness import CELERY_READY, AllOf, HttpOk, Readiness
 
 API = "api"
 THUMBNAILER = "thumbnailer"
 HASHER = "hasher"
 DEDUPER = "deduper"
+FLOWER = "flower"
+FLOWER_USER = "imgflow"
+TASK_EVENTS_VARIABLE = f"{ENV_PREFIX}WORKER_SEND_TASK_EVENTS"
+ALLOW_PRIVATE_VARIABLE = f"{ENV_PREFIX}WEBHOOK_ALLOW_PRIVATE"
 
 # (Celery app module, queue) per worker.
 _WORKERS: dict[str, tuple[str, str]] = {
@@ -25,6 +30,8 @@ _WORKERS: dict[str, tuple[str, str]] = {
 # The API drains requests in flight for up to 20 s on SIGTERM (upload-api main.py), then
 # closes its pools: give it that and a margin before the SIGKILL.
 API_STOP_TIMEOUT_S = 30.0
+
+WORKERS = tuple(_WORKERS)
 
 # What `make run` uses; tests default to 1 everywhere.
 RUN_CONCURRENCY: Mapping[str, int] = {THUMBNAILER: 2, HASHER: 1, DEDUPER: 1}
@@ -49,15 +56,27 @@ def api_url(port: int) -> str:
     return f"http://{HOST}:{port}"
 
 
-def service_specs(api_port: int, concurrency: Mapping[str, int] | None = None) -> list[ServiceSpec]:
-    """The API and the three workers, in start order. ``concurrency`` is per worker name."""
+def service_specs(
+    api_port: int,
+    concurrency: Mapping[str, int] | None = None,
+    ports: ProcessPorts | None = None,
+    flower_password: str | None = None,
+) -> list[ServiceSpec]:
+    """The API, the three workers and Flower, in start order. ``concurrency`` is per
+    worker name. Without ``ports`` the workers serve no metrics; without a password there
+    is no Flower."""
     concurrency = concurrency or {}
     specs = [
         ServiceSpec(
             name=API,
             argv=[sys.executable, "-m", "imgflow_upload_api"],
             ready=HttpOk(f"{api_url(api_port)}/healthz"),
-            extra_env={f"{ENV_PREFIX}API_HOST": HOST, f"{ENV_PREFIX}API_PORT": str(api_port)},
+            extra_env={
+                f"{ENV_PREFIX}API_HOST": HOST,
+                f"{ENV_PREFIX}API_PORT": str(api_port),
+                # Local receivers live on localhost; production refuses private hosts.
+                ALLOW_PRIVATE_VARIABLE: os.environ.get(ALLOW_PRIVATE_VARIABLE, "true"),
+            },
             stop_timeout_s=API_STOP_TIMEOUT_S,
         )
     ]
@@ -68,5 +87,37 @@ def service_specs(api_port: int, concurrency: Mapping[str, int] | None = None) -
             *("--concurrency", str(concurrency.get(name, 1))),
             *("--loglevel", "INFO"),
         ]
-        specs.append(ServiceSpec(name=name, argv=argv, ready=CELERY_READY))
+        ready: Readiness = CELERY_READY
+        extra_env = {}
+        if ports is not None:
+            port = ports.metrics(name)
+            extra_env[f"{ENV_PREFIX}METRICS_PORT"] = str(port)
+            ready = AllOf((CELERY_READY, HttpOk(metrics_url(port))))
+        specs.append(ServiceSpec(name=name, argv=argv, ready=ready, extra_env=extra_env))
+    if ports is not None and flower_password is not None:
+        specs.append(flower_spec(ports.flower, flower_password))
     return specs
+
+
+def metrics_url(port: int) -> str:
+    return f"http://{HOST}:{port}/metrics"
+
+
+def flower_spec(port: int, password: str) -> ServiceSpec:
+    """Flower on this machine only, behind basic auth (its API can revoke and kill tasks)."""
+    return ServiceSpec(
+        name=FLOWER,
+        argv=[
+            *(sys.executable, "-m", "celery", "-A", "imgflow_runtime.monitor", "flower"),
+            *(f"--address={HOST}", f"--port={port}"),
+        ],
+        # /healthcheck is the one page Flower serves without credentials.
+        ready=HttpOk(f"http://{HOST}:{port}/healthcheck"),
+        extra_env={
+            # In the environment, not argv: other users of the machine can read argv.
+            "FLOWER_BASIC_AUTH": f"{FLOWER_USER}:{password}",
+            # Flower switches task events on in every worker every few seconds unless
+            # told not to: follow the workers' own setting.
+            "FLOWER_ENABLE_EVENTS": os.environ.get(TASK_EVENTS_VARIABLE, "true"),
+        },
+    )

@@ -15,31 +15,58 @@ from types import TracebackType
 from imgflow_contracts.settings import ENV_PREFIX, CommonSettings
 from imgflow_localstack.child import Child
 from imgflow_localstack.errors import LocalStackError, PortInUseError
-from imgflow_localstack.ports import StackPorts, free_port, port_is_free
+from imgflow_localstack.ports import (
+    HOST,
+    ProcessPorts,
+    StackPorts,
+    ensure_ports_free,
+    free_port,
+    port_is_free,
+)
 from imgflow_localstack.processes import ServiceGroup, ServiceProcess
-from imgflow_localstack.services import ServiceSpec, api_url, service_specs
+from imgflow_localstack.services import (
+    API,
+    FLOWER,
+    WORKERS,
+    ServiceSpec,
+    api_url,
+    metrics_url,
+    service_specs,
+)
 from imgflow_localstack.stack import DEFAULT_S3_ACCESS_KEY, DEFAULT_S3_SECRET_KEY, LocalStack
 
 log = logging.getLogger(__name__)
 
 BOOTSTRAP_KEY_VARIABLE = "IMGFLOW_BOOTSTRAP_API_KEY"
 BOOTSTRAP_KEY_FILE = "bootstrap-api-key"
+FLOWER_PASSWORD_VARIABLE = "IMGFLOW_FLOWER_PASSWORD"
+FLOWER_PASSWORD_FILE = "flower-password"
 
 
-def bootstrap_api_key(data_dir: Path) -> str:
-    """The development tenant's API key: $IMGFLOW_BOOTSTRAP_API_KEY, else one generated
-    once per data folder and kept there, so it survives restarts of `make run`."""
-    if key := os.environ.get(BOOTSTRAP_KEY_VARIABLE):
-        return key
-    path = data_dir / BOOTSTRAP_KEY_FILE
+def _kept_secret(data_dir: Path, variable: str, file_name: str, prefix: str = "") -> str:
+    """$variable, else one generated once per data folder and kept there (mode 0600),
+    so it survives restarts of `make run`."""
+    if value := os.environ.get(variable):
+        return value
+    path = data_dir / file_name
     if path.exists():
         return path.read_text().strip()
     data_dir.mkdir(parents=True, exist_ok=True)
-    key = "imgf_" + secrets.token_urlsafe(32)
+    value = prefix + secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
-        out.write(key + "\n")
-    return key
+        out.write(value + "\n")
+    return value
+
+
+def bootstrap_api_key(data_dir: Path) -> str:
+    """The development tenant's API key: $IMGFLOW_BOOTSTRAP_API_KEY, else kept per folder."""
+    return _kept_secret(data_dir, BOOTSTRAP_KEY_VARIABLE, BOOTSTRAP_KEY_FILE, prefix="imgf_")
+
+
+def flower_password(data_dir: Path) -> str:
+    """Flower's password (user `imgflow`): $IMGFLOW_FLOWER_PASSWORD, else kept per folder."""
+    return _kept_secret(data_dir, FLOWER_PASSWORD_VARIABLE, FLOWER_PASSWORD_FILE)
 
 
 class LocalSystem:
@@ -56,6 +83,7 @@ class LocalSystem:
         api_port: int,
         *,
         concurrency: Mapping[str, int] | None = None,
+        process_ports: ProcessPorts | None = None,
         s3_access_key: str = DEFAULT_S3_ACCESS_KEY,
         s3_secret_key: str = DEFAULT_S3_SECRET_KEY,
         specs: Sequence[ServiceSpec] | None = None,
@@ -66,8 +94,14 @@ class LocalSystem:
         )
         self.api_port = api_port
         self.api_key = bootstrap_api_key(data_dir)
+        self.flower_password = flower_password(data_dir)
+        self.process_ports = process_ports or ProcessPorts.free()
         self.migrate = migrate
-        self.specs = list(specs) if specs is not None else service_specs(api_port, concurrency)
+        self.specs = (
+            list(specs)
+            if specs is not None
+            else service_specs(api_port, concurrency, self.process_ports, self.flower_password)
+        )
         self.services: ServiceGroup | None = None
 
     @classmethod
@@ -86,6 +120,16 @@ class LocalSystem:
     @property
     def api_url(self) -> str:
         return api_url(self.api_port)
+
+    @property
+    def flower_url(self) -> str:
+        return f"http://{HOST}:{self.process_ports.flower}"
+
+    def metrics_urls(self) -> dict[str, str]:
+        """Every process's Prometheus endpoint, by service name."""
+        urls = {API: f"{self.api_url}/metrics"}
+        urls.update({w: metrics_url(self.process_ports.metrics(w)) for w in WORKERS})
+        return urls
 
     def settings(self) -> CommonSettings:
         """The settings every imgflow process of this system reads from its environment."""
@@ -107,6 +151,8 @@ class LocalSystem:
         began = time.monotonic()
         if not port_is_free(self.api_port):
             raise PortInUseError(self.api_port, "the upload API", "choose another --api-port")
+        if any(spec.name in (FLOWER, *WORKERS) for spec in self.specs):
+            ensure_ports_free(self.process_ports.listeners(), "imgflow's processes")
         self.stack.start()
         try:
             if self.migrate:

@@ -5,7 +5,7 @@ The groups inside one connected component of the pairs depend on that component 
 groups stored for it) is read, grouped again with the average-linkage rule, and written
 back: a group keeps its id while images join or leave it, its version goes up when its
 members change, groups no longer made are deleted. Triggers announce each change
-(``duplicate_group.updated`` / ``.deleted``, migration 0009).
+(``duplicate_group.updated`` / ``.deleted``, migration 0011).
 
 One tenant's regroupings are serialised by an advisory lock, and each reads the pairs as
 committed: every pair write is followed by a regrouping, so the last one of a component
@@ -46,13 +46,15 @@ async def _component(conn: asyncpg.Connection, tenant_id: UUID, seeds: Sequence[
         """WITH RECURSIVE comp(id) AS (
                SELECT i.id FROM images AS i
                 WHERE i.id = ANY($1::uuid[]) AND i.trashed_at IS NULL
+                  AND i.deleting_since IS NULL
                UNION
                SELECT o.id
                  FROM comp AS c JOIN duplicate_pairs AS p
                    ON (p.image_a = c.id OR p.image_b = c.id) AND p.tenant_id = $2
                  JOIN images AS o
                    ON o.id = CASE WHEN p.image_a = c.id THEN p.image_b ELSE p.image_a END
-                  AND o.trashed_at IS NULL  -- trashed: grouped with nothing
+                  -- trashed or being deleted: grouped with nothing
+                  AND o.trashed_at IS NULL AND o.deleting_since IS NULL
            )
            SELECT id FROM comp LIMIT $3""",
         list(seeds),

@@ -12,15 +12,16 @@ from imgflow_thumbnailer.rendering import Rendition
 async def upsert_renditions(
     conn: asyncpg.Connection, image_id: UUID, rows: list[tuple[Rendition, str]]
 ) -> bool:
-    """Record the renditions; False (and nothing written) when the image was deleted.
+    """Record the renditions; False (and nothing written) when the image was deleted or
+    is being deleted.
 
-    The image row is share-locked first, so a concurrent delete either waits for this
-    transaction (and then removes these rows and objects with the image) or has already
-    committed (and the caller removes the objects it stored).
+    The image row is share-locked first, so a delete's mark either waits for this
+    transaction (and the delete then removes these rows and objects with the image) or
+    has already committed (and the caller removes the objects it stored).
     """
     async with conn.transaction():
         exists = await conn.fetchval(
-            "SELECT true FROM images WHERE id = $1 FOR KEY SHARE", image_id
+            "SELECT deleting_since IS NULL FROM images WHERE id = $1 FOR KEY SHARE", image_id
         )
         if not exists:
             return False

@@ -20,7 +20,7 @@ from imgflow_runtime.db import tenants
 from imgflow_runtime.db.pool import create_pool
 from imgflow_runtime.logs import configure_logging
 from imgflow_runtime.storage import ObjectStore
-from imgflow_runtime.telemetry import setup_tracing
+from imgflow_runtime.telemetry import flush_tracing, setup_tracing
 from imgflow_upload_api.admin import endpoints as admin
 from imgflow_upload_api.auth import KeyCache
 from imgflow_upload_api.background import start_loops, stop_loops
@@ -86,6 +86,7 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
             health_check_s=settings.events_heartbeat_s,
             registry=metrics.registry,
         )
+        resources.event_hub.on_key_revoked(resources.key_cache.forget)
         await resources.event_hub.start()
         app.state.resources = resources
         loops = start_loops(resources)
@@ -101,6 +102,10 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
             await pool.close()
             broker.close()
             producer.close()
+            if configure_process:
+                # uvicorn ends by re-raising the SIGTERM it caught, which skips atexit
+                # and with it the tracer's last batch: send it now.
+                await asyncio.to_thread(flush_tracing)
 
     app = FastAPI(
         title="imgflow",

@@ -17,7 +17,7 @@ from functools import partial
 
 from imgflow_upload_api.dependencies import Resources
 from imgflow_upload_api.events.tasks import prune_events
-from imgflow_upload_api.images.tasks import purge_expired_trash
+from imgflow_upload_api.images.tasks import finish_interrupted_deletes, purge_expired_trash
 from imgflow_upload_api.jobs.tasks import relay_outbox, sweep_stages
 from imgflow_upload_api.uploads.presigned.tasks import clean_presigned_uploads
 from imgflow_upload_api.uploads.tasks import forget_idempotency_keys, read_queue_depths
@@ -69,6 +69,7 @@ def start_loops(res: Resources) -> Loops:
         await sweep_stages(res)
         await forget_idempotency_keys(res)
         await clean_presigned_uploads(res)
+        await finish_interrupted_deletes(res)
 
     loops = {
         "sweeper": (settings.sweeper_interval_s, sweep_once),

@@ -70,7 +70,8 @@ class ApiSettings(CommonSettings):
     api_key_cache_s: float = Field(
         default=10.0,
         ge=0,
-        description="How long a process trusts a resolved API key (a revocation's delay).",
+        description="How long a process trusts a resolved API key; a revocation reaches "
+        "every process at once (NOTIFY), this bounds one missed while PostgreSQL was away.",
     )
     outbox_relay_interval_s: float = Field(
         default=1.0, gt=0, description="How often unsent jobs are retried to the broker."
@@ -160,11 +161,17 @@ class ApiSettings(CommonSettings):
         gt=0,
         description="How long delivered and failed webhook deliveries stay visible.",
     )
+    image_delete_finish_after_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A delete cut short by S3 or PostgreSQL (the image hidden, marked) is "
+        "finished by the API's sweeper once marked this long.",
+    )
     webhook_allow_private: bool = Field(
-        default=True,
-        description="Allow webhook URLs whose host is a loopback, private or link-local address. "
-        "True only because local development delivers to localhost; set false in production, "
-        "or tenants can make the API call internal services (SSRF).",
+        default=False,
+        description="Allow webhook URLs whose host is a loopback, private or link-local address "
+        "(checked at registration and again before each attempt). Off: tenants could make "
+        "the API call internal services (SSRF); `make run` and the tests turn it on.",
     )
     api_downloads: Literal["stream", "redirect"] = Field(
         default="stream",

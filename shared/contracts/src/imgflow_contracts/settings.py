@@ -87,6 +87,10 @@ class WorkerSettings(CommonSettings):
     metrics_port: int = Field(
         default=0, ge=0, le=65535, description="Port of the worker's /metrics; 0 turns it off."
     )
+    worker_send_task_events: bool = Field(
+        default=True,
+        description="Send task events (received, started, succeeded...) for Flower.",
+    )
     task_max_retries: int = Field(
         default=5, ge=0, description="Retries of a transient failure before a stage fails."
     )

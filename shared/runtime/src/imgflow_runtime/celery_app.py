@@ -11,7 +11,7 @@ from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
 from imgflow_contracts.queues import TASK_NAMES, Stage
 from imgflow_contracts.settings import CommonSettings, WorkerSettings
-from imgflow_runtime.telemetry import setup_tracing
+from imgflow_runtime.telemetry import flush_tracing, setup_tracing
 from imgflow_runtime.worker_metrics import serve_metrics
 
 
@@ -47,6 +47,8 @@ def celery_config(settings: WorkerSettings, stage: Stage) -> dict[str, Any]:
         "task_routes": _routes(),
         "task_create_missing_queues": False,
         "worker_hijack_root_logger": False,
+        # Flower's task pages; the worker-online heartbeats are sent either way.
+        "worker_send_task_events": settings.worker_send_task_events,
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         "enable_utc": True,
     }
@@ -73,7 +75,15 @@ def _trace_each_child(service_name: str, trace_dir: str | None) -> None:
         CeleryInstrumentor().instrument()
         AsyncPGInstrumentor().instrument()
 
+    def flush(**_: Any) -> None:
+        flush_tracing()
+
     signals.worker_process_init.connect(init, weak=False)
+    # A child leaves (recycled after max tasks or memory, or the pool closing on a warm
+    # shutdown) through os._exit: its batched spans go now or never.
+    signals.worker_process_shutdown.connect(flush, weak=False)
+    # The main process too, should it hold spans (a solo or threads pool).
+    signals.worker_shutdown.connect(flush, weak=False)
 
 
 def make_producer_app(settings: CommonSettings) -> Celery:

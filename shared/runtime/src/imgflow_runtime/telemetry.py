@@ -31,6 +31,10 @@ from opentelemetry.sdk.trace.export import (
 log = logging.getLogger(__name__)
 
 IMAGE_ID_ATTRIBUTE = "imgflow.image_id"
+# How long a process that ends may spend sending its last spans.
+FLUSH_TIMEOUT_MS = 10_000
+
+_installed: TracerProvider | None = None
 
 
 def setup_tracing(service_name: str, trace_dir: str | None = None) -> TracerProvider:
@@ -53,7 +57,22 @@ def setup_tracing(service_name: str, trace_dir: str | None = None) -> TracerProv
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         log.info("writing spans to %s", path)
     trace.set_tracer_provider(provider)
+    global _installed
+    _installed = provider
     return provider
+
+
+def flush_tracing(timeout_ms: int = FLUSH_TIMEOUT_MS) -> None:
+    """Send the spans still batched, then stop exporting. The batch goes out every
+    OTEL_BSP_SCHEDULE_DELAY (5 s) or at exit through atexit; a Celery pool child ends in
+    os._exit, which skips atexit, so it must call this or lose its last batch."""
+    global _installed
+    provider, _installed = _installed, None
+    if provider is None:
+        return
+    if not provider.force_flush(timeout_ms):
+        log.warning("spans not all exported within %d ms; the rest are dropped", timeout_ms)
+    provider.shutdown()
 
 
 def mark_image(image_id: object) -> None:

@@ -103,7 +103,7 @@ async def fetch_group_detail(
                   coalesce((SELECT jsonb_agg(r.size ORDER BY r.size) FROM renditions AS r
                              WHERE r.image_id = i.id), '[]') AS rendition_sizes
              FROM duplicate_group_members AS m JOIN images AS i ON i.id = m.image_id
-            WHERE m.group_id = $1
+            WHERE m.group_id = $1 AND i.deleting_since IS NULL  -- hidden while deleted
             ORDER BY i.created_at, i.id
             LIMIT $2""",
         group_id,

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 CHANNEL = "image_events"
 # Notified (empty) when a transaction queued webhook deliveries.
 DELIVERIES_CHANNEL = "webhook_deliveries"
+# Notified with a key's SHA-256 (hex) when it is revoked or deleted (migration 0009).
+REVOCATIONS_CHANNEL = "api_key_revoked"
 # How the LISTEN connection shows in pg_stat_activity (and how a test finds it).
 APPLICATION_NAME = "imgflow-event-hub"
 MAX_RETRY_S = 30.0
@@ -158,6 +160,7 @@ class EventHub:
         self._health_check_s = health_check_s
         self._subscriptions: set[Subscription] = set()
         self._delivery_listeners: list[Callable[[], None]] = []
+        self._revocation_listeners: list[Callable[[bytes | None], None]] = []
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
         if registry is not None:
@@ -179,6 +182,11 @@ class EventHub:
     def on_deliveries(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` when webhook deliveries were queued, and after a reconnect."""
         self._delivery_listeners.append(listener)
+
+    def on_key_revoked(self, listener: Callable[[bytes | None], None]) -> None:
+        """Call ``listener`` with a revoked key's digest; with None after a reconnect, when
+        revocations may have been missed."""
+        self._revocation_listeners.append(listener)
 
     @contextlib.contextmanager
     def subscribe(self, tenant_id: UUID, image_id: UUID | None = None) -> Iterator[Subscription]:
@@ -218,6 +226,18 @@ class EventHub:
         for listener in self._delivery_listeners:
             listener()
 
+    def _on_revocation(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            digest: bytes | None = bytes.fromhex(payload)
+        except ValueError:
+            log.warning("malformed %s notification; forgetting every key", REVOCATIONS_CHANNEL)
+            digest = None
+        self._revoked(digest)
+
+    def _revoked(self, digest: bytes | None) -> None:
+        for listener in self._revocation_listeners:
+            listener(digest)
+
     async def _run(self) -> None:
         delay = self._retry_s
         while True:
@@ -247,10 +267,13 @@ class EventHub:
         conn.add_termination_listener(lambda _conn: lost.set())
         await conn.add_listener(CHANNEL, self._on_notify)
         await conn.add_listener(DELIVERIES_CHANNEL, self._on_deliveries)
+        await conn.add_listener(REVOCATIONS_CHANNEL, self._on_revocation)
         # Whatever happened while nobody listened (or before a subscriber's first read)
-        # is only in the table now: every subscriber re-reads it.
+        # is only in the table now: every subscriber re-reads it, and no cached key is
+        # trusted (its revocation may have gone unheard).
         self._broadcast(Signal.RESYNC)
         self._on_deliveries()
+        self._revoked(None)
         self.connected.set()
         log.info("event hub listening on %s", CHANNEL)
         while not lost.is_set():

@@ -1,7 +1,8 @@
 """The images' queries: an image with its stages and renditions, pages of the listing,
 what downloads and deletes need, and the reset of stages to run again.
 
-Every read takes the caller's tenant: an image of another tenant is simply not found.
+Every read takes the caller's tenant: an image of another tenant is simply not found, and
+neither is one being deleted (``deleting_since``, migration 0010).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ async def fetch_image(
     image = await conn.fetchrow(
         """SELECT i.*, d.exact_duplicate_of, d.checked_at AS duplicates_checked_at
              FROM images AS i LEFT JOIN duplicate_checks AS d ON d.image_id = i.id
-            WHERE i.id = $1 AND i.tenant_id = $2""",
+            WHERE i.id = $1 AND i.tenant_id = $2 AND i.deleting_since IS NULL""",
         image_id,
         tenant_id,
     )
@@ -66,7 +67,8 @@ async def fetch_page(
     limit: int,
 ) -> list[dict[str, Any]]:
     """Up to ``limit`` summaries, newest first, strictly after the cursor's position."""
-    where = ["i.tenant_id = $1", "i.trashed_at IS NULL"]  # the trash is not listed
+    # the trash is not listed, nor an image being deleted
+    where = ["i.tenant_id = $1", "i.trashed_at IS NULL", "i.deleting_since IS NULL"]
     args: list[Any] = [tenant_id]
 
     def arg(value: Any) -> str:
@@ -102,7 +104,8 @@ async def original_of(
 ) -> asyncpg.Record | None:
     """``object_key``, ``sha256`` and ``content_type`` of the tenant's image."""
     return await conn.fetchrow(
-        "SELECT object_key, sha256, content_type FROM images WHERE id = $1 AND tenant_id = $2",
+        """SELECT object_key, sha256, content_type FROM images
+            WHERE id = $1 AND tenant_id = $2 AND deleting_since IS NULL""",
         image_id,
         tenant_id,
     )
@@ -115,7 +118,7 @@ async def rendition_keys(
     rows = await conn.fetch(
         """SELECT r.size, r.object_key FROM images AS i
              LEFT JOIN renditions AS r ON r.image_id = i.id
-            WHERE i.id = $1 AND i.tenant_id = $2
+            WHERE i.id = $1 AND i.tenant_id = $2 AND i.deleting_since IS NULL
             ORDER BY r.size""",
         image_id,
         tenant_id,
@@ -125,18 +128,44 @@ async def rendition_keys(
     return {r["size"]: r["object_key"] for r in rows if r["size"] is not None}
 
 
-async def lock_for_delete(conn: asyncpg.Connection, tenant_id: UUID, image_id: UUID) -> str | None:
-    """Lock the tenant's image row (in the caller's transaction); its original's key."""
-    return await conn.fetchval(
-        "SELECT object_key FROM images WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
-        image_id,
-        tenant_id,
-    )
+async def mark_deleting(conn: asyncpg.Connection, tenant_id: UUID, image_id: UUID) -> str | None:
+    """Mark the tenant's image as being deleted (again, if a delete was cut short) and
+    commit; its original's key, or None for no such image.
+
+    FOR UPDATE waits for workers recording results (they hold a key-share lock): those
+    committed before the mark have stored their objects, which the delete then removes;
+    those after it find the image gone and remove their own."""
+    async with conn.transaction():
+        key = await conn.fetchval(
+            "SELECT object_key FROM images WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
+            image_id,
+            tenant_id,
+        )
+        if key is not None:
+            await conn.execute(
+                "UPDATE images SET deleting_since = coalesce(deleting_since, now()) WHERE id = $1",
+                image_id,
+            )
+    return key
 
 
-async def delete_row(conn: asyncpg.Connection, image_id: UUID) -> None:
+async def delete_marked(conn: asyncpg.Connection, image_id: UUID) -> None:
+    """The last step of a delete, once the objects are gone."""
     # stages, renditions, outbox rows, embeddings, pairs, dead letters: ON DELETE CASCADE
-    await conn.execute("DELETE FROM images WHERE id = $1", image_id)
+    await conn.execute("DELETE FROM images WHERE id = $1 AND deleting_since IS NOT NULL", image_id)
+
+
+async def unfinished_deletions(
+    conn: asyncpg.Connection, older_than_s: float, limit: int
+) -> list[asyncpg.Record]:
+    """``id`` and ``object_key`` of images whose delete was cut short (or is slow)."""
+    return await conn.fetch(
+        """SELECT id, object_key FROM images
+            WHERE deleting_since < now() - make_interval(secs => $1)
+            ORDER BY deleting_since LIMIT $2""",
+        older_than_s,
+        limit,
+    )
 
 
 class StageRunning(Exception):
@@ -156,7 +185,8 @@ async def reset_stages(
         # Key-share: a delete waits for this (or this sees it done); workers writing the
         # image's facts do not.
         object_key = await conn.fetchval(
-            "SELECT object_key FROM images WHERE id = $1 AND tenant_id = $2 FOR KEY SHARE",
+            """SELECT object_key FROM images
+                WHERE id = $1 AND tenant_id = $2 AND deleting_since IS NULL FOR KEY SHARE""",
             image_id,
             tenant_id,
         )
@@ -202,7 +232,7 @@ async def restore(conn: asyncpg.Connection, tenant_id: UUID, image_id: UUID) -> 
     row = await conn.fetchrow(
         """UPDATE images AS i SET trashed_at = NULL
              FROM images AS old
-            WHERE i.id = $1 AND i.tenant_id = $2 AND old.id = i.id
+            WHERE i.id = $1 AND i.tenant_id = $2 AND old.id = i.id AND i.deleting_since IS NULL
            RETURNING old.trashed_at IS NOT NULL AS was_trashed""",
         image_id,
         tenant_id,

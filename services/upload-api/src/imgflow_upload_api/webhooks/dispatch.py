@@ -6,6 +6,11 @@ row, no lock is held while a receiver answers, and rows of a process that died m
 are retried once their lease passes. A receiver may therefore see a delivery twice; it
 dedupes on the ``Imgflow-Delivery`` header.
 
+Every attempt runs on its own and records its own outcome, so one slow receiver never
+delays deliveries to others: each webhook has at most ``PER_WEBHOOK`` attempts in flight
+per process (its other deliveries wait for those, and only those), each attempt ends
+within IMGFLOW_WEBHOOK_TIMEOUT_S, and the process has at most ``MAX_IN_FLIGHT``.
+
 Each POST is signed Stripe-style: ``Imgflow-Signature: t=<unix time>,v1=<hex HMAC-SHA256
 of "<t>.<body>" keyed with the webhook's secret>`` (see the README for verification).
 """
@@ -36,6 +41,10 @@ from imgflow_upload_api.webhooks.service import InvalidWebhook, check_destinatio
 log = logging.getLogger(__name__)
 
 BATCH = 50
+MAX_IN_FLIGHT = 200
+PER_WEBHOOK = 4
+# Shorter than background.STOP_GRACE_S, which cancels the whole loop after it.
+DRAIN_S = 3.0
 MIN_PASS_GAP_S = 0.05
 LEASE_MARGIN_S = 30.0
 MAX_ERROR_LENGTH = 500
@@ -82,6 +91,7 @@ def delivery_body(delivery_id: UUID, event_type: str, event: dict[str, Any]) -> 
 @dataclass(frozen=True)
 class Claimed:
     id: UUID
+    webhook_id: UUID
     url: str
     secret: str
     type: str
@@ -101,6 +111,9 @@ class WebhookDispatcher:
         self._pool = pool
         self._settings = settings
         self._wake = asyncio.Event()
+        self._attempts: set[asyncio.Task[None]] = set()
+        # Attempts in flight per webhook: its further deliveries wait until none are.
+        self._in_flight: dict[UUID, int] = {}
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.webhook_timeout_s),
             follow_redirects=False,  # a redirect could lead anywhere, past the SSRF check
@@ -120,16 +133,17 @@ class WebhookDispatcher:
         self._wake.set()
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Deliver until ``stopping`` is set (call :meth:`wake` too, to end the wait)."""
+        """Deliver until ``stopping`` is set (call :meth:`wake` too, to end the wait);
+        then let the attempts in flight end, for a moment."""
         try:
             while not stopping.is_set():
                 self._wake.clear()
                 try:
-                    sent = await self.dispatch_once()
+                    claimed = await self.dispatch_once()
                 except Exception:
                     log.exception("webhook dispatch pass failed")
-                    sent = 0
-                if sent == BATCH:
+                    claimed = 0
+                if claimed == BATCH:
                     continue
                 # Under a stream of events, passes start at most this often.
                 await asyncio.sleep(MIN_PASS_GAP_S)
@@ -138,23 +152,57 @@ class WebhookDispatcher:
                         self._wake.wait(), self._settings.webhook_dispatch_interval_s
                     )
         finally:
-            await self._client.aclose()
+            await self._drain()
+
+    async def _drain(self) -> None:
+        """Give the attempts in flight a moment, cut the rest (their lease brings them
+        back to a replica later), and close the client: all within the stop's grace."""
+        if self._attempts:
+            _, late = await asyncio.wait(self._attempts, timeout=DRAIN_S)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        await self._client.aclose()
 
     async def dispatch_once(self) -> int:
-        """Claim the due deliveries, attempt each once, record the outcomes."""
-        claimed = await self._claim()
-        if claimed:
-            results = await asyncio.gather(*(self._attempt(c) for c in claimed))
-            await self._record(list(zip(claimed, results, strict=True)))
+        """Claim the due deliveries this process has room for and start their attempts;
+        each records its own outcome when it ends."""
+        room = MAX_IN_FLIGHT - len(self._attempts)
+        if room <= 0:
+            return 0
+        claimed = await self._claim(min(BATCH, room))
+        for delivery in claimed:
+            self._in_flight[delivery.webhook_id] = self._in_flight.get(delivery.webhook_id, 0) + 1
+            task = asyncio.create_task(self._deliver(delivery), name=f"webhook {delivery.id}")
+            self._attempts.add(task)
+            task.add_done_callback(self._attempts.discard)
         return len(claimed)
 
-    async def _claim(self) -> list[Claimed]:
+    async def _deliver(self, delivery: Claimed) -> None:
+        try:
+            attempt = await self.attempt(delivery)
+            await self._record(delivery, attempt)
+        except Exception:
+            # The lease runs out and another pass retries it.
+            log.exception("webhook delivery %s attempt failed to run", delivery.id)
+        finally:
+            left = self._in_flight.pop(delivery.webhook_id) - 1
+            if left:
+                self._in_flight[delivery.webhook_id] = left
+            else:
+                self.wake()  # its waiting deliveries may go now
+
+    async def _claim(self, limit: int) -> list[Claimed]:
         lease = self._settings.webhook_timeout_s + LEASE_MARGIN_S
         async with self._pool.acquire() as conn:
-            rows = await repository.claim_due(conn, BATCH, lease)
+            rows = await repository.claim_due(
+                conn, limit, lease, per_webhook=PER_WEBHOOK, busy=list(self._in_flight)
+            )
         return [Claimed(**dict(r)) for r in rows]
 
-    async def _attempt(self, delivery: Claimed) -> Attempt:
+    async def attempt(self, delivery: Claimed) -> Attempt:
+        """One POST of a claimed delivery (its outcome is not recorded here); the
+        destination is checked again first, after DNS resolution."""
         body = delivery_body(delivery.id, delivery.type, delivery.payload)
         headers = {
             "Content-Type": "application/json",
@@ -182,36 +230,33 @@ class WebhookDispatcher:
             return Attempt(True, code, None)
         return Attempt(False, code, f"answered HTTP {code}")
 
-    async def _record(self, outcomes: list[tuple[Claimed, Attempt]]) -> None:
+    async def _record(self, delivery: Claimed, attempt: Attempt) -> None:
         settings = self._settings
+        if attempt.ok:
+            outcome, status, delay = "delivered", "delivered", 0.0
+        elif delivery.attempts >= settings.webhook_max_attempts:
+            outcome, status, delay = "failed", "failed", 0.0
+        else:
+            outcome, status = "retry", "pending"
+            delay = retry_delay(
+                delivery.attempts, settings.webhook_retry_base_s, settings.webhook_retry_cap_s
+            )
         async with self._pool.acquire() as conn:
-            for delivery, attempt in outcomes:
-                if attempt.ok:
-                    outcome, status, delay = "delivered", "delivered", 0.0
-                elif delivery.attempts >= settings.webhook_max_attempts:
-                    outcome, status, delay = "failed", "failed", 0.0
-                else:
-                    outcome, status = "retry", "pending"
-                    delay = retry_delay(
-                        delivery.attempts,
-                        settings.webhook_retry_base_s,
-                        settings.webhook_retry_cap_s,
-                    )
-                await repository.record_attempt(
-                    conn,
-                    delivery.id,
-                    delivery.attempts,
-                    status,
-                    attempt.status_code,
-                    attempt.error,
-                    delay,
-                )
-                self.attempts.labels(outcome).inc()
-                if outcome != "delivered":
-                    log.info(
-                        "webhook delivery %s attempt %d: %s (%s)",
-                        delivery.id,
-                        delivery.attempts,
-                        attempt.error,
-                        outcome,
-                    )
+            await repository.record_attempt(
+                conn,
+                delivery.id,
+                delivery.attempts,
+                status,
+                attempt.status_code,
+                attempt.error,
+                delay,
+            )
+        self.attempts.labels(outcome).inc()
+        if outcome != "delivered":
+            log.info(
+                "webhook delivery %s attempt %d: %s (%s)",
+                delivery.id,
+                delivery.attempts,
+                attempt.error,
+                outcome,
+            )

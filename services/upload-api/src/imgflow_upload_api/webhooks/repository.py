@@ -92,23 +92,40 @@ async def deliveries(
     return [dict(r) for r in rows]
 
 
-async def claim_due(conn: asyncpg.Connection, limit: int, lease_s: float) -> list[asyncpg.Record]:
+async def claim_due(
+    conn: asyncpg.Connection,
+    limit: int,
+    lease_s: float,
+    *,
+    per_webhook: int,
+    busy: list[UUID],
+) -> list[asyncpg.Record]:
     """Take up to ``limit`` due deliveries for ``lease_s``: their attempt is counted and
-    their next attempt moved past the lease, so no other replica takes them meanwhile."""
+    their next attempt moved past the lease, so no other replica takes them meanwhile.
+    At most ``per_webhook`` of one webhook, and none of the ``busy`` ones (this process
+    still waits on them): a slow receiver holds its own slots, never everyone's."""
     return await conn.fetch(
-        """WITH due AS (
-               SELECT id FROM webhook_deliveries
+        """WITH ranked AS (
+               SELECT id, next_attempt_at,
+                      row_number() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at) AS n
+                 FROM webhook_deliveries
                 WHERE status = 'pending' AND next_attempt_at <= now()
-                ORDER BY next_attempt_at LIMIT $1
-                  FOR UPDATE SKIP LOCKED)
+                  AND webhook_id <> ALL($4::uuid[])),
+           due AS (
+               SELECT d.id FROM webhook_deliveries AS d JOIN ranked AS r ON r.id = d.id
+                WHERE r.n <= $3
+                ORDER BY r.next_attempt_at LIMIT $1
+                  FOR UPDATE OF d SKIP LOCKED)
            UPDATE webhook_deliveries AS d
               SET attempts = d.attempts + 1,
                   next_attempt_at = now() + make_interval(secs => $2)
              FROM due, webhooks AS w
             WHERE d.id = due.id AND w.id = d.webhook_id
-        RETURNING d.id, w.url, w.secret, d.type, d.payload, d.attempts""",
+        RETURNING d.id, d.webhook_id, w.url, w.secret, d.type, d.payload, d.attempts""",
         limit,
         lease_s,
+        per_webhook,
+        busy,
     )
 
 

@@ -86,9 +86,12 @@ async def mark_failed(conn: asyncpg.Connection, image_id: UUID, stage: Stage, re
 
 
 async def image_exists(conn: asyncpg.Connection, image_id: UUID) -> bool:
-    """Whether the image exists; waits for a delete in progress to commit or roll back."""
+    """Whether the image exists and is not being deleted (migration 0010); waits for a
+    delete's mark to commit or roll back."""
     return bool(
-        await conn.fetchval("SELECT true FROM images WHERE id = $1 FOR KEY SHARE", image_id)
+        await conn.fetchval(
+            "SELECT deleting_since IS NULL FROM images WHERE id = $1 FOR KEY SHARE", image_id
+        )
     )
 
 

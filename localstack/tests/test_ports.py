@@ -1,0 +1,27 @@
+"""`make run`'s fixed ports of the workers' metrics and Flower, and how to move them."""
+
+from __future__ import annotations
+
+import pytest
+
+from imgflow_localstack.errors import LocalStackError
+from imgflow_localstack.ports import ProcessPorts
+
+
+def test_make_run_serves_each_workers_metrics_and_flower_on_fixed_ports() -> None:
+    ports = ProcessPorts.local_defaults({})
+    assert [ports.metrics(w) for w in ("thumbnailer", "hasher", "deduper")] == [9101, 9102, 9103]
+    assert ports.flower == 5555
+
+
+def test_each_port_moves_with_its_variable() -> None:
+    ports = ProcessPorts.local_defaults(
+        {"IMGFLOW_LOCAL_PORT_HASHER_METRICS": "19102", "IMGFLOW_LOCAL_PORT_FLOWER": "15555"}
+    )
+    assert (ports.hasher_metrics, ports.flower, ports.thumbnailer_metrics) == (19102, 15555, 9101)
+    with pytest.raises(LocalStackError, match="IMGFLOW_LOCAL_PORT_FLOWER"):
+        ProcessPorts.local_defaults({"IMGFLOW_LOCAL_PORT_FLOWER": "flower"})
+
+
+def test_free_ports_are_distinct() -> None:
+    assert len(set(ProcessPorts.free().listeners().values())) == 4

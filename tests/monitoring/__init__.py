@@ -1,0 +1,1 @@
+"""Monitoring proven: alert rules under promtool, and a real Prometheus scraping the system."""
