@@ -19,6 +19,7 @@ import numpy as np
 
 from imgflow_deduper import repository as repo
 from imgflow_deduper.decision import Decision, Thresholds, decide
+from imgflow_deduper.groups import GroupChanges, regroup_around
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class CheckResult:
     duplicates: list[tuple[repo.Candidate, Decision]]
     exact_twin: UUID | None
     phash_pending: bool
+    groups: GroupChanges
 
 
 def judge(candidates: list[repo.Candidate], t: Thresholds) -> list[tuple[repo.Candidate, Decision]]:
@@ -55,8 +57,10 @@ async def _search_and_record(
     found = judge(candidates, policy.thresholds)
     pending = with_phash and subject.phash is None
     signals = ["sha256", "cnn"] + (["phash"] if with_phash and not pending else [])
-    twin = await repo.record_check(conn, subject, found, "+".join(signals), pending)
-    return CheckResult(found, twin, pending)
+    twin, lost = await repo.record_check(conn, subject, found, "+".join(signals), pending)
+    # the image's component, and the images it no longer pairs with (they may split off)
+    groups = await regroup_around(conn, subject.tenant_id, [subject.image_id, *lost])
+    return CheckResult(found, twin, pending, groups)
 
 
 async def check_image(

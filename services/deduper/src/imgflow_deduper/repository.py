@@ -176,8 +176,14 @@ async def find_candidates(
              WHERE o.sha256 = me.sha256 AND o.id <> me.id AND o.tenant_id = me.tenant_id
              LIMIT $4
         ), by_phash AS ({by_phash}),
+        -- its pairs already stored are judged again: a reprocess may end them
+        by_pair AS (
+            SELECT CASE WHEN p.image_a = $1 THEN p.image_b ELSE p.image_a END AS id
+              FROM duplicate_pairs AS p WHERE p.image_a = $1 OR p.image_b = $1
+        ),
         candidates AS (
             SELECT id FROM by_vector UNION SELECT id FROM by_bytes UNION SELECT id FROM by_phash
+            UNION SELECT id FROM by_pair
         )
         SELECT o.id,
                o.sha256 = me.sha256 AS same_sha256,
@@ -234,9 +240,27 @@ async def record_check(
     found: Sequence[tuple[Candidate, Decision]],
     method: str,
     phash_pending: bool,
-) -> UUID | None:
-    """Upsert the pairs found and the image's check; returns its earliest exact twin."""
+) -> tuple[UUID | None, list[UUID]]:
+    """Upsert the pairs found and the image's check, and delete the image's pairs not found
+    again (its stored pairs are among the candidates, so each was judged afresh); returns
+    its earliest exact twin and the images whose pair with it went.
+
+    While its own pHash is pending, pairs that pHash decided could not be judged again:
+    they stay, for the late recheck (with the pHash) to judge.
+    """
     async with conn.transaction():
+        rows = await conn.fetch(
+            """DELETE FROM duplicate_pairs
+                WHERE (image_a = $1 OR image_b = $1)
+                  AND NOT (CASE WHEN image_a = $1 THEN image_b ELSE image_a END
+                           = ANY($2::uuid[]))
+                  AND NOT ($3 AND method IN ('phash', 'cnn+phash'))
+               RETURNING CASE WHEN image_a = $1 THEN image_b ELSE image_a END AS other""",
+            subject.image_id,
+            [c.image_id for c, _ in found],
+            phash_pending,
+        )
+        lost = [r["other"] for r in rows]
         await conn.execute(
             """INSERT INTO duplicate_pairs
                    (image_a, image_b, tenant_id, method, score, cosine, view_cosine,
@@ -262,7 +286,7 @@ async def record_check(
             [c.signals.phash_distance for c, _ in found],
             [c.signals.view_cosine for c, _ in found],
         )
-        return await conn.fetchval(
+        twin = await conn.fetchval(
             """
             WITH twin AS (
                 SELECT other.id
@@ -287,6 +311,7 @@ async def record_check(
             method,
             phash_pending,
         )
+    return twin, lost
 
 
 async def phash_rechecks_due(conn: asyncpg.Connection, limit: int) -> list[UUID]:

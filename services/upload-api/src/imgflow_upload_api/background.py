@@ -18,7 +18,7 @@ from functools import partial
 from imgflow_upload_api.admin.tasks import drive_reprocess
 from imgflow_upload_api.dependencies import Resources
 from imgflow_upload_api.events.tasks import prune_events
-from imgflow_upload_api.images.tasks import finish_interrupted_deletes
+from imgflow_upload_api.images.tasks import finish_interrupted_deletes, purge_expired_trash
 from imgflow_upload_api.jobs.tasks import relay_outbox, sweep_stages
 from imgflow_upload_api.uploads.presigned.tasks import clean_presigned_uploads
 from imgflow_upload_api.uploads.tasks import forget_idempotency_keys, read_queue_depths
@@ -78,6 +78,8 @@ def start_loops(res: Resources) -> Loops:
         "event retention": (EVENT_PRUNE_INTERVAL_S, partial(prune_events, res)),
         # Bulk reprocess: a batch per pass; replicas share a run through row locks.
         "reprocess runs": (settings.reprocess_interval_s, partial(drive_reprocess, res)),
+        # as often as stuck stages are looked for: cheap (an index on trashed_at)
+        "trash purge": (settings.sweeper_interval_s, partial(purge_expired_trash, res)),
     }
     # Woken by every commit of jobs (OutboxRelay.soon), so bursts are sent in batches.
     relay_all = partial(relay_outbox, res)

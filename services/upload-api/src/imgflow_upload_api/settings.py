@@ -31,6 +31,11 @@ class ApiSettings(CommonSettings):
     queue_depth_refresh_s: float = Field(
         default=1.0, gt=0, description="How often the API reads the queue depths."
     )
+    trash_retention_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="Days a trashed image (a resolved duplicate) is kept before it is purged.",
+    )
     sweeper_interval_s: float = Field(
         default=10.0, gt=0, description="How often stuck stages are looked for."
     )

@@ -1,17 +1,32 @@
-"""GET /v1/images/{id}/duplicates: the images the deduper judged duplicates of this one.
+"""GET /v1/images/{id}/duplicates: the images the deduper judged duplicates of this one;
+GET /v1/duplicate-groups and /v1/duplicate-groups/{id}: the groups it keeps.
 
-An image's group is every image reachable through pairs (duplicates of duplicates), since
-near-duplicate judgements are not transitive on their own but a user reviews them as one.
+A group is what the deduper's average-linkage rule makes of the pairs (never a chain of
+pairs through one weak match); the API only reads the groups stored.
+The listing pages by keyset on (updated_at, id), newest change first.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Request, Response
 
 from imgflow_upload_api.auth import CurrentCaller
 from imgflow_upload_api.dependencies import parse_id, resources
 from imgflow_upload_api.duplicates import repository
-from imgflow_upload_api.duplicates.schemas import DuplicatesView, DuplicateView
+from imgflow_upload_api.duplicates.resolution import resolve
+from imgflow_upload_api.duplicates.schemas import (
+    DuplicateGroupPage,
+    DuplicateGroupSummary,
+    DuplicateGroupView,
+    DuplicatesView,
+    DuplicateView,
+    ResolveAnswer,
+    ResolveRequest,
+)
+from imgflow_upload_api.duplicates.service import group_not_found, group_view
+from imgflow_upload_api.images.cursors import Cursor
 from imgflow_upload_api.problems import PROBLEM_RESPONSE, image_not_found
 
 router = APIRouter()
@@ -30,11 +45,85 @@ async def get_duplicates(image_id: str, request: Request, caller: CurrentCaller)
         if not exists:
             raise image_not_found(repr(image_id))
         duplicates = await repository.fetch_duplicates(conn, parsed)
-        group = await repository.fetch_group(conn, parsed) if duplicates else [parsed]
+        group_id, group = await repository.stored_group(conn, parsed)
+    group = group or [parsed]
     return DuplicatesView(
         id=parsed,
         checked_at=checked,
         duplicates=[DuplicateView(**d) for d in duplicates],
         group=group[: repository.MAX_GROUP],
         group_truncated=len(group) > repository.MAX_GROUP,
+        group_id=group_id,
     )
+
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+@router.get(
+    "/v1/duplicate-groups",
+    response_model=DuplicateGroupPage,
+    responses={400: PROBLEM_RESPONSE, 401: PROBLEM_RESPONSE, 422: PROBLEM_RESPONSE},
+    summary="The caller's duplicate groups, latest change first, a page at a time",
+)
+async def list_groups(
+    request: Request,
+    response: Response,
+    caller: CurrentCaller,
+    cursor: Annotated[
+        str | None, Query(description="`next_cursor` of the previous page.", max_length=512)
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> DuplicateGroupPage:
+    after = Cursor.decode(cursor, caller.tenant_id) if cursor is not None else None
+    async with resources(request).pool.acquire() as conn:
+        rows = await repository.group_page(
+            conn,
+            caller.tenant_id,
+            (after.created_at, after.image_id) if after else None,
+            limit + 1,  # one more than asked says whether a next page exists
+        )
+    page, next_cursor = rows[:limit], None
+    if len(rows) > limit:
+        # the cursor's position is (updated_at, id) here
+        next_cursor = Cursor(page[-1]["updated_at"], page[-1]["id"]).encode(caller.tenant_id)
+        next_url = request.url.include_query_params(cursor=next_cursor)
+        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    return DuplicateGroupPage(
+        items=[DuplicateGroupSummary(**r, url=f"/v1/duplicate-groups/{r['id']}") for r in page],
+        next_cursor=next_cursor,
+    )
+
+
+@router.get(
+    "/v1/duplicate-groups/{group_id}",
+    response_model=DuplicateGroupView,
+    responses={401: PROBLEM_RESPONSE, 404: PROBLEM_RESPONSE},
+    summary="A duplicate group: members, the evidence between them, a suggested keeper",
+)
+async def get_group(group_id: str, request: Request, caller: CurrentCaller) -> DuplicateGroupView:
+    parsed = parse_id(group_id, group_not_found)
+    async with resources(request).pool.acquire() as conn:
+        detail = await repository.fetch_group_detail(conn, caller.tenant_id, parsed)
+    if detail is None:
+        raise group_not_found(parsed)
+    return group_view(detail)
+
+
+@router.post(
+    "/v1/duplicate-groups/{group_id}/resolve",
+    response_model=ResolveAnswer,
+    responses={
+        401: PROBLEM_RESPONSE,
+        404: PROBLEM_RESPONSE,
+        409: PROBLEM_RESPONSE,
+        422: PROBLEM_RESPONSE,
+    },
+    summary="Trash copies in a group, or dismiss it; the version it was decided on, or 409",
+)
+async def resolve_group(
+    group_id: str, request: Request, caller: CurrentCaller, body: Annotated[ResolveRequest, Body()]
+) -> ResolveAnswer:
+    parsed = parse_id(group_id, group_not_found)
+    return await resolve(resources(request).pool, caller.tenant_id, parsed, body)

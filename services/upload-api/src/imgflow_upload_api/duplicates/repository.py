@@ -1,4 +1,5 @@
-"""The duplicates' queries: an image's pairs, its group, and whether it was checked.
+"""The duplicates' queries: an image's pairs, its stored group, whether it was checked;
+the tenant's stored groups, a page at a time, and one with its members and pairs.
 
 Pairs are stored once each (image_a < image_b) with the signal that decided them.
 """
@@ -34,6 +35,9 @@ async def fetch_duplicates(conn: asyncpg.Connection, image_id: UUID) -> list[dic
         """SELECT CASE WHEN p.image_a = $1 THEN p.image_b ELSE p.image_a END AS id,
                   p.method, p.score, p.cosine, p.view_cosine, p.phash_distance, p.found_at
              FROM duplicate_pairs AS p
+             JOIN images AS o  -- the other image, unless trashed
+               ON o.id = CASE WHEN p.image_a = $1 THEN p.image_b ELSE p.image_a END
+              AND o.trashed_at IS NULL
             WHERE p.image_a = $1 OR p.image_b = $1
             ORDER BY p.score DESC, id""",
         image_id,
@@ -41,18 +45,180 @@ async def fetch_duplicates(conn: asyncpg.Connection, image_id: UUID) -> list[dic
     return [dict(r) for r in rows]
 
 
-async def fetch_group(conn: asyncpg.Connection, image_id: UUID) -> list[UUID]:
-    """The connected component of ``image_id`` in the duplicate graph, itself included."""
+async def stored_group(conn: asyncpg.Connection, image_id: UUID) -> tuple[UUID | None, list[UUID]]:
+    """The stored group holding ``image_id``: its id and members (None, [] if none)."""
     rows = await conn.fetch(
-        """WITH RECURSIVE grp(id) AS (
-               SELECT $1::uuid
-               UNION
-               SELECT CASE WHEN p.image_a = g.id THEN p.image_b ELSE p.image_a END
-                 FROM grp AS g JOIN duplicate_pairs AS p
-                   ON p.image_a = g.id OR p.image_b = g.id
-           )
-           SELECT id FROM grp LIMIT $2""",
+        """SELECT m.group_id, m.image_id FROM duplicate_group_members AS mine
+             JOIN duplicate_group_members AS m ON m.group_id = mine.group_id
+            WHERE mine.image_id = $1
+            ORDER BY m.image_id LIMIT $2""",
         image_id,
         MAX_GROUP + 1,
     )
-    return sorted(r["id"] for r in rows)
+    return (rows[0]["group_id"] if rows else None), [r["image_id"] for r in rows]
+
+
+# Groups a deletion left with one member wait for the deduper to retire them: not shown.
+_SHOWN = "(SELECT count(*) FROM duplicate_group_members AS c WHERE c.group_id = g.id) >= 2"
+
+
+async def group_page(
+    conn: asyncpg.Connection, tenant_id: UUID, after: tuple[datetime, UUID] | None, limit: int
+) -> list[dict[str, Any]]:
+    """Up to ``limit`` of the tenant's groups, latest change first, after the position."""
+    rows = await conn.fetch(
+        f"""SELECT g.id, g.version, g.created_at, g.updated_at,
+                   (SELECT count(*) FROM duplicate_group_members AS c
+                     WHERE c.group_id = g.id) AS size
+              FROM duplicate_groups AS g
+             WHERE g.tenant_id = $1 AND {_SHOWN}
+               AND ($2::timestamptz IS NULL OR (g.updated_at, g.id) < ($2, $3::uuid))
+             ORDER BY g.updated_at DESC, g.id DESC
+             LIMIT $4""",
+        tenant_id,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def fetch_group_detail(
+    conn: asyncpg.Connection, tenant_id: UUID, group_id: UUID
+) -> dict[str, Any] | None:
+    """A group with its members' facts and renditions, and the pairs between them."""
+    group = await conn.fetchrow(
+        f"""SELECT g.id, g.version, g.created_at, g.updated_at FROM duplicate_groups AS g
+             WHERE g.id = $1 AND g.tenant_id = $2 AND {_SHOWN}""",
+        group_id,
+        tenant_id,
+    )
+    if group is None:
+        return None
+    members = await conn.fetch(
+        """SELECT i.id, i.created_at, i.content_type, i.byte_size, i.format, i.width,
+                  i.height, i.captured_at,
+                  (i.captured_at IS NOT NULL OR i.camera_make IS NOT NULL
+                   OR i.camera_model IS NOT NULL OR i.orientation IS NOT NULL) AS has_exif,
+                  coalesce((SELECT jsonb_agg(r.size ORDER BY r.size) FROM renditions AS r
+                             WHERE r.image_id = i.id), '[]') AS rendition_sizes
+             FROM duplicate_group_members AS m JOIN images AS i ON i.id = m.image_id
+            WHERE m.group_id = $1 AND i.deleting_since IS NULL  -- hidden while deleted
+            ORDER BY i.created_at, i.id
+            LIMIT $2""",
+        group_id,
+        MAX_GROUP,
+    )
+    ids = [m["id"] for m in members]
+    pairs = await conn.fetch(
+        """SELECT image_a, image_b, method, score, cosine, view_cosine, phash_distance, found_at
+             FROM duplicate_pairs
+            WHERE image_a = ANY($1::uuid[]) AND image_b = ANY($1::uuid[])
+            ORDER BY score DESC, image_a, image_b""",
+        ids,
+    )
+    return {
+        **dict(group),
+        "members": [dict(m) for m in members],
+        "pairs": [dict(p) for p in pairs],
+    }
+
+
+# The deduper's regrouping lock (imgflow_deduper.groups): a resolve and a regrouping of
+# one tenant never interleave, so a group's version says all that changed it.
+_GROUPS_LOCK_CLASS = 9
+
+
+async def lock_tenant_groups(conn: asyncpg.Connection, tenant_id: UUID) -> None:
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1::text, $2))",
+        str(tenant_id),
+        _GROUPS_LOCK_CLASS,
+    )
+
+
+async def stored_resolution(
+    conn: asyncpg.Connection, tenant_id: UUID, group_id: UUID, version: int
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    row = await conn.fetchrow(
+        """SELECT request, answer FROM duplicate_resolutions
+            WHERE group_id = $1 AND version = $2 AND tenant_id = $3""",
+        group_id,
+        version,
+        tenant_id,
+    )
+    return None if row is None else (row["request"], row["answer"])
+
+
+async def save_resolution(
+    conn: asyncpg.Connection,
+    tenant_id: UUID,
+    group_id: UUID,
+    version: int,
+    request: dict[str, Any],
+    answer: dict[str, Any],
+) -> None:
+    await conn.execute(
+        """INSERT INTO duplicate_resolutions (group_id, version, tenant_id, request, answer)
+           VALUES ($1, $2, $3, $4, $5)""",
+        group_id,
+        version,
+        tenant_id,
+        request,
+        answer,
+    )
+
+
+async def lock_group(
+    conn: asyncpg.Connection, tenant_id: UUID, group_id: UUID
+) -> tuple[int, set[UUID]] | None:
+    """The tenant's group, locked: its version and members."""
+    version = await conn.fetchval(
+        "SELECT version FROM duplicate_groups WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
+        group_id,
+        tenant_id,
+    )
+    if version is None:
+        return None
+    rows = await conn.fetch(
+        "SELECT image_id FROM duplicate_group_members WHERE group_id = $1", group_id
+    )
+    return version, {r["image_id"] for r in rows}
+
+
+async def trash_images(conn: asyncpg.Connection, image_ids: list[UUID]) -> None:
+    """Into the trash, and out of their group at once."""
+    await conn.execute(
+        "UPDATE images SET trashed_at = now() WHERE id = ANY($1::uuid[]) AND trashed_at IS NULL",
+        image_ids,
+    )
+    await conn.execute(
+        "DELETE FROM duplicate_group_members WHERE image_id = ANY($1::uuid[])", image_ids
+    )
+
+
+async def dismiss(conn: asyncpg.Connection, tenant_id: UUID, image_ids: list[UUID]) -> None:
+    """Every two of these images: not duplicates."""
+    await conn.execute(
+        """INSERT INTO duplicate_dismissals (image_a, image_b, tenant_id)
+           SELECT a, b, $2 FROM unnest($1::uuid[]) AS a, unnest($1::uuid[]) AS b WHERE a < b
+           ON CONFLICT DO NOTHING""",
+        image_ids,
+        tenant_id,
+    )
+
+
+async def delete_group(conn: asyncpg.Connection, group_id: UUID) -> None:
+    await conn.execute("DELETE FROM duplicate_groups WHERE id = $1", group_id)
+
+
+async def group_changed(conn: asyncpg.Connection, group_id: UUID) -> int:
+    """A new version, and the rest left for the deduper to regroup; the new version."""
+    return int(
+        await conn.fetchval(
+            """UPDATE duplicate_groups
+                  SET version = version + 1, dirty = true, updated_at = clock_timestamp()
+                WHERE id = $1 RETURNING version""",
+            group_id,
+        )
+    )

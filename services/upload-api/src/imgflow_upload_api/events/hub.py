@@ -40,16 +40,19 @@ TERMINAL_IMAGE_EVENTS = frozenset({"image.ready", "image.failed", "image.deleted
 
 @dataclass(frozen=True)
 class Event:
-    """One row of image_events, as the triggers announce it."""
+    """One row of image_events, as the triggers announce it: an image's or a stage's, or
+    a duplicate group's (``group_id`` and ``version`` set, no ``image_id``)."""
 
     id: int
     type: str
     tenant_id: UUID
-    image_id: UUID
+    image_id: UUID | None
     stage: str | None
     status: str
     error: str | None
     at: str
+    group_id: UUID | None = None
+    version: int | None = None
 
     @classmethod
     def from_mapping(cls, raw: Any) -> Event:
@@ -58,20 +61,31 @@ class Event:
             id=int(raw["id"]),
             type=raw["type"],
             tenant_id=UUID(str(raw["tenant_id"])),
-            image_id=UUID(str(raw["image_id"])),
+            image_id=_uuid(raw["image_id"]),
             stage=raw["stage"],
             status=raw["status"],
             error=raw["error"],
             at=at if isinstance(at, str) else at.isoformat(),
+            group_id=_uuid(raw.get("group_id")),
+            version=raw.get("version"),
         )
 
     @property
     def name(self) -> str:
-        """The SSE event name: ``stage`` or ``image``."""
+        """The SSE event name: ``stage``, ``image`` or ``duplicate_group``."""
         return self.type.split(".", 1)[0]
 
     def public(self) -> dict[str, Any]:
         """What a client sees (its own tenant id is no news to it)."""
+        if self.group_id is not None:
+            return {
+                "id": self.id,
+                "type": self.type,
+                "group_id": str(self.group_id),
+                "version": self.version,
+                "status": self.status,
+                "at": self.at,
+            }
         return {
             "id": self.id,
             "type": self.type,
@@ -81,6 +95,10 @@ class Event:
             "error": self.error,
             "at": self.at,
         }
+
+
+def _uuid(value: Any) -> UUID | None:
+    return None if value is None else UUID(str(value))
 
 
 class Signal(Enum):

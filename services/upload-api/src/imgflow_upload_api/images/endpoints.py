@@ -33,6 +33,7 @@ from imgflow_upload_api.images.schemas import (
 )
 from imgflow_upload_api.images.service import delete_image
 from imgflow_upload_api.images.streaming import Download, serve
+from imgflow_upload_api.images.trash import restore
 from imgflow_upload_api.problems import PROBLEM_RESPONSE, Problem, image_not_found
 
 router = APIRouter()
@@ -128,6 +129,24 @@ async def delete(image_id: str, request: Request, caller: CurrentCaller) -> Resp
     if not await delete_image(resources(request), caller.tenant_id, parsed):
         raise image_not_found(parsed)
     return Response(status_code=204)
+
+
+@router.post(
+    "/v1/images/{image_id}/restore",
+    response_model=ImageView,
+    responses={401: PROBLEM_RESPONSE, 404: PROBLEM_RESPONSE},
+    summary="Bring a trashed image back (a no-op for one not trashed); it is checked again",
+)
+async def restore_image(image_id: str, request: Request, caller: CurrentCaller) -> ImageView:
+    parsed = parse_id(image_id, image_not_found)
+    res = resources(request)
+    if not await restore(res, caller.tenant_id, parsed):
+        raise image_not_found(parsed)
+    async with res.pool.acquire() as conn:
+        record = await repository.fetch_image(conn, caller.tenant_id, parsed)
+    if record is None:  # deleted meanwhile
+        raise image_not_found(parsed)
+    return image_view(record)
 
 
 @router.post(

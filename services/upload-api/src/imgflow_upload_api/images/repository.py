@@ -66,7 +66,8 @@ async def fetch_page(
     limit: int,
 ) -> list[dict[str, Any]]:
     """Up to ``limit`` summaries, newest first, strictly after the cursor's position."""
-    where = ["i.tenant_id = $1", "i.deleting_since IS NULL"]
+    # the trash is not listed, nor an image being deleted
+    where = ["i.tenant_id = $1", "i.trashed_at IS NULL", "i.deleting_since IS NULL"]
     args: list[Any] = [tenant_id]
 
     def arg(value: Any) -> str:
@@ -196,3 +197,29 @@ async def reset_stages(
         return await resets.reset_images(
             conn, [(image_id, object_key)], wanted, current_context_carrier()
         )
+
+
+async def restore(conn: asyncpg.Connection, tenant_id: UUID, image_id: UUID) -> bool | None:
+    """Out of the trash: True if it was trashed, False if not, None for no such image."""
+    row = await conn.fetchrow(
+        """UPDATE images AS i SET trashed_at = NULL
+             FROM images AS old
+            WHERE i.id = $1 AND i.tenant_id = $2 AND old.id = i.id AND i.deleting_since IS NULL
+           RETURNING old.trashed_at IS NOT NULL AS was_trashed""",
+        image_id,
+        tenant_id,
+    )
+    return None if row is None else bool(row["was_trashed"])
+
+
+async def trash_due(
+    conn: asyncpg.Connection, retention_days: float, limit: int
+) -> list[asyncpg.Record]:
+    """Trashed images older than the retention, oldest first: (tenant_id, id)."""
+    return await conn.fetch(
+        """SELECT tenant_id, id FROM images
+            WHERE trashed_at < now() - make_interval(secs => $1 * 86400)
+            ORDER BY trashed_at LIMIT $2""",
+        retention_days,
+        limit,
+    )

@@ -73,6 +73,8 @@ class ExifView(BaseModel):
 class ImageView(BaseModel):
     id: UUID
     status: ImageStatus
+    # Set while the image is in the trash (a resolved duplicate): POST .../restore
+    trashed_at: datetime | None = None
     original_url: str  # GET it for the uploaded bytes
     content_type: str
     byte_size: int
@@ -115,6 +117,7 @@ def image_view(record: dict[str, Any]) -> ImageView:
     return ImageView(
         id=image["id"],
         status=overall_status([s.status for s in stages.values()]),
+        trashed_at=image.get("trashed_at"),
         original_url=f"/v1/images/{image['id']}/original",
         content_type=image["content_type"],
         byte_size=image["byte_size"],

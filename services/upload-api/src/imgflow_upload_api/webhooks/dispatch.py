@@ -68,6 +68,14 @@ def retry_delay(
     return ceiling / 2 + rng() * ceiling / 2
 
 
+_GROUP = "duplicate_group."
+# what `data` holds: of an image or stage event, or (True) of a duplicate group's
+_DATA_KEYS = {
+    False: ("image_id", "stage", "status", "error"),
+    True: ("group_id", "version", "status"),
+}
+
+
 def delivery_body(delivery_id: UUID, event_type: str, event: dict[str, Any]) -> bytes:
     """What the receiver gets; the same bytes on every attempt of one delivery."""
     document = {
@@ -75,7 +83,7 @@ def delivery_body(delivery_id: UUID, event_type: str, event: dict[str, Any]) -> 
         "type": event_type,
         "event_id": event["id"],
         "created_at": event["at"],
-        "data": {k: event.get(k) for k in ("image_id", "stage", "status", "error")},
+        "data": {k: event.get(k) for k in _DATA_KEYS[event_type.startswith(_GROUP)]},
     }
     return json.dumps(document, separators=(",", ":")).encode()
 

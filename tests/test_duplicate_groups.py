@@ -1,0 +1,239 @@
+"""The deduper keeps stored groups: ids, versions, events, on checks, reprocesses, deletes.
+
+Synthetic unit vectors against the session's real PostgreSQL (as test_dedupe_repository.py),
+so each pair is known in advance; real photographs go through the whole system in
+test_duplicate_groups_e2e.py.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+import numpy as np
+
+from imgflow_deduper.checks import check_image
+from imgflow_deduper.groups import regroup_dirty
+from imgflow_runtime.db.tenants import DEFAULT_TENANT_ID
+from tests.test_dedupe_repository import POLICY, db, near, random_vector  # noqa: F401
+
+Db = Callable[..., Any]
+
+
+def new_tenant(db: Db) -> UUID:  # noqa: F811
+    tenant = uuid4()
+
+    async def insert(conn: asyncpg.Connection) -> None:
+        await conn.execute("INSERT INTO tenants (id, name) VALUES ($1, $2)", tenant, str(tenant))
+
+    db(insert)
+    return tenant
+
+
+def new_image(db: Db, tenant: UUID = DEFAULT_TENANT_ID) -> UUID:  # noqa: F811
+    image_id = uuid4()
+
+    async def insert(conn: asyncpg.Connection) -> None:
+        await conn.execute(
+            """INSERT INTO images (id, tenant_id, object_key, content_type, byte_size, sha256)
+               VALUES ($1, $2, $3, 'image/jpeg', 1000, $4)""",
+            image_id,
+            tenant,
+            f"originals/{image_id}",
+            secrets.token_hex(32),
+        )
+
+    db(insert)
+    return image_id
+
+
+def group_of(db: Db, image_id: UUID) -> dict[str, Any] | None:  # noqa: F811
+    """The stored group holding ``image_id``: id, version, dirty, members."""
+
+    async def fetch(conn: asyncpg.Connection) -> asyncpg.Record | None:
+        return await conn.fetchrow(
+            """SELECT g.id, g.version, g.dirty,
+                      (SELECT array_agg(image_id) FROM duplicate_group_members
+                        WHERE group_id = g.id) AS members
+                 FROM duplicate_group_members AS m JOIN duplicate_groups AS g
+                   ON g.id = m.group_id WHERE m.image_id = $1""",
+            image_id,
+        )
+
+    row = db(fetch)
+    return None if row is None else {**dict(row), "members": set(row["members"] or [])}
+
+
+def group_events(db: Db, group_id: UUID) -> list[tuple[str, int]]:  # noqa: F811
+    async def fetch(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await conn.fetch(
+            "SELECT type, group_version FROM image_events WHERE group_id = $1 ORDER BY id",
+            group_id,
+        )
+
+    return [(r["type"], r["group_version"]) for r in db(fetch)]
+
+
+def delete_image(db: Db, image_id: UUID) -> None:  # noqa: F811
+    async def delete(conn: asyncpg.Connection) -> None:
+        await conn.execute("DELETE FROM images WHERE id = $1", image_id)
+
+    db(delete)
+
+
+def three_copies(db: Db) -> tuple[list[UUID], np.ndarray]:  # noqa: F811
+    """Three images, each checked in turn, the later two near duplicates of the first."""
+    v = random_vector()
+    images = [new_image(db) for _ in range(3)]
+    db(check_image, images[0], v, POLICY)
+    db(check_image, images[1], near(v, 0.97), POLICY)
+    db(check_image, images[2], near(v, 0.96), POLICY)
+    return images, v
+
+
+def test_copies_joining_keep_the_group_id_and_bump_its_version(db: Db) -> None:  # noqa: F811
+    v = random_vector()
+    a, b, c = (new_image(db) for _ in range(3))
+    db(check_image, a, v, POLICY)
+    assert group_of(db, a) is None  # alone: no group
+
+    db(check_image, b, near(v, 0.97), POLICY)
+    first = group_of(db, a)
+    assert first is not None and first["members"] == {a, b} and first["version"] == 1
+
+    db(check_image, c, near(v, 0.96), POLICY)
+    second = group_of(db, c)
+    assert second is not None and second["id"] == first["id"]
+    assert second["members"] == {a, b, c} and second["version"] == 2
+    assert group_events(db, first["id"]) == [
+        ("duplicate_group.updated", 1),
+        ("duplicate_group.updated", 2),
+    ]
+
+
+def test_checking_an_image_again_changes_nothing(db: Db) -> None:  # noqa: F811
+    (a, _, _), v = three_copies(db)
+    before = group_of(db, a)
+    db(check_image, a, v, POLICY)
+    assert group_of(db, a) == before
+
+
+def test_a_reprocessed_image_that_no_longer_matches_leaves_its_group(db: Db) -> None:  # noqa: F811
+    (a, b, c), _ = three_copies(db)
+    before = group_of(db, a)
+    assert before is not None and before["members"] == {a, b, c}
+
+    db(check_image, c, random_vector(), POLICY)  # its pixels changed: matches nothing now
+
+    after = group_of(db, a)
+    assert after is not None and after["id"] == before["id"]
+    assert after["members"] == {a, b} and after["version"] == before["version"] + 1
+    assert group_of(db, c) is None
+
+    async def pairs(conn: asyncpg.Connection) -> int:
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM duplicate_pairs WHERE image_a = $1 OR image_b = $1", c
+            )
+        )
+
+    assert db(pairs) == 0  # its old pairs went, not only the group
+
+
+def test_a_reprocessed_hub_leaving_splits_nothing_it_does_not_hold(db: Db) -> None:  # noqa: F811
+    """Two images joined only through a third: when the third stops matching, the other
+    two have no pair and no group left."""
+    v = random_vector()
+    hub, left, right = (new_image(db) for _ in range(3))
+    db(check_image, hub, v, POLICY)
+    db(check_image, left, near(v, 0.95), POLICY)
+    db(check_image, right, near(v, 0.95), POLICY)
+    gid = group_of(db, hub)["id"]  # type: ignore[index]
+
+    db(check_image, hub, random_vector(), POLICY)
+
+    assert group_of(db, left) is None and group_of(db, right) is None
+    assert group_events(db, gid)[-1][0] == "duplicate_group.deleted"
+
+
+def test_a_deleted_member_bumps_the_version_at_once_and_is_regrouped_later(db: Db) -> None:  # noqa: F811
+    (a, b, c), _ = three_copies(db)
+    before = group_of(db, a)
+    assert before is not None
+
+    delete_image(db, c)
+    marked = group_of(db, a)
+    assert marked is not None and marked["dirty"] and marked["members"] == {a, b}
+    assert marked["version"] == before["version"] + 1
+
+    assert db(regroup_dirty, 1000) >= 1
+    after = group_of(db, a)
+    assert after is not None and not after["dirty"] and after["id"] == before["id"]
+    assert after["version"] == marked["version"]  # the members did not change again
+
+    delete_image(db, b)  # one image left: no group
+    db(regroup_dirty, 1000)
+    assert group_of(db, a) is None
+    assert group_events(db, before["id"])[-1][0] == "duplicate_group.deleted"
+
+
+def test_dismissed_images_are_never_grouped_together(db: Db) -> None:  # noqa: F811
+    v = random_vector()
+    a, b = new_image(db), new_image(db)
+
+    async def dismiss(conn: asyncpg.Connection) -> None:
+        await conn.execute(
+            """INSERT INTO duplicate_dismissals (image_a, image_b, tenant_id)
+               VALUES (LEAST($1::uuid, $2::uuid), GREATEST($1::uuid, $2::uuid), $3)""",
+            a,
+            b,
+            DEFAULT_TENANT_ID,
+        )
+
+    db(dismiss)
+    db(check_image, a, v, POLICY)
+    db(check_image, b, near(v, 0.99), POLICY)
+    assert group_of(db, a) is None and group_of(db, b) is None
+
+
+def test_the_groups_do_not_depend_on_the_order_of_checks(db: Db) -> None:  # noqa: F811
+    """Two related photos' copies and an image between them (a duplicate of copies of
+    both): the same groups (as labels) whatever the order of checks, each order in a
+    tenant of its own; the image between never fuses the two photos."""
+    u = random_vector()
+    w = near(u, 0.88)  # related (same subject), not duplicates
+    vectors = {
+        "u0": u,
+        "u1": near(u, 0.97),
+        "u2": near(u, 0.96),
+        "w0": w,
+        "w1": near(w, 0.97),
+        "w2": near(w, 0.95),
+    }
+    # nearer one side: an exact midpoint would tie, and ties are broken by ids (which
+    # differ between the tenants' runs)
+    between = 0.55 * vectors["u2"] + 0.45 * vectors["w2"]
+    vectors["x"] = (between / np.linalg.norm(between)).astype(np.float32)
+    outcomes = []
+    for seed in range(3):
+        tenant = new_tenant(db)
+        labels = list(vectors)
+        random.Random(seed).shuffle(labels)
+        ids = {label: new_image(db, tenant) for label in labels}
+        for label in labels:
+            db(check_image, ids[label], vectors[label], POLICY)
+        by_id = {i: label for label, i in ids.items()}
+        groups = set()
+        for label in labels:
+            g = group_of(db, ids[label])
+            if g is not None:
+                groups.add(frozenset(by_id[m] for m in g["members"]))
+        outcomes.append(groups)
+    assert outcomes[0] == outcomes[1] == outcomes[2]
+    assert len(outcomes[0]) == 2, outcomes[0]
+    for g in outcomes[0]:
+        assert not ({"u0", "u1"} & g and {"w0", "w1"} & g), g
