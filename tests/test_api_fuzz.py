@@ -214,10 +214,18 @@ def assert_nothing_left_behind(
             store.bucket, prefix=f"originals/{tenant_id}/", recursive=True
         )
     }
-    rows = query(database_url, "SELECT object_key FROM images WHERE tenant_id = $1", tenant_id)
+    rows = query(
+        database_url,
+        "SELECT object_key, deleting_since IS NOT NULL AS deleting FROM images"
+        " WHERE tenant_id = $1",
+        tenant_id,
+    )
     keys = {r["object_key"] for r in rows}
     assert objects - keys == set(), "objects without an image row"
-    assert keys - objects == set(), "image rows without their object"
+    # An image being deleted (a DELETE cut short: its client timed out, say) may have lost
+    # its objects already; it is hidden from every read, and the sweeper finishes it.
+    live = {r["object_key"] for r in rows if not r["deleting"]}
+    assert live - objects == set(), "image rows without their object"
 
 
 # -- hypothesis on the upload body -------------------------------------------------------

@@ -54,10 +54,17 @@ def test_the_server_keeps_every_promise_of_its_openapi_document(
     ]
     # The hooks module is imported from the repository root.
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False
-    )
-    report = done.stdout + done.stderr
+    report = ""
+    for _ in range(2):
+        done = subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False
+        )
+        report = done.stdout + done.stderr
+        # A crash inside the tool (seen once: hypothesis failing to describe one of its own
+        # lambdas, "Runtime Error" with no failure code) says nothing of the server: run
+        # again. Any finding about the server fails at once.
+        if done.returncode == 0 or re.search(r"ST\d{3}", report) or "Runtime Error" not in report:
+            break
     assert done.returncode == 0, report[-12_000:]
     assert "failures" not in report.splitlines()[-1], report[-4_000:]
     (row,) = query(database_url, "SELECT id FROM tenants WHERE name = $1", issued["tenant"])

@@ -28,11 +28,6 @@ FAULT_SETTINGS = {
     "TASK_SOFT_TIME_LIMIT_S": "10",
     "TASK_TIME_LIMIT_S": "15",
     "BROKER_VISIBILITY_TIMEOUT_S": "20",
-    # S3 calls must give up well inside the soft limit, as in production (60 s reads under
-    # a 240 s limit): a request to an S3 that is still starting can hang, and a job stuck
-    # in it past the soft limit is dead-lettered instead of retried.
-    "S3_CONNECT_TIMEOUT_S": "1",
-    "S3_READ_TIMEOUT_S": "3",
     # Retries: 8 of them, 0.25 s doubling to a 4 s cap: they outlast ~10 s of outage.
     "TASK_MAX_RETRIES": "8",
     "RETRY_BASE_S": "0.25",
