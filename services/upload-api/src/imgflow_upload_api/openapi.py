@@ -76,8 +76,6 @@ UPLOAD_REQUEST_BODY: dict[str, Any] = {
     "content": {
         "application/octet-stream": {"schema": _IMAGE_BYTES},
         "image/*": {"schema": _IMAGE_BYTES},
-        # The raw body whatever it is labelled: only multipart/form-data is read apart.
-        "*/*": {"schema": _IMAGE_BYTES},
         "multipart/form-data": {
             "schema": {
                 "type": "object",
