@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, TypeVar
+from uuid import UUID
 
 import httpx
 
@@ -26,11 +27,16 @@ from imgflow_client.errors import ApiError, ConnectionFailed, describe
 from imgflow_client.files import derive_idempotency_key, sha256_bytes, sha256_file
 from imgflow_client.models import (
     Delivery,
+    DuplicateGroupPage,
+    DuplicateGroupSummary,
+    DuplicateGroupView,
     Duplicates,
     Image,
     ImagePage,
     ImageSummary,
     ReprocessAccepted,
+    ResolveAnswer,
+    ResolveRequest,
     ServerEvent,
     UploadAccepted,
     UploadStatus,
@@ -350,6 +356,68 @@ class AsyncClient:
 
     async def duplicates(self, image_id: object) -> Duplicates:
         return await self._model(routes.DUPLICATES, Duplicates, {"image_id": image_id})
+
+    async def restore_image(self, image_id: object) -> Image:
+        """Bring a trashed image back (a no-op for one not trashed); the server checks it
+        for duplicates again, so it rejoins its group."""
+        response = await self._call(routes.RESTORE_IMAGE, {"image_id": image_id}, idempotent=True)
+        return decode(Image, response.json())
+
+    # -- duplicate groups --------------------------------------------------------------
+
+    async def list_duplicate_groups(
+        self, *, limit: int | None = None, cursor: str | None = None
+    ) -> DuplicateGroupPage:
+        response = await self._call(routes.LIST_GROUPS, params=_params(limit=limit, cursor=cursor))
+        return decode(DuplicateGroupPage, response.json())
+
+    async def duplicate_groups(
+        self, *, page_size: int = 200
+    ) -> AsyncIterator[DuplicateGroupSummary]:
+        """Every duplicate group, the latest changed first, following the keyset pages."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_duplicate_groups(limit=page_size, cursor=cursor)
+            for item in page.items:
+                yield item
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def get_duplicate_group(self, group_id: object) -> DuplicateGroupView:
+        return await self._model(routes.GET_GROUP, DuplicateGroupView, {"group_id": group_id})
+
+    async def resolve_duplicate_group(
+        self,
+        group_id: object,
+        *,
+        version: int,
+        keep: Sequence[object] = (),
+        trash: Sequence[object] = (),
+    ) -> ResolveAnswer:
+        """Trash ``trash`` (members not named are kept) at the group's ``version``: a
+        group changed since is a Conflict with code ``group-changed`` and the
+        ``current_version`` in ``problem``. Trashed images can be restored."""
+        request = ResolveRequest(
+            version=version,
+            keep=[UUID(str(i)) for i in keep],
+            trash=[UUID(str(i)) for i in trash],
+        )
+        return await self._resolve(group_id, request)
+
+    async def dismiss_duplicate_group(self, group_id: object, *, version: int) -> ResolveAnswer:
+        """Record that the members are not duplicates: the group goes, and they are never
+        grouped together again."""
+        return await self._resolve(group_id, ResolveRequest(version=version, dismiss=True))
+
+    async def _resolve(self, group_id: object, request: ResolveRequest) -> ResolveAnswer:
+        response = await self._call(
+            routes.RESOLVE_GROUP,
+            {"group_id": group_id},
+            json=request.to_json(),
+            idempotent=True,  # the server keeps the answer by (group, version)
+        )
+        return decode(ResolveAnswer, response.json())
 
     # -- downloads ---------------------------------------------------------------------
 

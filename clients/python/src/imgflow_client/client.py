@@ -18,11 +18,15 @@ from imgflow_client.async_client import AsyncClient, Destination, Source
 from imgflow_client.body import Progress
 from imgflow_client.models import (
     Delivery,
+    DuplicateGroupPage,
+    DuplicateGroupSummary,
+    DuplicateGroupView,
     Duplicates,
     Image,
     ImagePage,
     ImageSummary,
     ReprocessAccepted,
+    ResolveAnswer,
     ServerEvent,
     UploadAccepted,
     UploadStatus,
@@ -138,6 +142,39 @@ class Client:
 
     def duplicates(self, image_id: object) -> Duplicates:
         return self._run(self._async.duplicates, image_id)  # type: ignore[no-any-return]
+
+    def restore_image(self, image_id: object) -> Image:
+        return self._run(self._async.restore_image, image_id)  # type: ignore[no-any-return]
+
+    def list_duplicate_groups(
+        self, *, limit: int | None = None, cursor: str | None = None
+    ) -> DuplicateGroupPage:
+        return self._kw(  # type: ignore[no-any-return]
+            self._async.list_duplicate_groups, limit=limit, cursor=cursor
+        )
+
+    def duplicate_groups(self, *, page_size: int = 200) -> Iterator[DuplicateGroupSummary]:
+        return self._iterate(self._async.duplicate_groups(page_size=page_size))
+
+    def get_duplicate_group(self, group_id: object) -> DuplicateGroupView:
+        return self._run(self._async.get_duplicate_group, group_id)  # type: ignore[no-any-return]
+
+    def resolve_duplicate_group(
+        self,
+        group_id: object,
+        *,
+        version: int,
+        keep: Sequence[object] = (),
+        trash: Sequence[object] = (),
+    ) -> ResolveAnswer:
+        return self._kw(  # type: ignore[no-any-return]
+            self._async.resolve_duplicate_group, group_id, version=version, keep=keep, trash=trash
+        )
+
+    def dismiss_duplicate_group(self, group_id: object, *, version: int) -> ResolveAnswer:
+        return self._kw(  # type: ignore[no-any-return]
+            self._async.dismiss_duplicate_group, group_id, version=version
+        )
 
     def original(self, image_id: object) -> bytes:
         return self._run(self._async.original, image_id)  # type: ignore[no-any-return]

@@ -65,7 +65,8 @@ class NotFound(ApiError):
 
 
 class Conflict(ApiError):
-    """409: e.g. ``stage-running`` (reprocess), ``upload-incomplete``."""
+    """409: e.g. ``stage-running`` (reprocess), ``upload-incomplete``, ``group-changed``
+    (a resolve naming a version the group no longer has; ``problem["current_version"]``)."""
 
 
 class Unavailable(ApiError):

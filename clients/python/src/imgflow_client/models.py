@@ -17,6 +17,14 @@ StageStatus = Literal["pending", "running", "done", "failed"]
 StageName = Literal["thumbnails", "hashing", "dedupe"]
 UploadState = Literal["pending", "completed", "failed", "expired"]
 DuplicateMethod = Literal["sha256", "cnn", "phash", "cnn+phash"]
+KeeperReason = Literal[
+    "most-pixels",
+    "original-format",
+    "largest-file",
+    "earliest-capture",
+    "has-exif",
+    "earliest-upload",
+]
 
 STAGES: tuple[StageName, ...] = ("thumbnails", "hashing", "dedupe")
 
@@ -87,6 +95,8 @@ class Duplicates:
     duplicates: list[Duplicate]
     group: list[UUID]
     group_truncated: bool
+    # The stored duplicate group holding the image (get_duplicate_group), if any.
+    group_id: UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,8 @@ class Image:
     exif: Exif | None = None
     phash: str | None = None
     dhash: str | None = None
+    # Set while the image is in the trash (a resolved duplicate group put it there).
+    trashed_at: datetime | None = None
 
     @property
     def finished(self) -> bool:
@@ -244,6 +256,136 @@ class Delivery:
     created_at: datetime
     finished_at: datetime | None
     payload: dict[str, Any]
+
+
+# -- duplicate groups -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ThumbnailLink:
+    SCHEMA: ClassVar[str] = "ThumbnailLink"
+    size: int
+    url: str
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    SCHEMA: ClassVar[str] = "GroupMember"
+    id: UUID
+    url: str
+    original_url: str
+    thumbnails: list[ThumbnailLink]  # the renditions made so far, smallest first
+    content_type: str
+    byte_size: int
+    format: str | None
+    width: int | None
+    height: int | None
+    captured_at: datetime | None
+    has_exif: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class GroupEvidence:
+    """A duplicate pair between two members, and the signal that decided it."""
+
+    SCHEMA: ClassVar[str] = "GroupEvidence"
+    a: UUID
+    b: UUID
+    method: DuplicateMethod
+    score: float
+    cosine: float | None
+    view_cosine: float | None
+    phash_distance: int | None
+    found_at: datetime
+
+
+@dataclass(frozen=True)
+class SuggestedKeeper:
+    """The member the server would keep; ``reasons`` has the deciding criterion first."""
+
+    SCHEMA: ClassVar[str] = "SuggestedKeeper"
+    id: UUID
+    reasons: list[KeeperReason]
+
+
+@dataclass(frozen=True)
+class DuplicateGroupView:
+    """GET /v1/duplicate-groups/{id}. ``version`` goes up whenever the members change:
+    name it when resolving, so a decision is never applied to a group it was not made on."""
+
+    SCHEMA: ClassVar[str] = "DuplicateGroupView"
+    id: UUID
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    members: list[GroupMember]
+    evidence: list[GroupEvidence]
+    suggested_keeper: SuggestedKeeper
+
+    def member(self, image_id: UUID | str) -> GroupMember | None:
+        wanted = UUID(str(image_id))
+        return next((m for m in self.members if m.id == wanted), None)
+
+
+@dataclass(frozen=True)
+class DuplicateGroupSummary:
+    """One item of GET /v1/duplicate-groups; ``size`` counts the members."""
+
+    SCHEMA: ClassVar[str] = "DuplicateGroupSummary"
+    id: UUID
+    url: str
+    version: int
+    size: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class DuplicateGroupPage:
+    SCHEMA: ClassVar[str] = "DuplicateGroupPage"
+    items: list[DuplicateGroupSummary]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class ResolveRequest:
+    """The body of a resolve: keep some members and trash others, or ``dismiss`` (not
+    duplicates: no keep or trash with it), decided on the group's ``version``."""
+
+    SCHEMA: ClassVar[str] = "ResolveRequest"
+    version: int
+    keep: list[UUID] = field(default_factory=list)
+    trash: list[UUID] = field(default_factory=list)
+    dismiss: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        # Sorted and once each: the server answers a repeated resolve the same only when
+        # the request is the same, and a rerun may name the images in another order.
+        return {
+            "version": self.version,
+            "keep": _canonical(self.keep),
+            "trash": _canonical(self.trash),
+            "dismiss": self.dismiss,
+        }
+
+
+@dataclass(frozen=True)
+class ResolveAnswer:
+    """What a resolve did. ``version`` is the group's after it, or None when the group is
+    gone (dismissed, or fewer than two members left). The same resolve again (same
+    version, same decision) answers the same."""
+
+    SCHEMA: ClassVar[str] = "ResolveAnswer"
+    group_id: UUID
+    version: int | None
+    kept: list[UUID]
+    trashed: list[UUID]
+    dismissed: bool
+
+
+def _canonical(ids: list[UUID]) -> list[str]:
+    return sorted({str(UUID(str(i))) for i in ids})
 
 
 # -- server-sent events (no schema in openapi.json: see events.py) -----------------------

@@ -41,11 +41,11 @@ CREATE_WEBHOOK = Route("POST", "/v1/webhooks", models.WebhookCreated, 201)
 LIST_WEBHOOKS = Route("GET", "/v1/webhooks")  # {"items": [Webhook...]}
 DELETE_WEBHOOK = Route("DELETE", "/v1/webhooks/{webhook_id}", status=204)
 DELIVERIES = Route("GET", "/v1/webhooks/{webhook_id}/deliveries")  # {"items": [Delivery...]}
+RESTORE_IMAGE = Route("POST", "/v1/images/{image_id}/restore", models.Image)
+LIST_GROUPS = Route("GET", "/v1/duplicate-groups", models.DuplicateGroupPage)
+GET_GROUP = Route("GET", "/v1/duplicate-groups/{group_id}", models.DuplicateGroupView)
+RESOLVE_GROUP = Route("POST", "/v1/duplicate-groups/{group_id}/resolve", models.ResolveAnswer)
 READY = Route("GET", "/readyz")
-
-# Duplicate groups (issue 13: list groups, resolve a group keeping some images) have no
-# endpoints on the server yet. Their routes, client methods and the `imgflow groups`
-# command belong here and in client.py once it has them; nothing pretends to until then.
 
 ALL: tuple[Route, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Route))
 # Item models of the list answers above, which wrap them in {"items": [...]}.
