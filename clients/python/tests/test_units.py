@@ -1,19 +1,22 @@
 """Pure logic: the retry policy, Retry-After, the Idempotency-Key, the state file, the SSE
-parser, format sniffing, the command's file scan and the JSON decoding of answers."""
+parser, format sniffing, the command's file scan, the JSON decoding of answers, and what
+resolving a duplicate group asks."""
 
 from __future__ import annotations
 
 import email.utils
 from pathlib import Path
+from uuid import UUID
 
 import httpx
 import pytest
 
 from imgflow_client._convert import DecodeError, decode
+from imgflow_client.cli.groups import Plan, PlanError, plan_resolution
 from imgflow_client.cli.scan import MissingPath, collect
 from imgflow_client.cli.state import State
 from imgflow_client.files import derive_idempotency_key, sha256_bytes, sniff_format
-from imgflow_client.models import Image, UploadAccepted
+from imgflow_client.models import DuplicateGroupView, Image, ResolveRequest, UploadAccepted
 from imgflow_client.resume import PendingUpload
 from imgflow_client.retry import RetryPolicy, parse_retry_after
 from imgflow_client.sse import SseParser
@@ -240,3 +243,75 @@ def test_unknown_members_are_ignored_and_missing_ones_refused() -> None:
 def test_an_image_needs_its_required_members() -> None:
     with pytest.raises(DecodeError, match="missing 'id'"):
         decode(Image, {})
+
+
+# -- resolving a duplicate group -----------------------------------------------------------
+
+_MEMBERS = [UUID(int=n) for n in (1, 2, 3)]
+
+
+def _group_view(keeper: UUID = _MEMBERS[0]) -> DuplicateGroupView:
+    member = {
+        "url": "/v1/images/x",
+        "original_url": "/v1/images/x/original",
+        "thumbnails": [],
+        "content_type": "image/jpeg",
+        "byte_size": 1,
+        "format": "jpeg",
+        "width": 1,
+        "height": 1,
+        "captured_at": None,
+        "has_exif": False,
+        "created_at": "2026-01-01T00:00:00+00:00",
+    }
+    return decode(
+        DuplicateGroupView,
+        {
+            "id": str(UUID(int=99)),
+            "version": 4,
+            "created_at": "2026-01-01T00:00:00+00:00",
+            "updated_at": "2026-01-01T00:00:00+00:00",
+            "members": [{**member, "id": str(m)} for m in _MEMBERS],
+            "evidence": [],
+            "suggested_keeper": {"id": str(keeper), "reasons": ["most-pixels"]},
+        },
+    )
+
+
+def test_a_resolution_trashes_every_member_not_kept_unless_told_what_to_trash() -> None:
+    one, two, three = _MEMBERS
+    view = _group_view(keeper=two)
+
+    assert plan_resolution(view, [one], [], False) == Plan([one], [two, three])
+    assert plan_resolution(view, [], [], True) == Plan([two], [one, three])
+    assert plan_resolution(view, [one], [three], False) == Plan([one], [three])
+    assert plan_resolution(None, [], [three], False) == Plan([], [three])
+
+
+@pytest.mark.parametrize(
+    ("keep", "trash", "why"),
+    [
+        (_MEMBERS, [], "every member would be kept"),
+        ([], _MEMBERS, "trash every member"),
+        ([_MEMBERS[0]], [_MEMBERS[0]], "both kept and trashed"),
+        ([UUID(int=7)], [], f"not members of group {UUID(int=99)}: {UUID(int=7)}"),
+    ],
+)
+def test_a_resolution_that_would_change_nothing_or_keep_nothing_is_refused(
+    keep: list[UUID], trash: list[UUID], why: str
+) -> None:
+    with pytest.raises(PlanError, match=why):
+        plan_resolution(_group_view(), keep, trash, False)
+
+
+def test_a_resolve_request_is_the_same_whatever_order_or_spelling_names_the_images() -> None:
+    one, two = _MEMBERS[:2]
+    upper = ResolveRequest(version=3, trash=[str(two).upper(), one])  # type: ignore[list-item]
+
+    assert upper.to_json() == ResolveRequest(version=3, trash=[one, two, one]).to_json()
+    assert upper.to_json() == {
+        "version": 3,
+        "keep": [],
+        "trash": [str(one), str(two)],
+        "dismiss": False,
+    }

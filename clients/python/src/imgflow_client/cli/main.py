@@ -1,123 +1,42 @@
-"""The `imgflow` command.
-
-Exit status: 0 all went well; 1 something failed (a file, an image's processing, a
-request); 2 a usage error (a path that does not exist, no API key); 3 the server could not
-be used (unreachable, the key refused, over capacity after retries); 130 interrupted.
-"""
+"""The `imgflow` command: its options, and the commands on images (exit statuses: see
+common.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import signal
 import sys
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from imgflow_client.async_client import AsyncClient
 from imgflow_client.cli import config
+from imgflow_client.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_SERVER,
+    EXIT_USAGE,
+    Context,
+    err,
+    fail,
+    handled,
+    jsonable,
+    out,
+    run_async,
+)
 from imgflow_client.cli.display import ProgressDisplay, summary_table
+from imgflow_client.cli.groups import groups, restore
 from imgflow_client.cli.outcomes import FileOutcome
 from imgflow_client.cli.scan import MissingPath, collect
 from imgflow_client.cli.state import State
 from imgflow_client.cli.upload_run import RunOptions, UploadRun
-from imgflow_client.errors import (
-    ApiError,
-    ConnectionFailed,
-    NotFound,
-    RateLimited,
-    Unauthorized,
-    Unavailable,
-)
+from imgflow_client.errors import ApiError, NotFound
 from imgflow_client.models import STAGES, Image
-from imgflow_client.retry import RetryNotice, RetryPolicy
-
-EXIT_FAILED, EXIT_USAGE, EXIT_SERVER, EXIT_INTERRUPTED = 1, 2, 3, 130
-T = TypeVar("T")
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
-
-
-class Context:
-    def __init__(self, url: str | None, retries: int, max_wait_s: float) -> None:
-        self.settings = config.load(url)
-        self.retry = RetryPolicy(attempts=retries, max_retry_after_s=max_wait_s)
-
-    def client(
-        self, on_retry: Callable[[RetryNotice], None] | None = None, **options: Any
-    ) -> AsyncClient:
-        return AsyncClient(
-            self.settings.url,
-            self.settings.require_key(),
-            retry=self.retry,
-            on_retry=on_retry or _print_retry,
-            **options,
-        )
-
-
-def _print_retry(notice: RetryNotice) -> None:
-    what = f"{notice.status} {notice.code}" if notice.status else notice.error
-    err.print(f"[yellow]server answered {what}; retrying in {notice.delay_s:.1f} s[/]")
-
-
-def fail(message: str, code: int) -> None:
-    err.print(f"[red]error:[/] {message}", highlight=False)
-    sys.exit(code)
-
-
-def handled(func: Callable[..., T]) -> Callable[..., T]:
-    """Errors become one clear line and the exit status of the module docstring."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        try:
-            return func(*args, **kwargs)
-        except config.ConfigError as exc:
-            fail(str(exc), EXIT_USAGE)
-        except ConnectionFailed as exc:
-            fail(
-                f"{exc}. Is the server running? The URL comes from --url, "
-                f"{config.URL_VARIABLE} or {config.config_path()}",
-                EXIT_SERVER,
-            )
-        except Unauthorized as exc:
-            fail(
-                f"the server refused the API key ({exc.status} {exc.code}: {exc.detail}); set "
-                f"{config.KEY_VARIABLE} or run `imgflow login`",
-                EXIT_SERVER,
-            )
-        except (Unavailable, RateLimited) as exc:
-            after = (
-                f", asking to retry after {exc.retry_after_s:.0f} s" if exc.retry_after_s else ""
-            )
-            fail(
-                f"the server is over capacity or unavailable ({exc.status} {exc.code}: "
-                f"{exc.detail}){after}; gave up after retrying. Try again later",
-                EXIT_SERVER,
-            )
-        except ApiError as exc:
-            extra = ""
-            if sizes := exc.problem.get("available_sizes"):
-                extra = f" (available sizes: {', '.join(map(str, sizes))})"
-            fail(f"{exc.status} {exc.code}: {exc.detail or exc.title}{extra}", EXIT_FAILED)
-        except KeyboardInterrupt:
-            err.print("interrupted")
-            sys.exit(EXIT_INTERRUPTED)
-        raise AssertionError("unreachable")
-
-    return wrapper
-
-
-def run_async(work: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(work)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -272,7 +191,7 @@ def status(obj: Context, image_id: str, as_json: bool) -> None:
 
     image = run_async(work())
     if as_json:
-        print(json.dumps(_jsonable(image)))
+        print(json.dumps(jsonable(image)))
         return
     size = f"{image.width}x{image.height}" if image.width else "?"
     out.print(f"[bold]{image.id}[/]  {image.status}  {image.format or '?'} {size}  "
@@ -290,6 +209,11 @@ def status(obj: Context, image_id: str, as_json: bool) -> None:
         out.print("duplicates: " + ", ".join(f"{d.id} ({d.method})" for d in image.duplicates))
     if image.exact_duplicate_of:
         out.print(f"exact duplicate of {image.exact_duplicate_of}")
+    if image.trashed_at:
+        out.print(
+            f"[yellow]in the trash since {image.trashed_at.isoformat(timespec='seconds')}[/]: "
+            f"`imgflow restore {image.id}` brings it back"
+        )
 
 
 @cli.command(name="ls")
@@ -307,7 +231,7 @@ def list_images(obj: Context, status_: str | None, limit: int | None, as_json: b
         async with obj.client() as client:
             async for image in client.images(status=status_, page_size=min(200, limit or 200)):
                 if as_json:
-                    print(json.dumps(_jsonable(image)))
+                    print(json.dumps(jsonable(image)))
                 else:
                     dims = f"{image.width}x{image.height}" if image.width else ""
                     table.add_row(
@@ -478,7 +402,7 @@ def duplicates(obj: Context, image_id: str | None, as_json: bool) -> None:
     views = run_async(work())
     if as_json:
         for view in views:
-            print(json.dumps(_jsonable(view)))
+            print(json.dumps(jsonable(view)))
         return
     table = Table("image", "duplicate", "method", "score")
     seen: set[frozenset[str]] = set()
@@ -493,22 +417,8 @@ def duplicates(obj: Context, image_id: str | None, as_json: bool) -> None:
         out.print(f"group: {len(views[0].group)} image(s)")
 
 
-def _jsonable(obj: Any) -> Any:
-    import dataclasses
-    from datetime import datetime
-    from uuid import UUID
-
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, list):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, datetime):
-        return obj.isoformat()
-    if isinstance(obj, UUID):
-        return str(obj)
-    return obj
+cli.add_command(groups)
+cli.add_command(restore)
 
 
 def main() -> None:
