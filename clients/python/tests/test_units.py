@@ -5,6 +5,8 @@ resolving a duplicate group asks."""
 from __future__ import annotations
 
 import email.utils
+import subprocess
+import sys
 from pathlib import Path
 from uuid import UUID
 
@@ -138,6 +140,26 @@ def test_an_upload_left_in_flight_is_there_for_the_next_run(tmp_path: Path) -> N
 
     with State(path, "a") as next_run:
         assert list(next_run.inflight()) == ["ef" * 32]
+
+
+def test_an_answer_is_committed_with_the_next_upload_and_until_then_stays_in_flight(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.sqlite3"
+    first, second = "ab" * 32, "cd" * 32
+    state = State(path, "a")
+    state.mark_inflight(first)
+    state.record_uploaded(first, "image-1")
+
+    assert state.uploaded_image(first) == "image-1"
+    with State(path, "a") as killed_now:  # what a run killed at this moment leaves
+        assert list(killed_now.inflight()) == [first]  # looked up on the server next run
+        assert killed_now.uploaded_image(first) is None
+    state.mark_inflight(second)
+    with State(path, "a") as later:
+        assert list(later.inflight()) == [second]
+        assert later.uploaded_image(first) == "image-1"
+    state.close()
 
 
 def test_presigned_uploads_in_progress_round_trip(tmp_path: Path) -> None:
@@ -315,3 +337,14 @@ def test_a_resolve_request_is_the_same_whatever_order_or_spelling_names_the_imag
         "trash": [str(one), str(two)],
         "dismiss": False,
     }
+
+
+def test_the_command_starts_without_what_only_the_blocking_client_needs() -> None:
+    code = (
+        "import sys, imgflow_client.cli.main, imgflow_client; "
+        "print('anyio.from_thread' in sys.modules, imgflow_client.Client.__name__, "
+        "'anyio.from_thread' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+
+    assert done.stdout.split() == ["False", "Client", "True"]  # imported on first use

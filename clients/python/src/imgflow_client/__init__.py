@@ -1,7 +1,8 @@
 """The imgflow API from Python: ``Client`` (blocking) and ``AsyncClient`` (asyncio)."""
 
+from typing import TYPE_CHECKING
+
 from imgflow_client.async_client import AsyncClient
-from imgflow_client.client import Client
 from imgflow_client.errors import (
     ApiError,
     Conflict,
@@ -40,7 +41,21 @@ from imgflow_client.models import (
 from imgflow_client.resume import MemoryResumeStore, PendingUpload, ResumeStore
 from imgflow_client.retry import RetryNotice, RetryPolicy
 
+if TYPE_CHECKING:
+    from imgflow_client.client import Client
+
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # Client is imported on first use: it brings anyio's thread portal (~60 ms of start-up
+    # CPU), which the command and AsyncClient users never need.
+    if name == "Client":
+        from imgflow_client.client import Client
+
+        return Client
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ApiError",

@@ -100,10 +100,19 @@ class AsyncClient:
         self._api = httpx.AsyncClient(
             base_url=self.base_url, headers=headers, timeout=timeout, limits=limits
         )
-        # Presigned storage URLs carry their own signature: never send them the API key.
-        self._storage = httpx.AsyncClient(
-            headers={"User-Agent": USER_AGENT}, timeout=timeout, limits=limits
-        )
+        self._timeout, self._limits = timeout, limits
+        self._storage_client: httpx.AsyncClient | None = None
+
+    @property
+    def _storage(self) -> httpx.AsyncClient:
+        """For presigned storage URLs, which carry their own signature: never the API key.
+        Made on first use: most runs never need it, and each client loads the CA
+        certificates anew (tens of ms of start-up CPU)."""
+        if self._storage_client is None:
+            self._storage_client = httpx.AsyncClient(
+                headers={"User-Agent": USER_AGENT}, timeout=self._timeout, limits=self._limits
+            )
+        return self._storage_client
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -113,7 +122,8 @@ class AsyncClient:
 
     async def aclose(self) -> None:
         await self._api.aclose()
-        await self._storage.aclose()
+        if self._storage_client is not None:
+            await self._storage_client.aclose()
 
     # -- images ------------------------------------------------------------------------
 

@@ -51,21 +51,44 @@ class State:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
-        # Hash cache rows wait for the next transaction: losing them to a kill costs
-        # only hashing again, and a commit each would double the commits per file.
+        # Hash cache rows and answered uploads wait for the next transaction (the one
+        # marking the next upload in flight), so each file costs one commit, not three.
+        # A kill loses them harmlessly: hashing again, and an upload still marked in
+        # flight, which the next run finds on the server before sending anything.
         self._hashes: dict[tuple[str, int, int], str] = {}
+        self._uploaded: dict[str, str] = {}
 
     def close(self) -> None:
-        self._flush_hashes()
+        self._commit()
         self._db.close()
 
-    def _flush_hashes(self) -> None:
+    def _commit(self, *statements: tuple[str, tuple[object, ...]]) -> None:
+        """What waits, and ``statements``, in one transaction."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._flush()
+            for sql, args in statements:
+                self._db.execute(sql, args)
+
+    def _flush(self) -> None:
         if self._hashes:
             self._db.executemany(
                 "INSERT OR REPLACE INTO hashes (path, size, mtime_ns, sha256) VALUES (?, ?, ?, ?)",
                 [(*key, sha) for key, sha in self._hashes.items()],
             )
             self._hashes.clear()
+        if self._uploaded:
+            now = time.time()
+            self._db.executemany(
+                "INSERT OR REPLACE INTO uploaded (account, sha256, image_id, at) "
+                "VALUES (?, ?, ?, ?)",
+                [(self.account, sha, image_id, now) for sha, image_id in self._uploaded.items()],
+            )
+            self._db.executemany(
+                "DELETE FROM inflight WHERE account = ? AND sha256 = ?",
+                [(self.account, sha) for sha in self._uploaded],
+            )
+            self._uploaded.clear()
 
     def __enter__(self) -> State:
         return self
@@ -90,6 +113,8 @@ class State:
     # -- what the server has ----------------------------------------------------------
 
     def uploaded_image(self, sha256: str) -> str | None:
+        if pending := self._uploaded.get(sha256):
+            return pending
         row = self._db.execute(
             "SELECT image_id FROM uploaded WHERE account = ? AND sha256 = ?",
             (self.account, sha256),
@@ -97,28 +122,24 @@ class State:
         return row[0] if row else None
 
     def record_uploaded(self, sha256: str, image_id: str) -> None:
-        """The server has these bytes as ``image_id``; the upload is no longer in flight."""
-        with self._db:  # one transaction
-            self._db.execute("BEGIN")
-            self._flush_hashes()
-            self._db.execute(
-                "INSERT OR REPLACE INTO uploaded (account, sha256, image_id, at) "
-                "VALUES (?, ?, ?, ?)",
-                (self.account, sha256, image_id, time.time()),
-            )
-            self._db.execute(
-                "DELETE FROM inflight WHERE account = ? AND sha256 = ?", (self.account, sha256)
-            )
+        """The server has these bytes as ``image_id``; the upload is no longer in flight
+        (committed with the next transaction: see __init__)."""
+        self._uploaded[sha256] = image_id
 
     def forget_uploaded(self, sha256: str) -> None:
+        self._uploaded.pop(sha256, None)
         self._db.execute(
             "DELETE FROM uploaded WHERE account = ? AND sha256 = ?", (self.account, sha256)
         )
 
     def mark_inflight(self, sha256: str) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO inflight (account, sha256, since) VALUES (?, ?, ?)",
-            (self.account, sha256, time.time()),
+        """Committed before the upload is sent: a run killed before its answer is
+        recorded leaves it here for the next run to look up."""
+        self._commit(
+            (
+                "INSERT OR REPLACE INTO inflight (account, sha256, since) VALUES (?, ?, ?)",
+                (self.account, sha256, time.time()),
+            )
         )
 
     def clear_inflight(self, sha256: str) -> None:
@@ -128,6 +149,7 @@ class State:
 
     def inflight(self) -> dict[str, float]:
         """SHA-256 -> when it was sent, for uploads whose answer never came."""
+        self._commit()
         rows = self._db.execute(
             "SELECT sha256, since FROM inflight WHERE account = ?", (self.account,)
         )
