@@ -5,6 +5,7 @@ resolving a duplicate group asks."""
 from __future__ import annotations
 
 import email.utils
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from imgflow_client._convert import DecodeError, decode
+from imgflow_client.async_client import _tls_for
 from imgflow_client.cli.groups import Plan, PlanError, plan_resolution
 from imgflow_client.cli.scan import MissingPath, collect
 from imgflow_client.cli.state import State
@@ -348,3 +350,12 @@ def test_the_command_starts_without_what_only_the_blocking_client_needs() -> Non
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
 
     assert done.stdout.split() == ["False", "Client", "True"]  # imported on first use
+
+
+def test_a_plain_http_api_skips_loading_ca_certificates_but_never_skips_verification() -> None:
+    plain = _tls_for("http://127.0.0.1:8000")
+
+    assert isinstance(plain, ssl.SSLContext)
+    assert plain.verify_mode == ssl.CERT_REQUIRED and plain.check_hostname
+    assert plain.cert_store_stats()["x509_ca"] == 0  # trusts nothing: https would fail
+    assert _tls_for("https://imgflow.example") is True  # the CA certificates, as usual
