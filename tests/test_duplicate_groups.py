@@ -17,7 +17,7 @@ import asyncpg
 import numpy as np
 
 from imgflow_deduper.checks import check_image
-from imgflow_deduper.groups import regroup_dirty
+from imgflow_runtime.db.duplicate_groups import regroup_dirty
 from imgflow_runtime.db.tenants import DEFAULT_TENANT_ID
 from tests.test_dedupe_repository import POLICY, db, near, random_vector  # noqa: F401
 

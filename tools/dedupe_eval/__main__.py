@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from imgflow_deduper.grouping import Rule
 from imgflow_deduper.settings import DedupeSettings
+from imgflow_runtime.grouping import Rule
 from tools.build_model import MODEL_FILE, ensure_model
 from tools.dedupe_eval.dataset import samples, second_shots
 from tools.dedupe_eval.image_signals import ModelSpec, image_signals
