@@ -77,8 +77,9 @@ def test_a_group_a_member_left_is_regrouped_without_another_upload(
     group = group_of(db, a)
     assert group is not None and group["members"] == {a, b, c}, "the chain is one group"
 
+    headers = bearer(_api_key(db, tenant))
+
     async def scenario() -> list[dict[str, Any]]:
-        headers = bearer(_api_key(db, tenant))
         async with httpx.AsyncClient(
             base_url=system.api_url, headers=headers, timeout=TIMEOUT_S
         ) as client:
