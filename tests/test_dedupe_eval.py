@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from imgflow_deduper.decision import Thresholds
-from imgflow_deduper.grouping import Rule
+from imgflow_runtime.grouping import Rule
 from tools.dedupe_eval.dataset import SPLIT_SCENES, Sample
 from tools.dedupe_eval.edits import ISSUE_EDITS
 from tools.dedupe_eval.group_metrics import group_counts

@@ -209,3 +209,15 @@ def test_another_tenants_group_is_a_404_problem(system: LocalSystem, runs: list[
             assert response.status_code == 404
             assert response.headers["content-type"].startswith("application/problem+json")
             assert response.json()["code"] == "duplicate-group-not-found"
+
+
+def test_a_cursor_of_one_listing_is_a_400_on_the_other(client: httpx.Client) -> None:
+    groups = client.get("/v1/duplicate-groups", params={"limit": 1}).json()["next_cursor"]
+    images = client.get("/v1/images", params={"limit": 1}).json()["next_cursor"]
+    assert groups and images
+    for path, cursor in (("/v1/images", groups), ("/v1/duplicate-groups", images)):
+        response = client.get(path, params={"cursor": cursor})
+        assert response.status_code == 400
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["code"] == "bad-cursor"
+        assert "not " + path in response.json()["detail"]

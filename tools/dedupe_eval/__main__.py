@@ -4,7 +4,7 @@
         [--input-size N] [--no-sub-views] [--no-mirror] [--out .bench/eval-dedupe]
 
 Every pair of the labelled set (dataset.py) is scored by the deduper's decision, and the
-pairs are grouped by each rule of ``imgflow_deduper.grouping``. The photos are split in
+pairs are grouped by each rule of ``imgflow_runtime.grouping``. The photos are split in
 two (splits.py): every threshold and rule setting is chosen on the tuning split alone,
 and both splits are reported, with the issue's own test drawn from the test split (the
 halves of its photos, each with two of the issue's edits). No retrieval step: the HNSW
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from imgflow_deduper.grouping import Rule
 from imgflow_deduper.settings import DedupeSettings
+from imgflow_runtime.grouping import Rule
 from tools.build_model import MODEL_FILE, ensure_model
 from tools.dedupe_eval.dataset import samples, second_shots
 from tools.dedupe_eval.image_signals import ModelSpec, image_signals

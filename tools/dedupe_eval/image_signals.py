@@ -73,8 +73,10 @@ def analysis_copy(data: bytes) -> bytes:
     return rendered.analysis
 
 
-# Deduper modules that only use the signals: changing them must not recompute them.
-AFTER_SIGNALS = {"decision.py", "strength.py", "grouping.py", "checks.py", "repository.py"}
+# Modules that only use the signals (the deduper's, the grouping in imgflow_runtime):
+# changing them must not recompute them.
+AFTER_SIGNALS = {"decision.py", "strength.py", "grouping.py", "duplicate_groups.py", "checks.py",
+                 "repository.py"}  # fmt: skip
 
 
 def _code_digest() -> str:

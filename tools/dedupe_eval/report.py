@@ -14,9 +14,9 @@ from fractions import Fraction
 import numpy as np
 
 from imgflow_deduper.decision import Thresholds
-from imgflow_deduper.grouping import Rule
 from imgflow_deduper.settings import DedupeSettings
 from imgflow_deduper.strength import StrongThresholds
+from imgflow_runtime.grouping import Rule
 from tools.dedupe_eval.dataset import Sample
 from tools.dedupe_eval.group_metrics import GroupCounts, group_counts
 from tools.dedupe_eval.metrics import Score, best, score

@@ -2,8 +2,8 @@
 
 ``decided`` is ``decide()`` vectorised (with ``is_strong`` and the decision's score);
 ``check_against_decide`` proves it agrees with the deduper's own functions pair by pair.
-The groups come from ``imgflow_deduper.grouping.group`` itself, the function the deduper
-will call, so the eval measures the code that runs.
+The groups come from ``imgflow_runtime.grouping.group`` itself, the function the deduper
+and the API call, so the eval measures the code that runs.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from fractions import Fraction
 import numpy as np
 
 from imgflow_deduper.decision import PHASH_BITS, PairSignals, Thresholds, decide
-from imgflow_deduper.grouping import Pair, Rule, group
 from imgflow_deduper.strength import StrongThresholds, is_strong
+from imgflow_runtime.grouping import Pair, Rule, group
 from tools.dedupe_eval.metrics import Score, best, score
 from tools.dedupe_eval.signals import PairTable
 

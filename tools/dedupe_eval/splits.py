@@ -32,19 +32,31 @@ def indices(samples: Sequence[Sample], split: str) -> np.ndarray:
     return np.array([k for k, s in enumerate(samples) if of[s.scene] == split])
 
 
+def issue_draws(
+    groups: Sequence[str], draws: int, seed: int = 12
+) -> Iterator[list[tuple[str, str]]]:
+    """The issue's user test, drawn ``draws`` times: each of ``groups`` (halves) with its
+    original and two of the issue's edits chosen at random, as (group, edit)."""
+    rng = random.Random(seed)
+    for _ in range(draws):
+        yield [(group, edit) for group in sorted(groups)
+               for edit in ("original", *rng.sample(ISSUE_EDITS, 2))]  # fmt: skip
+
+
+def split_halves(scenes: Sequence[str], split: str) -> list[str]:
+    """The groups of the halves of ``split``'s photos (``scenes``: every photo's name)."""
+    of = split_of(scenes)
+    return sorted(f"{scene}#{side}" for scene in set(scenes)
+                  if scene in SPLIT_SCENES and of[scene] == split
+                  for side in ("left", "right"))  # fmt: skip
+
+
 def issue_sets(
     samples: Sequence[Sample], split: str, draws: int, seed: int = 12
 ) -> Iterator[np.ndarray]:
-    """The issue's user test, drawn ``draws`` times: the left and right halves of the
-    split's photos, each with two of the issue's edits chosen at random."""
-    rng = random.Random(seed)
-    of = split_of([s.scene for s in samples])
+    """The issue's user test (``issue_draws``) as indices into ``samples``: the left and
+    right halves of the split's photos, each with two of the issue's edits."""
     where = {(s.group, s.edit): k for k, s in enumerate(samples)}
-    halves = sorted({s.group for s in samples
-                     if s.shot in ("left", "right") and of[s.scene] == split})  # fmt: skip
-    for _ in range(draws):
-        chosen = []
-        for group in halves:
-            edits = ["original", *rng.sample(ISSUE_EDITS, 2)]
-            chosen += [where[(group, e)] for e in edits]
-        yield np.array(sorted(chosen))
+    halves = split_halves([s.scene for s in samples], split)
+    for draw in issue_draws(halves, draws, seed):
+        yield np.array(sorted(where[key] for key in draw))

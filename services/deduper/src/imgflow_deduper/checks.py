@@ -19,7 +19,7 @@ import numpy as np
 
 from imgflow_deduper import repository as repo
 from imgflow_deduper.decision import Decision, Thresholds, decide
-from imgflow_deduper.groups import GroupChanges, regroup_around
+from imgflow_runtime.db.duplicate_groups import GroupChanges, regroup_around
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from imgflow_deduper.decision import Decision, Method, PairSignals
-from imgflow_deduper.grouping import N, Pair
+from imgflow_runtime.grouping import N, Pair
 
 
 @dataclass(frozen=True)

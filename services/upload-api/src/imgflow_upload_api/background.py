@@ -17,6 +17,7 @@ from functools import partial
 
 from imgflow_upload_api.admin.tasks import drive_reprocess
 from imgflow_upload_api.dependencies import Resources
+from imgflow_upload_api.duplicates.tasks import forget_resolutions, regroup_flagged
 from imgflow_upload_api.events.tasks import prune_events
 from imgflow_upload_api.images.tasks import finish_interrupted_deletes, purge_expired_trash
 from imgflow_upload_api.jobs.tasks import relay_outbox, sweep_stages
@@ -71,6 +72,7 @@ def start_loops(res: Resources) -> Loops:
         await forget_idempotency_keys(res)
         await clean_presigned_uploads(res)
         await finish_interrupted_deletes(res)
+        await forget_resolutions(res)
 
     loops = {
         "sweeper": (settings.sweeper_interval_s, sweep_once),
@@ -80,6 +82,8 @@ def start_loops(res: Resources) -> Loops:
         "reprocess runs": (settings.reprocess_interval_s, partial(drive_reprocess, res)),
         # as often as stuck stages are looked for: cheap (an index on trashed_at)
         "trash purge": (settings.sweeper_interval_s, partial(purge_expired_trash, res)),
+        # groups a trash or delete flagged: the partial index on dirty keeps a pass cheap
+        "regroup": (settings.regroup_interval_s, partial(regroup_flagged, res)),
     }
     # Woken by every commit of jobs (OutboxRelay.soon), so bursts are sent in batches.
     relay_all = partial(relay_outbox, res)

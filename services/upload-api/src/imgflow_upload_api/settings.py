@@ -36,6 +36,18 @@ class ApiSettings(CommonSettings):
         gt=0,
         description="Days a trashed image (a resolved duplicate) is kept before it is purged.",
     )
+    # As long as the trash keeps what a resolve trashed: a client retrying within it is
+    # answered the same; later, it reads the group afresh (404 or 409).
+    resolution_retention_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="Days a resolve's answer is kept, so the same resolve answers the same.",
+    )
+    regroup_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often duplicate groups a trash or delete changed are regrouped.",
+    )
     sweeper_interval_s: float = Field(
         default=10.0, gt=0, description="How often stuck stages are looked for."
     )

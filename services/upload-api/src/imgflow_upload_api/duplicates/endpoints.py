@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Request, Response
 
 from imgflow_upload_api.auth import CurrentCaller
 from imgflow_upload_api.dependencies import parse_id, resources
@@ -26,7 +26,7 @@ from imgflow_upload_api.duplicates.schemas import (
     ResolveRequest,
 )
 from imgflow_upload_api.duplicates.service import group_not_found, group_view
-from imgflow_upload_api.images.cursors import Cursor
+from imgflow_upload_api.paging import DEFAULT_LIMIT, CursorParam, Limit, Listing, after, page
 from imgflow_upload_api.problems import PROBLEM_RESPONSE, image_not_found
 
 router = APIRouter()
@@ -57,10 +57,6 @@ async def get_duplicates(image_id: str, request: Request, caller: CurrentCaller)
     )
 
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
-
-
 @router.get(
     "/v1/duplicate-groups",
     response_model=DuplicateGroupPage,
@@ -71,27 +67,28 @@ async def list_groups(
     request: Request,
     response: Response,
     caller: CurrentCaller,
-    cursor: Annotated[
-        str | None, Query(description="`next_cursor` of the previous page.", max_length=512)
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+    limit: Limit = DEFAULT_LIMIT,
 ) -> DuplicateGroupPage:
-    after = Cursor.decode(cursor, caller.tenant_id) if cursor is not None else None
+    start = after(cursor, caller.tenant_id, Listing.DUPLICATE_GROUPS)
     async with resources(request).pool.acquire() as conn:
         rows = await repository.group_page(
             conn,
             caller.tenant_id,
-            (after.created_at, after.image_id) if after else None,
+            (start.at, start.id) if start else None,
             limit + 1,  # one more than asked says whether a next page exists
         )
-    page, next_cursor = rows[:limit], None
-    if len(rows) > limit:
-        # the cursor's position is (updated_at, id) here
-        next_cursor = Cursor(page[-1]["updated_at"], page[-1]["id"]).encode(caller.tenant_id)
-        next_url = request.url.include_query_params(cursor=next_cursor)
-        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    shown, next_cursor = page(
+        rows,
+        limit,
+        keyset=("updated_at", "id"),
+        listing=Listing.DUPLICATE_GROUPS,
+        tenant_id=caller.tenant_id,
+        request=request,
+        response=response,
+    )
     return DuplicateGroupPage(
-        items=[DuplicateGroupSummary(**r, url=f"/v1/duplicate-groups/{r['id']}") for r in page],
+        items=[DuplicateGroupSummary(**r, url=f"/v1/duplicate-groups/{r['id']}") for r in shown],
         next_cursor=next_cursor,
     )
 

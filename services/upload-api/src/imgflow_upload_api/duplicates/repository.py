@@ -58,7 +58,7 @@ async def stored_group(conn: asyncpg.Connection, image_id: UUID) -> tuple[UUID |
     return (rows[0]["group_id"] if rows else None), [r["image_id"] for r in rows]
 
 
-# Groups a deletion left with one member wait for the deduper to retire them: not shown.
+# Groups a deletion left with one member wait to be regrouped (retired): not shown.
 _SHOWN = "(SELECT count(*) FROM duplicate_group_members AS c WHERE c.group_id = g.id) >= 2"
 
 
@@ -122,19 +122,6 @@ async def fetch_group_detail(
         "members": [dict(m) for m in members],
         "pairs": [dict(p) for p in pairs],
     }
-
-
-# The deduper's regrouping lock (imgflow_deduper.groups): a resolve and a regrouping of
-# one tenant never interleave, so a group's version says all that changed it.
-_GROUPS_LOCK_CLASS = 9
-
-
-async def lock_tenant_groups(conn: asyncpg.Connection, tenant_id: UUID) -> None:
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1::text, $2))",
-        str(tenant_id),
-        _GROUPS_LOCK_CLASS,
-    )
 
 
 async def stored_resolution(
@@ -213,7 +200,7 @@ async def delete_group(conn: asyncpg.Connection, group_id: UUID) -> None:
 
 
 async def group_changed(conn: asyncpg.Connection, group_id: UUID) -> int:
-    """A new version, and the rest left for the deduper to regroup; the new version."""
+    """A new version, and flagged for regrouping (duplicates/tasks.py); the new version."""
     return int(
         await conn.fetchval(
             """UPDATE duplicate_groups
@@ -222,3 +209,19 @@ async def group_changed(conn: asyncpg.Connection, group_id: UUID) -> int:
             group_id,
         )
     )
+
+
+PRUNE_BATCH = 1000
+
+
+async def prune_resolutions(conn: asyncpg.Connection, retention_days: float) -> bool:
+    """Delete one batch of resolve answers older than the retention; True if there may be
+    more. (Resolves are people's actions: few rows, so no index on created_at.)"""
+    status = await conn.execute(
+        """DELETE FROM duplicate_resolutions WHERE (group_id, version) IN (
+               SELECT group_id, version FROM duplicate_resolutions
+                WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)""",
+        retention_days * 86_400,
+        PRUNE_BATCH,
+    )
+    return int(status.split()[-1]) >= PRUNE_BATCH

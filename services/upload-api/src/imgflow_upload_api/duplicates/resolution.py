@@ -3,9 +3,10 @@
 One transaction under the tenant's grouping lock (the deduper's too), so a resolve and a
 regrouping never interleave: a resolve naming a version the group no longer has (a new
 upload joined, a member was deleted) is a 409, and one that is answered has seen exactly
-the members it names. Trashed images leave the group at once; what is left is regrouped
-by the deduper at its next job. The answer is stored by (group, version), so the same
-resolve again answers the same, though the group has changed or gone since.
+the members it names. Trashed images leave the group at once; what is left is flagged,
+and regrouped within a second by the API's background loop (duplicates/tasks.py). The
+answer is stored by (group, version), so the same resolve again answers the same, though
+the group has changed or gone since (until IMGFLOW_RESOLUTION_RETENTION_DAYS).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from uuid import UUID
 
 import asyncpg
 
+from imgflow_runtime.db.duplicate_groups import lock_tenant_groups
 from imgflow_upload_api.duplicates import repository
 from imgflow_upload_api.duplicates.schemas import ResolveAnswer, ResolveRequest
 from imgflow_upload_api.duplicates.service import group_not_found
@@ -52,7 +54,7 @@ async def resolve(
 ) -> ResolveAnswer:
     asked = request.model_dump(mode="json")
     async with pool.acquire() as conn, conn.transaction():
-        await repository.lock_tenant_groups(conn, tenant_id)
+        await lock_tenant_groups(conn, tenant_id)
         done = await repository.stored_resolution(conn, tenant_id, group_id, request.version)
         if done is not None:
             if done[0] != asked:  # another decision was made on that version

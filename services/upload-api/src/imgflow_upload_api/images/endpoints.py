@@ -21,7 +21,6 @@ from imgflow_contracts.queues import Stage
 from imgflow_upload_api.auth import CurrentCaller
 from imgflow_upload_api.dependencies import parse_id, resources
 from imgflow_upload_api.images import repository
-from imgflow_upload_api.images.cursors import Cursor
 from imgflow_upload_api.images.schemas import (
     ImagePage,
     ImageSummary,
@@ -34,12 +33,11 @@ from imgflow_upload_api.images.schemas import (
 from imgflow_upload_api.images.service import delete_image
 from imgflow_upload_api.images.streaming import Download, serve
 from imgflow_upload_api.images.trash import restore
+from imgflow_upload_api.paging import DEFAULT_LIMIT, CursorParam, Limit, Listing, after, page
 from imgflow_upload_api.problems import PROBLEM_RESPONSE, Problem, image_not_found
 
 router = APIRouter()
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
 _DOWNLOAD_RESPONSES = {
     200: {"content": {"image/*": {}}, "description": "The bytes"},
     304: {"description": "Not modified (If-None-Match)"},
@@ -75,10 +73,8 @@ async def list_images(
     request: Request,
     response: Response,
     caller: CurrentCaller,
-    cursor: Annotated[
-        str | None, Query(description="`next_cursor` of the previous page.", max_length=512)
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+    limit: Limit = DEFAULT_LIMIT,
     status: Annotated[Literal["processing", "ready", "failed"] | None, Query()] = None,
     created_after: Annotated[
         Rfc3339 | None, Query(description="RFC 3339; only images created after it.")
@@ -87,24 +83,26 @@ async def list_images(
         Rfc3339 | None, Query(description="RFC 3339; only images created before it.")
     ] = None,
 ) -> ImagePage:
-    after = Cursor.decode(cursor, caller.tenant_id) if cursor is not None else None
+    start = after(cursor, caller.tenant_id, Listing.IMAGES)
     async with resources(request).pool.acquire() as conn:
         rows = await repository.fetch_page(
             conn,
             caller.tenant_id,
-            after=after,
+            after=start,
             status=status,
             created_after=created_after,
             created_before=created_before,
             limit=limit + 1,  # one more than asked says whether a next page exists
         )
-    page, more = rows[:limit], len(rows) > limit
-    next_cursor = None
-    if more:
-        last = page[-1]
-        next_cursor = Cursor(last["created_at"], last["id"]).encode(caller.tenant_id)
-        next_url = request.url.include_query_params(cursor=next_cursor)
-        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    shown, next_cursor = page(
+        rows,
+        limit,
+        keyset=("created_at", "id"),
+        listing=Listing.IMAGES,
+        tenant_id=caller.tenant_id,
+        request=request,
+        response=response,
+    )
     return ImagePage(
         items=[
             ImageSummary(
@@ -112,7 +110,7 @@ async def list_images(
                 url=f"/v1/images/{row['id']}",
                 stages=row["stages"],
             )
-            for row in page
+            for row in shown
         ],
         next_cursor=next_cursor,
     )

@@ -17,7 +17,7 @@ from imgflow_contracts.queues import Stage
 from imgflow_runtime.db import resets
 from imgflow_runtime.telemetry import current_context_carrier
 from imgflow_upload_api.duplicates.repository import fetch_duplicates
-from imgflow_upload_api.images.cursors import Cursor
+from imgflow_upload_api.paging import Cursor
 
 # The image's status from its stage rows, as schemas.overall_status computes it in Python.
 _STATUS_SQL = """CASE WHEN bool_or(s.status = 'failed') THEN 'failed'
@@ -75,7 +75,7 @@ async def fetch_page(
         return f"${len(args)}"
 
     if after is not None:
-        where.append(f"(i.created_at, i.id) < ({arg(after.created_at)}, {arg(after.image_id)})")
+        where.append(f"(i.created_at, i.id) < ({arg(after.at)}, {arg(after.id)})")
     if created_after is not None:
         where.append(f"i.created_at > {arg(created_after)}")
     if created_before is not None:

@@ -9,7 +9,7 @@ from fractions import Fraction
 
 import pytest
 
-from imgflow_deduper.grouping import Pair, Rule, carry_ids, components, group, regroup
+from imgflow_runtime.grouping import Pair, Rule, carry_ids, components, group, regroup
 
 ALL_RULES = list(Rule)
 

@@ -1,0 +1,207 @@
+"""Stored duplicate groups: kept by the deduper after every check, and by the API's
+background loop for the groups a trash or a delete flagged (``regroup_dirty``).
+
+The groups inside one connected component of the pairs depend on that component alone
+(grouping.py), so after an image's pairs change, its component (with every image of the
+groups stored for it) is read, grouped again with the average-linkage rule, and written
+back: a group keeps its id while images join or leave it, its version goes up when its
+members change, groups no longer made are deleted. Triggers announce each change
+(``duplicate_group.updated`` / ``.deleted``, migration 0011).
+
+One tenant's regroupings are serialised by an advisory lock, and each reads the pairs as
+committed: every pair write is followed by a regrouping, so the last one of a component
+sees its final pairs, whatever the order the checks ran in.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from imgflow_runtime.grouping import Pair, Regrouped, Rule, regroup
+
+log = logging.getLogger(__name__)
+
+# A component larger than this is cut (the rest regrouped from its own images' checks):
+# the cost of one regrouping stays bounded whatever a tenant uploads.
+MAX_COMPONENT = 2000
+_LOCK_CLASS = 9  # hashtextextended seed of the per-tenant regrouping lock
+
+
+@dataclass(frozen=True)
+class GroupChanges:
+    kept: int
+    changed: int
+    new: int
+    retired: int
+
+
+async def lock_tenant_groups(conn: asyncpg.Connection, tenant_id: UUID) -> None:
+    """Until the transaction ends: the tenant's regroupings and resolves never interleave,
+    so a group's version says all that changed it."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1::text, $2))",
+        str(tenant_id),
+        _LOCK_CLASS,
+    )
+
+
+async def _component(conn: asyncpg.Connection, tenant_id: UUID, seeds: Sequence[UUID]) -> set[UUID]:
+    """The images reachable from ``seeds`` through pairs (the seeds included), but not
+    trashed ones."""
+    rows = await conn.fetch(
+        """WITH RECURSIVE comp(id) AS (
+               SELECT i.id FROM images AS i
+                WHERE i.id = ANY($1::uuid[]) AND i.trashed_at IS NULL
+                  AND i.deleting_since IS NULL
+               UNION
+               SELECT o.id
+                 FROM comp AS c JOIN duplicate_pairs AS p
+                   ON (p.image_a = c.id OR p.image_b = c.id) AND p.tenant_id = $2
+                 JOIN images AS o
+                   ON o.id = CASE WHEN p.image_a = c.id THEN p.image_b ELSE p.image_a END
+                  -- trashed or being deleted: grouped with nothing
+                  AND o.trashed_at IS NULL AND o.deleting_since IS NULL
+           )
+           SELECT id FROM comp LIMIT $3""",
+        list(seeds),
+        tenant_id,
+        MAX_COMPONENT,
+    )
+    return {r["id"] for r in rows}
+
+
+async def _stored_groups(
+    conn: asyncpg.Connection, tenant_id: UUID, images: Iterable[UUID], ids: Iterable[UUID]
+) -> dict[UUID, frozenset[UUID]]:
+    """The tenant's groups holding any of ``images``, and groups ``ids`` (even if empty)."""
+    rows = await conn.fetch(
+        """SELECT g.id, coalesce(array_agg(m.image_id) FILTER (WHERE m.image_id IS NOT NULL),
+                                 '{}') AS members
+             FROM duplicate_groups AS g
+             LEFT JOIN duplicate_group_members AS m ON m.group_id = g.id
+            WHERE g.tenant_id = $1
+              AND (g.id = ANY($3::uuid[])
+                   OR g.id IN (SELECT group_id FROM duplicate_group_members
+                                WHERE image_id = ANY($2::uuid[])))
+            GROUP BY g.id""",
+        tenant_id,
+        list(images),
+        list(ids),
+    )
+    return {r["id"]: frozenset(r["members"]) for r in rows}
+
+
+async def _pairs(conn: asyncpg.Connection, images: set[UUID]) -> list[Pair[UUID]]:
+    rows = await conn.fetch(
+        """SELECT image_a, image_b, score FROM duplicate_pairs
+            WHERE image_a = ANY($1::uuid[]) AND image_b = ANY($1::uuid[])""",
+        list(images),
+    )
+    return [Pair(r["image_a"], r["image_b"], float(r["score"])) for r in rows]
+
+
+async def _dismissals(conn: asyncpg.Connection, images: set[UUID]) -> list[tuple[UUID, UUID]]:
+    rows = await conn.fetch(
+        """SELECT image_a, image_b FROM duplicate_dismissals
+            WHERE image_a = ANY($1::uuid[]) AND image_b = ANY($1::uuid[])""",
+        list(images),
+    )
+    return [(r["image_a"], r["image_b"]) for r in rows]
+
+
+async def _write(
+    conn: asyncpg.Connection,
+    tenant_id: UUID,
+    result: Regrouped[UUID, UUID],
+) -> None:
+    if result.retired:
+        await conn.execute(
+            "DELETE FROM duplicate_groups WHERE id = ANY($1::uuid[])", list(result.retired)
+        )
+    # Members may move between groups (the image is the key): rewrite them all.
+    moved = [i for i in result.kept if i in result.changed]
+    if moved:
+        await conn.execute(
+            "DELETE FROM duplicate_group_members WHERE group_id = ANY($1::uuid[])", moved
+        )
+        await conn.execute(
+            """UPDATE duplicate_groups SET version = version + 1, dirty = false,
+                                          updated_at = clock_timestamp()
+                WHERE id = ANY($1::uuid[])""",
+            moved,
+        )
+    await conn.execute(
+        "UPDATE duplicate_groups SET dirty = false WHERE id = ANY($1::uuid[]) AND dirty",
+        [i for i in result.kept if i not in result.changed],
+    )
+    new_ids = [uuid4() for _ in result.new]
+    if new_ids:
+        await conn.executemany(
+            "INSERT INTO duplicate_groups (id, tenant_id) VALUES ($1, $2)",
+            [(i, tenant_id) for i in new_ids],
+        )
+    members = [(image, gid) for gid in moved for image in result.kept[gid]] + [
+        (image, gid) for gid, group in zip(new_ids, result.new, strict=True) for image in group
+    ]
+    if members:
+        # An image may still sit in an unchanged stored group only if the rule put it in
+        # two groups, which it never does; the upsert keeps a bug from failing the job.
+        await conn.executemany(
+            """INSERT INTO duplicate_group_members (image_id, group_id) VALUES ($1, $2)
+               ON CONFLICT (image_id) DO UPDATE SET group_id = EXCLUDED.group_id""",
+            members,
+        )
+
+
+async def regroup_around(
+    conn: asyncpg.Connection,
+    tenant_id: UUID,
+    seeds: Sequence[UUID],
+    group_ids: Sequence[UUID] = (),
+) -> GroupChanges:
+    """Group the component of ``seeds`` (and of groups ``group_ids``) again and store it."""
+    async with conn.transaction():
+        await lock_tenant_groups(conn, tenant_id)
+        previous = await _stored_groups(conn, tenant_id, seeds, group_ids)
+        start = set(seeds).union(*previous.values())
+        images = await _component(conn, tenant_id, sorted(start))
+        # A stored group reaching outside the component (a member's pair went away) is
+        # regrouped whole, with the component of its other members.
+        while True:
+            previous = await _stored_groups(conn, tenant_id, images, group_ids)
+            reach = set().union(*previous.values()) - images
+            if not reach or len(images) >= MAX_COMPONENT:
+                break
+            grown = images | await _component(conn, tenant_id, sorted(reach))
+            if grown == images:  # what is left out is trashed: it leaves its group
+                break
+            images = grown
+        result: Regrouped[UUID, UUID] = regroup(
+            await _pairs(conn, images),
+            previous,
+            Rule.AVERAGE_LINK,
+            cannot_link=await _dismissals(conn, images),
+        )
+        await _write(conn, tenant_id, result)
+    return GroupChanges(len(result.kept), len(result.changed), len(result.new), len(result.retired))
+
+
+async def regroup_dirty(conn: asyncpg.Connection, limit: int) -> int:
+    """Regroup up to ``limit`` groups a trash or a deletion left dirty (flagged); returns
+    how many."""
+    rows = await conn.fetch(
+        """SELECT g.id, g.tenant_id, array_agg(m.image_id) FILTER (WHERE m.image_id IS NOT NULL)
+                  AS members
+             FROM duplicate_groups AS g
+             LEFT JOIN duplicate_group_members AS m ON m.group_id = g.id
+            WHERE g.dirty GROUP BY g.id ORDER BY min(g.updated_at) LIMIT $1""",
+        limit,
+    )
+    for r in rows:
+        await regroup_around(conn, r["tenant_id"], r["members"] or [], [r["id"]])
+    return len(rows)

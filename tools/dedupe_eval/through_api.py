@@ -1,0 +1,351 @@
+"""``make eval-dedupe-api``: the issue's acceptance test, through the running system.
+
+    .venv/bin/python -m tools.dedupe_eval.through_api [--draws 3] [--out .bench/eval-dedupe]
+
+The held-out set is the offline eval's ``issue test`` (splits.issue_draws, the same
+draws): the left and right halves of the test split's photos, each with its original and
+two of the issue's edits. Each draw is uploaded through the API by a tenant of its own (a
+tenant stores identical bytes once), into a whole system started here (PostgreSQL,
+Valkey, S3, the API and every worker, as ``make run`` starts them). Completion is read
+from the tenant's event stream (``image.ready`` / ``image.failed`` of every upload), the
+groups from ``GET /v1/duplicate-groups``, and they are scored as the offline eval scores
+them (group_metrics). What differs from the offline eval is everything the running system
+adds: top-k retrieval by HNSW, pHashes that may arrive after a check, and groups kept
+incrementally as images arrive in upload order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from PIL import Image
+
+from imgflow_contracts.settings import ENV_PREFIX
+from imgflow_localstack.system import LocalSystem
+from imgflow_runtime.db import tenants
+from imgflow_runtime.db.pool import connect
+from tools.build_model import ensure_model
+from tools.dedupe_eval.dataset import HALVES, encode_jpeg
+from tools.dedupe_eval.edits import EDITS, crop
+from tools.dedupe_eval.group_metrics import GroupCounts, group_counts
+from tools.dedupe_eval.offline_reference import offline_results
+from tools.dedupe_eval.sources import bundled_photos
+from tools.dedupe_eval.splits import TEST, issue_draws, split_halves
+
+OUT = Path(__file__).resolve().parent.parent.parent / ".bench" / "eval-dedupe"
+MIN_PRECISION, MIN_RECALL = 0.98, 0.95  # the issue's bar
+SETTLE_TIMEOUT_S = 900.0
+
+
+@dataclass(frozen=True)
+class Upload:
+    group: str  # the half it derives from: the label
+    edit: str
+    data: bytes
+
+
+def held_out_halves(photos: int | None = None) -> dict[str, Image.Image]:
+    """The test split's halves by group name (``photos``: only the first few photos)."""
+    originals = {}
+    for photo in bundled_photos():
+        for side, box in HALVES.items():
+            originals[f"{photo.name}#{side}"] = crop(photo.image, *box)
+    halves = split_halves(sorted({name.split("#")[0] for name in originals}), TEST)
+    return {g: originals[g] for g in halves[: None if photos is None else 2 * photos]}
+
+
+def uploads(halves: dict[str, Image.Image], draw: Sequence[tuple[str, str]]) -> list[Upload]:
+    """The bytes of each (group, edit), as the offline eval encodes them."""
+    return [Upload(g, e, encode_jpeg(halves[g]) if e == "original" else EDITS[e](halves[g]))
+            for g, e in draw]  # fmt: skip
+
+
+def held_out_draws(draws: int, photos: int | None = None) -> list[list[Upload]]:
+    """The offline eval's issue-test draws, as bytes to upload."""
+    halves = held_out_halves(photos)
+    return [uploads(halves, draw) for draw in issue_draws(list(halves), draws)]
+
+
+# --- the running system -----------------------------------------------------------------
+
+
+@dataclass
+class TenantStream:
+    """The tenant's event stream, read in a task: which images have finished."""
+
+    finished: dict[str, str] = field(default_factory=dict)  # image id -> image.ready/failed
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    opened: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: bool = False
+
+    async def read(self, client: httpx.AsyncClient) -> None:
+        try:
+            async with client.stream("GET", "/v1/events", timeout=None) as response:
+                response.raise_for_status()
+                async for event, data in _sse(response):
+                    if event == "open":
+                        self.opened.set()
+                    elif data.get("type") in ("image.ready", "image.failed"):
+                        self.finished[data["image_id"]] = data["type"]
+                        self.changed.set()
+        finally:
+            self.ended = True
+            self.changed.set()
+
+    async def until_finished(self, ids: Sequence[str], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not all(i in self.finished for i in ids):
+            if self.ended:
+                raise RuntimeError("the event stream ended before every image finished")
+            self.changed.clear()
+            await asyncio.wait_for(self.changed.wait(), max(0.0, deadline - time.monotonic()))
+
+
+async def _sse(response: httpx.Response) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """(event, data) of each message of a text/event-stream; heartbeats skipped."""
+    fields: dict[str, str] = {}
+    async for line in response.aiter_lines():
+        if not line:
+            if "data" in fields:
+                yield fields.get("event", "message"), json.loads(fields["data"])
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            fields[name] = value.removeprefix(" ")
+
+
+async def new_api_key(database_url: str, prefix: str) -> str:
+    conn = await connect(database_url)
+    try:
+        tenant = await tenants.create_tenant(conn, f"{prefix}-{uuid.uuid4().hex[:12]}")
+        return (await tenants.issue_key(conn, tenant, label="dedupe eval")).key
+    finally:
+        await conn.close()
+
+
+async def awaiting_phash(database_url: str, ids: Sequence[str]) -> int:
+    """Checks that ran before their image's pHash existed and are not redone yet (the
+    deduper redoes them at its next job of any image: checks.py)."""
+    conn = await connect(database_url)
+    try:
+        return int(await conn.fetchval(
+            "SELECT count(*) FROM duplicate_checks WHERE phash_pending AND image_id = ANY($1)",
+            [uuid.UUID(i) for i in ids]))  # fmt: skip
+    finally:
+        await conn.close()
+
+
+async def listed_groups(client: httpx.AsyncClient) -> list[set[str]]:
+    """Every group of the tenant as ``GET /v1/duplicate-groups`` pages it, with members."""
+    groups, url = [], "/v1/duplicate-groups?limit=200"
+    while url:
+        response = await client.get(url)
+        response.raise_for_status()
+        page = response.json()
+        for summary in page["items"]:
+            detail = await client.get(summary["url"])
+            detail.raise_for_status()
+            groups.append({m["id"] for m in detail.json()["members"]})
+        cursor = page["next_cursor"]
+        url = f"/v1/duplicate-groups?limit=200&cursor={cursor}" if cursor else ""
+    return groups
+
+
+@dataclass(frozen=True)
+class DrawResult:
+    counts: GroupCounts
+    uploads: list[Upload]  # in upload order
+    ids: list[str]  # the image id of each upload
+    groups: list[list[int]]  # indices into uploads
+    failed: int  # images whose processing failed
+    awaiting_phash: int  # checks still without their image's pHash when groups were read
+    seconds: float
+
+
+async def run_draw(
+    system: LocalSystem, uploads: Sequence[Upload], *, seed: int = 0, tenant_prefix: str = "eval"
+) -> DrawResult:
+    """Upload ``uploads`` in a random order (``seed``) as a new tenant, wait for every
+    image on the event stream, and score the groups the API lists."""
+    started = time.perf_counter()
+    order = list(uploads)
+    random.Random(seed).shuffle(order)
+    database_url = system.settings().database_url
+    key = await new_api_key(database_url, tenant_prefix)
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=system.api_url, headers=headers, timeout=60) as client:
+        stream = TenantStream()
+        reader = asyncio.create_task(stream.read(client))
+        try:
+            await asyncio.wait_for(stream.opened.wait(), 30)
+            ids = []
+            for upload in order:  # one at a time, as a person's uploads arrive
+                response = await client.post("/v1/images", content=upload.data)
+                response.raise_for_status()
+                ids.append(str(response.json()["id"]))
+            await stream.until_finished(ids, SETTLE_TIMEOUT_S)
+        finally:
+            reader.cancel()
+        groups = await listed_groups(client)
+    pending = await awaiting_phash(database_url, ids)
+    index = {image_id: k for k, image_id in enumerate(ids)}
+    as_indices = [sorted(index[m] for m in g) for g in groups]
+    counts = group_counts([u.group for u in order], as_indices)
+    failed = sum(stream.finished[i] == "image.failed" for i in ids)
+    seconds = time.perf_counter() - started
+    return DrawResult(counts, order, ids, as_indices, failed, pending, seconds)
+
+
+@contextlib.contextmanager
+def running_system() -> Iterator[LocalSystem]:
+    """A whole system on free ports in a temporary folder (removed afterwards), with the
+    deduper's model built from its pinned weights."""
+    data_dir = Path(tempfile.mkdtemp(prefix="imgflow-eval-"))
+    os.environ[f"{ENV_PREFIX}DEDUPE_MODEL_PATH"] = str(ensure_model())  # the workers inherit it
+    try:
+        with LocalSystem.on_free_ports(data_dir) as system:
+            yield system
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+# --- the report ---------------------------------------------------------------------------
+
+
+def mistakes(result: DrawResult) -> list[str]:
+    """The groups that mix halves, and the duplicate pairs left out of any one group."""
+    lines = []
+    member_of = {k: g for g, members in enumerate(result.groups) for k in members}
+    for members in result.groups:
+        named = [f"{result.uploads[k].group}/{result.uploads[k].edit}" for k in members]
+        if len(Counter(result.uploads[k].group for k in members)) > 1:
+            lines.append("mixed: " + ", ".join(named))
+    for a, b in _true_pairs(result.uploads):
+        if member_of.get(a, -1) != member_of.get(b, -2):
+            ua, ub = result.uploads[a], result.uploads[b]
+            lines.append(f"missed: {ua.group} {ua.edit} ~ {ub.edit}")
+    return lines
+
+
+def _compared(api: list[str], offline: list[str]) -> list[str]:
+    both = set(api) & set(offline)
+    return [m + (" (offline too)" if m in both else " (API only)") for m in api] + [
+        m + " (offline only)" for m in offline if m not in both
+    ]
+
+
+def _true_pairs(uploads: Sequence[Upload]) -> Iterator[tuple[int, int]]:
+    for a in range(len(uploads)):
+        for b in range(a + 1, len(uploads)):
+            if uploads[a].group == uploads[b].group:
+                yield a, b
+
+
+def _row(name: str, c: GroupCounts) -> str:
+    return (f"| {name} | {c.precision:.3f} | {c.recall:.3f} | {c.f1:.3f} | "
+            f"{c.pure_share:.3f} | {c.groups} | {c.true_pairs} |")  # fmt: skip
+
+
+def _pooled(results: Sequence[DrawResult]) -> GroupCounts:
+    total = GroupCounts()
+    for r in results:
+        total += r.counts
+    return total
+
+
+def report(
+    results: Sequence[DrawResult], offline: Sequence[DrawResult], seconds: float
+) -> tuple[str, GroupCounts]:
+    total = _pooled(results)
+    met = total.precision >= MIN_PRECISION and total.recall >= MIN_RECALL
+    halves = len({u.group for u in results[0].uploads})
+    lines = [
+        "# Duplicate groups through the running API",
+        "",
+        f"{len(results)} draws of the issue's test (the test split's {halves} halves, each "
+        "with its original and two of the issue's edits), each uploaded by a tenant of its "
+        "own in a random order, one image at a time; groups read from "
+        "`GET /v1/duplicate-groups` once the event stream said every image finished.",
+        "",
+        "| draw | group precision | group recall | group F1 | pure groups | groups | true pairs |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *(_row(str(k + 1), r.counts) for k, r in enumerate(results)),
+        _row("pooled", total),
+        _row("offline, the same images", _pooled(offline)),
+        "",
+        f"The issue's bar (precision >= {MIN_PRECISION}, recall >= {MIN_RECALL}): "
+        f"{'met' if met else 'NOT met'}. Images failed: {sum(r.failed for r in results)}. "
+        f"Checks still awaiting their image's pHash when the groups were read: "
+        f"{sum(r.awaiting_phash for r in results)} (draws "
+        f"{', '.join(str(k + 1) for k, r in enumerate(results) if r.awaiting_phash) or '-'}). "
+        f"Per draw: {', '.join(f'{r.seconds:.0f} s' for r in results)}; "
+        f"{seconds:.0f} s in all, the system's start included.",
+        "",
+    ]
+    errors = [
+        f"- draw {k + 1}: {m}"
+        for k, (r, o) in enumerate(zip(results, offline, strict=True))
+        for m in _compared(mistakes(r), mistakes(o))
+    ]
+    lines += [
+        "`offline`: the offline eval's grouping of the same uploads (offline_reference.py: "
+        "every pair scored at the configured thresholds, no retrieval, every pHash present). "
+        "Mistakes, each marked as made offline too (the decision's), through the API only "
+        "(retrieval, timing) or offline only:",
+        "",
+        *(errors or ["none"]),
+        "",
+    ]
+    return "\n".join(lines), total
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tools.dedupe_eval.through_api",
+                                     description=__doc__)  # fmt: skip
+    parser.add_argument("--draws", type=int, default=3)
+    parser.add_argument("--photos", type=int, default=None, help="only the first N test photos")
+    parser.add_argument("--out", type=Path, default=OUT)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse()
+    started = time.perf_counter()
+    draws = held_out_draws(args.draws, args.photos)
+    with running_system() as system:
+        results = [asyncio.run(run_draw(system, d, seed=k)) for k, d in enumerate(draws)]
+    offline = offline_results(results, args.out / "cache")
+    text, total = report(results, offline, time.perf_counter() - started)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "api-results.md").write_text(text + "\n")
+    (args.out / "api-results.json").write_text(json.dumps({
+        "pooled": {**asdict(total), "precision": total.precision, "recall": total.recall,
+                   "f1": total.f1, "pure_share": total.pure_share},
+        "offline": asdict(_pooled(offline)),
+        "draws": [{**asdict(r.counts), "seconds": r.seconds, "failed": r.failed,
+                   "awaiting_phash": r.awaiting_phash,
+                   "mistakes": mistakes(r), "offline_mistakes": mistakes(o)}
+                  for r, o in zip(results, offline, strict=True)],
+    }, indent=2))  # fmt: skip
+    sys.exit(0 if total.precision >= MIN_PRECISION and total.recall >= MIN_RECALL else 1)
+
+
+if __name__ == "__main__":
+    main()
