@@ -36,6 +36,7 @@ def test_e2e_suite_processes_every_image_and_writes_its_report(
 
     assert report.settled, "not every image had every stage settled in time"
     assert [u.status for u in report.probe_uploads] == [201]
+    assert len(report.ready_s) == 1 and 0 < report.ready_s[0] < 90
     assert [u.status for u in report.uploads] == [201] * 20
     assert len(set(report.image_ids)) == 20
     assert len(report.stage_rows) == 60
