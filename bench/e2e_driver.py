@@ -39,6 +39,8 @@ class E2EReport:
     probe_uploads: list[Upload]
     # Per probe upload: seconds from its 201 to its last stage finishing (idle system).
     ready_s: list[float]
+    # Their stage rows, in seconds after each one's 201.
+    probe_stage_rows: list[StageRow]
     uploads: list[Upload]
     stage_rows: list[StageRow]
     samples: list[Sample]
@@ -101,8 +103,8 @@ async def _drive(
     timeout_s: float,
 ) -> E2EReport:
     env = system.env
-    probe_uploads, ready_s = (
-        await _probe(system, probe_paths, timeout_s) if probe_paths else ([], [])
+    probe_uploads, ready_s, probe_rows = (
+        await _probe(system, probe_paths, timeout_s) if probe_paths else ([], [], [])
     )
     load_before = os.getloadavg()
     trees = process_trees(system)
@@ -134,6 +136,7 @@ async def _drive(
         concurrency=_concurrency(system),
         probe_uploads=probe_uploads,
         ready_s=ready_s,
+        probe_stage_rows=probe_rows,
         uploads=uploads,
         stage_rows=rows,
         samples=sampler.samples,
@@ -147,12 +150,14 @@ async def _drive(
 
 async def _probe(
     system: LocalSystem, paths: Sequence[Path], timeout_s: float
-) -> tuple[list[Upload], list[float]]:
+) -> tuple[list[Upload], list[float], list[StageRow]]:
     """One client, one upload at a time, each processed before the next is sent: the
-    uploads, and each image's time from its 201 to its last stage finishing (`ready`)."""
+    uploads; each image's time from its 201 to its last stage finishing (`ready`); and
+    their stage rows, timed from each one's 201."""
     env = system.env
     uploads: list[Upload] = []
     ready_s: list[float] = []
+    rows: list[StageRow] = []
     conn = await asyncpg.connect(env["IMGFLOW_DATABASE_URL"])
     try:
         for path in paths:
@@ -165,9 +170,10 @@ async def _probe(
                 continue
             finished = await asyncio.wait_for(_settled_at(conn, upload.image_id), timeout_s)
             ready_s.append(finished - answered)
+            rows += await read_stage_rows(env["IMGFLOW_DATABASE_URL"], [upload.image_id], answered)
     finally:
         await conn.close()
-    return uploads, ready_s
+    return uploads, ready_s, rows
 
 
 _LAST_FINISHED = """
