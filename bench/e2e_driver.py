@@ -1,8 +1,9 @@
 """Drive one end-to-end run against a started LocalSystem and collect what happened.
 
-First a probe: a few uploads from one client on the idle system, each answered before the
-next is sent, and processed before the flood starts. That is the latency of an upload
-itself (what ADR-0012's "~500 ms" describes), and it warms every worker up. Then the
+First a probe: a few uploads from one client on the idle system, each answered and
+processed before the next is sent. That is the latency of an upload itself (what
+ADR-0012's "~500 ms" describes) and of the pipeline (201 to every stage done), and it
+warms every worker up. Then the
 flood: every image from concurrent clients while sampling the system, until every image
 has every stage settled (done or failed); then the stage rows are read. The figures are
 made from this report by bench/e2e.py; the smoke test uses the same path.
@@ -16,6 +17,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import asyncpg
 
 from bench.processes import ProcessTree, TreeUsage, own_cpu_s
 from bench.sampler import Sample, Sampler
@@ -34,6 +37,10 @@ class E2EReport:
     concurrency: dict[str, int]
     # One client, one upload at a time, on the idle system.
     probe_uploads: list[Upload]
+    # Per probe upload: seconds from its 201 to its last stage finishing (idle system).
+    ready_s: list[float]
+    # Their stage rows, in seconds after each one's 201.
+    probe_stage_rows: list[StageRow]
     uploads: list[Upload]
     stage_rows: list[StageRow]
     samples: list[Sample]
@@ -96,7 +103,9 @@ async def _drive(
     timeout_s: float,
 ) -> E2EReport:
     env = system.env
-    probe_uploads = await _probe(system, probe_paths, timeout_s) if probe_paths else []
+    probe_uploads, ready_s, probe_rows = (
+        await _probe(system, probe_paths, timeout_s) if probe_paths else ([], [], [])
+    )
     load_before = os.getloadavg()
     trees = process_trees(system)
     t0, t0_epoch = time.perf_counter(), time.time()
@@ -126,6 +135,8 @@ async def _drive(
         clients=clients,
         concurrency=_concurrency(system),
         probe_uploads=probe_uploads,
+        ready_s=ready_s,
+        probe_stage_rows=probe_rows,
         uploads=uploads,
         stage_rows=rows,
         samples=sampler.samples,
@@ -137,27 +148,49 @@ async def _drive(
     )
 
 
-async def _probe(system: LocalSystem, paths: Sequence[Path], timeout_s: float) -> list[Upload]:
-    """One client, one upload at a time, then wait until they are processed."""
+async def _probe(
+    system: LocalSystem, paths: Sequence[Path], timeout_s: float
+) -> tuple[list[Upload], list[float], list[StageRow]]:
+    """One client, one upload at a time, each processed before the next is sent: the
+    uploads; each image's time from its 201 to its last stage finishing (`ready`); and
+    their stage rows, timed from each one's 201."""
     env = system.env
-    sampler = Sampler(env["IMGFLOW_DATABASE_URL"], env["IMGFLOW_BROKER_URL"], {}, 0.0)
-    stop = asyncio.Event()
-    sampling = asyncio.create_task(sampler.run(stop), name="probe-sampler")
+    uploads: list[Upload] = []
+    ready_s: list[float] = []
+    rows: list[StageRow] = []
+    conn = await asyncpg.connect(env["IMGFLOW_DATABASE_URL"])
     try:
-        uploads = await upload_all(
-            system.api_url,
-            system.auth_headers,
-            paths,
-            1,
-            time.perf_counter(),
-            sampler.image_ids.append,
-        )
-        sampler.uploads_finished.set()
-        await _first_of(asyncio.wait_for(sampler.settled.wait(), timeout_s), sampling)
+        for path in paths:
+            (upload,) = await upload_all(
+                system.api_url, system.auth_headers, [path], 1, time.perf_counter()
+            )
+            answered = time.time()  # the 201 has just arrived
+            uploads.append(upload)
+            if upload.image_id is None:
+                continue
+            finished = await asyncio.wait_for(_settled_at(conn, upload.image_id), timeout_s)
+            ready_s.append(finished - answered)
+            rows += await read_stage_rows(env["IMGFLOW_DATABASE_URL"], [upload.image_id], answered)
     finally:
-        stop.set()
-        await sampling
-    return uploads
+        await conn.close()
+    return uploads, ready_s, rows
+
+
+_LAST_FINISHED = """
+SELECT bool_and(status IN ('done', 'failed')) AS settled,
+       extract(epoch FROM max(finished_at))::float8 AS finished
+  FROM image_stages WHERE image_id = $1::uuid
+"""
+
+
+async def _settled_at(conn: asyncpg.Connection, image_id: str) -> float:
+    """Epoch at which the image's last stage finished, once every stage has (PostgreSQL's
+    own timestamp: the polling interval does not count)."""
+    while True:
+        row = await conn.fetchrow(_LAST_FINISHED, image_id)
+        if row is not None and row["settled"]:
+            return float(row["finished"])
+        await asyncio.sleep(0.01)
 
 
 async def _first_of(awaitable, sampling: asyncio.Task[None]) -> None:  # type: ignore[no-untyped-def]

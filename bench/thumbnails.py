@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pyvips
 from PIL import Image
+from skimage.metrics import structural_similarity
 
 from bench.images import FULL, SMALL, ensure_images
 from bench.results import Measurement, Suite, Table
@@ -43,6 +44,9 @@ from imgflow_thumbnailer.rendering import render_renditions, render_with_analysi
 SIZES = (600, 300, 150)
 QUALITY = 82
 WEBP_METHOD = EncodeOptions().webp_method  # the thumbnailer's default, for every approach
+# One effort for every size here, so the approaches differ only by decode and resize; the
+# per-size choice (EncodeOptions.webp_method_by_size) has its own table.
+SAME_EFFORT = EncodeOptions(quality=QUALITY, webp_method=WEBP_METHOD, webp_method_by_size=())
 LANCZOS = Image.Resampling.LANCZOS
 
 # Operation caching would let libvips answer a repeated call from memory.
@@ -87,15 +91,16 @@ def vips_cascade(data: bytes) -> list[bytes]:
 
 def ours(data: bytes, options: EncodeOptions | None = None) -> list[bytes]:
     """(c) imgflow's thumbnailer."""
-    options = options or EncodeOptions(quality=QUALITY, webp_method=WEBP_METHOD)
+    options = options or SAME_EFFORT
     return [r.data for r in render_renditions(data, SIZES, options=options)]
 
 
 def ours_with_copy(data: bytes) -> list[bytes]:
     """(c) as the worker runs it: the renditions and the hasher's and deduper's analysis
     copy, from one decode."""
-    options = EncodeOptions(quality=QUALITY, webp_method=WEBP_METHOD)
-    rendered = render_with_analysis(data, SIZES, options=options, analysis_side=ANALYSIS_LONG_SIDE)
+    rendered = render_with_analysis(
+        data, SIZES, options=SAME_EFFORT, analysis_side=ANALYSIS_LONG_SIDE
+    )
     return [*(r.data for r in rendered.renditions), rendered.analysis or b""]
 
 
@@ -228,8 +233,10 @@ def _memory(paths: list[Path]) -> dict[str, dict[str, float]]:
 def _encoder_table(images: list[bytes], rounds: int) -> Table:
     """The encoder's share: ours end to end per WebP method, and JPEG and AVIF beside."""
     configs = [
-        (f"webp method {m}", EncodeOptions(quality=QUALITY, webp_method=m)) for m in range(7)
+        (f"webp method {m}", EncodeOptions(quality=QUALITY, webp_method=m, webp_method_by_size=()))
+        for m in range(7)
     ] + [
+        ("webp, the thumbnailer's default per size", EncodeOptions(quality=QUALITY)),
         ("jpeg", EncodeOptions(format=OutputFormat.JPEG, quality=QUALITY)),
         *(
             (f"avif speed {s}", EncodeOptions(format=OutputFormat.AVIF, quality=60, avif_speed=s))
@@ -259,6 +266,53 @@ def _encoder_table(images: list[bytes], rounds: int) -> Table:
                 round(statistics.mean(f.psnr), 2),
             ]
             for label, f in found.items()
+        ],
+    )
+
+
+# The per-size choice: libwebp effort and quality for each rendition size (issue 16).
+WEBP_CHOICES = [(m, QUALITY) for m in (0, 2, 3, 4, 6)] + [(m, q) for m in (2, 4) for q in (75, 88)]
+
+
+def _webp_by_size_table(images: list[bytes], rounds: int) -> Table:
+    """Per rendition size and WebP (method, quality): encode CPU, bytes, and SSIM of the
+    decoded WebP against the pixels it was encoded from (the encoder's loss alone)."""
+    found: dict[tuple[int, int, int], tuple[list[float], list[int], list[float]]] = {}
+    for data in images:
+        with Image.open(io.BytesIO(data)) as original:
+            original.draft("RGB", fit_inside(*original.size, SIZES[0] * 2))
+            source = original.convert("RGB")
+        for size in SIZES:
+            pixels = source.resize(fit_inside(*source.size, size), LANCZOS)
+            grey = np.asarray(pixels.convert("L"))
+            for method, quality in WEBP_CHOICES:
+                cpu_ms, out = [], b""
+                for _ in range(rounds):
+                    began = time.process_time()
+                    buffer = io.BytesIO()
+                    pixels.save(buffer, "WEBP", quality=quality, method=method)
+                    cpu_ms.append((time.process_time() - began) * 1000)
+                    out = buffer.getvalue()
+                with Image.open(io.BytesIO(out)) as decoded:
+                    ssim = structural_similarity(grey, np.asarray(decoded.convert("L")))
+                cpus, sizes_, ssims = found.setdefault((size, method, quality), ([], [], []))
+                cpus.append(min(cpu_ms))
+                sizes_.append(len(out))
+                ssims.append(float(ssim))
+    return Table(
+        "WebP per rendition size: encode CPU, bytes and SSIM (luma) against the unencoded "
+        "rendition; mean over the images",
+        ["size (px)", "method", "quality", "encode CPU ms", "kB", "SSIM"],
+        [
+            [
+                size,
+                method,
+                quality,
+                round(statistics.mean(cpus), 2),
+                round(statistics.mean(sizes_) / 1000, 1),
+                round(statistics.mean(ssims), 4),
+            ]
+            for (size, method, quality), (cpus, sizes_, ssims) in found.items()
         ],
     )
 
@@ -341,5 +395,8 @@ def run(quick: bool = False) -> Suite:
         else "Thumbnails (quick: small JPEGs)",
         measurements,
         notes=notes,
-        tables=[_encoder_table(images, rounds=1 if quick else 2)],
+        tables=[
+            _encoder_table(images, rounds=1 if quick else 2),
+            _webp_by_size_table(images, rounds=1 if quick else 3),
+        ],
     )

@@ -36,6 +36,10 @@ def test_e2e_suite_processes_every_image_and_writes_its_report(
 
     assert report.settled, "not every image had every stage settled in time"
     assert [u.status for u in report.probe_uploads] == [201]
+    assert len(report.ready_s) == 1 and 0 < report.ready_s[0] < 90
+    assert {r.stage for r in report.probe_stage_rows} == {"thumbnails", "hashing", "dedupe"}
+    last = max(r.finished_s or 0 for r in report.probe_stage_rows)
+    assert last == pytest.approx(report.ready_s[0])
     assert [u.status for u in report.uploads] == [201] * 20
     assert len(set(report.image_ids)) == 20
     assert len(report.stage_rows) == 60
@@ -68,7 +72,7 @@ def test_e2e_suite_processes_every_image_and_writes_its_report(
     ):
         assert by_name[name]["value"] > 0, name
         assert e2e["ratios"][name] > 0, f"{name} has no ratio to ADR-0012's figure"
-    assert [t["columns"][0] for t in e2e["tables"]] == ["stage", "process", ""]
+    assert [t["columns"][0] for t in e2e["tables"]] == ["stage", "process", "", "stage"]
     stage_rows = {row[0]: row for row in e2e["tables"][0]["rows"]}
     assert set(stage_rows) == {"thumbnails", "hashing", "dedupe"}
     assert all(row[2] == 20 for row in stage_rows.values()), "done count per stage"

@@ -457,7 +457,7 @@ def test_compose_worker_env_has_the_adr_safeguards() -> None:
     hard = int(env["IMGFLOW_TASK_TIME_LIMIT_S"])
     assert soft < hard == TASK_HARD_LIMIT_S < int(env["IMGFLOW_BROKER_VISIBILITY_TIMEOUT_S"])
     assert env["IMGFLOW_WORKER_MAX_MEMORY_PER_CHILD_KB"] == "200000"
-    assert env["IMGFLOW_WORKER_MAX_TASKS_PER_CHILD"] == "100"
+    assert env["IMGFLOW_WORKER_MAX_TASKS_PER_CHILD"] == "1000"
 
 
 def test_compose_mounts_match_the_config_files_paths() -> None:

@@ -91,6 +91,45 @@ def test_a_finished_thumbnail_stage_releases_only_the_stages_still_waiting(
     }
 
 
+def test_marking_a_stage_done_releases_its_waiting_stages_in_the_same_statement(
+    database_url: str,
+) -> None:
+    async def scenario(conn: asyncpg.Connection) -> dict[str, Any]:
+        image_id = await _image_with_stages(
+            conn,
+            {Stage.THUMBNAILS: "running", Stage.HASHING: "pending", Stage.DEDUPE: "pending"},
+        )
+        released = await stages.mark_done(conn, image_id, Stage.THUMBNAILS)
+        rows = await conn.fetch(
+            """SELECT stage, status, now() - queued_at < interval '1 minute' AS requeued
+                 FROM image_stages WHERE image_id = $1 ORDER BY stage""",
+            image_id,
+        )
+        again = await stages.mark_done(conn, image_id, Stage.THUMBNAILS)  # a redelivery
+        hashing = await stages.mark_done(conn, image_id, Stage.HASHING)
+        await conn.execute("DELETE FROM images WHERE id = $1", image_id)
+        gone = await stages.mark_done(conn, image_id, Stage.THUMBNAILS)
+        return {
+            "released": released,
+            "rows": {r["stage"]: (r["status"], r["requeued"]) for r in rows},
+            "again": again,
+            "after hashing": hashing,
+            "gone": gone,
+        }
+
+    assert _on(database_url, scenario) == {
+        "released": [Stage.HASHING, Stage.DEDUPE],
+        "rows": {
+            "thumbnails": ("done", False),
+            "hashing": ("pending", True),
+            "dedupe": ("pending", True),
+        },
+        "again": [Stage.HASHING, Stage.DEDUPE],  # still pending: released again, as before
+        "after hashing": [],
+        "gone": None,
+    }
+
+
 def test_the_sweeper_leaves_stages_waiting_for_their_predecessor_alone(
     database_url: str,
 ) -> None:

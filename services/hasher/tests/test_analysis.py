@@ -8,7 +8,13 @@ import pillow_heif
 import pytest
 from PIL import Image
 
-from imgflow_hasher.analysis import UndecodableImage, analyse, integrity_problem, sha256_hex
+from imgflow_hasher.analysis import (
+    UndecodableImage,
+    analyse,
+    integrity_problem,
+    is_jpeg,
+    sha256_hex,
+)
 from imgflow_hasher.perceptual import hamming
 
 pillow_heif.register_heif_opener()
@@ -135,3 +141,40 @@ def test_a_copy_hashes_like_the_original_it_was_made_from():
 def test_an_undecodable_copy_is_undecodable():
     with pytest.raises(UndecodableImage):
         analyse(oriented("PNG", 1), upright_copy=b"\xff\xd8\xff not a jpeg")
+
+
+def _camera_jpeg(orientation: int) -> bytes:
+    """A large JPEG with the EXIF a camera writes (time, make, model, GPS, orientation)."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F], exif[0x0110] = "Imgflow", "Bench 1"
+    exif[0x0132] = "2026:11:30 12:34:56"
+    exif.get_ifd(0x8825).update({1: "N", 2: (52.0, 31.0, 12.0), 3: "E", 4: (13.0, 24.0, 1.0)})
+    return encode(_photo(3), "JPEG", quality=90, exif=exif.tobytes())
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_a_jpeg_header_gives_the_facts_of_the_whole_file(orientation):
+    data = _camera_jpeg(orientation)
+    copy = encode(_photo(3).resize((512, 384)), "JPEG", quality=90)
+    head = data[: 64 * 1024]
+    assert len(head) < len(data)
+
+    facts = analyse(
+        head, keep_gps=True, sha256=sha256_hex(data), byte_size=len(data), upright_copy=copy
+    )
+
+    assert facts == analyse(data, keep_gps=True, upright_copy=copy)
+    assert facts.exif.camera_model == "Bench 1" and facts.exif.gps is not None
+
+
+def test_a_header_cut_before_the_image_data_is_undecodable_so_the_worker_reads_it_all():
+    data = _camera_jpeg(1)
+    copy = encode(_photo(3).resize((512, 384)), "JPEG", quality=90)
+    with pytest.raises(UndecodableImage):
+        analyse(data[:200], byte_size=len(data), upright_copy=copy)
+
+
+def test_only_jpeg_headers_are_read_alone():
+    assert is_jpeg(_camera_jpeg(1))
+    assert not any(is_jpeg(oriented(fmt, 1)) for fmt in ("PNG", "WEBP", "TIFF", "HEIF"))

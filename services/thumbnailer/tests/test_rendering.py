@@ -258,3 +258,12 @@ def test_an_analysis_copy_of_a_small_image_is_not_enlarged_and_is_matted_on_whit
 
 def test_without_an_analysis_side_there_is_no_copy():
     assert render_with_analysis(encode(marked(300, 200), "PNG"), [100]).analysis is None
+
+
+def test_each_size_is_encoded_with_its_own_webp_effort():
+    data = encode(marked(800, 600), "PNG")
+    per_size = EncodeOptions(webp_method=6, webp_method_by_size=((300, 0),))
+    mixed = render_renditions(data, [300, 150], options=per_size)
+    fast = render_renditions(data, [300, 150], options=EncodeOptions(webp_method=0))
+    slow = render_renditions(data, [300, 150], options=EncodeOptions(webp_method=6))
+    assert [r.data for r in mixed] == [fast[0].data, slow[1].data]

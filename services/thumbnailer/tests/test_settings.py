@@ -41,3 +41,14 @@ def test_nonsense_is_refused_at_start(monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValidationError):
         ThumbnailerSettings()
+
+
+def test_the_webp_effort_is_chosen_per_size(monkeypatch):
+    assert ThumbnailerSettings().encode_options().for_size(600).webp_method == 2
+    assert ThumbnailerSettings().encode_options().for_size(150).webp_method == 4
+    monkeypatch.setenv("IMGFLOW_THUMBNAIL_WEBP_METHOD_BY_SIZE", '{"150": 6}')
+    options = ThumbnailerSettings().encode_options()
+    assert [options.for_size(s).webp_method for s in (150, 300, 600)] == [6, 4, 4]
+    monkeypatch.setenv("IMGFLOW_THUMBNAIL_WEBP_METHOD_BY_SIZE", '{"150": 9}')
+    with pytest.raises(ValidationError):
+        ThumbnailerSettings()

@@ -11,7 +11,7 @@ def test_worker_app_carries_the_decision_record_safeguards():
     assert conf.task_acks_late and conf.task_reject_on_worker_lost
     assert conf.worker_prefetch_multiplier == 1
     assert (conf.task_soft_time_limit, conf.task_time_limit) == (240, 300)
-    assert conf.worker_max_tasks_per_child == 100
+    assert conf.worker_max_tasks_per_child == 1000
     assert conf.worker_max_memory_per_child == 200_000
     assert conf.result_expires == 3600
     assert conf.accept_content == ["json"] and conf.task_serializer == "json"

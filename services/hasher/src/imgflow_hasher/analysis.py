@@ -18,7 +18,14 @@ from imgflow_runtime.imaging import (
     upright,
 )
 
-__all__ = ["ImageFacts", "UndecodableImage", "analyse", "integrity_problem", "sha256_hex"]
+__all__ = [
+    "ImageFacts",
+    "UndecodableImage",
+    "analyse",
+    "integrity_problem",
+    "is_jpeg",
+    "sha256_hex",
+]
 
 
 @dataclass(frozen=True)
@@ -41,15 +48,24 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def is_jpeg(data: bytes) -> bool:
+    return data[:3] == b"\xff\xd8\xff"
+
+
 def integrity_problem(
-    actual_sha256: str, actual_size: int, expected_sha256: str, expected_size: int
+    actual_sha256: str,
+    actual_size: int,
+    expected_sha256: str,
+    expected_size: int,
+    source: str = "",
 ) -> str | None:
-    """Why the stored bytes are not the ones accepted at upload, or None when they are."""
+    """Why the stored bytes are not the ones accepted at upload, or None when they are.
+    ``source``: where ``actual_sha256`` came from, when not from hashing the bytes here."""
     if actual_sha256 == expected_sha256:
         return None
     return (
-        f"stored object is corrupt: SHA-256 {actual_sha256} ({actual_size} bytes) differs from "
-        f"{expected_sha256} ({expected_size} bytes) at upload"
+        f"stored object is corrupt: SHA-256 {actual_sha256} ({actual_size} bytes{source}) "
+        f"differs from {expected_sha256} ({expected_size} bytes) at upload"
     )
 
 
@@ -59,6 +75,7 @@ def analyse(
     keep_gps: bool = False,
     sha256: str | None = None,
     upright_copy: bytes | None = None,
+    byte_size: int | None = None,
 ) -> ImageFacts:
     """Raises ``UndecodableImage`` when the bytes are not a decodable image.
 
@@ -66,6 +83,8 @@ def analyse(
     ``upright_copy``: the thumbnailer's analysis copy (keys.analysis_key): the perceptual
     hashes are taken from it, and the original is only parsed (format, size, EXIF), not
     decoded, which is most of what this costs for a large JPEG.
+    ``byte_size``: the whole file's size when ``data`` is only its first bytes (a JPEG's
+    header, with ``upright_copy`` given: nothing past the header is read then).
     """
     with decode_errors(), open_image(data) as image:
         fmt, mode, frames = image.format, image.mode, getattr(image, "n_frames", 1)
@@ -93,7 +112,7 @@ def analyse(
     width, height = displayed_size(full_size, left)
     return ImageFacts(
         sha256=sha256 or sha256_hex(data),
-        byte_size=len(data),
+        byte_size=len(data) if byte_size is None else byte_size,
         format=(fmt or "unknown").lower(),
         mode=mode,
         width=width,

@@ -5,8 +5,15 @@ from __future__ import annotations
 from imgflow_contracts.keys import analysis_key
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage
-from imgflow_hasher.analysis import analyse, integrity_problem, sha256_hex
-from imgflow_hasher.repository import record_facts, upload_record
+from imgflow_hasher.analysis import (
+    ImageFacts,
+    UndecodableImage,
+    analyse,
+    integrity_problem,
+    is_jpeg,
+    sha256_hex,
+)
+from imgflow_hasher.repository import UploadRecord, record_facts, upload_record
 from imgflow_hasher.settings import HasherSettings
 from imgflow_runtime.celery_app import make_worker_app
 from imgflow_runtime.logs import configure_logging
@@ -23,20 +30,60 @@ app = make_worker_app(Stage.HASHING, settings)
 
 
 def hash_image(job: ImageJob, ctx: WorkerContext) -> None:
-    data = ctx.store.get_bytes(job.object_key)
-    digest = sha256_hex(data)
     upload = ctx.db(upload_record, job.image_id)
     if upload is None:
         raise ImageGone
+    # Missing when the thumbnailer failed, or for images it processed before it made one.
+    copy = ctx.store.get_bytes_if_exists(analysis_key(job.image_id))
+    facts = None
+    if copy is not None and settings.hasher_trust_stored_checksum:
+        facts = header_facts(job, ctx, upload, copy)
+    if facts is None:
+        facts = whole_file_facts(job, ctx, upload, copy)
+    if not ctx.db(record_facts, job.image_id, facts):
+        raise ImageGone
+
+
+def header_facts(
+    job: ImageJob, ctx: WorkerContext, upload: UploadRecord, copy: bytes
+) -> ImageFacts | None:
+    """Facts from the checksum S3 verified at PUT and the JPEG's header alone (~1 % of its
+    bytes); None when the store holds no checksum or the header is not enough."""
+    stored = ctx.store.checksum(job.object_key)
+    if stored.sha256 is None:  # stored without one (presigned uploads, older images)
+        return None
+    # The stored checksum is of the bytes S3 holds: a wrong object fails here as before.
+    problem = integrity_problem(
+        stored.sha256, stored.size, upload.sha256, upload.byte_size, ", as S3 verified it"
+    )
+    if problem:
+        raise PermanentError(problem)
+    head = ctx.store.read_head(job.object_key, settings.hasher_header_bytes)
+    # Other formats keep EXIF anywhere in the file (PNG, TIFF, HEIF): read them whole.
+    if not is_jpeg(head):
+        return None
+    try:
+        return analyse(
+            head,
+            keep_gps=settings.hasher_keep_gps,
+            sha256=stored.sha256,
+            byte_size=stored.size,
+            upright_copy=copy,
+        )
+    except UndecodableImage:
+        return None  # e.g. metadata segments longer than the header read: read it all
+
+
+def whole_file_facts(
+    job: ImageJob, ctx: WorkerContext, upload: UploadRecord, copy: bytes | None
+) -> ImageFacts:
+    data = ctx.store.get_bytes(job.object_key)
+    digest = sha256_hex(data)
     # Checked before decoding: facts of bytes nobody uploaded would be worse than none.
     problem = integrity_problem(digest, len(data), upload.sha256, upload.byte_size)
     if problem:
         raise PermanentError(problem)
-    # Missing when the thumbnailer failed, or for images it processed before it made one.
-    copy = ctx.store.get_bytes_if_exists(analysis_key(job.image_id))
-    facts = analyse(data, keep_gps=settings.hasher_keep_gps, sha256=digest, upright_copy=copy)
-    if not ctx.db(record_facts, job.image_id, facts):
-        raise ImageGone
+    return analyse(data, keep_gps=settings.hasher_keep_gps, sha256=digest, upright_copy=copy)
 
 
 analyse_task = register_stage_task(app, Stage.HASHING, hash_image, settings)

@@ -7,7 +7,7 @@ profile. Pixels are already sRGB, which is what a viewer assumes without a profi
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from PIL import Image
@@ -31,13 +31,21 @@ class OutputFormat(StrEnum):
 class EncodeOptions:
     format: OutputFormat = OutputFormat.WEBP
     quality: int = 82
-    # libwebp's effort, 0-6. Measured on 12 MP photos (make bench): 4 costs ~20 ms more
-    # per image than 2 for 5% fewer bytes at the same quality. A rendition is encoded once
-    # and downloaded on every view, so from about two views on the bytes cost more than
-    # the CPU: keep libwebp's default, and lower it only to drain a backlog.
+    # libwebp's effort, 0-6, libwebp's default 4; ``webp_method_by_size`` overrides it per
+    # rendition size (long side, px). Measured (make bench ARGS="--only thumbnails", the
+    # per-size WebP table): at 600 px method 4 costs ~15 ms more than 2 for ~6 % fewer
+    # bytes; at 300 and 150 px ~4 ms and ~1 ms for 3-4 %. The small sizes fill the grids
+    # every visitor loads, so their bytes are kept small; the 600 px detail view, fetched
+    # far less often, is where the CPU goes, so it is encoded at 2.
     webp_method: int = 4
+    webp_method_by_size: tuple[tuple[int, int], ...] = ((600, 2),)
     # libavif's speed, 0-10 (10 fastest); AVIF encoding costs far more than WebP.
     avif_speed: int = 8
+
+    def for_size(self, size: int) -> EncodeOptions:
+        """The options for the rendition of long side ``size``."""
+        method = dict(self.webp_method_by_size).get(size, self.webp_method)
+        return self if method == self.webp_method else replace(self, webp_method=method)
 
 
 # JPEG has no alpha: transparent areas become white, as on a typical page, not black.

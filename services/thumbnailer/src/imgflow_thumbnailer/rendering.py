@@ -114,7 +114,9 @@ def render_with_analysis(
             if current.size != (width, height):
                 current = current.resize((width, height), _LANCZOS)
             renditions.append(
-                Rendition(size, width, height, options.format, encode(current, options))
+                Rendition(
+                    size, width, height, options.format, encode(current, options.for_size(size))
+                )
             )
     return Rendered(renditions, analysis)
 

@@ -66,8 +66,11 @@ class WorkerSettings(CommonSettings):
     task_time_limit_s: int = Field(
         default=300, ge=1, description="Hard limit: the child process is killed and replaced."
     )
+    # A recycle costs 0.4-0.8 CPU-s (fork, tracing, pools, new PostgreSQL sessions, the
+    # deduper's model): ~19 ms per image at 100 (README, performance). The memory limit
+    # below is what bounds a leak; this count is only the backstop for other resources.
     worker_max_tasks_per_child: int = Field(
-        default=100, ge=1, description="Child processes are recycled after this many tasks."
+        default=1000, ge=1, description="Child processes are recycled after this many tasks."
     )
     worker_max_memory_per_child_kb: int = Field(
         default=200_000, ge=10_000, description="A child past this resident memory is recycled."

@@ -174,8 +174,11 @@ def register_stage_task(
 
         mark_image(job.image_id)
         started = time.perf_counter()
+        # The stages a done attempt released itself (one statement with the done mark);
+        # None: ask PostgreSQL after any other outcome.
+        released: list[Stage] | None = None
         try:
-            outcome = attempt_once(job, ctx)
+            outcome, released = attempt_once(job, ctx)
         except Retry:
             raise
         except ImageGone:
@@ -199,7 +202,7 @@ def register_stage_task(
                 outcome = retry_or_give_up(self, job, ctx, exc)
         finally:
             TASK_DURATION.labels(stage).observe(time.perf_counter() - started)
-        enqueue_dependants(job, ctx)
+        enqueue_dependants(job, ctx, released)
         TASKS.labels(stage, outcome).inc()
         log.info(
             "%s %s for %s in %.0f ms",
@@ -209,12 +212,14 @@ def register_stage_task(
             (time.perf_counter() - started) * 1000,
         )
 
-    def enqueue_dependants(job: ImageJob, ctx: WorkerContext) -> None:
+    def enqueue_dependants(job: ImageJob, ctx: WorkerContext, released: list[Stage] | None) -> None:
         """Enqueue what waited for this stage; an image deleted meanwhile has none left."""
         if not dependants(stage):
             return
         try:
-            for next_stage in ctx.db(stages.release_dependants, job.image_id, stage):
+            if released is None:
+                released = ctx.db(stages.release_dependants, job.image_id, stage)
+            for next_stage in released:
                 ctx.send(job.model_copy(update={"stage": next_stage}))
         except Exception as exc:
             # Settled already: failing the job now would run the stage again. The sweeper
@@ -254,12 +259,13 @@ def register_stage_task(
         except Exception:
             return False
 
-    def attempt_once(job: ImageJob, ctx: WorkerContext) -> str:
-        """Claim, run and record one attempt; returns the outcome or raises to retry."""
+    def attempt_once(job: ImageJob, ctx: WorkerContext) -> tuple[str, list[Stage] | None]:
+        """Claim, run and record one attempt; returns the outcome (with the stages a done
+        mark released) or raises to retry."""
         claim = ctx.db(stages.mark_running, job.image_id, stage)
         if isinstance(claim, stages.Skip):
             log.info("skipping %s for %s: %s", stage, job.image_id, claim.value)
-            return "skipped"
+            return "skipped", None
         QUEUE_WAIT.labels(stage).observe((claim.started_at - claim.queued_at).total_seconds())
         try:
             handler(job, ctx)
@@ -267,10 +273,11 @@ def register_stage_task(
             if not ctx.db(stages.mark_failed, job.image_id, stage, str(exc)):
                 raise ImageGone from exc
             log.warning("%s failed for %s: %s", stage, job.image_id, exc)
-            return "failed"
-        if not ctx.db(stages.mark_done, job.image_id, stage):
+            return "failed", None
+        released = ctx.db(stages.mark_done, job.image_id, stage)
+        if released is None:
             raise ImageGone
-        return "done"
+        return "done", released
 
     return run_stage
 

@@ -5,6 +5,8 @@ The client is synchronous and thread-safe: async callers run it in a worker thre
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,12 +20,14 @@ from minio.commonconfig import REPLACE, CopySource
 from minio.datatypes import Part
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
+from minio.helpers import MAX_PART_SIZE, MIN_PART_SIZE
 
 from imgflow_contracts.settings import CommonSettings
 
 # Multipart part size for uploads of unknown length; S3 needs at least 5 MiB.
 _PART_SIZE = 16 * 1024 * 1024
 _MISSING = ("NoSuchKey", "NoSuchObject", "NotFound")
+_CHECKSUM = "x-amz-checksum-sha256"
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,14 @@ class StoredObject:
     key: str
     size: int
     etag: str
+
+
+@dataclass(frozen=True)
+class ObjectChecksum:
+    """An object's size and the SHA-256 (hex) the server verified when it was PUT, if any."""
+
+    size: int
+    sha256: str | None
 
 
 @dataclass(frozen=True)
@@ -79,14 +91,36 @@ class ObjectStore:
                 if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                     raise
 
-    def put_stream(self, key: str, stream: BinaryIO, length: int, content_type: str) -> None:
+    def put_stream(
+        self,
+        key: str,
+        stream: BinaryIO,
+        length: int,
+        content_type: str,
+        sha256: str | None = None,
+    ) -> None:
+        """``sha256`` (hex) of the bytes, when known: the server checks it (a mismatch is
+        refused, S3Error BadDigest) and keeps it for ``checksum`` to report, so readers
+        can trust the stored bytes without hashing them again."""
+        part_size = _PART_SIZE if length < 0 else 0
+        metadata: dict[str, str] | None = None
+        if sha256 is not None and 0 <= length <= MAX_PART_SIZE:
+            # A whole-object checksum belongs to a single PUT (a multipart upload's is a
+            # checksum of the parts' checksums): one part, up to S3's 5 GiB single PUT.
+            part_size = max(length, MIN_PART_SIZE)
+            metadata = {
+                _CHECKSUM: base64.b64encode(bytes.fromhex(sha256)).decode(),
+                # Some servers verify the value only when the algorithm is named too.
+                "x-amz-sdk-checksum-algorithm": "SHA256",
+            }
         self.client.put_object(
             self.bucket,
             key,
             stream,
             length,
             content_type=content_type,
-            part_size=_PART_SIZE if length < 0 else 0,
+            metadata=metadata,
+            part_size=part_size,
         )
 
     def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
@@ -108,6 +142,20 @@ class ObjectStore:
             if exc.code in _MISSING:
                 return None
             raise
+
+    def checksum(self, key: str) -> ObjectChecksum:
+        """The object's size and stored SHA-256 (HEAD with checksum mode); ``sha256`` is None
+        when the object was stored without one (or the server does not report it). A
+        missing object raises S3Error NoSuchKey."""
+        stat = self.client.stat_object(
+            self.bucket, key, extra_headers={"x-amz-checksum-mode": "ENABLED"}
+        )
+        found = next((v for k, v in stat.metadata.items() if k.lower() == _CHECKSUM), None)
+        return ObjectChecksum(int(stat.size or 0), _hex_digest(found))
+
+    def read_head(self, key: str, length: int) -> bytes:
+        """The first ``length`` bytes (all of them when the object is shorter)."""
+        return self.read_range(key, 0, length)
 
     def exists(self, key: str) -> bool:
         try:
@@ -258,6 +306,18 @@ class ObjectStore:
         """Raise unless the bucket is reachable with our credentials."""
         if not self.client.bucket_exists(self.bucket):
             raise RuntimeError(f"bucket {self.bucket!r} does not exist")
+
+
+def _hex_digest(value: str | None) -> str | None:
+    """A base64 SHA-256 header as hex; None for anything else (absent, a composite
+    multipart checksum such as ``...=-3``, garbage)."""
+    if not value:
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw.hex() if len(raw) == 32 else None
 
 
 def _if_match(etag: str | None) -> dict[str, str] | None:

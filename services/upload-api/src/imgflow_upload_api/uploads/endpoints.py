@@ -126,8 +126,9 @@ async def _accept_upload(
         facts = VerifiedBytes(caller.tenant_id, body.sha256, body.size, fmt.content_type)
 
         async def store(key: str) -> None:
+            # With the digest, S3 verifies the bytes and keeps it: the hasher need not re-read.
             await asyncio.to_thread(
-                res.store.put_stream, key, body.rewound(), body.size, fmt.content_type
+                res.store.put_stream, key, body.rewound(), body.size, fmt.content_type, body.sha256
             )
 
         return await record_upload(res, facts, idempotency_key, store)

@@ -52,12 +52,15 @@ async def mark_running(conn: asyncpg.Connection, image_id: UUID, stage: Stage) -
     return Skip.ALREADY_DONE if exists else Skip.IMAGE_GONE
 
 
-async def mark_done(conn: asyncpg.Connection, image_id: UUID, stage: Stage) -> bool:
-    """Record the stage done; a dead letter it left earlier is resolved by this success.
+async def mark_done(conn: asyncpg.Connection, image_id: UUID, stage: Stage) -> list[Stage] | None:
+    """Record the stage done; a dead letter it left earlier is resolved by this success;
+    and the stages waiting for it are released (as ``release_dependants``), all in one
+    statement.
 
-    Returns False when the image was deleted meanwhile (nothing was recorded).
+    Returns the released stages to enqueue, or None when the image was deleted meanwhile
+    (nothing was recorded).
     """
-    updated = await conn.fetchval(
+    row = await conn.fetchrow(
         """WITH done AS (
                UPDATE image_stages SET status = 'done', error = NULL, finished_at = now()
                 WHERE image_id = $1 AND stage = $2
@@ -65,12 +68,21 @@ async def mark_done(conn: asyncpg.Connection, image_id: UUID, stage: Stage) -> b
            ), resolved AS (
                UPDATE dead_letters SET resolved_at = now(), resolution = 'completed'
                 WHERE image_id = $1 AND stage = $2 AND resolved_at IS NULL
+           ), released AS (
+               UPDATE image_stages SET queued_at = now()
+                WHERE image_id = $1 AND stage = ANY($3::text[]) AND status = 'pending'
+                  AND EXISTS (SELECT 1 FROM done)
+            RETURNING stage
            )
-           SELECT count(*) FROM done""",
+           SELECT (SELECT count(*) FROM done) AS done,
+                  array(SELECT stage FROM released) AS released""",
         image_id,
         stage.value,
+        [s.value for s in dependants(stage)],
     )
-    return bool(updated)
+    if row is None or not row["done"]:
+        return None
+    return sorted((Stage(s) for s in row["released"]), key=list(Stage).index)
 
 
 async def mark_failed(conn: asyncpg.Connection, image_id: UUID, stage: Stage, reason: str) -> bool:
