@@ -12,7 +12,6 @@ import asyncpg
 import redis
 from fastapi import FastAPI, Request, Response
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
-from opentelemetry.instrumentation.celery import CeleryInstrumentor
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from imgflow_runtime.celery_app import make_producer_app
@@ -51,7 +50,8 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
     if configure_process:
         configure_logging(settings.log_level)
         setup_tracing("imgflow-upload-api", settings.trace_dir)
-        CeleryInstrumentor().instrument()  # publish spans, and context into message headers
+        # No CeleryInstrumentor here: the relay puts each job's stored trace context in
+        # its message headers itself (jobs/relay.py), which is all the workers need.
         AsyncPGInstrumentor().instrument()
     metrics = ApiMetrics()
     loop_lag = LoopLag(metrics.registry)
