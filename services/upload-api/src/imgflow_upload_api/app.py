@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import redis
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imgflow_runtime.celery_app import make_producer_app
 from imgflow_runtime.db import tenants
@@ -122,17 +123,35 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
     for domain in (uploads, presigned, images, duplicates, events, webhooks, admin, ops):
         app.include_router(domain.router)
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next):  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
-        response: Response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.requests.labels(request.method, path, str(response.status_code)).inc()
-        metrics.latency.labels(request.method, path).observe(time.perf_counter() - started)
-        return response
-
+    app.add_middleware(ObserveRequests, metrics=metrics)
     return app
+
+
+class ObserveRequests:
+    """Count and time requests by route template, up to the response's start (as
+    Starlette's ``@app.middleware("http")`` did). Plain ASGI: that decorator's
+    BaseHTTPMiddleware costs a task and a memory stream per request."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def observed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                # The router has put the matched route in the scope by now.
+                path = getattr(scope.get("route"), "path", "unmatched")
+                method = scope["method"]
+                self.metrics.requests.labels(method, path, str(message["status"])).inc()
+                self.metrics.latency.labels(method, path).observe(time.perf_counter() - started)
+            await send(message)
+
+        await self.app(scope, receive, observed)
 
 
 async def _bootstrap_key(pool: asyncpg.Pool, settings: ApiSettings) -> None:
