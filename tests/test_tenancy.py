@@ -3,6 +3,7 @@ the caller's tenant, and a retried upload never makes a second image."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -119,6 +120,8 @@ def test_a_retry_with_the_same_idempotency_key_returns_the_first_image(
     assert first.status_code == again.status_code == 201
     assert again.json()["id"] == first.json()["id"]
     assert again.headers["location"] == first.headers["location"]
+    assert "idempotent-replayed" not in first.headers
+    assert again.headers["idempotent-replayed"] == "true"
 
 
 def test_an_idempotency_key_reused_for_other_bytes_is_refused(api: httpx.Client) -> None:
@@ -158,6 +161,29 @@ def test_concurrent_retries_make_one_image(
     )
     assert row["n"] == 1
     assert store.get_bytes(row["key"]) == data
+
+
+def test_concurrent_requests_with_one_key_and_other_bytes_make_one_image(
+    api: httpx.Client, database_url: str
+) -> None:
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    bodies = [_jpeg(920 + i) for i in range(6)]
+    with ThreadPoolExecutor(6) as pool:
+        responses = list(
+            pool.map(lambda body: api.post("/v1/images", content=body, headers=key), bodies)
+        )
+
+    assert sorted(r.status_code for r in responses) == [201] + [422] * 5
+    created = [r for r in responses if r.status_code == 201]
+    refused = [r.json() for r in responses if r.status_code == 422]
+    assert all(p["code"] == "idempotency-key-reused" for p in refused)
+    assert all(p["image_id"] == created[0].json()["id"] for p in refused)
+    [row] = query(
+        database_url,
+        "SELECT count(*) AS n FROM images WHERE sha256 = ANY($1::text[])",
+        [hashlib.sha256(body).hexdigest() for body in bodies],
+    )
+    assert row["n"] == 1
 
 
 def test_concurrent_uploads_of_the_same_bytes_make_one_image(

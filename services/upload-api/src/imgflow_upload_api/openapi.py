@@ -96,6 +96,13 @@ _IDEMPOTENCY_SCHEMA = {
     "pattern": "^[\\x21-\\x7e]+$",
     "description": "1-255 visible ASCII characters (a UUID, say).",
 }
+_REPLAYED_HEADER = {
+    "Idempotent-Replayed": {
+        "description": "`true` when this answers an Idempotency-Key seen before: the first "
+        "request's image and status, nothing recorded again. Absent otherwise.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
 _HEADERS = {
     401: {"WWW-Authenticate": {"description": "The scheme to use.", "schema": {"type": "string"}}},
     503: {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
@@ -184,6 +191,9 @@ def _refine_operation(path: str, operation: dict[str, Any]) -> None:
     for parameter in operation.get("parameters", []):
         if parameter.get("in") == "header" and parameter.get("name") == IDEMPOTENCY_HEADER:
             parameter["schema"] = {**_IDEMPOTENCY_SCHEMA, **_title(parameter.get("schema"))}
+            for status in ("200", "201"):
+                if status in responses:
+                    responses[status].setdefault("headers", {}).update(_REPLAYED_HEADER)
 
 
 def _title(schema: dict[str, Any] | None) -> dict[str, Any]:

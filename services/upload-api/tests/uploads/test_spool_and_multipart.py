@@ -20,6 +20,16 @@ def test_spool_hashes_counts_and_keeps_head_and_tail():
     body.close()
 
 
+def test_spool_says_whether_the_body_is_still_in_memory():
+    body = SpooledBody(max_bytes=100, memory_bytes=10)
+    body.write(b"x" * 10)
+    assert body.in_memory
+    body.write(b"x")
+    assert not body.in_memory
+    assert body.rewound().read() == b"x" * 11
+    body.close()
+
+
 def test_spool_refuses_past_the_limit():
     body = SpooledBody(max_bytes=10, memory_bytes=100)
     body.write(b"12345")

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from imgflow_upload_api.auth import Caller
 from imgflow_upload_api.dependencies import Resources
 from imgflow_upload_api.problems import Problem
+from imgflow_upload_api.uploads.idempotency import REPLAYED_HEADER
 from imgflow_upload_api.uploads.repository import fetch_summary
 from imgflow_upload_api.uploads.schemas import upload_accepted
 from imgflow_upload_api.uploads.service import CREATED, EXISTING, Outcome
@@ -22,8 +23,10 @@ async def answer_upload(
     recorded (201, or 200 when its bytes were an image already), counted by outcome."""
     try:
         outcome = await recording
-        async with res.pool.acquire() as conn:
-            summary = await fetch_summary(conn, caller.tenant_id, outcome.image_id)
+        summary = outcome.summary
+        if summary is None:  # an image that existed before this request: read it
+            async with res.pool.acquire() as conn:
+                summary = await fetch_summary(conn, caller.tenant_id, outcome.image_id)
     except Problem as problem:
         res.metrics.uploads.labels(problem.code).inc()
         raise
@@ -37,8 +40,11 @@ async def answer_upload(
     if outcome.outbox_ids:
         res.relay.soon()
     accepted = upload_accepted(summary, duplicate=outcome.status == EXISTING)
+    headers = {"Location": f"/v1/images/{accepted.id}"}
+    if outcome.replayed:
+        headers[REPLAYED_HEADER] = "true"
     return JSONResponse(
         accepted.model_dump(mode="json"),
         status_code=outcome.status,
-        headers={"Location": f"/v1/images/{accepted.id}"},
+        headers=headers,
     )

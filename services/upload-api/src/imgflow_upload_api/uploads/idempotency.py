@@ -3,6 +3,11 @@
 The key is remembered per tenant with the SHA-256 of the body it came with, so the same
 key with other bytes is refused (422) rather than silently answered with the wrong image.
 Keys expire after ``ttl_s``; an expired key starts afresh.
+
+It costs no statement of its own: the record is read by the query that looks for the
+bytes before storing (``repository.find_prior``) and written by the one that records the
+image (``repository.record_image``), which refuses a key recorded meanwhile. A replay is
+answered with the header ``Idempotent-Replayed: true``.
 """
 
 from __future__ import annotations
@@ -11,12 +16,11 @@ import re
 from dataclasses import dataclass
 from uuid import UUID
 
-import asyncpg
-
 from imgflow_upload_api.problems import Problem
-from imgflow_upload_api.uploads import repository
+from imgflow_upload_api.uploads.repository import KeyRecord
 
 HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
 # Visible ASCII without spaces: what clients put there (UUIDs, ULIDs, hashes) and
 # nothing that could smuggle anything into logs.
 _VALID = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -29,7 +33,7 @@ class Remembered:
 
 
 class KeyTaken(Exception):
-    """Another request recorded this key first (inside the caller's transaction)."""
+    """Another request recorded this key first; nothing of this one was recorded."""
 
 
 def parse_key(raw: str | None) -> str | None:
@@ -45,34 +49,14 @@ def parse_key(raw: str | None) -> str | None:
     return raw
 
 
-async def recall(
-    conn: asyncpg.Connection, tenant_id: UUID, key: str, sha256: str, ttl_s: float
-) -> Remembered | None:
-    """The first answer to ``key``, or None; 422 if it came with other bytes."""
-    row = await repository.find_key(conn, tenant_id, key, ttl_s)
-    if row is None:
-        return None
-    if row["sha256"] != sha256:
+def replay(record: KeyRecord, sha256: str) -> Remembered:
+    """The first answer to the key of ``record``; 422 if it came with other bytes."""
+    if record.sha256 != sha256:
         raise Problem(
             422,
             "idempotency-key-reused",
             "Idempotency-Key reused",
             f"this {HEADER} was used for a different body; use a new key for new content",
-            image_id=str(row["image_id"]),
+            image_id=str(record.image_id),
         )
-    return Remembered(row["image_id"], row["status"])
-
-
-async def remember(
-    conn: asyncpg.Connection,
-    tenant_id: UUID,
-    key: str,
-    sha256: str,
-    answer: Remembered,
-    ttl_s: float,
-) -> None:
-    """Record the answer to ``key``; raises KeyTaken if a live record exists already."""
-    answered = (answer.image_id, answer.status)
-    recorded = await repository.insert_key(conn, tenant_id, key, sha256, answered, ttl_s)
-    if not recorded:
-        raise KeyTaken(key)
+    return Remembered(record.image_id, record.status)

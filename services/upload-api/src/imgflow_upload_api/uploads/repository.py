@@ -1,5 +1,5 @@
-"""The uploads' queries: record an accepted upload with its jobs, read back what it
-answers, and the Idempotency-Key table.
+"""The uploads' queries: what is known before storing, recording an accepted upload with
+its jobs and Idempotency-Key (one statement), reading back what it answers, and expiring keys.
 
 Every read takes the caller's tenant: an image of another tenant is simply not found.
 """
@@ -14,7 +14,6 @@ import asyncpg
 
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage, first_stages
-from imgflow_runtime.db import outbox
 
 
 @dataclass(frozen=True)
@@ -27,41 +26,100 @@ class NewImage:
     sha256: str
 
 
-async def insert_image_with_jobs(
-    conn: asyncpg.Connection, image: NewImage, trace_context: dict[str, str]
-) -> list[int] | None:
-    """Write the image, its pending stages and their outbox rows (in the caller's transaction).
+# Raised by imgflow_record_upload (migration 0013) when a live record of the
+# Idempotency-Key exists: nothing was recorded.
+KEY_TAKEN = "IK001"
 
-    Returns the outbox ids, so the caller can relay exactly these jobs right away, or None
-    when an image with the same object key (the same bytes of the same tenant) exists.
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """The live record of an Idempotency-Key: the first answer and the bytes it was for."""
+
+    image_id: UUID
+    status: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Prior:
+    """What is known before storing: an image with these bytes, and the key's record."""
+
+    existing: UUID | None
+    key: KeyRecord | None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    image_id: UUID
+    status: int  # 201: this image was created; 200: the bytes were an image already
+    outbox_ids: list[int]
+
+
+async def find_prior(
+    conn: asyncpg.Connection, tenant_id: UUID, object_key: str, key: str | None, ttl_s: float
+) -> Prior:
+    """One query: the image with ``object_key`` and the live record of ``key`` (if any)."""
+    row = await conn.fetchrow(
+        """SELECT (SELECT id FROM images WHERE object_key = $1) AS existing,
+                  k.image_id, k.status, k.sha256
+             FROM (VALUES (1)) AS one (x)
+             LEFT JOIN idempotency_keys AS k
+               ON k.tenant_id = $2 AND k.key = $3
+              AND k.created_at > now() - make_interval(secs => $4)""",
+        object_key,
+        tenant_id,
+        key,
+        ttl_s,
+    )
+    assert row is not None  # one row always: the VALUES
+    record = None
+    if row["image_id"] is not None:
+        record = KeyRecord(row["image_id"], row["status"], row["sha256"])
+    return Prior(row["existing"], record)
+
+
+async def record_image(
+    conn: asyncpg.Connection,
+    image: NewImage,
+    key: str | None,
+    key_ttl_s: float,
+    trace_context: dict[str, str],
+) -> Recorded | None:
+    """Record the image with its pending stages, first jobs and ``key`` in one statement
+    (migration 0013), or answer with the image that has these bytes already (200).
+
+    None when a live record of ``key`` exists (another request made it first): then
+    nothing was written.
     """
-    inserted = await conn.fetchval(
-        """INSERT INTO images (id, tenant_id, object_key, content_type, byte_size, sha256)
-           VALUES ($1, $2, $3, $4, $5, $6)
-           ON CONFLICT (object_key) DO NOTHING RETURNING true""",
-        image.id,
-        image.tenant_id,
-        image.object_key,
-        image.content_type,
-        image.byte_size,
-        image.sha256,
-    )
-    if not inserted:
-        return None
-    await conn.executemany(
-        "INSERT INTO image_stages (image_id, stage) VALUES ($1, $2)",
-        [(image.id, stage.value) for stage in Stage],
-    )
     # The rest are enqueued by the stage they wait for (queues.AFTER).
     jobs = [
         ImageJob(image_id=image.id, stage=s, object_key=image.object_key)
         for s in first_stages(list(Stage))
     ]
-    return await outbox.enqueue(conn, jobs, trace_context)
-
-
-async def image_with_key(conn: asyncpg.Connection, object_key: str) -> UUID | None:
-    return await conn.fetchval("SELECT id FROM images WHERE object_key = $1", object_key)
+    try:
+        row = await conn.fetchrow(
+            "SELECT * FROM imgflow_record_upload("
+            "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb[], $11, $12, $13)",
+            image.id,
+            image.tenant_id,
+            image.object_key,
+            image.content_type,
+            image.byte_size,
+            image.sha256,
+            [stage.value for stage in Stage],
+            [job.stage.task_name for job in jobs],
+            [job.stage.queue for job in jobs],
+            [job.to_message() for job in jobs],
+            trace_context,
+            key,
+            key_ttl_s,
+        )
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate == KEY_TAKEN:
+            return None
+        raise
+    assert row is not None
+    return Recorded(row["recorded_image"], row["recorded_status"], list(row["queued"]))
 
 
 async def key_is_referenced(conn: asyncpg.Connection, object_key: str) -> bool:
@@ -86,49 +144,6 @@ async def fetch_summary(
         tenant_id,
     )
     return None if row is None else dict(row)
-
-
-async def find_key(
-    conn: asyncpg.Connection, tenant_id: UUID, key: str, ttl_s: float
-) -> asyncpg.Record | None:
-    """The live record of an Idempotency-Key: ``image_id``, ``status``, ``sha256``."""
-    return await conn.fetchrow(
-        """SELECT image_id, status, sha256 FROM idempotency_keys
-            WHERE tenant_id = $1 AND key = $2
-              AND created_at > now() - make_interval(secs => $3)""",
-        tenant_id,
-        key,
-        ttl_s,
-    )
-
-
-async def insert_key(
-    conn: asyncpg.Connection,
-    tenant_id: UUID,
-    key: str,
-    sha256: str,
-    answer: tuple[UUID, int],
-    ttl_s: float,
-) -> bool:
-    """Record an Idempotency-Key's answer (image id, status); False while a live record of
-    the key exists (an expired one is replaced)."""
-    return bool(
-        await conn.fetchval(
-            """INSERT INTO idempotency_keys (tenant_id, key, sha256, image_id, status)
-               VALUES ($1, $2, $3, $4, $5)
-               ON CONFLICT (tenant_id, key) DO UPDATE
-                  SET sha256 = EXCLUDED.sha256, image_id = EXCLUDED.image_id,
-                      status = EXCLUDED.status, created_at = now()
-                WHERE idempotency_keys.created_at <= now() - make_interval(secs => $6)
-               RETURNING true""",
-            tenant_id,
-            key,
-            sha256,
-            answer[0],
-            answer[1],
-            ttl_s,
-        )
-    )
 
 
 async def forget_expired_keys(conn: asyncpg.Connection, ttl_s: float) -> int:

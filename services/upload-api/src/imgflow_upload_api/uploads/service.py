@@ -1,5 +1,5 @@
 """Record verified bytes as an image: exact-duplicate and Idempotency-Key rules, then the
-image, its stages and its jobs in one transaction.
+image, its stages, its jobs and its key in one statement.
 
 Shared by direct uploads and presigned ones: the caller has checked the bytes and knows
 their SHA-256; ``store`` puts them under the content-addressed key when that is needed.
@@ -11,21 +11,24 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
 
 from imgflow_contracts.keys import original_key
+from imgflow_contracts.queues import Stage
 from imgflow_runtime.telemetry import current_context_carrier, mark_image
 from imgflow_upload_api.dependencies import Resources
 from imgflow_upload_api.problems import Problem
 from imgflow_upload_api.uploads import idempotency
-from imgflow_upload_api.uploads.idempotency import KeyTaken, Remembered
+from imgflow_upload_api.uploads.idempotency import KeyTaken
 from imgflow_upload_api.uploads.repository import (
+    KeyRecord,
     NewImage,
-    image_with_key,
-    insert_image_with_jobs,
+    find_prior,
     key_is_referenced,
+    record_image,
 )
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,11 @@ class Outcome:
     status: int  # CREATED or EXISTING
     # jobs to relay right away (empty unless this request created the image)
     outbox_ids: list[int] = field(default_factory=list)
+    # the answer to an Idempotency-Key seen before (sent with Idempotent-Replayed: true)
+    replayed: bool = False
+    # the image as answered, when this request knows it without reading it back
+    # (it created the image: every stage pending)
+    summary: dict[str, Any] | None = None
 
 
 Store = Callable[[str], Awaitable[None]]
@@ -61,76 +69,75 @@ Store = Callable[[str], Awaitable[None]]
 async def record_upload(
     res: Resources, facts: VerifiedBytes, idempotency_key: str | None, store: Store
 ) -> Outcome:
+    """Two statements in all: what is known of these bytes and this key, then the record
+    itself (image, stages, jobs and key together); S3 gets the bytes in between unless
+    they are an image already."""
     ttl = res.settings.idempotency_ttl_s
     try:
         async with res.pool.acquire() as conn:
-            if idempotency_key is not None:
-                remembered = await idempotency.recall(
-                    conn, facts.tenant_id, idempotency_key, facts.sha256, ttl
-                )
-                if remembered is not None:
-                    return Outcome(remembered.image_id, remembered.status)
-            existing = await image_with_key(conn, facts.object_key)
+            prior = await find_prior(conn, facts.tenant_id, facts.object_key, idempotency_key, ttl)
     except (TimeoutError, asyncpg.PostgresError, OSError) as exc:
         raise _database_unavailable() from exc
-    if existing is None:
+    if prior.key is not None:
+        return _replayed(prior.key, facts)
+    if prior.existing is not None and idempotency_key is None:
+        return Outcome(prior.existing, EXISTING)  # nothing to write
+    if prior.existing is None:
         await _store(store, facts.object_key)
     try:
-        return await _insert(res, facts, idempotency_key, existing)
+        return await _record(res, facts, idempotency_key)
     except KeyTaken:
         # A concurrent request with the same key won; answer as it did (or 422).
-        await _undo_store(res, facts.object_key)
+        if prior.existing is None:
+            await _undo_store(res, facts.object_key)
         async with res.pool.acquire() as conn:
-            remembered = await idempotency.recall(
-                conn, facts.tenant_id, idempotency_key or "", facts.sha256, ttl
-            )
-        if remembered is None:  # it expired in between: vanishingly rare, safe to retry
+            prior = await find_prior(conn, facts.tenant_id, facts.object_key, idempotency_key, ttl)
+        if prior.key is None:  # it expired in between: vanishingly rare, safe to retry
             raise _database_unavailable() from None
-        return Outcome(remembered.image_id, remembered.status)
+        return _replayed(prior.key, facts)
     except (TimeoutError, asyncpg.PostgresError, OSError) as exc:
         log.exception("recording an upload of %s failed", facts.object_key)
-        if existing is None:
+        if prior.existing is None:
             await _undo_store(res, facts.object_key)
         raise _database_unavailable() from exc
     except BaseException:
-        if existing is None:
+        if prior.existing is None:
             await _undo_store(res, facts.object_key)
         raise
 
 
-async def _insert(
-    res: Resources, facts: VerifiedBytes, idempotency_key: str | None, existing: UUID | None
-) -> Outcome:
-    async with res.pool.acquire() as conn, conn.transaction():
-        outcome = Outcome(existing, EXISTING) if existing is not None else None
-        if outcome is None:
-            image_id = uuid4()
-            mark_image(image_id)
-            image = NewImage(
-                image_id,
-                facts.tenant_id,
-                facts.object_key,
-                facts.content_type,
-                facts.byte_size,
-                facts.sha256,
-            )
-            outbox_ids = await insert_image_with_jobs(conn, image, current_context_carrier())
-            if outbox_ids is not None:
-                outcome = Outcome(image_id, CREATED, outbox_ids)
-            else:  # the same bytes were recorded while we stored them
-                winner = await image_with_key(conn, facts.object_key)
-                assert winner is not None
-                outcome = Outcome(winner, EXISTING)
-        if idempotency_key is not None:
-            await idempotency.remember(
-                conn,
-                facts.tenant_id,
-                idempotency_key,
-                facts.sha256,
-                Remembered(outcome.image_id, outcome.status),
-                res.settings.idempotency_ttl_s,
-            )
-        return outcome
+def _replayed(record: KeyRecord, facts: VerifiedBytes) -> Outcome:
+    remembered = idempotency.replay(record, facts.sha256)  # or 422: other bytes
+    return Outcome(remembered.image_id, remembered.status, replayed=True)
+
+
+async def _record(res: Resources, facts: VerifiedBytes, idempotency_key: str | None) -> Outcome:
+    image_id = uuid4()
+    mark_image(image_id)
+    image = NewImage(
+        image_id,
+        facts.tenant_id,
+        facts.object_key,
+        facts.content_type,
+        facts.byte_size,
+        facts.sha256,
+    )
+    async with res.pool.acquire() as conn:
+        recorded = await record_image(
+            conn, image, idempotency_key, res.settings.idempotency_ttl_s, current_context_carrier()
+        )
+    if recorded is None:
+        raise KeyTaken(idempotency_key)
+    if recorded.status == EXISTING:  # the same bytes were recorded while we stored them
+        return Outcome(recorded.image_id, EXISTING)
+    summary = {
+        "id": image_id,
+        "sha256": facts.sha256,
+        "byte_size": facts.byte_size,
+        "content_type": facts.content_type,
+        "stages": {stage.value: "pending" for stage in Stage},
+    }
+    return Outcome(image_id, CREATED, recorded.outbox_ids, summary=summary)
 
 
 async def _store(store: Store, key: str) -> None:

@@ -23,6 +23,7 @@ class BodyTooLarge(Exception):
 class SpooledBody:
     def __init__(self, max_bytes: int, memory_bytes: int) -> None:
         self.max_bytes = max_bytes
+        self.memory_bytes = memory_bytes
         self.size = 0
         self.head = b""
         self.tail = b""
@@ -40,6 +41,11 @@ class SpooledBody:
         self._hash.update(chunk)
         self._file.write(chunk)
         self.size += len(chunk)
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the body is still held in memory (not rolled over to a file)."""
+        return self.size <= self.memory_bytes
 
     @property
     def sha256(self) -> str:

@@ -19,11 +19,21 @@ async def connect(database_url: str) -> asyncpg.Connection:
     return conn
 
 
-async def create_pool(database_url: str, *, max_size: int = 10) -> asyncpg.Pool:
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without the reset query (an open transaction is still rolled back)."""
+
+
+async def create_pool(
+    database_url: str, *, max_size: int = 10, reset_session: bool = True
+) -> asyncpg.Pool:
+    """``reset_session=False`` skips asyncpg's reset query on every release (advisory
+    unlock, CLOSE ALL, UNLISTEN, RESET ALL: a round trip each time), for callers whose
+    pooled connections never hold session state (SET, session locks, LISTEN, cursors)."""
     return await asyncpg.create_pool(
         database_url,
         min_size=1,
         max_size=max_size,
         init=_init_connection,
+        reset=None if reset_session else _keep_session,
         command_timeout=30,
     )
