@@ -56,11 +56,11 @@ async def mark_running(conn: asyncpg.Connection, image_id: UUID, stage: Stage) -
 # still pending or running (queues.AFTER): the deduper waits for both the thumbnailer and
 # the hasher. $2 is the stage that just finished, excluded because mark_done's own update
 # of it is not visible to the rest of its statement; $4/$5 are queues.waits() as arrays.
-_STILL_WAITING = """NOT EXISTS (SELECT 1 FROM unnest($4::text[], $5::text[]) AS after(stage, predecessor)
-                                JOIN image_stages AS p
-                                  ON p.image_id = w.image_id AND p.stage = after.predecessor
-                               WHERE after.stage = w.stage AND after.predecessor <> $2
-                                 AND p.status IN ('pending', 'running'))"""
+_STILL_WAITING = """NOT EXISTS (
+    SELECT 1 FROM unnest($4::text[], $5::text[]) AS after(stage, predecessor)
+      JOIN image_stages AS p ON p.image_id = w.image_id AND p.stage = after.predecessor
+     WHERE after.stage = w.stage AND after.predecessor <> $2
+       AND p.status IN ('pending', 'running'))"""
 
 
 def _wait_arrays() -> tuple[list[str], list[str]]:
