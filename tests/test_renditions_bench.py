@@ -12,7 +12,7 @@ from pathlib import Path
 from PIL import Image
 
 from bench.images import SMALL, ensure_images
-from bench.thumbnails import APPROACHES, C_COPY, SIZES, C, run
+from bench.thumbnails import APPROACHES, C_COPY, SIZES, WEBP_CHOICES, C, run
 from imgflow_contracts.keys import ANALYSIS_LONG_SIDE
 
 
@@ -49,5 +49,10 @@ def test_the_quick_suite_reports_every_figure() -> None:
     assert any(
         m.name.startswith(C) and m.name.endswith("against libvips") for m in suite.measurements
     )
-    (encoders,) = suite.tables
+    encoders, by_size = suite.tables
     assert [row[0] for row in encoders.rows][:7] == [f"webp method {m}" for m in range(7)]
+    # the per-size WebP choice: every rendition size, each with every method and quality
+    assert {tuple(row[:3]) for row in by_size.rows} == {
+        (size, method, quality) for size in SIZES for method, quality in WEBP_CHOICES
+    }
+    assert all(0 < row[5] <= 1 for row in by_size.rows)  # SSIM

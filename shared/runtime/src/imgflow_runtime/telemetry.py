@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from opentelemetry import context, propagate, trace
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -85,13 +83,3 @@ def current_context_carrier() -> dict[str, str]:
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier
-
-
-@contextmanager
-def context_from_carrier(carrier: dict[str, str] | None) -> Iterator[None]:
-    """Run a block inside a stored trace context (a no-op for an empty carrier)."""
-    token = context.attach(propagate.extract(carrier or {}))
-    try:
-        yield
-    finally:
-        context.detach(token)

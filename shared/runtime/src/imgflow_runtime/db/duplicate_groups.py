@@ -193,7 +193,7 @@ async def regroup_around(
 
 async def regroup_dirty(conn: asyncpg.Connection, limit: int) -> int:
     """Regroup up to ``limit`` groups a trash or a deletion left dirty (flagged); returns
-    how many."""
+    how many were regrouped."""
     rows = await conn.fetch(
         """SELECT g.id, g.tenant_id, array_agg(m.image_id) FILTER (WHERE m.image_id IS NOT NULL)
                   AS members
@@ -202,6 +202,13 @@ async def regroup_dirty(conn: asyncpg.Connection, limit: int) -> int:
             WHERE g.dirty GROUP BY g.id ORDER BY min(g.updated_at) LIMIT $1""",
         limit,
     )
+    regrouped = 0
     for r in rows:
-        await regroup_around(conn, r["tenant_id"], r["members"] or [], [r["id"]])
-    return len(rows)
+        try:
+            await regroup_around(conn, r["tenant_id"], r["members"] or [], [r["id"]])
+            regrouped += 1
+        except (asyncpg.PostgresError, ValueError):
+            # One group that cannot be regrouped must not hold back those behind it (the
+            # oldest flag goes first); it stays flagged and is tried again next pass.
+            log.exception("could not regroup duplicate group %s; it stays flagged", r["id"])
+    return regrouped
