@@ -28,13 +28,10 @@ def test_job_payload_is_small_json_and_strict():
         ImageJob.model_validate({**message, "v": 2})
 
 
-def test_stages_wait_for_the_stages_whose_output_they_read():
+def test_stages_that_read_the_thumbnails_wait_for_them():
     assert dependants(Stage.THUMBNAILS) == [Stage.HASHING, Stage.DEDUPE]
-    assert dependants(Stage.HASHING) == [Stage.DEDUPE] and dependants(Stage.DEDUPE) == []
+    assert dependants(Stage.HASHING) == [] and dependants(Stage.DEDUPE) == []
     assert first_stages(list(Stage)) == [Stage.THUMBNAILS]
-    # rerun alone, a reading stage goes at once: what it reads is already there
-    assert first_stages([Stage.DEDUPE]) == [Stage.DEDUPE]
-    assert first_stages([Stage.HASHING]) == [Stage.HASHING]
-    # the deduper reads the pHash too, so it waits for a hasher in the same run
-    assert first_stages([Stage.HASHING, Stage.DEDUPE]) == [Stage.HASHING]
+    # rerun alone, a reading stage goes at once: the copy it reads is already there
+    assert first_stages([Stage.HASHING, Stage.DEDUPE]) == [Stage.HASHING, Stage.DEDUPE]
     assert first_stages([Stage.THUMBNAILS, Stage.DEDUPE]) == [Stage.THUMBNAILS]

@@ -37,13 +37,13 @@ TASK_NAMES: dict[Stage, str] = {
 # The stages whose output a stage reads. The hasher and the deduper read the thumbnailer's
 # analysis copy of the original (keys.analysis_key) instead of decoding the original again:
 # entropy decoding a 3-5 MB JPEG costs 30-40 ms at any scale, and was 72 % of the hasher's
-# CPU and half the deduper's. The deduper also reads the hasher's pHash: run beside the
-# hasher, a check that found no pHash yet decided on the CNN alone, so its groups depended
-# on which worker came first (issue 12's through-API misses). A stage is enqueued when the
-# last of its predecessors in the same run settles (imgflow_runtime.stage_runner).
+# CPU and half the deduper's. A stage is enqueued when the last of its predecessors in
+# the same run settles (imgflow_runtime.stage_runner). The deduper also reads the hasher's
+# pHash but does not wait for it: a check that finds none yet is marked phash_pending and
+# redone by a later dedupe job (imgflow_deduper.checks). Making it wait is one entry here.
 AFTER: dict[Stage, tuple[Stage, ...]] = {
     Stage.HASHING: (Stage.THUMBNAILS,),
-    Stage.DEDUPE: (Stage.THUMBNAILS, Stage.HASHING),
+    Stage.DEDUPE: (Stage.THUMBNAILS,),
 }
 
 
