@@ -13,7 +13,7 @@ from uuid import UUID
 
 import asyncpg
 
-from imgflow_contracts.queues import Stage, dependants, waits
+from imgflow_contracts.queues import Stage, dependants
 
 MAX_ERROR_LENGTH = 2000
 
@@ -52,22 +52,6 @@ async def mark_running(conn: asyncpg.Connection, image_id: UUID, stage: Stage) -
     return Skip.ALREADY_DONE if exists else Skip.IMAGE_GONE
 
 
-# A waiting stage (w) is released only when none of its other predecessors in the run is
-# still pending or running (queues.AFTER): the deduper waits for both the thumbnailer and
-# the hasher. $2 is the stage that just finished, excluded because mark_done's own update
-# of it is not visible to the rest of its statement; $4/$5 are queues.waits() as arrays.
-_STILL_WAITING = """NOT EXISTS (
-    SELECT 1 FROM unnest($4::text[], $5::text[]) AS after(stage, predecessor)
-      JOIN image_stages AS p ON p.image_id = w.image_id AND p.stage = after.predecessor
-     WHERE after.stage = w.stage AND after.predecessor <> $2
-       AND p.status IN ('pending', 'running'))"""
-
-
-def _wait_arrays() -> tuple[list[str], list[str]]:
-    pairs = waits()
-    return [s.value for s, _ in pairs], [b.value for _, b in pairs]
-
-
 async def mark_done(conn: asyncpg.Connection, image_id: UUID, stage: Stage) -> list[Stage] | None:
     """Record the stage done; a dead letter it left earlier is resolved by this success;
     and the stages waiting for it are released (as ``release_dependants``), all in one
@@ -77,7 +61,7 @@ async def mark_done(conn: asyncpg.Connection, image_id: UUID, stage: Stage) -> l
     (nothing was recorded).
     """
     row = await conn.fetchrow(
-        f"""WITH done AS (
+        """WITH done AS (
                UPDATE image_stages SET status = 'done', error = NULL, finished_at = now()
                 WHERE image_id = $1 AND stage = $2
             RETURNING 1
@@ -85,18 +69,16 @@ async def mark_done(conn: asyncpg.Connection, image_id: UUID, stage: Stage) -> l
                UPDATE dead_letters SET resolved_at = now(), resolution = 'completed'
                 WHERE image_id = $1 AND stage = $2 AND resolved_at IS NULL
            ), released AS (
-               UPDATE image_stages AS w SET queued_at = now()
-                WHERE w.image_id = $1 AND w.stage = ANY($3::text[]) AND w.status = 'pending'
+               UPDATE image_stages SET queued_at = now()
+                WHERE image_id = $1 AND stage = ANY($3::text[]) AND status = 'pending'
                   AND EXISTS (SELECT 1 FROM done)
-                  AND {_STILL_WAITING}
-            RETURNING w.stage
+            RETURNING stage
            )
            SELECT (SELECT count(*) FROM done) AS done,
                   array(SELECT stage FROM released) AS released""",
         image_id,
         stage.value,
         [s.value for s in dependants(stage)],
-        *_wait_arrays(),
     )
     if row is None or not row["done"]:
         return None
@@ -132,13 +114,10 @@ async def release_dependants(conn: asyncpg.Connection, image_id: UUID, stage: St
     if not waiting:
         return []
     rows = await conn.fetch(
-        f"""UPDATE image_stages AS w SET queued_at = now()
-             WHERE w.image_id = $1 AND w.stage = ANY($3::text[]) AND w.status = 'pending'
-               AND {_STILL_WAITING}
-         RETURNING w.stage""",
+        """UPDATE image_stages SET queued_at = now()
+            WHERE image_id = $1 AND stage = ANY($2::text[]) AND status = 'pending'
+        RETURNING stage""",
         image_id,
-        stage.value,
         waiting,
-        *_wait_arrays(),
     )
     return sorted((Stage(r["stage"]) for r in rows), key=list(Stage).index)

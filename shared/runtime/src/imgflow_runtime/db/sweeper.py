@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from imgflow_contracts.payloads import ImageJob
-from imgflow_contracts.queues import Stage, waits
+from imgflow_contracts.queues import AFTER, Stage
 from imgflow_runtime.db import dead_letters, outbox
 
 log = logging.getLogger(__name__)
@@ -71,8 +71,8 @@ async def sweep(conn: asyncpg.Connection, policy: SweepPolicy) -> SweepResult:
             policy.pending_after_s,
             policy.running_after_s,
             policy.batch,
-            [stage.value for stage, _ in waits()],
-            [predecessor.value for _, predecessor in waits()],
+            [stage.value for stage in AFTER],
+            [predecessor.value for predecessor in AFTER.values()],
         )
         requeue: list[ImageJob] = []
         given_up = 0
