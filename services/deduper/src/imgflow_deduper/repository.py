@@ -61,15 +61,24 @@ class Subject:
     phash: int | None  # None: the hasher has not written it (yet), or no such column
 
 
+_phash_column_seen = False
+
+
 async def has_phash_column(conn: asyncpg.Connection) -> bool:
-    """The hasher's migration adds images.phash; until it has run, search without it."""
-    return bool(
-        await conn.fetchval(
-            """SELECT EXISTS (SELECT 1 FROM information_schema.columns
-                               WHERE table_schema = current_schema() AND table_name = 'images'
-                                 AND column_name = 'phash')"""
+    """The hasher's migration adds images.phash; until it has run, search without it.
+
+    Once seen, the column stays (migrations only add), so the catalogue is asked only
+    until then, not twice per job."""
+    global _phash_column_seen
+    if not _phash_column_seen:
+        _phash_column_seen = bool(
+            await conn.fetchval(
+                """SELECT EXISTS (SELECT 1 FROM information_schema.columns
+                                   WHERE table_schema = current_schema()
+                                     AND table_name = 'images' AND column_name = 'phash')"""
+            )
         )
-    )
+    return _phash_column_seen
 
 
 async def load_subject(

@@ -28,7 +28,6 @@ from imgflow_deduper.encoder import (
     cpu_share,
     embed_views,
 )
-from imgflow_deduper.groups import regroup_dirty
 from imgflow_deduper.pixels import Normalisation, view_tensors
 from imgflow_deduper.repository import EmbeddingSpace, SearchLimits
 from imgflow_deduper.settings import DedupeSettings
@@ -128,9 +127,8 @@ def check_duplicates(job: ImageJob, ctx: WorkerContext) -> None:
             ", ".join(f"{c.image_id} ({d.method} {d.score:.3f})" for c, d in result.duplicates),
         )
     ctx.db(recheck_late_phashes, policy, RECHECKS_PER_JOB)
-    # groups a deleted member left behind (the API only marks them): regrouped here, by
-    # the one service that owns the rule
-    ctx.db(regroup_dirty, RECHECKS_PER_JOB)
+    # Groups a trash or a delete flagged are regrouped by the API's background loop
+    # (duplicates/tasks.py, every IMGFLOW_REGROUP_INTERVAL_S), not per job here.
 
 
 check = register_stage_task(app, Stage.DEDUPE, check_duplicates, settings)

@@ -83,7 +83,12 @@ class WorkerContext:
 
     async def _get_pool(self) -> asyncpg.Pool:
         if self._pool is None or self._pool_pid != os.getpid():
-            self._pool = await create_pool(self.settings.database_url, max_size=2)
+            # No reset query on release: a stage's statements hold no session state (their
+            # locks and settings are transaction-scoped), and the reset was a round trip on
+            # each of the ~11 releases an image's three stages make.
+            self._pool = await create_pool(
+                self.settings.database_url, max_size=2, reset_session=False
+            )
             self._pool_pid = os.getpid()
         return self._pool
 
