@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from imgflow_runtime.db.sweeper import SweepPolicy, sweep
+import asyncio
+import logging
+
+import redis
+
+from imgflow_runtime.db.sweeper import QueueHead, SweepPolicy, sweep
 from imgflow_upload_api.dependencies import Resources
+from imgflow_upload_api.jobs.queue_heads import read_queue_heads
 from imgflow_upload_api.jobs.relay import BATCH
+
+log = logging.getLogger(__name__)
 
 
 async def relay_outbox(res: Resources) -> None:
@@ -21,5 +29,11 @@ async def sweep_stages(res: Resources) -> None:
         running_after_s=settings.sweeper_running_after_s,
         max_sweeps=settings.sweeper_max_sweeps,
     )
+    heads: list[QueueHead] = []
+    try:
+        heads = await asyncio.to_thread(read_queue_heads, res.broker)
+    except redis.RedisError as exc:
+        # Messages may be gone with the broker: judge by the deadline alone, as before.
+        log.warning("sweeping without the queues' heads (broker unreadable: %s)", exc)
     async with res.pool.acquire() as conn:
-        await sweep(conn, policy)
+        await sweep(conn, policy, heads)

@@ -5,12 +5,19 @@ PostgreSQL is the source of truth for what is owed: a job can vanish from the br
 stays pending or running. Past a deadline the sweeper enqueues it again through the
 outbox; after ``max_sweeps`` it gives up and dead-letters it, so nothing waits silently.
 Re-enqueueing a job that was only slow costs a skipped duplicate (stages are idempotent).
+
+A pending job behind a backlog is not lost: its message is in the broker, queued after
+the oldest one there (``QueueHead``). Judged by its age alone, a long import (hours of
+work queued at once) would be swept again and again and its healthy jobs dead-lettered
+as lost; so a pending stage is only judged once its queue has moved past it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from uuid import UUID
 
 import asyncpg
 
@@ -33,13 +40,29 @@ class SweepPolicy:
 
 
 @dataclass(frozen=True)
+class QueueHead:
+    """The oldest job still waiting in a stage's broker queue, for a queue that is not
+    empty; ``image_id`` None when that message could not be read as a job."""
+
+    stage: Stage
+    image_id: UUID | None
+
+
+@dataclass(frozen=True)
 class SweepResult:
     requeued: int
     given_up: int
 
 
-async def sweep(conn: asyncpg.Connection, policy: SweepPolicy) -> SweepResult:
-    """One pass; a no-op when another replica holds the sweep lock."""
+async def sweep(
+    conn: asyncpg.Connection, policy: SweepPolicy, heads: Sequence[QueueHead] = ()
+) -> SweepResult:
+    """One pass; a no-op when another replica holds the sweep lock.
+
+    ``heads``: the non-empty queues' oldest jobs. A pending stage queued no earlier than
+    its queue's head is still waiting in line (with an unreadable head, every pending
+    stage of that queue is); one queued before it was passed over: lost. Without heads
+    (an empty queue, or the broker unreadable) the deadline alone decides, as before."""
     async with conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _SWEEP_LOCK_ID):
             return SweepResult(0, 0)
@@ -65,6 +88,14 @@ async def sweep(conn: asyncpg.Connection, policy: SweepPolicy) -> SweepResult:
                                    WHERE after.stage = s.stage
                                      AND s.status = 'pending'
                                      AND p.status IN ('pending', 'running'))
+                  -- nor is one still in line in its queue (see QueueHead)
+                  AND NOT EXISTS (SELECT 1 FROM unnest($6::text[], $7::uuid[])
+                                             AS q(stage, head_image)
+                                    LEFT JOIN image_stages AS h
+                                      ON h.image_id = q.head_image AND h.stage = q.stage
+                                   WHERE q.stage = s.stage
+                                     AND s.status = 'pending'
+                                     AND (h.queued_at IS NULL OR s.queued_at >= h.queued_at))
                 ORDER BY s.queued_at
                 LIMIT $3
                 FOR UPDATE OF s SKIP LOCKED""",
@@ -73,6 +104,8 @@ async def sweep(conn: asyncpg.Connection, policy: SweepPolicy) -> SweepResult:
             policy.batch,
             [stage.value for stage in AFTER],
             [predecessor.value for predecessor in AFTER.values()],
+            [head.stage.value for head in heads],
+            [head.image_id for head in heads],
         )
         requeue: list[ImageJob] = []
         given_up = 0
