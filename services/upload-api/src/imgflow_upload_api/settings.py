@@ -54,7 +54,10 @@ class ApiSettings(CommonSettings):
     sweeper_pending_after_s: float = Field(
         default=1800.0,
         gt=0,
-        description="A stage queued this long without starting is re-enqueued.",
+        description=(
+            "A stage queued this long without starting is re-enqueued, unless it is still"
+            " in line behind its queue's oldest message."
+        ),
     )
     sweeper_running_after_s: float = Field(
         default=360.0,
