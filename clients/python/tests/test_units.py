@@ -359,3 +359,39 @@ def test_a_plain_http_api_skips_loading_ca_certificates_but_never_skips_verifica
     assert plain.verify_mode == ssl.CERT_REQUIRED and plain.check_hostname
     assert plain.cert_store_stats()["x509_ca"] == 0  # trusts nothing: https would fail
     assert _tls_for("https://imgflow.example") is True  # the CA certificates, as usual
+
+
+# -- start-up ------------------------------------------------------------------------------
+
+
+def _imported_after(code: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after running ``code`` (a None entry
+    blocks an import: not loaded)."""
+    listing = "print(' '.join(k for k, v in sys.modules.items() if v is not None))"
+    done = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys\n{listing}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(done.stdout.split())
+
+
+def test_the_command_does_not_load_the_httpx_command_line_tool() -> None:
+    loaded = _imported_after("import imgflow_client.cli.main")
+
+    assert "httpx" in loaded  # the command's own client is there
+    assert not loaded & {"httpx._main", "pygments.lexers", "rich.syntax", "rich.progress"}
+
+
+def test_the_package_imports_its_names_on_first_use() -> None:
+    import imgflow_client
+
+    loaded = _imported_after("import imgflow_client")
+
+    assert "httpx" not in loaded and "imgflow_client.models" not in loaded
+    assert sorted(imgflow_client.__all__) == sorted(set(imgflow_client.__all__))
+    for name in imgflow_client.__all__:
+        assert getattr(imgflow_client, name).__name__ == name
+    with pytest.raises(AttributeError):
+        imgflow_client.NoSuchName  # noqa: B018

@@ -14,7 +14,7 @@ import functools
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from uuid import UUID
 
 from rich.console import Console
@@ -29,6 +29,9 @@ from imgflow_client.errors import (
     Unavailable,
 )
 from imgflow_client.retry import RetryNotice, RetryPolicy
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 EXIT_FAILED, EXIT_USAGE, EXIT_SERVER, EXIT_INTERRUPTED = 1, 2, 3, 130
 T = TypeVar("T")
@@ -52,6 +55,14 @@ class Context:
             on_retry=on_retry or _print_retry,
             **options,
         )
+
+
+def new_table(*headers: str) -> Table:
+    """A rich table, imported when one is drawn: most runs of `upload --json` never do,
+    and rich.table is a good part of the start-up."""
+    from rich.table import Table
+
+    return Table(*headers)
 
 
 def _print_retry(notice: RetryNotice) -> None:

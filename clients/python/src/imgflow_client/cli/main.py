@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
 
 from imgflow_client.async_client import AsyncClient
 from imgflow_client.cli import config
@@ -26,10 +25,10 @@ from imgflow_client.cli.common import (
     fail,
     handled,
     jsonable,
+    new_table,
     out,
     run_async,
 )
-from imgflow_client.cli.display import ProgressDisplay, summary_table
 from imgflow_client.cli.groups import groups, restore
 from imgflow_client.cli.outcomes import FileOutcome
 from imgflow_client.cli.scan import MissingPath, collect
@@ -118,6 +117,8 @@ def upload(
         files = collect(paths, recursive)
     except MissingPath as exc:
         fail(str(exc), EXIT_USAGE)
+    from imgflow_client.cli.display import open_display, summary_table
+
     settings = obj.settings
     settings.require_key()
     options = RunOptions(concurrency=concurrency, wait=wait, wait_timeout_s=timeout)
@@ -127,7 +128,7 @@ def upload(
 
     with (
         State(config.state_dir() / "state.sqlite3", settings.account) as state,
-        ProgressDisplay(err, wait) as display,
+        open_display(err, wait) as display,
     ):
         client = obj.client(
             on_retry=display.retry,
@@ -196,7 +197,7 @@ def status(obj: Context, image_id: str, as_json: bool) -> None:
     size = f"{image.width}x{image.height}" if image.width else "?"
     out.print(f"[bold]{image.id}[/]  {image.status}  {image.format or '?'} {size}  "
               f"{image.byte_size:,} bytes  sha256 {image.sha256[:16]}…")  # fmt: skip
-    table = Table("stage", "status", "attempts", "error", "finished")
+    table = new_table("stage", "status", "attempts", "error", "finished")
     for name in STAGES:
         stage = image.stages.get(name)
         if stage is not None:
@@ -227,7 +228,7 @@ def list_images(obj: Context, status_: str | None, limit: int | None, as_json: b
 
     async def work() -> None:
         shown = 0
-        table = Table("id", "status", "format", "size", "bytes", "created")
+        table = new_table("id", "status", "format", "size", "bytes", "created")
         async with obj.client() as client:
             async for image in client.images(status=status_, page_size=min(200, limit or 200)):
                 if as_json:
@@ -404,7 +405,7 @@ def duplicates(obj: Context, image_id: str | None, as_json: bool) -> None:
         for view in views:
             print(json.dumps(jsonable(view)))
         return
-    table = Table("image", "duplicate", "method", "score")
+    table = new_table("image", "duplicate", "method", "score")
     seen: set[frozenset[str]] = set()
     for view in views:
         for d in view.duplicates:
