@@ -395,3 +395,31 @@ def test_the_package_imports_its_names_on_first_use() -> None:
         assert getattr(imgflow_client, name).__name__ == name
     with pytest.raises(AttributeError):
         imgflow_client.NoSuchName  # noqa: B018
+
+
+def test_bars_only_on_a_terminal_and_one_note_per_kind_of_retry() -> None:
+    import io
+
+    from rich.console import Console
+
+    from imgflow_client.cli.display import NotesDisplay, ProgressDisplay, open_display
+    from imgflow_client.cli.outcomes import FileOutcome
+    from imgflow_client.retry import RetryNotice
+
+    piped = Console(file=io.StringIO())
+    with open_display(piped, wait=False) as plain:
+        assert type(plain) is NotesDisplay
+        plain.start(1, 10)
+        plain.file_done(FileOutcome(Path("a.txt"), "skipped", "not an image"))
+        for _ in range(2):  # 16 workers hit the same 503: one line
+            plain.retry(RetryNotice("POST", "/v1/images", 1, 0.5, status=503, code="overloaded"))
+    assert piped.file.getvalue().count("503 overloaded") == 1  # type: ignore[attr-defined]
+
+    terminal = Console(file=io.StringIO(), force_terminal=True, width=100)
+    with open_display(terminal, wait=False) as bars:
+        assert isinstance(bars, ProgressDisplay)
+        bars.start(1, 10)
+        bars.sent(10)
+        bars.file_done(FileOutcome(Path("a.txt"), "skipped", "not an image"))
+        assert [t.completed for t in bars.progress.tasks] == [10, 1]
+    assert "a.txt: not an image" in terminal.file.getvalue()  # type: ignore[attr-defined]
