@@ -377,11 +377,13 @@ def _imported_after(code: str) -> set[str]:
     return set(done.stdout.split())
 
 
-def test_the_command_does_not_load_the_httpx_command_line_tool() -> None:
-    loaded = _imported_after("import imgflow_client.cli.main")
+def test_the_command_loads_its_http_client_only_to_run_and_never_the_httpx_tool() -> None:
+    defined = _imported_after("import imgflow_client.cli.main")  # what --help needs
+    running = _imported_after("import imgflow_client.cli.main, imgflow_client.cli.upload_run")
 
-    assert "httpx" in loaded  # the command's own client is there
-    assert not loaded & {"httpx._main", "pygments.lexers", "rich.syntax", "rich.progress"}
+    assert not defined & {"httpx", "asyncio", "sqlite3", "rich.table", "rich.progress"}
+    assert {"httpx", "asyncio"} <= running
+    assert not running & {"httpx._main", "pygments.lexers", "rich.syntax", "rich.progress"}
 
 
 def test_the_package_imports_its_names_on_first_use() -> None:

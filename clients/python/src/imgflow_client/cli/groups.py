@@ -6,16 +6,14 @@ Resolving trashes copies, it does not delete them: `imgflow restore ID` brings o
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 from uuid import UUID
 
 import click
 
-from imgflow_client.async_client import AsyncClient
 from imgflow_client.cli.common import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -35,6 +33,9 @@ from imgflow_client.models import (
     ResolveAnswer,
     SuggestedKeeper,
 )
+
+if TYPE_CHECKING:
+    from imgflow_client.async_client import AsyncClient
 
 # Group views fetched at once for the listing's keeper column.
 VIEW_CONCURRENCY = 8
@@ -86,6 +87,8 @@ def groups(ctx: click.Context, limit: int | None, as_json: bool) -> None:
 async def _keepers(
     client: AsyncClient, summaries: list[DuplicateGroupSummary]
 ) -> list[SuggestedKeeper | None]:
+    import asyncio
+
     slots = asyncio.Semaphore(VIEW_CONCURRENCY)
 
     async def keeper(summary: DuplicateGroupSummary) -> SuggestedKeeper | None:
