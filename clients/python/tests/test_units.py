@@ -359,3 +359,69 @@ def test_a_plain_http_api_skips_loading_ca_certificates_but_never_skips_verifica
     assert plain.verify_mode == ssl.CERT_REQUIRED and plain.check_hostname
     assert plain.cert_store_stats()["x509_ca"] == 0  # trusts nothing: https would fail
     assert _tls_for("https://imgflow.example") is True  # the CA certificates, as usual
+
+
+# -- start-up ------------------------------------------------------------------------------
+
+
+def _imported_after(code: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after running ``code`` (a None entry
+    blocks an import: not loaded)."""
+    listing = "print(' '.join(k for k, v in sys.modules.items() if v is not None))"
+    done = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys\n{listing}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(done.stdout.split())
+
+
+def test_the_command_loads_its_http_client_only_to_run_and_never_the_httpx_tool() -> None:
+    defined = _imported_after("import imgflow_client.cli.main")  # what --help needs
+    running = _imported_after("import imgflow_client.cli.main, imgflow_client.cli.upload_run")
+
+    assert not defined & {"httpx", "asyncio", "sqlite3", "rich.table", "rich.progress"}
+    assert {"httpx", "asyncio"} <= running
+    assert not running & {"httpx._main", "pygments.lexers", "rich.syntax", "rich.progress"}
+
+
+def test_the_package_imports_its_names_on_first_use() -> None:
+    import imgflow_client
+
+    loaded = _imported_after("import imgflow_client")
+
+    assert "httpx" not in loaded and "imgflow_client.models" not in loaded
+    assert sorted(imgflow_client.__all__) == sorted(set(imgflow_client.__all__))
+    for name in imgflow_client.__all__:
+        assert getattr(imgflow_client, name).__name__ == name
+    with pytest.raises(AttributeError):
+        imgflow_client.NoSuchName  # noqa: B018
+
+
+def test_bars_only_on_a_terminal_and_one_note_per_kind_of_retry() -> None:
+    import io
+
+    from rich.console import Console
+
+    from imgflow_client.cli.display import NotesDisplay, ProgressDisplay, open_display
+    from imgflow_client.cli.outcomes import FileOutcome
+    from imgflow_client.retry import RetryNotice
+
+    piped = Console(file=io.StringIO())
+    with open_display(piped, wait=False) as plain:
+        assert type(plain) is NotesDisplay
+        plain.start(1, 10)
+        plain.file_done(FileOutcome(Path("a.txt"), "skipped", "not an image"))
+        for _ in range(2):  # 16 workers hit the same 503: one line
+            plain.retry(RetryNotice("POST", "/v1/images", 1, 0.5, status=503, code="overloaded"))
+    assert piped.file.getvalue().count("503 overloaded") == 1  # type: ignore[attr-defined]
+
+    terminal = Console(file=io.StringIO(), force_terminal=True, width=100)
+    with open_display(terminal, wait=False) as bars:
+        assert isinstance(bars, ProgressDisplay)
+        bars.start(1, 10)
+        bars.sent(10)
+        bars.file_done(FileOutcome(Path("a.txt"), "skipped", "not an image"))
+        assert [t.completed for t in bars.progress.tasks] == [10, 1]
+    assert "a.txt: not an image" in terminal.file.getvalue()  # type: ignore[attr-defined]

@@ -27,8 +27,18 @@ def decode(cls: type[T], value: Any) -> T:
 
 
 @functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+def _fields(cls: type) -> tuple[tuple[str, Any, bool], ...]:
+    """A dataclass's (name, type hint, required) for each field, worked out once: the
+    type hints and fields of a model do not change, and each upload decodes one."""
+    hints = typing.get_type_hints(cls)
+    return tuple(
+        (
+            f.name,
+            hints[f.name],
+            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+        )
+        for f in dataclasses.fields(cls)
+    )
 
 
 def _decode(tp: Any, value: Any, where: str) -> Any:
@@ -62,13 +72,12 @@ def _decode(tp: Any, value: Any, where: str) -> Any:
         return {k: _decode(item, v, f"{where}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         _expect(value, dict, where)
-        hints = _hints(tp)
         kwargs = {}
-        for f in dataclasses.fields(tp):
-            if f.name in value:
-                kwargs[f.name] = _decode(hints[f.name], value[f.name], f"{where}.{f.name}")
-            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise DecodeError(f"{where}: missing {f.name!r}")
+        for name, hint, required in _fields(tp):
+            if name in value:
+                kwargs[name] = _decode(hint, value[name], f"{where}.{name}")
+            elif required:
+                raise DecodeError(f"{where}: missing {name!r}")
         return tp(**kwargs)
     if tp is datetime:
         _expect(value, str, where)

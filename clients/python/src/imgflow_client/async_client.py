@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import ssl
 import tempfile
@@ -658,8 +657,9 @@ def _tls_for(base_url: str) -> ssl.SSLContext | bool:
 
 
 def _accepted(response: httpx.Response) -> UploadAccepted:
-    accepted = decode(UploadAccepted, response.json())
-    return dataclasses.replace(accepted, created=response.status_code == 201)
+    # ``created`` is the status, not a member of the body: decoded with it, not replaced
+    # after (one model built per upload, not two).
+    return decode(UploadAccepted, {**response.json(), "created": response.status_code == 201})
 
 
 def _params(**values: Any) -> dict[str, Any]:

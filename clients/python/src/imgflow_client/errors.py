@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:  # annotations only: the command's --help need not load httpx
+    import httpx
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 

@@ -8,6 +8,7 @@ other bytes (422), which a digest cannot produce.
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 CHUNK = 1024 * 1024
@@ -18,12 +19,13 @@ KEY_PREFIX = "sha256-"
 HEAD_BYTES = 32
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
 _AVIF_BRANDS = {b"avif", b"avis"}
+_SHA256_HEX = re.compile("[0-9a-f]{64}")
 
 
 def derive_idempotency_key(sha256_hex: str) -> str:
     """``sha256-<64 hex digits>``: visible ASCII, as the server requires."""
     digest = sha256_hex.lower()
-    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+    if _SHA256_HEX.fullmatch(digest) is None:
         raise ValueError(f"not a SHA-256 hex digest: {sha256_hex!r}")
     return KEY_PREFIX + digest
 

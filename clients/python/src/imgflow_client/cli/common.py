@@ -8,18 +8,16 @@ be used (unreachable, the key refused, over capacity after retries); 130 interru
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import functools
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from uuid import UUID
 
 from rich.console import Console
 
-from imgflow_client.async_client import AsyncClient
 from imgflow_client.cli import config
 from imgflow_client.errors import (
     ApiError,
@@ -28,7 +26,12 @@ from imgflow_client.errors import (
     Unauthorized,
     Unavailable,
 )
-from imgflow_client.retry import RetryNotice, RetryPolicy
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from imgflow_client.async_client import AsyncClient
+    from imgflow_client.retry import RetryNotice, RetryPolicy
 
 EXIT_FAILED, EXIT_USAGE, EXIT_SERVER, EXIT_INTERRUPTED = 1, 2, 3, 130
 T = TypeVar("T")
@@ -40,11 +43,21 @@ err = Console(stderr=True, highlight=False)
 class Context:
     def __init__(self, url: str | None, retries: int, max_wait_s: float) -> None:
         self.settings = config.load(url)
-        self.retry = RetryPolicy(attempts=retries, max_retry_after_s=max_wait_s)
+        self._retries, self._max_wait_s = retries, max_wait_s
+
+    @functools.cached_property
+    def retry(self) -> RetryPolicy:
+        from imgflow_client.retry import RetryPolicy  # imports httpx: not for --help
+
+        return RetryPolicy(attempts=self._retries, max_retry_after_s=self._max_wait_s)
 
     def client(
         self, on_retry: Callable[[RetryNotice], None] | None = None, **options: Any
     ) -> AsyncClient:
+        # Imported here, like asyncio in run_async: `imgflow --help` and `--version` need
+        # neither httpx nor asyncio (~80 ms of start-up CPU).
+        from imgflow_client.async_client import AsyncClient
+
         return AsyncClient(
             self.settings.url,
             self.settings.require_key(),
@@ -52,6 +65,14 @@ class Context:
             on_retry=on_retry or _print_retry,
             **options,
         )
+
+
+def new_table(*headers: str) -> Table:
+    """A rich table, imported when one is drawn: most runs of `upload --json` never do,
+    and rich.table is a good part of the start-up."""
+    from rich.table import Table
+
+    return Table(*headers)
 
 
 def _print_retry(notice: RetryNotice) -> None:
@@ -110,6 +131,8 @@ def handled(func: Callable[..., T]) -> Callable[..., T]:
 
 
 def run_async(work: Coroutine[Any, Any, T]) -> T:
+    import asyncio
+
     return asyncio.run(work)
 
 

@@ -6,17 +6,14 @@ Resolving trashes copies, it does not delete them: `imgflow restore ID` brings o
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 from uuid import UUID
 
 import click
-from rich.table import Table
 
-from imgflow_client.async_client import AsyncClient
 from imgflow_client.cli.common import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -25,6 +22,7 @@ from imgflow_client.cli.common import (
     fail,
     handled,
     jsonable,
+    new_table,
     out,
     run_async,
 )
@@ -35,6 +33,9 @@ from imgflow_client.models import (
     ResolveAnswer,
     SuggestedKeeper,
 )
+
+if TYPE_CHECKING:
+    from imgflow_client.async_client import AsyncClient
 
 # Group views fetched at once for the listing's keeper column.
 VIEW_CONCURRENCY = 8
@@ -71,7 +72,7 @@ def groups(ctx: click.Context, limit: int | None, as_json: bool) -> None:
     if not listed:
         out.print("no duplicate groups")
         return
-    table = Table("group", "members", "version", "suggested keeper", "updated")
+    table = new_table("group", "members", "version", "suggested keeper", "updated")
     for summary, keeper in listed:
         table.add_row(
             str(summary.id),
@@ -86,6 +87,8 @@ def groups(ctx: click.Context, limit: int | None, as_json: bool) -> None:
 async def _keepers(
     client: AsyncClient, summaries: list[DuplicateGroupSummary]
 ) -> list[SuggestedKeeper | None]:
+    import asyncio
+
     slots = asyncio.Semaphore(VIEW_CONCURRENCY)
 
     async def keeper(summary: DuplicateGroupSummary) -> SuggestedKeeper | None:
@@ -120,7 +123,9 @@ def show(obj: Context, group_id: str, as_json: bool) -> None:
         f"updated {view.updated_at.isoformat(timespec='seconds')}"
     )
     number = {m.id: i for i, m in enumerate(view.members, 1)}
-    members = Table("#", "image", "format", "pixels", "bytes", "captured", "exif", "uploaded", "")
+    members = new_table(
+        "#", "image", "format", "pixels", "bytes", "captured", "exif", "uploaded", ""
+    )
     for m in view.members:
         members.add_row(
             str(number[m.id]),
@@ -134,7 +139,7 @@ def show(obj: Context, group_id: str, as_json: bool) -> None:
             "suggested keeper" if m.id == keeper.id else "",
         )
     out.print(members)
-    evidence = Table("pair", "method", "score", "cosine", "view cosine", "phash distance")
+    evidence = new_table("pair", "method", "score", "cosine", "view cosine", "phash distance")
     for e in view.evidence:
         evidence.add_row(
             " ".join(f"#{n}" for n in sorted((number.get(e.a, 0), number.get(e.b, 0)))),

@@ -3,18 +3,14 @@ common.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.table import Table
 
-from imgflow_client.async_client import AsyncClient
 from imgflow_client.cli import config
 from imgflow_client.cli.common import (
     EXIT_FAILED,
@@ -26,17 +22,22 @@ from imgflow_client.cli.common import (
     fail,
     handled,
     jsonable,
+    new_table,
     out,
     run_async,
 )
-from imgflow_client.cli.display import ProgressDisplay, summary_table
 from imgflow_client.cli.groups import groups, restore
-from imgflow_client.cli.outcomes import FileOutcome
 from imgflow_client.cli.scan import MissingPath, collect
-from imgflow_client.cli.state import State
-from imgflow_client.cli.upload_run import RunOptions, UploadRun
 from imgflow_client.errors import ApiError, NotFound
-from imgflow_client.models import STAGES, Image
+from imgflow_client.models import STAGES
+
+# What only running a command needs (httpx, asyncio, SQLite) is imported when it runs:
+# `imgflow --help` and `--version` start in half the CPU.
+if TYPE_CHECKING:
+    from imgflow_client.async_client import AsyncClient
+    from imgflow_client.cli.outcomes import FileOutcome
+    from imgflow_client.cli.upload_run import UploadRun
+    from imgflow_client.models import Image
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -76,6 +77,8 @@ def cli(ctx: click.Context, url: str | None, retries: int, max_wait: float) -> N
 @handled
 def login(obj: Context) -> None:
     """Ask for the API key, check it, and keep it (with the URL) in the config file."""
+    from imgflow_client.async_client import AsyncClient
+
     key = click.prompt("API key", hide_input=True).strip()
     url = obj.settings.url
 
@@ -118,6 +121,10 @@ def upload(
         files = collect(paths, recursive)
     except MissingPath as exc:
         fail(str(exc), EXIT_USAGE)
+    from imgflow_client.cli.display import open_display, summary_table
+    from imgflow_client.cli.state import State
+    from imgflow_client.cli.upload_run import RunOptions, UploadRun
+
     settings = obj.settings
     settings.require_key()
     options = RunOptions(concurrency=concurrency, wait=wait, wait_timeout_s=timeout)
@@ -127,7 +134,7 @@ def upload(
 
     with (
         State(config.state_dir() / "state.sqlite3", settings.account) as state,
-        ProgressDisplay(err, wait) as display,
+        open_display(err, wait) as display,
     ):
         client = obj.client(
             on_retry=display.retry,
@@ -152,6 +159,9 @@ def upload(
 
 async def _interruptible(runner: UploadRun, files: list[Path], client: AsyncClient) -> Any:
     """First Ctrl-C: finish the uploads in progress and stop; second: stop now."""
+    import asyncio
+    import signal
+
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
@@ -196,7 +206,7 @@ def status(obj: Context, image_id: str, as_json: bool) -> None:
     size = f"{image.width}x{image.height}" if image.width else "?"
     out.print(f"[bold]{image.id}[/]  {image.status}  {image.format or '?'} {size}  "
               f"{image.byte_size:,} bytes  sha256 {image.sha256[:16]}…")  # fmt: skip
-    table = Table("stage", "status", "attempts", "error", "finished")
+    table = new_table("stage", "status", "attempts", "error", "finished")
     for name in STAGES:
         stage = image.stages.get(name)
         if stage is not None:
@@ -227,7 +237,7 @@ def list_images(obj: Context, status_: str | None, limit: int | None, as_json: b
 
     async def work() -> None:
         shown = 0
-        table = Table("id", "status", "format", "size", "bytes", "created")
+        table = new_table("id", "status", "format", "size", "bytes", "created")
         async with obj.client() as client:
             async for image in client.images(status=status_, page_size=min(200, limit or 200)):
                 if as_json:
@@ -386,6 +396,8 @@ def duplicates(obj: Context, image_id: str | None, as_json: bool) -> None:
     async def one(client: AsyncClient, target: str) -> Any:
         return await client.duplicates(target)
 
+    import asyncio
+
     async def work() -> list[Any]:
         async with obj.client() as client:
             if image_id:
@@ -404,7 +416,7 @@ def duplicates(obj: Context, image_id: str | None, as_json: bool) -> None:
         for view in views:
             print(json.dumps(jsonable(view)))
         return
-    table = Table("image", "duplicate", "method", "score")
+    table = new_table("image", "duplicate", "method", "score")
     seen: set[frozenset[str]] = set()
     for view in views:
         for d in view.duplicates:
