@@ -425,3 +425,44 @@ def test_bars_only_on_a_terminal_and_one_note_per_kind_of_retry() -> None:
         bars.file_done(FileOutcome(Path("a.txt"), "skipped", "not an image"))
         assert [t.completed for t in bars.progress.tasks] == [10, 1]
     assert "a.txt: not an image" in terminal.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_the_groups_listing_asks_no_group_whose_keeper_it_names() -> None:
+    """`imgflow groups` takes each keeper from the listing; only a summary without one (a
+    server older than that field) costs a request for the group's view."""
+    import asyncio
+
+    from imgflow_client.cli.groups import _keepers
+    from imgflow_client.models import DuplicateGroupSummary, SuggestedKeeper
+
+    named = SuggestedKeeper(id=UUID(int=1), reasons=["most-pixels"])
+    viewed = SuggestedKeeper(id=UUID(int=2), reasons=["largest-file"])
+
+    def summary(n: int, keeper: SuggestedKeeper | None) -> DuplicateGroupSummary:
+        return decode(
+            DuplicateGroupSummary,
+            {
+                "id": str(UUID(int=100 + n)),
+                "url": f"/v1/duplicate-groups/{UUID(int=100 + n)}",
+                "version": 1,
+                "size": 2,
+                "created_at": "2026-12-02T16:00:00Z",
+                "updated_at": "2026-12-02T16:00:00Z",
+                **(
+                    {"suggested_keeper": {"id": str(keeper.id), "reasons": keeper.reasons}}
+                    if keeper
+                    else {}
+                ),
+            },
+        )
+
+    asked: list[UUID] = []
+
+    class Views:
+        async def get_duplicate_group(self, group_id: UUID) -> DuplicateGroupView:
+            asked.append(group_id)
+            return type("View", (), {"suggested_keeper": viewed})()  # type: ignore[return-value]
+
+    keepers = asyncio.run(_keepers(Views(), [summary(1, named), summary(2, None)]))  # type: ignore[arg-type]
+    assert keepers == [named, viewed]
+    assert asked == [UUID(int=102)]

@@ -339,6 +339,9 @@ class DuplicateGroupSummary:
     size: int
     created_at: datetime
     updated_at: datetime
+    # The group view's suggestion; None from a server that lists no keeper (older than
+    # this field) or while every member is being deleted.
+    suggested_keeper: SuggestedKeeper | None = None
 
 
 @dataclass(frozen=True)

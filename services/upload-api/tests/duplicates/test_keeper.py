@@ -75,3 +75,25 @@ def test_identical_facts_fall_back_to_the_earliest_upload_in_any_order() -> None
 
 def test_no_members_no_suggestion() -> None:
     assert suggest_keeper([]) is None
+
+
+def test_a_listed_groups_keeper_comes_from_its_jsonb_facts() -> None:
+    """The listing reads member facts as jsonb (ids and times as strings); the keeper must
+    be the one the detail, with typed rows, suggests."""
+    from imgflow_upload_api.duplicates.service import summary_keeper
+
+    small = {
+        "id": "00000000-0000-0000-0000-000000000001",
+        "width": 100,
+        "height": 100,
+        "format": "JPEG",
+        "byte_size": 1000,
+        "captured_at": "2026-01-01T10:00:00",
+        "has_exif": True,
+        "created_at": "2026-12-02T16:00:00.123456+00:00",
+    }
+    large = {**small, "id": "00000000-0000-0000-0000-000000000002", "width": 200}
+    keeper = summary_keeper([small, large])
+    assert keeper is not None and str(keeper.id) == large["id"]
+    assert keeper.reasons[0] == "most-pixels"
+    assert summary_keeper([]) is None  # every member being deleted

@@ -59,7 +59,8 @@ def groups(ctx: click.Context, limit: int | None, as_json: bool) -> None:
                 summaries.append(summary)
                 if limit is not None and len(summaries) >= limit:
                     break
-            # The listing does not name a keeper: each group's view does.
+            # The listing names each group's keeper; a server older than that field does
+            # not, and only its groups' views are asked.
             keepers = await _keepers(client, summaries)
         return list(zip(summaries, keepers, strict=True))
 
@@ -92,6 +93,8 @@ async def _keepers(
     slots = asyncio.Semaphore(VIEW_CONCURRENCY)
 
     async def keeper(summary: DuplicateGroupSummary) -> SuggestedKeeper | None:
+        if summary.suggested_keeper is not None:
+            return summary.suggested_keeper
         async with slots:
             try:
                 return (await client.get_duplicate_group(summary.id)).suggested_keeper

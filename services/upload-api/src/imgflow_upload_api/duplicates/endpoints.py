@@ -25,7 +25,7 @@ from imgflow_upload_api.duplicates.schemas import (
     ResolveAnswer,
     ResolveRequest,
 )
-from imgflow_upload_api.duplicates.service import group_not_found, group_view
+from imgflow_upload_api.duplicates.service import group_not_found, group_view, summary_keeper
 from imgflow_upload_api.paging import DEFAULT_LIMIT, CursorParam, Limit, Listing, after, page
 from imgflow_upload_api.problems import PROBLEM_RESPONSE, image_not_found
 
@@ -88,7 +88,14 @@ async def list_groups(
         response=response,
     )
     return DuplicateGroupPage(
-        items=[DuplicateGroupSummary(**r, url=f"/v1/duplicate-groups/{r['id']}") for r in shown],
+        items=[
+            DuplicateGroupSummary(
+                **{k: v for k, v in r.items() if k != "candidates"},
+                url=f"/v1/duplicate-groups/{r['id']}",
+                suggested_keeper=summary_keeper(r["candidates"]),
+            )
+            for r in shown
+        ],
         next_cursor=next_cursor,
     )
 

@@ -62,14 +62,29 @@ async def stored_group(conn: asyncpg.Connection, image_id: UUID) -> tuple[UUID |
 _SHOWN = "(SELECT count(*) FROM duplicate_group_members AS c WHERE c.group_id = g.id) >= 2"
 
 
+# A member's facts that choose the keeper (keeper.Candidate), as the detail reads them.
+_HAS_EXIF = """(i.captured_at IS NOT NULL OR i.camera_make IS NOT NULL
+                OR i.camera_model IS NOT NULL OR i.orientation IS NOT NULL)"""
+
+
 async def group_page(
     conn: asyncpg.Connection, tenant_id: UUID, after: tuple[datetime, UUID] | None, limit: int
 ) -> list[dict[str, Any]]:
-    """Up to ``limit`` of the tenant's groups, latest change first, after the position."""
+    """Up to ``limit`` of the tenant's groups, latest change first, after the position,
+    each with its shown members' keeper facts (``candidates``), the same members and
+    order as ``fetch_group_detail`` so the list suggests the keeper the detail does."""
     rows = await conn.fetch(
         f"""SELECT g.id, g.version, g.created_at, g.updated_at,
                    (SELECT count(*) FROM duplicate_group_members AS c
-                     WHERE c.group_id = g.id) AS size
+                     WHERE c.group_id = g.id) AS size,
+                   (SELECT coalesce(jsonb_agg(to_jsonb(f) ORDER BY f.created_at, f.id), '[]')
+                      FROM (SELECT i.id, i.width, i.height, i.format, i.byte_size,
+                                   i.captured_at, {_HAS_EXIF} AS has_exif, i.created_at
+                              FROM duplicate_group_members AS m
+                              JOIN images AS i ON i.id = m.image_id
+                             WHERE m.group_id = g.id AND i.deleting_since IS NULL
+                             ORDER BY i.created_at, i.id
+                             LIMIT $5) AS f) AS candidates
               FROM duplicate_groups AS g
              WHERE g.tenant_id = $1 AND {_SHOWN}
                AND ($2::timestamptz IS NULL OR (g.updated_at, g.id) < ($2, $3::uuid))
@@ -79,6 +94,7 @@ async def group_page(
         after[0] if after else None,
         after[1] if after else None,
         limit,
+        MAX_GROUP,
     )
     return [dict(r) for r in rows]
 
@@ -96,10 +112,8 @@ async def fetch_group_detail(
     if group is None:
         return None
     members = await conn.fetch(
-        """SELECT i.id, i.created_at, i.content_type, i.byte_size, i.format, i.width,
-                  i.height, i.captured_at,
-                  (i.captured_at IS NOT NULL OR i.camera_make IS NOT NULL
-                   OR i.camera_model IS NOT NULL OR i.orientation IS NOT NULL) AS has_exif,
+        f"""SELECT i.id, i.created_at, i.content_type, i.byte_size, i.format, i.width,
+                  i.height, i.captured_at, {_HAS_EXIF} AS has_exif,
                   coalesce((SELECT jsonb_agg(r.size ORDER BY r.size) FROM renditions AS r
                              WHERE r.image_id = i.id), '[]') AS rendition_sizes
              FROM duplicate_group_members AS m JOIN images AS i ON i.id = m.image_id

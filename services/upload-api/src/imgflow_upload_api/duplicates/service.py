@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from imgflow_upload_api.duplicates.keeper import Candidate, suggest_keeper
 from imgflow_upload_api.duplicates.schemas import (
@@ -28,23 +30,40 @@ def _member(m: dict[str, Any]) -> GroupMember:
     )
 
 
+def _candidate(m: dict[str, Any]) -> Candidate:
+    return Candidate(
+        id=m["id"],
+        width=m["width"],
+        height=m["height"],
+        format=m["format"],
+        byte_size=m["byte_size"],
+        captured_at=m["captured_at"],
+        has_exif=m["has_exif"],
+        created_at=m["created_at"],
+    )
+
+
+def _from_json(m: dict[str, Any]) -> dict[str, Any]:
+    """A member's facts as the listing's jsonb has them: ids and times as strings."""
+    captured = m["captured_at"]
+    return {
+        **m,
+        "id": UUID(m["id"]),
+        "captured_at": datetime.fromisoformat(captured) if captured else None,
+        "created_at": datetime.fromisoformat(m["created_at"]),
+    }
+
+
+def summary_keeper(candidates: list[dict[str, Any]]) -> SuggestedKeeper | None:
+    """The keeper a listed group's detail suggests, from the listing's member facts; None
+    when every member is being deleted (the group is about to be regrouped)."""
+    keeper = suggest_keeper([_candidate(_from_json(m)) for m in candidates])
+    return None if keeper is None else SuggestedKeeper(id=keeper.id, reasons=list(keeper.reasons))
+
+
 def group_view(detail: dict[str, Any]) -> DuplicateGroupView:
     members = detail["members"]
-    keeper = suggest_keeper(
-        [
-            Candidate(
-                id=m["id"],
-                width=m["width"],
-                height=m["height"],
-                format=m["format"],
-                byte_size=m["byte_size"],
-                captured_at=m["captured_at"],
-                has_exif=m["has_exif"],
-                created_at=m["created_at"],
-            )
-            for m in members
-        ]
-    )
+    keeper = suggest_keeper([_candidate(m) for m in members])
     assert keeper is not None  # a shown group has two members or more
     return DuplicateGroupView(
         id=detail["id"],
