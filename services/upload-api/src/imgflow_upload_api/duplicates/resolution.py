@@ -58,7 +58,9 @@ async def resolve(
         done = await repository.stored_resolution(conn, tenant_id, group_id, request.version)
         if done is not None:
             if done[0] != asked:  # another decision was made on that version
-                raise _changed(group_id, None)
+                current = await repository.lock_group(conn, tenant_id, group_id)
+                # the version to read it at, or None: that decision removed the group
+                raise _changed(group_id, current[0] if current else None)
             return ResolveAnswer.model_validate(done[1])
         group = await repository.lock_group(conn, tenant_id, group_id)
         if group is None:
