@@ -126,6 +126,35 @@ def test_trashing_a_copy_takes_it_out_of_listings_and_the_group_at_once(group: G
     assert other.json()["current_version"] >= answer["version"]
 
 
+def test_a_member_whose_delete_was_cut_short_is_hidden_from_its_group(
+    group: Group, database_url: str
+) -> None:
+    """A delete cut short (S3 or PostgreSQL lost midway) leaves the image marked, hidden
+    until the sweeper finishes it: its group must not show or count it, nor list a group
+    it leaves with fewer than two members (which would have no keeper to suggest)."""
+    view = group.view()
+    keeper, other, cut_short = group.ids[0], group.ids[1], group.ids[2]
+    mark = "UPDATE images SET deleting_since = now() WHERE id = ANY($1::uuid[])"
+    try:
+        query(database_url, mark, [cut_short])
+        [summary] = group.client.get("/v1/duplicate-groups").json()["items"]
+        detail = group.client.get(summary["url"]).json()
+        assert summary["size"] == len(detail["members"]) == len(view["members"]) - 1
+        assert cut_short not in {m["id"] for m in detail["members"]}
+        assert summary["suggested_keeper"] == detail["suggested_keeper"]
+        assert detail["suggested_keeper"]["id"] == keeper
+
+        query(database_url, mark, [other] + [i for i in group.ids[3:]])
+        assert group.client.get("/v1/duplicate-groups").json()["items"] == []
+        assert group.client.get(summary["url"]).status_code == 404
+    finally:
+        query(
+            database_url,
+            "UPDATE images SET deleting_since = NULL WHERE id = ANY($1::uuid[])",
+            group.ids,
+        )
+
+
 def test_a_stale_version_is_a_409_and_changes_nothing(group: Group) -> None:
     view = group.view()
     response = group.resolve(view["id"], version=view["version"] + 1, trash=[group.ids[1]])

@@ -340,7 +340,7 @@ class DuplicateGroupSummary:
     created_at: datetime
     updated_at: datetime
     # The group view's suggestion; None from a server that lists no keeper (older than
-    # this field) or while every member is being deleted.
+    # this field).
     suggested_keeper: SuggestedKeeper | None = None
 
 

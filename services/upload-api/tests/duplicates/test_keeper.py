@@ -96,4 +96,3 @@ def test_a_listed_groups_keeper_comes_from_its_jsonb_facts() -> None:
     keeper = summary_keeper([small, large])
     assert keeper is not None and str(keeper.id) == large["id"]
     assert keeper.reasons[0] == "most-pixels"
-    assert summary_keeper([]) is None  # every member being deleted

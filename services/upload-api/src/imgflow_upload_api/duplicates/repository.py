@@ -58,8 +58,14 @@ async def stored_group(conn: asyncpg.Connection, image_id: UUID) -> tuple[UUID |
     return (rows[0]["group_id"] if rows else None), [r["image_id"] for r in rows]
 
 
-# Groups a deletion left with one member wait to be regrouped (retired): not shown.
-_SHOWN = "(SELECT count(*) FROM duplicate_group_members AS c WHERE c.group_id = g.id) >= 2"
+# A group's members a client sees: an image being deleted (a delete cut short, finished
+# later by the sweeper) is hidden everywhere, here too.
+_VISIBLE_COUNT = """(SELECT count(*) FROM duplicate_group_members AS c
+                       JOIN images AS v ON v.id = c.image_id
+                      WHERE c.group_id = g.id AND v.deleting_since IS NULL)"""
+# Groups a deletion left with fewer than two visible members wait to be regrouped
+# (retired): not shown, so a shown group always has a keeper to suggest.
+_SHOWN = f"{_VISIBLE_COUNT} >= 2"
 
 
 # A member's facts that choose the keeper (keeper.Candidate), as the detail reads them.
@@ -75,8 +81,7 @@ async def group_page(
     order as ``fetch_group_detail`` so the list suggests the keeper the detail does."""
     rows = await conn.fetch(
         f"""SELECT g.id, g.version, g.created_at, g.updated_at,
-                   (SELECT count(*) FROM duplicate_group_members AS c
-                     WHERE c.group_id = g.id) AS size,
+                   {_VISIBLE_COUNT} AS size,
                    (SELECT coalesce(jsonb_agg(to_jsonb(f) ORDER BY f.created_at, f.id), '[]')
                       FROM (SELECT i.id, i.width, i.height, i.format, i.byte_size,
                                    i.captured_at, {_HAS_EXIF} AS has_exif, i.created_at

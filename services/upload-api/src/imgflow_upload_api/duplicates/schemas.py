@@ -101,9 +101,8 @@ class DuplicateGroupSummary(BaseModel):
     size: int  # members
     created_at: datetime
     updated_at: datetime
-    # The detail's suggestion, so a listing needs no request per group; null only while
-    # every member is being deleted.
-    suggested_keeper: SuggestedKeeper | None
+    # The detail's suggestion, so a listing needs no request per group.
+    suggested_keeper: SuggestedKeeper
 
 
 class DuplicateGroupPage(BaseModel):

@@ -54,11 +54,11 @@ def _from_json(m: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def summary_keeper(candidates: list[dict[str, Any]]) -> SuggestedKeeper | None:
-    """The keeper a listed group's detail suggests, from the listing's member facts; None
-    when every member is being deleted (the group is about to be regrouped)."""
+def summary_keeper(candidates: list[dict[str, Any]]) -> SuggestedKeeper:
+    """The keeper a listed group's detail suggests, from the listing's member facts."""
     keeper = suggest_keeper([_candidate(_from_json(m)) for m in candidates])
-    return None if keeper is None else SuggestedKeeper(id=keeper.id, reasons=list(keeper.reasons))
+    assert keeper is not None  # a shown group has two visible members or more
+    return SuggestedKeeper(id=keeper.id, reasons=list(keeper.reasons))
 
 
 def group_view(detail: dict[str, Any]) -> DuplicateGroupView:
