@@ -105,8 +105,7 @@ def measure(images: int, rounds: int, concurrency: int, quick: bool) -> tuple[li
                 keyed = _folder(work / f"keyed-{number}", base, 3 * number + 1, images)
                 ours = _folder(work / f"cli-{number}", base, 3 * number + 2, images)
                 script = _folder(work / f"script-{number}", base, 50 + number, images)
-                # The smoke test's quick run keeps its three phases (tests/test_bench_smoke.py).
-                order = ["bare", "keyed", "cli"] if quick else ["bare", "keyed", "script", "cli"]
+                order = ["bare", "keyed", "script", "cli"]
                 if number % 2:
                     order.reverse()
                 for who in order:
@@ -315,7 +314,7 @@ def to_suite(phases: list[Phase], startup: Startup, images: int, concurrency: in
             "CPU ms",
         ),
     ]
-    if script:  # not in the quick run
+    if script:
         measurements += [
             Measurement(
                 f"bare httpx script with Idempotency-Key, own process: {what}",
