@@ -255,6 +255,9 @@ def to_suite(phases: list[Phase], startup: Startup, images: int, concurrency: in
     def rate(ps: list[Phase]) -> float:
         return sum(p.ok for p in ps) / sum(p.wall_s for p in ps)
 
+    def cpu_ms_per_upload(ps: list[Phase]) -> float:
+        return sum(p.cpu_s for p in ps) / sum(p.ok for p in ps) * 1000
+
     inner_rate = sum(p.ok for p in ours) / sum(p.inner_s or p.wall_s for p in ours)
     what = f"{images} uploads of ~100 KB, {concurrency} at once"
     cpu_per = [p.cpu_s / p.ok * 1000 for p in ours]
@@ -290,7 +293,7 @@ def to_suite(phases: list[Phase], startup: Startup, images: int, concurrency: in
         ),
         Measurement(
             "bare httpx loop: client CPU per upload",
-            sum(p.cpu_s for p in bare) / sum(p.ok for p in bare) * 1000,
+            cpu_ms_per_upload(bare),
             "CPU ms",
         ),
         Measurement(
@@ -313,30 +316,27 @@ def to_suite(phases: list[Phase], startup: Startup, images: int, concurrency: in
             startup.uncached_s * 1000,
             "CPU ms",
         ),
+        Measurement(
+            f"bare httpx script with Idempotency-Key, own process: {what}",
+            rate(script),
+            "uploads/s",
+            baseline=f"bare httpx loop: {what}",
+            lower_is_better=False,
+        ),
+        Measurement(
+            f"imgflow upload vs the keyed script (both whole processes): {what}",
+            rate(ours),
+            "uploads/s",
+            baseline=f"bare httpx script with Idempotency-Key, own process: {what}",
+            lower_is_better=False,
+        ),
+        Measurement(
+            "bare httpx script with Idempotency-Key: CPU per upload (with start-up)",
+            cpu_ms_per_upload(script),
+            "CPU ms",
+            baseline="bare httpx loop: client CPU per upload",
+        ),
     ]
-    if script:
-        measurements += [
-            Measurement(
-                f"bare httpx script with Idempotency-Key, own process: {what}",
-                rate(script),
-                "uploads/s",
-                baseline=f"bare httpx loop: {what}",
-                lower_is_better=False,
-            ),
-            Measurement(
-                f"imgflow upload vs the keyed script (both whole processes): {what}",
-                rate(ours),
-                "uploads/s",
-                baseline=f"bare httpx script with Idempotency-Key, own process: {what}",
-                lower_is_better=False,
-            ),
-            Measurement(
-                "bare httpx script with Idempotency-Key: CPU per upload (with start-up)",
-                sum(p.cpu_s for p in script) / sum(p.ok for p in script) * 1000,
-                "CPU ms",
-                baseline="bare httpx loop: client CPU per upload",
-            ),
-        ]
     table = Table(
         "each phase, in the order run",
         ["who", "uploads 201", "wall s", "uploads/s", "client CPU s", "CPU ms/upload"],
