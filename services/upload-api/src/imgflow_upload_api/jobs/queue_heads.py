@@ -51,7 +51,8 @@ def read_queue_heads(
         if raw is None:
             continue  # empty: nothing is in line, the deadline alone decides
         job = job_in_message(raw)
-        if job is None or job.stage is not stage:
+        head = job.image_id if job is not None and job.stage is stage else None
+        if head is None:
             log.warning("the oldest message in queue %s is not a %s job", queues[stage], stage)
-        heads.append(QueueHead(stage, job.image_id if job and job.stage is stage else None))
+        heads.append(QueueHead(stage, head))
     return heads
