@@ -7,6 +7,7 @@ model itself is tested in services/deduper/tests, and end to end in test_dedupe_
 from __future__ import annotations
 
 import asyncio
+import random
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -18,7 +19,12 @@ import pytest
 
 from imgflow_deduper.checks import CheckPolicy, check_image, recheck_late_phashes
 from imgflow_deduper.decision import Thresholds
-from imgflow_deduper.repository import EmbeddingSpace, SearchLimits, nearest_sql
+from imgflow_deduper.repository import (
+    EmbeddingSpace,
+    SearchLimits,
+    nearest_sql,
+    phash_nearest_sql,
+)
 from imgflow_localstack.system import LocalSystem
 from imgflow_runtime.db.tenants import DEFAULT_TENANT_ID
 
@@ -240,3 +246,70 @@ def test_the_nearest_neighbour_search_uses_the_hnsw_index(db: Callable[..., Any]
         return "\n".join(r[0] for r in rows)
 
     assert "image_embeddings_efficientnet_lite0_hnsw" in db(plan)
+
+
+def test_the_phash_search_can_use_its_hnsw_index(db: Callable[..., Any]) -> None:
+    """Its ORDER BY matches the index (a small tenant is cheaper sorted, so the planner is
+    kept from sorting here; a large one is searched by the index on its own)."""
+
+    async def plan(conn: asyncpg.Connection) -> str:
+        async with conn.transaction():
+            await conn.execute(
+                "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;"
+                " SET LOCAL enable_sort = off"
+            )
+            # $3 (the vector) belongs to the whole search; typed here so it can be sent.
+            rows = await conn.fetch(
+                f"EXPLAIN WITH vector AS (SELECT $3::text) {phash_nearest_sql()}",
+                uuid4(),
+                DEFAULT_TENANT_ID,
+                None,
+                20,
+                0x0F0F,
+                20,
+            )
+        return "\n".join(r[0] for r in rows)
+
+    assert "images_phash_hnsw" in db(plan)
+
+
+def _flip(value: int, bits: int, rng: random.Random) -> int:
+    """``value`` (a signed int64) with ``bits`` of its 64 bits flipped at random."""
+    mask = sum(1 << b for b in rng.sample(range(64), bits))
+    flipped = (value & (2**64 - 1)) ^ mask
+    return flipped - 2**64 if flipped >= 2**63 else flipped
+
+
+def test_a_near_phash_is_found_behind_many_within_the_distance(db: Callable[..., Any]) -> None:
+    """A large tenant holds many unrelated hashes within the search distance: a near copy
+    stored after them must still be a candidate (the search takes the nearest, not the
+    first it meets)."""
+    rng = random.Random(16)
+    tenant = uuid4()
+    target = -0x3A5F_0C1E_9D2B_7744
+
+    async def populate(conn: asyncpg.Connection) -> tuple[UUID, UUID]:
+        await conn.execute("INSERT INTO tenants (id, name) VALUES ($1, $2)", tenant, str(tenant))
+        # Stored first, 15 x the candidates: 12-19 bits away (within the search's 20, past
+        # the decision's 8), what a scan meets before the copy (however the rows land in
+        # the table's free space, the copy is rarely among the first 20 of 301).
+        hashes = [_flip(target, rng.randint(12, 19), rng) for _ in range(15 * 20)]
+        copy_hash = _flip(target, 3, rng)
+        ids = [uuid4() for _ in range(len(hashes) + 2)]
+        await conn.executemany(
+            """INSERT INTO images (id, tenant_id, object_key, content_type, byte_size,
+                                   sha256, phash)
+               VALUES ($1, $2, $3, 'image/jpeg', 1000, $4, $5)""",
+            [
+                (image_id, tenant, f"originals/{image_id}", secrets.token_hex(32), phash)
+                for image_id, phash in zip(ids, [*hashes, copy_hash, target], strict=True)
+            ],
+        )
+        return ids[-2], ids[-1]
+
+    copy, subject = db(populate)
+
+    db(check_image, subject, random_vector(), POLICY)
+
+    pair = pairs_of(db, subject)[copy]
+    assert (pair["method"], pair["phash_distance"]) == ("phash", 3)

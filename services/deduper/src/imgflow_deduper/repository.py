@@ -162,6 +162,24 @@ def nearest_sql(space: EmbeddingSpace) -> str:
                 LIMIT $4"""
 
 
+def phash_nearest_sql() -> str:
+    """Of the $4 images of tenant $2 nearest to pHash $5 (Hamming distance, HNSW), but not
+    image $1, those within $6 bits.
+
+    Nearest first, not the first met: in a large tenant many unrelated hashes lie within
+    the distance, and a scan that stops at $4 of them misses a near copy (migration 0014).
+    The ORDER BY expression must match that migration's index, or PostgreSQL scans every
+    image of the tenant.
+    """
+    return """SELECT n.id FROM (
+                  SELECT o.id, o.phash FROM images AS o
+                   WHERE $5::bigint IS NOT NULL AND o.phash IS NOT NULL AND o.id <> $1
+                     AND o.tenant_id = $2
+                   ORDER BY o.phash::bit(64) <~> $5::bigint::bit(64)
+                   LIMIT $4) AS n
+               WHERE bit_count((n.phash # $5::bigint)::bit(64)) <= $6"""
+
+
 async def find_candidates(
     conn: asyncpg.Connection,
     subject: Subject,
@@ -171,14 +189,7 @@ async def find_candidates(
     with_phash: bool,
 ) -> list[Candidate]:
     other_phash = "o.phash" if with_phash else "NULL::bigint"
-    by_phash = (
-        """SELECT o.id FROM images AS o
-             WHERE $5::bigint IS NOT NULL AND o.phash IS NOT NULL AND o.id <> $1
-               AND o.tenant_id = $2 AND bit_count((o.phash # $5::bigint)::bit(64)) <= $6
-             LIMIT $4"""
-        if with_phash
-        else "SELECT NULL::uuid AS id WHERE false"
-    )
+    by_phash = phash_nearest_sql() if with_phash else "SELECT NULL::uuid AS id WHERE false"
     sql = f"""
         WITH by_vector AS ({nearest_sql(space)}), by_bytes AS (
             SELECT o.id FROM images AS o JOIN images AS me ON me.id = $1
@@ -213,8 +224,8 @@ async def find_candidates(
           LEFT JOIN image_embeddings AS e ON e.image_id = o.id AND e.model = '{space.model}'
     """
     async with conn.transaction():
-        # Local to this transaction: how wide HNSW looks, and keep looking when the
-        # tenant filter removes rows (pgvector >= 0.8).
+        # Local to this transaction: how wide HNSW looks (the vector and the pHash index
+        # alike), and keep looking when the tenant filter removes rows (pgvector >= 0.8).
         await conn.execute(
             "SELECT set_config('hnsw.ef_search', $1, true),"
             " set_config('hnsw.iterative_scan', 'relaxed_order', true)",
