@@ -5,9 +5,10 @@ MD5 (Content-MD5) over HTTPS. The API has the upload's SHA-256 from receiving it
 sends it as ``x-amz-checksum-sha256`` besides, so hashing the same 4 MB again is pure
 cost: ~2 ms of CPU per 12 MP photo over HTTP, more with MD5 over HTTPS (profiled in the
 README's issue 16 section). A request that carries ``x-amz-content-sha256`` is signed with
-that value instead, as SigV4 allows; the server still checks the body against it (and the
-checksum header), so a wrong digest is refused, not stored. Every other request is built
-exactly as minio-py builds it.
+that value instead, as SigV4 allows. MinIO and AWS check the body against it; every
+server the project runs checks the ``x-amz-checksum-sha256`` sent with it (SeaweedFS
+checks only that one), so a wrong digest is refused, not stored. Every other request is
+built exactly as minio-py builds it.
 
 This overrides one private method (``Minio._build_headers``, minio 7.2): there is no
 public way to pass a known digest. ``tests/test_s3_client.py`` pins its behaviour, so a
