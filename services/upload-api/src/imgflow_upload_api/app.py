@@ -29,6 +29,7 @@ from imgflow_upload_api.duplicates import endpoints as duplicates
 from imgflow_upload_api.events import endpoints as events
 from imgflow_upload_api.events.hub import EventHub
 from imgflow_upload_api.images import endpoints as images
+from imgflow_upload_api.jobs.broker import BrokerPublisher
 from imgflow_upload_api.jobs.relay import OutboxRelay
 from imgflow_upload_api.openapi import install_contract, operation_id
 from imgflow_upload_api.ops import endpoints as ops
@@ -67,8 +68,10 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
         )
         store = ObjectStore.from_settings(settings)
         await asyncio.to_thread(store.ensure_bucket)
+        # Celery builds the job messages; they are sent from the loop (jobs/broker.py).
         producer = make_producer_app(settings)
-        relay = OutboxRelay(pool, producer, settings.outbox_relay_interval_s)
+        publisher = BrokerPublisher.connect(producer, settings.broker_url)
+        relay = OutboxRelay(pool, publisher, settings.outbox_relay_interval_s)
         broker = redis.Redis.from_url(
             settings.broker_url, socket_timeout=2, socket_connect_timeout=2
         )
@@ -76,7 +79,6 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
             settings,
             pool,
             store,
-            producer,
             broker,
             relay,
             metrics,
@@ -107,6 +109,7 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
             await resources.event_hub.stop()
             await pool.close()
             broker.close()
+            await publisher.close()
             producer.close()
             if configure_process:
                 # uvicorn ends by re-raising the SIGTERM it caught, which skips atexit

@@ -10,7 +10,6 @@ from uuid import UUID
 
 import asyncpg
 import redis
-from celery import Celery
 from fastapi import Request
 
 from imgflow_contracts.queues import Stage
@@ -29,7 +28,6 @@ class Resources:
     settings: ApiSettings
     pool: asyncpg.Pool
     store: ObjectStore
-    producer: Celery
     broker: redis.Redis
     relay: OutboxRelay
     metrics: ApiMetrics
