@@ -40,6 +40,7 @@ from imgflow_upload_api.settings import ApiSettings
 from imgflow_upload_api.uploads import endpoints as uploads
 from imgflow_upload_api.uploads.backpressure import Backpressure
 from imgflow_upload_api.uploads.presigned import endpoints as presigned
+from imgflow_upload_api.uploads.s3_writer import S3Writer
 from imgflow_upload_api.webhooks import endpoints as webhooks
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
         )
         store = ObjectStore.from_settings(settings)
         await asyncio.to_thread(store.ensure_bucket)
+        s3_writer = S3Writer.from_settings(settings)
         # Celery builds the job messages; they are sent from the loop (jobs/broker.py).
         producer = make_producer_app(settings)
         publisher = BrokerPublisher.connect(producer, settings.broker_url)
@@ -79,6 +81,7 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
             settings,
             pool,
             store,
+            s3_writer,
             broker,
             relay,
             metrics,
@@ -110,6 +113,7 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
             await pool.close()
             broker.close()
             await publisher.close()
+            await s3_writer.close()
             producer.close()
             if configure_process:
                 # uvicorn ends by re-raising the SIGTERM it caught, which skips atexit

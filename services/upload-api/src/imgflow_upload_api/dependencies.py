@@ -21,6 +21,7 @@ from imgflow_upload_api.ops.metrics import ApiMetrics
 from imgflow_upload_api.problems import Problem
 from imgflow_upload_api.settings import ApiSettings
 from imgflow_upload_api.uploads.backpressure import Backpressure
+from imgflow_upload_api.uploads.s3_writer import S3Writer
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Resources:
     settings: ApiSettings
     pool: asyncpg.Pool
     store: ObjectStore
+    s3_writer: S3Writer  # the upload path's PUT, on the event loop
     broker: redis.Redis
     relay: OutboxRelay
     metrics: ApiMetrics

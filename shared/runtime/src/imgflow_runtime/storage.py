@@ -23,7 +23,6 @@ from minio.error import S3Error
 from minio.helpers import MAX_PART_SIZE, MIN_PART_SIZE
 
 from imgflow_contracts.settings import CommonSettings
-from imgflow_runtime.s3_client import PAYLOAD_SHA256, KnownDigestMinio
 
 # Multipart part size for uploads of unknown length; S3 needs at least 5 MiB.
 _PART_SIZE = 16 * 1024 * 1024
@@ -74,7 +73,7 @@ class ObjectStore:
             ),
             maxsize=settings.s3_max_connections,
         )
-        client = KnownDigestMinio(
+        client = Minio(
             settings.s3_endpoint,
             access_key=settings.s3_access_key,
             secret_key=settings.s3_secret_key.get_secret_value(),
@@ -102,8 +101,8 @@ class ObjectStore:
     ) -> None:
         """``sha256`` (hex) of the bytes, when known: the server checks it (a mismatch is
         refused, S3Error BadDigest) and keeps it for ``checksum`` to report, so readers
-        can trust the stored bytes without hashing them again. The request is signed with
-        it too, so the client does not hash the bytes again (s3_client.py)."""
+        can trust the stored bytes without hashing them again. (The API's uploads take
+        imgflow_upload_api.uploads.s3_writer instead, which also signs with the digest.)"""
         part_size = _PART_SIZE if length < 0 else 0
         metadata: dict[str, str] | None = None
         if sha256 is not None and 0 <= length <= MAX_PART_SIZE:
@@ -114,7 +113,6 @@ class ObjectStore:
                 _CHECKSUM: base64.b64encode(bytes.fromhex(sha256)).decode(),
                 # Some servers verify the value only when the algorithm is named too.
                 "x-amz-sdk-checksum-algorithm": "SHA256",
-                PAYLOAD_SHA256: sha256,
             }
         self.client.put_object(
             self.bucket,

@@ -136,9 +136,7 @@ async def _accept_upload(
 
         async def store(key: str) -> None:
             # With the digest, S3 verifies the bytes and keeps it: the hasher need not re-read.
-            await asyncio.to_thread(
-                res.store.put_stream, key, body.rewound(), body.size, fmt.content_type, body.sha256
-            )
+            await res.s3_writer.put(key, body.rewound(), body.size, fmt.content_type, body.sha256)
 
         return await record_upload(res, facts, idempotency_key, store)
     finally:
