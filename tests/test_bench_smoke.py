@@ -169,7 +169,7 @@ def test_api_suite_measures_both_servers_and_the_event_loop(tmp_path: Path) -> N
     for row in runs["rows"]:
         assert row[column["max lag ms since start"]] > 0, "the server's loop-lag probe ran"
         assert row[column["idle process: lag p99 ms"]] > 0, "the idle reference probe ran"
-    assert len(pieces["rows"]) == 6 and all(row[1] > 0 for row in pieces["rows"])
+    assert len(pieces["rows"]) == 7 and all(row[1] > 0 for row in pieces["rows"])
 
 
 def test_client_suite_compares_the_command_with_a_bare_httpx_loop(tmp_path: Path) -> None:
