@@ -12,11 +12,13 @@ import io
 import os
 import secrets
 import tempfile
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import BinaryIO, TypeVar
 
 import aiohttp
 import pytest
+from minio.credentials import Credentials
 
 from imgflow_contracts.settings import CommonSettings
 from imgflow_localstack.ports import free_port
@@ -160,3 +162,41 @@ def test_a_dropped_connection_is_retried_and_the_bytes_land(
         assert store.get_bytes(key) == data
     finally:
         store.delete(key)
+
+
+def test_an_s3_that_stops_reading_times_out(settings: CommonSettings) -> None:
+    """A server that accepts the connection and never reads: once the socket buffers are
+    full the send waits, and the attempt's bound ends it."""
+    data = os.urandom(32 * 1024 * 1024)  # more than loopback's socket buffers hold
+
+    async def run() -> None:
+        held: list[asyncio.StreamWriter] = []
+
+        async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            held.append(writer)  # never read, never answered
+
+        server = await asyncio.start_server(hold, "127.0.0.1", 0)
+        endpoint = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        # 600 s to wait for an answer, but the whole attempt bounded at ~1 s.
+        writer = S3Writer(
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(sock_connect=5, sock_read=600)),
+            endpoint,
+            secure=False,
+            bucket=settings.s3_bucket,
+            region=settings.s3_region,
+            credentials=Credentials("access", "secret"),
+            read_timeout_s=0.5,
+            slowest_bytes_per_s=64 * 1024 * 1024,
+        )
+        try:
+            with pytest.raises(TimeoutError):
+                await writer.put(_key(), io.BytesIO(data), len(data), "image/jpeg", "0" * 64)
+        finally:
+            await writer.close()
+            for held_writer in held:
+                held_writer.close()
+            server.close()
+
+    started = time.monotonic()
+    asyncio.run(run())
+    assert time.monotonic() - started < 30

@@ -41,6 +41,11 @@ CHUNK_BYTES = 1024 * 1024
 # dropped connection or a 5xx, the first at once, then after a short pause.
 RETRY_PAUSES_S = (0.0, 0.2)
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
+# aiohttp bounds connecting and each wait for the answer, not the sending: an S3 that
+# stops reading would hold the upload forever (minio's socket timeout covered sends).
+# So each attempt is bounded as a whole: the read timeout, plus the body at this rate,
+# far below any link between an API and its S3.
+SLOWEST_BYTES_PER_S = 1024 * 1024
 
 
 class S3PutError(Exception):
@@ -61,8 +66,12 @@ class S3Writer:
         bucket: str,
         region: str,
         credentials: Credentials,
+        read_timeout_s: float = 60.0,
+        slowest_bytes_per_s: float = SLOWEST_BYTES_PER_S,
     ) -> None:
         self._session = session
+        self._read_timeout_s = read_timeout_s
+        self._slowest_bytes_per_s = slowest_bytes_per_s
         self._base = f"{'https' if secure else 'http'}://{endpoint}/{quote(bucket)}/"
         self._host = endpoint
         self._region = region
@@ -88,14 +97,15 @@ class S3Writer:
             settings.s3_bucket,
             settings.s3_region,
             credentials,
+            read_timeout_s=settings.s3_read_timeout_s,
         )
 
     async def put(
         self, key: str, stream: BinaryIO, length: int, content_type: str, sha256: str
     ) -> None:
         """Store ``length`` bytes of ``stream`` (read from its start, again on a retry) under
-        ``key``; raises S3PutError when S3 refuses, aiohttp.ClientError or TimeoutError
-        when it cannot be reached."""
+        ``key``; raises S3PutError when S3 refuses, aiohttp.ClientError when it cannot be
+        reached, TimeoutError when an attempt outlasts its bound (SLOWEST_BYTES_PER_S)."""
         url = self._base + quote(key, safe="/~")
         for attempt, pause_s in enumerate((*RETRY_PAUSES_S, None)):
             try:
@@ -137,7 +147,14 @@ class S3Writer:
                 raise ValueError(f"the body is {len(body)} bytes, not {length}")
         else:
             body = _chunks(stream, length)
-        async with self._session.put(URL(url, encoded=True), data=body, headers=headers) as reply:
+        bound = aiohttp.ClientTimeout(
+            total=self._read_timeout_s + length / self._slowest_bytes_per_s,
+            sock_connect=self._session.timeout.sock_connect,
+            sock_read=self._session.timeout.sock_read,
+        )
+        async with self._session.put(
+            URL(url, encoded=True), data=body, headers=headers, timeout=bound
+        ) as reply:
             if reply.status < 300:
                 await reply.read()  # the connection goes back to the pool for reuse
                 return
