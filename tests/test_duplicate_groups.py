@@ -19,6 +19,7 @@ import numpy as np
 from imgflow_deduper.checks import check_image
 from imgflow_runtime.db.duplicate_groups import regroup_dirty
 from imgflow_runtime.db.tenants import DEFAULT_TENANT_ID
+from imgflow_runtime.grouping import Pair, Rule, group
 from tests.test_dedupe_repository import POLICY, db, near, random_vector  # noqa: F401
 
 Db = Callable[..., Any]
@@ -238,3 +239,77 @@ def test_the_groups_do_not_depend_on_the_order_of_checks(db: Db) -> None:  # noq
     assert len(outcomes[0]) == 2, outcomes[0]
     for g in outcomes[0]:
         assert not ({"u0", "u1"} & g and {"w0", "w1"} & g), g
+
+
+def _member_rows(db: Db, images: list[UUID]) -> dict[UUID, tuple[UUID, str]]:  # noqa: F811
+    """Each image's member row: its group and the row version PostgreSQL wrote (xmin)."""
+
+    async def fetch(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await conn.fetch(
+            """SELECT image_id, group_id, xmin::text AS written FROM duplicate_group_members
+                WHERE image_id = ANY($1::uuid[])""",
+            images,
+        )
+
+    return {r["image_id"]: (r["group_id"], r["written"]) for r in db(fetch)}
+
+
+def test_a_member_joining_rewrites_only_its_own_row(db: Db) -> None:  # noqa: F811
+    v = random_vector()
+    images = [new_image(db) for _ in range(6)]
+    for image, cos in zip(images[:5], (1.0, 0.99, 0.98, 0.97, 0.96), strict=True):
+        db(check_image, image, near(v, cos) if cos < 1 else v, POLICY)
+    before = group_of(db, images[0])
+    rows = _member_rows(db, images[:5])
+    assert before is not None and before["members"] == set(images[:5])
+
+    db(check_image, images[5], near(v, 0.975), POLICY)
+
+    after = group_of(db, images[0])
+    assert after is not None and after["members"] == set(images)
+    assert (after["id"], after["version"]) == (before["id"], before["version"] + 1)
+    assert _member_rows(db, images[:5]) == rows, "the members already there were not rewritten"
+
+
+def _stored_groups(db: Db, tenant: UUID) -> set[frozenset[UUID]]:  # noqa: F811
+    async def fetch(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await conn.fetch(
+            """SELECT array_agg(m.image_id) AS members
+                 FROM duplicate_groups AS g JOIN duplicate_group_members AS m
+                   ON m.group_id = g.id
+                WHERE g.tenant_id = $1 GROUP BY g.id""",
+            tenant,
+        )
+
+    return {frozenset(r["members"]) for r in db(fetch)}
+
+
+def _regrouped_from_scratch(db: Db, tenant: UUID) -> set[frozenset[UUID]]:  # noqa: F811
+    async def fetch(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await conn.fetch(
+            "SELECT image_a, image_b, score FROM duplicate_pairs WHERE tenant_id = $1", tenant
+        )
+
+    pairs = [Pair(r["image_a"], r["image_b"], float(r["score"])) for r in db(fetch)]
+    return set(group(pairs, Rule.AVERAGE_LINK).groups)
+
+
+def test_stored_groups_match_a_regrouping_from_scratch_after_every_check(
+    db: Db,  # noqa: F811
+) -> None:
+    """Images join, move between groups and groups merge as copies of two related photos
+    (and images between them) arrive in a shuffled order: after each check the stored
+    rows are exactly the groups the rule makes of every pair, none left behind."""
+    u = random_vector()
+    w = near(u, 0.90)
+    vectors = [u, near(u, 0.97), near(u, 0.955), w, near(w, 0.97), near(w, 0.955)]
+    for k in (0.5, 0.6, 0.4):
+        between = k * vectors[2] + (1 - k) * vectors[5]
+        vectors.append((between / np.linalg.norm(between)).astype(np.float32))
+    tenant = new_tenant(db)
+    order = list(range(len(vectors)))
+    random.Random(7).shuffle(order)
+    for i in order:
+        db(check_image, new_image(db, tenant), vectors[i], POLICY)
+        assert _stored_groups(db, tenant) == _regrouped_from_scratch(db, tenant)
+    assert _stored_groups(db, tenant), "the scenario made groups"

@@ -121,23 +121,35 @@ async def _dismissals(conn: asyncpg.Connection, images: set[UUID]) -> list[tuple
 async def _write(
     conn: asyncpg.Connection,
     tenant_id: UUID,
+    previous: dict[UUID, frozenset[UUID]],
     result: Regrouped[UUID, UUID],
 ) -> None:
-    if result.retired:
+    """Store ``result`` over ``previous`` (the groups as stored, read under the lock).
+
+    Only member rows that differ are written: a component past MAX_COMPONENT is cut
+    afresh at every check, so a change often touches big groups by a member or two, and
+    rewriting every row of each changed group was most of the upkeep's PostgreSQL time.
+    """
+    if result.retired:  # their member rows go with them (ON DELETE CASCADE)
         await conn.execute(
             "DELETE FROM duplicate_groups WHERE id = ANY($1::uuid[])", list(result.retired)
         )
-    # Members may move between groups (the image is the key): rewrite them all.
-    moved = [i for i in result.kept if i in result.changed]
-    if moved:
+    changed = [i for i in result.kept if i in result.changed]
+    left = [(image, gid) for gid in changed for image in previous[gid] - result.kept[gid]]
+    if left:
         await conn.execute(
-            "DELETE FROM duplicate_group_members WHERE group_id = ANY($1::uuid[])", moved
+            """DELETE FROM duplicate_group_members AS m
+                USING unnest($1::uuid[], $2::uuid[]) AS l (image_id, group_id)
+                WHERE m.image_id = l.image_id AND m.group_id = l.group_id""",
+            [image for image, _ in left],
+            [gid for _, gid in left],
         )
+    if changed:
         await conn.execute(
             """UPDATE duplicate_groups SET version = version + 1, dirty = false,
                                           updated_at = clock_timestamp()
                 WHERE id = ANY($1::uuid[])""",
-            moved,
+            changed,
         )
     await conn.execute(
         "UPDATE duplicate_groups SET dirty = false WHERE id = ANY($1::uuid[]) AND dirty",
@@ -145,20 +157,26 @@ async def _write(
     )
     new_ids = [uuid4() for _ in result.new]
     if new_ids:
-        await conn.executemany(
-            "INSERT INTO duplicate_groups (id, tenant_id) VALUES ($1, $2)",
-            [(i, tenant_id) for i in new_ids],
+        await conn.execute(
+            """INSERT INTO duplicate_groups (id, tenant_id)
+               SELECT unnest($1::uuid[]), $2""",
+            new_ids,
+            tenant_id,
         )
-    members = [(image, gid) for gid in moved for image in result.kept[gid]] + [
-        (image, gid) for gid, group in zip(new_ids, result.new, strict=True) for image in group
-    ]
-    if members:
-        # An image may still sit in an unchanged stored group only if the rule put it in
-        # two groups, which it never does; the upsert keeps a bug from failing the job.
-        await conn.executemany(
-            """INSERT INTO duplicate_group_members (image_id, group_id) VALUES ($1, $2)
+    # Keyed by image: the rule never puts an image in two groups, and if a bug did, the
+    # last would win rather than the statement fail.
+    joined = {image: gid for gid in changed for image in result.kept[gid] - previous[gid]} | {
+        image: gid for gid, group in zip(new_ids, result.new, strict=True) for image in group
+    }
+    if joined:
+        # An image joining may still hold a row in a group it left (deleted above) or in
+        # a retired one (gone with it); the upsert moves any row that is left.
+        await conn.execute(
+            """INSERT INTO duplicate_group_members (image_id, group_id)
+               SELECT * FROM unnest($1::uuid[], $2::uuid[])
                ON CONFLICT (image_id) DO UPDATE SET group_id = EXCLUDED.group_id""",
-            members,
+            list(joined),
+            list(joined.values()),
         )
 
 
@@ -191,7 +209,7 @@ async def regroup_around(
             Rule.AVERAGE_LINK,
             cannot_link=await _dismissals(conn, images),
         )
-        await _write(conn, tenant_id, result)
+        await _write(conn, tenant_id, previous, result)
     return GroupChanges(len(result.kept), len(result.changed), len(result.new), len(result.retired))
 
 
