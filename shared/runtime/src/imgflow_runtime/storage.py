@@ -30,6 +30,15 @@ _MISSING = ("NoSuchKey", "NoSuchObject", "NotFound")
 _CHECKSUM = "x-amz-checksum-sha256"
 
 
+def checksum_headers(sha256: str) -> dict[str, str]:
+    """The headers asking S3 to verify a PUT's bytes against ``sha256`` (hex) and keep it."""
+    return {
+        _CHECKSUM: base64.b64encode(bytes.fromhex(sha256)).decode(),
+        # Some servers verify the value only when the algorithm is named too.
+        "x-amz-sdk-checksum-algorithm": "SHA256",
+    }
+
+
 @dataclass(frozen=True)
 class StoredObject:
     key: str
@@ -109,11 +118,7 @@ class ObjectStore:
             # A whole-object checksum belongs to a single PUT (a multipart upload's is a
             # checksum of the parts' checksums): one part, up to S3's 5 GiB single PUT.
             part_size = max(length, MIN_PART_SIZE)
-            metadata = {
-                _CHECKSUM: base64.b64encode(bytes.fromhex(sha256)).decode(),
-                # Some servers verify the value only when the algorithm is named too.
-                "x-amz-sdk-checksum-algorithm": "SHA256",
-            }
+            metadata = checksum_headers(sha256)
         self.client.put_object(
             self.bucket,
             key,

@@ -17,7 +17,6 @@ only this header, not the signed payload hash) and to keep it for the hasher.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from minio.signer import sign_v4_s3
 from yarl import URL
 
 from imgflow_contracts.settings import CommonSettings
+from imgflow_runtime.storage import checksum_headers
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +131,7 @@ class S3Writer:
                 "Content-Length": str(length),
                 "x-amz-date": date.strftime("%Y%m%dT%H%M%SZ"),
                 "x-amz-content-sha256": sha256,
-                "x-amz-checksum-sha256": base64.b64encode(bytes.fromhex(sha256)).decode(),
-                # Some servers verify the checksum only when the algorithm is named too.
-                "x-amz-sdk-checksum-algorithm": "SHA256",
+                **checksum_headers(sha256),
             },
             credentials=self._credentials,
             content_sha256=sha256,
