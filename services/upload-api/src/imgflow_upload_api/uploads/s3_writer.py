@@ -111,9 +111,10 @@ class S3Writer:
             try:
                 await self._put_once(url, stream, length, content_type, sha256)
                 return
-            except (aiohttp.ClientConnectionError, _RetryableStatus) as exc:
-                if pause_s is None:
-                    raise exc.error if isinstance(exc, _RetryableStatus) else exc from None
+            except (aiohttp.ClientConnectionError, S3PutError) as exc:
+                refused = isinstance(exc, S3PutError) and exc.status not in _RETRY_STATUSES
+                if refused or pause_s is None:
+                    raise
                 log.info("S3 PUT of %s failed (%s); retry %d", key, exc, attempt + 1)
                 await asyncio.sleep(pause_s)
 
@@ -156,19 +157,10 @@ class S3Writer:
             if reply.status < 300:
                 await reply.read()  # the connection goes back to the pool for reuse
                 return
-            error = _error(reply.status, await reply.read())
-        if reply.status in _RETRY_STATUSES:
-            raise _RetryableStatus(error)
-        raise error
+            raise _error(reply.status, await reply.read())
 
     async def close(self) -> None:
         await self._session.close()
-
-
-class _RetryableStatus(Exception):
-    def __init__(self, error: S3PutError) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 async def _chunks(stream: BinaryIO, length: int) -> AsyncIterator[bytes]:
