@@ -99,3 +99,30 @@ def test_the_errors_page_lists_every_problem_type() -> None:
     page = (DOCS / "api" / "errors.md").read_text()
     missing = sorted(code for code in codes if f"`{code}`" not in page)
     assert not missing, f"docs/api/errors.md does not list {missing}"
+
+
+def docs_page(url_path: str) -> Path | None:
+    """The page MkDocs publishes at ``url_path`` (``a/b/`` is a/b.md or a/b/index.md)."""
+    stem = url_path.strip("/")
+    for candidate in (DOCS / f"{stem}.md", DOCS / stem / "index.md"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def test_links_from_the_readmes_into_the_docs_lead_to_pages() -> None:
+    published = re.compile(re.escape(site_url()) + r"([\w/.-]*)")
+    relative = re.compile(r"\]\((docs/[\w/.-]+\.md)(?:#[\w-]+)?\)")
+    broken = []
+    for readme in sorted(ROOT.glob("**/README.md")):
+        if any(part.startswith(".") for part in readme.relative_to(ROOT).parts):
+            continue  # .venv, .tools
+        text = readme.read_text()
+        broken += [
+            f"{readme.relative_to(ROOT)}: {m}" for m in published.findall(text) if not docs_page(m)
+        ]
+        if readme.parent == ROOT:
+            broken += [
+                f"README.md: {m}" for m in relative.findall(text) if not (ROOT / m).is_file()
+            ]
+    assert not broken, broken
