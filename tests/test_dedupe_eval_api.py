@@ -4,7 +4,7 @@ running system and scored from ``GET /v1/duplicate-groups``.
 
 The copies are ones the CNN alone finds (brightness with contrast, a corner watermark):
 a pair that needs pHash may wait for a later dedupe job when the hasher runs late (see
-the README's late pHashes), and this test asserts what every run must give.
+docs/duplicates/index.md's late pHashes), and this test asserts what every run must give.
 """
 
 from __future__ import annotations

@@ -278,7 +278,7 @@ def known_settings() -> set[str]:
 
 
 def service_settings() -> set[str]:
-    """IMGFLOW_* names of every service's settings class (as the README's table lists)."""
+    """IMGFLOW_* names of every service's settings class (as the settings page's table lists)."""
     from tools.settings_table import SECTIONS  # imports every service: only here
 
     return {f"{ENV_PREFIX}{name}".upper() for _, cls, _ in SECTIONS for name in cls.model_fields}

@@ -437,7 +437,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 def _verify(secret: str, headers: dict[str, str], body: bytes) -> None:
-    """What a receiver does (as the README shows): recompute the HMAC, check the age."""
+    """What a receiver does (docs/api/events-and-webhooks.md): recompute the HMAC, check the age."""
     parts = dict(item.split("=", 1) for item in headers["imgflow-signature"].split(","))
     expected = hmac.new(
         secret.encode(), parts["t"].encode() + b"." + body, hashlib.sha256

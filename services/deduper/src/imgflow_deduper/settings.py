@@ -4,7 +4,7 @@ Model path, input size and normalisation are settings so that another ONNX image
 (a CLIP image tower, say) drops in without code changes: it must take float32 NCHW
 pixels and return one embedding per image. Give it its own ``IMGFLOW_DEDUPE_MODEL_NAME``,
 since embeddings of different models are never compared. The thresholds' defaults were
-chosen with ``make eval-dedupe`` (see the README's deduper section): each is the midpoint
+chosen with ``make eval-dedupe`` (see docs/duplicates/evaluation.md): each is the midpoint
 of the values that the two halves of the eval's scenes pick on their own, not the whole
 set's optimum, so they are not fitted to its last pair.
 """

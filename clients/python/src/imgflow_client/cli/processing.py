@@ -5,7 +5,8 @@ outcome can slip between an upload's answer and listening; outcomes of images no
 tracked are kept until they are. Images known finished from their upload's answer, or
 read once when this run did not upload them, need no event. After a reconnect the
 server replays from Last-Event-ID, but an event committed just before the resume point
-can be missed (see the API's README), so every image still waited for is read once more.
+can be missed (docs/api/events-and-webhooks.md), so every image still waited for is read
+once more.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Celery's ``send_task`` is synchronous (kombu has no asyncio transport), so the r
 hop to a thread for each batch, and every message cost the API 0.3-0.5 ms of CPU under load:
 ``saferepr`` of the kwargs, a kombu producer, and a new redis-py client object per message
 (kombu's Redis channel builds one for each publish). That was the largest piece of a small
-upload's CPU after the S3 PUT (README, issue 16).
+upload's CPU after the S3 PUT (docs/performance/upload-api.md, issue 16).
 
 Celery still builds every message here (``app.amqp.as_task_v2``: the protocol-2 headers and
 body) and kombu serializes the body; this module only wraps it the way kombu's Redis

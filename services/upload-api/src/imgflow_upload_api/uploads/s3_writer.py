@@ -4,8 +4,8 @@ The API used to hand each PUT to minio-py in a worker thread. For a small upload
 ~0.8 ms of CPU per PUT (the thread hop, the GIL passed back and forth while urllib3 sends
 and reads, minio's request building); with aiohttp on the loop it is ~0.45 ms, and
 the API's CPU per 100 KB upload fell by about a third with the relay's change beside it
-(README, issue 16). Only this one request moved: presigning, multipart uploads, reads and
-deletes stay on minio (imgflow_runtime.storage), as do the workers.
+(docs/performance/end-to-end.md, issue 16). Only this one request moved: presigning,
+multipart uploads, reads and deletes stay on minio (imgflow_runtime.storage), as do the workers.
 
 No SigV4 code lives here: requests are signed by minio's own signer. The payload hash
 signed is the digest the API computed while receiving the body (minio-py would hash the
