@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pillow_heif
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from imgflow_runtime.failures import PermanentError
 
@@ -61,17 +61,78 @@ class UndecodableImage(PermanentError):
 
 @contextmanager
 def decode_errors() -> Iterator[None]:
-    """Turn any decoding failure inside the block into ``UndecodableImage``."""
+    """Turn any decoding failure inside the block into ``UndecodableImage``.
+
+    Everything done to the pixels of bytes already in memory is deterministic, so a
+    block may hold conversions and resizes too: what fails there fails again.
+    """
     try:
         yield
     except DECODE_ERRORS as exc:
-        raise UndecodableImage(f"cannot decode the image: {type(exc).__name__}: {exc}") from exc
+        raise UndecodableImage(describe(exc)) from exc
+
+
+# Pillow's limits on PNG text and ICC chunks, enforced with a plain ValueError.
+_METADATA_LIMITS = ("MAX_TEXT_CHUNK", "MAX_TEXT_MEMORY")
+
+
+def describe(exc: BaseException) -> str:
+    """Why the image cannot be used, in words a person reads (no exception class names
+    unless the parser gave no message at all)."""
+    message = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, Image.DecompressionBombError):
+        return f"the image has too many pixels to decode safely: {message}"
+    if any(limit in message for limit in _METADATA_LIMITS):
+        return f"a text or ICC chunk in the image is larger than allowed: {message}"
+    if "truncated" in message or isinstance(exc, EOFError):
+        return f"the image data is cut short: {message}"
+    if isinstance(exc, UnidentifiedImageError):
+        return "the bytes are not an image this service can read"
+    return f"cannot decode the image: {message}"
 
 
 def open_image(data: bytes) -> Image.Image:
     """Open lazily (header only); animated files are positioned on their first frame."""
     with decode_errors():
         return Image.open(io.BytesIO(data))
+
+
+def has_alpha(image: Image.Image) -> bool:
+    """An alpha channel, or a transparent colour key (PNG's ``tRNS`` on P, L or RGB)."""
+    return image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        image.mode in ("P", "L", "RGB") and "transparency" in image.info
+    )
+
+
+def unpremultiplied(image: Image.Image) -> Image.Image:
+    """LA or RGBA from premultiplied La or RGBa (which few of Pillow's conversions take)."""
+    return image.convert(image.mode[:-1] + "A") if image.mode in ("La", "RGBa") else image
+
+
+def is_deep_grey(mode: str) -> bool:
+    """One channel of more than 8 bits: 16- and 32-bit integers (any byte order), floats."""
+    return mode in ("I", "F") or mode.startswith("I;16")
+
+
+def to_grey8(image: Image.Image) -> Image.Image:
+    """8-bit ``L`` from a deep single-channel image, scaled rather than clipped.
+
+    ``convert("L")`` clips at 255, which turns 16-bit scans white, and Pillow's ``point``
+    refuses the big-endian 16-bit modes; going through 32-bit float works for them all.
+    16-bit modes span 0-65535; 32-bit ``I`` declares no depth, so values past 255 are
+    read as 16-bit data; floats in 0-1 are normalised data, others are taken as 0-255.
+    """
+    deep = image if image.mode == "F" else image.convert("F")
+    low, high = deep.getextrema()
+    if image.mode.startswith("I;16") or (image.mode == "I" and high > 255):
+        scale = 255 / 65535
+    elif image.mode == "F" and low >= 0 and high <= 1:
+        scale = 255.0
+    else:
+        scale = 1.0
+    if scale != 1.0:
+        deep = deep.point(lambda v: v * scale)
+    return deep.convert("L")  # rounds, and clips what lies outside 0-255
 
 
 def orientation(image: Image.Image) -> int:
