@@ -42,14 +42,22 @@ TRANSPOSE = {
 
 # What Pillow and its plugins raise for bytes that do not decode: truncated or corrupt
 # data (OSError, which UnidentifiedImageError is; SyntaxError, EOFError, struct.error), bad
-# values (ValueError, which is also what libheif's errors arrive as), and too many pixels
-# (DecompressionBombError).
+# values (ValueError, which is also what libheif's errors arrive as), too many pixels
+# (DecompressionBombError), and the lookups and arithmetic a malformed header trips
+# (TIFF's "Missing dimensions" is a TypeError). Work on bytes in memory is deterministic,
+# so these are final. Not every Exception: a Celery soft time limit is one too, and is not
+# the image's fault.
 DECODE_ERRORS = (
     OSError,
     SyntaxError,
     EOFError,
     ValueError,
     struct.error,
+    TypeError,
+    LookupError,
+    ArithmeticError,
+    AttributeError,
+    NotImplementedError,
     Image.DecompressionBombError,
 )
 
@@ -68,6 +76,8 @@ def decode_errors() -> Iterator[None]:
     """
     try:
         yield
+    except UndecodableImage:
+        raise
     except DECODE_ERRORS as exc:
         raise UndecodableImage(describe(exc)) from exc
 

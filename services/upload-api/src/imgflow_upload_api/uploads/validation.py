@@ -28,9 +28,19 @@ _PILLOW_READABLE = {
     ImageFormat.WEBP,
     ImageFormat.TIFF,
 }
-# What Pillow raises for bytes it cannot parse; anything else is unexpected but still the
-# bytes' fault (and logged).
-_PARSE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error)
+# What Pillow raises for bytes it cannot parse (a malformed TIFF directory trips lookups
+# and type errors); anything else is unexpected but still the bytes' fault (and logged).
+_PARSE_ERRORS = (
+    UnidentifiedImageError,
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    TypeError,
+    LookupError,
+    ArithmeticError,
+)
 # Pillow's limits on PNG text and ICC chunks, which it enforces with a plain ValueError.
 _METADATA_LIMITS = ("MAX_TEXT_CHUNK", "MAX_TEXT_MEMORY")
 _TIFF_STRIPS = ((273, 279), (324, 325))  # (offsets, byte counts) of strips, of tiles
@@ -119,7 +129,7 @@ def _inspect(fmt: ImageFormat, stream: BinaryIO, size: int, max_pixels: int) -> 
                 max_pixels,
             )
         if isinstance(image, TiffImagePlugin.TiffImageFile):
-            _check_strips(image, size)
+            _check_pages(image, size)
         further = _further_images(image)
     end = image_end(fmt, stream, size)
     for start in further:
@@ -137,8 +147,16 @@ _PILLOW_FORMATS = {
 }
 
 
+def _check_pages(image: TiffImagePlugin.TiffImageFile, size: int) -> None:
+    """TIFF has no end marker: every page's strips (or tiles) must lie in the file.
+    (Reading the directories is cheap; no pixels are decoded.)"""
+    for page in range(image.n_frames):
+        image.seek(page)
+        _check_strips(image, size)
+    image.seek(0)
+
+
 def _check_strips(image: TiffImagePlugin.TiffImageFile, size: int) -> None:
-    """TIFF has no end marker: the first page's strips (or tiles) must lie in the file."""
     for offsets_tag, counts_tag in _TIFF_STRIPS:
         offsets, counts = image.tag_v2.get(offsets_tag), image.tag_v2.get(counts_tag)
         if not offsets or not counts:
