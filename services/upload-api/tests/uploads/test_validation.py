@@ -183,3 +183,12 @@ def test_iso_media_boxes_measure_trailers_and_cuts(fmt):
     assert image_end(kind, io.BytesIO(data + b"\n\x00\x01"), len(data) + 3) == len(data)
     with pytest.raises(CutShort):
         image_end(kind, io.BytesIO(data[:-5]), len(data) - 5)
+
+
+def test_a_file_pillow_cannot_identify_is_refused_in_words():
+    data = b"\x89PNG\r\n\x1a\n" + b"\x00" * 40  # a PNG signature and nothing of a PNG
+    with pytest.raises(Problem) as refused:
+        _inspect(data)
+    assert refused.value.code == "corrupt-image"
+    assert " object at 0x" not in refused.value.detail
+    assert "cannot identify it as an image" in refused.value.detail

@@ -15,6 +15,7 @@ Needs the ``imaging`` extra of imgflow-runtime (Pillow, pillow-heif).
 from __future__ import annotations
 
 import io
+import re
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -82,6 +83,8 @@ def decode_errors() -> Iterator[None]:
         raise UndecodableImage(describe(exc)) from exc
 
 
+# Pillow names the stream it read in some messages: a Python repr, not a reason.
+_REPR = re.compile(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>")
 # Pillow's limits on PNG text and ICC chunks, enforced with a plain ValueError.
 _METADATA_LIMITS = ("MAX_TEXT_CHUNK", "MAX_TEXT_MEMORY")
 
@@ -89,7 +92,7 @@ _METADATA_LIMITS = ("MAX_TEXT_CHUNK", "MAX_TEXT_MEMORY")
 def describe(exc: BaseException) -> str:
     """Why the image cannot be used, in words a person reads (no exception class names
     unless the parser gave no message at all)."""
-    message = str(exc).strip() or type(exc).__name__
+    message = _REPR.sub("", str(exc)).strip() or type(exc).__name__
     if isinstance(exc, Image.DecompressionBombError):
         return f"the image has too many pixels to decode safely: {message}"
     if any(limit in message for limit in _METADATA_LIMITS):

@@ -8,6 +8,7 @@ parser's own message (logged with the bytes' digest, so the file can be found ag
 from __future__ import annotations
 
 import logging
+import re
 import struct
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -92,7 +93,10 @@ def inspect(
         raise _too_many_pixels(str(exc), max_pixels) from exc
     except CutShort as exc:
         raise Problem(
-            422, "truncated-image", "Truncated image", f"the {fmt.value} data is cut short: {exc}"
+            422,
+            "truncated-image",
+            "Truncated image",
+            f"the {fmt.value} data ends before the image does: {exc}",
         ) from exc
     except ValueError as exc:
         if any(limit in str(exc) for limit in _METADATA_LIMITS):
@@ -181,8 +185,16 @@ def _too_many_pixels(detail: str, max_pixels: int) -> Problem:
     return Problem(422, "image-too-large", "Image too large", detail, max_pixels=max_pixels)
 
 
+# Pillow names the stream it read in some messages ("cannot identify image file
+# <tempfile.SpooledTemporaryFile object at 0x...>"): a Python repr, not a reason.
+_REPR = re.compile(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
 def _corrupt(fmt: ImageFormat, exc: BaseException) -> Problem:
-    message = str(exc) or type(exc).__name__
+    if isinstance(exc, UnidentifiedImageError):
+        message = "Pillow cannot identify it as an image"
+    else:
+        message = _REPR.sub("", str(exc)).strip() or type(exc).__name__
     return Problem(
         422, "corrupt-image", "Corrupt image", f"the {fmt.value} file does not parse: {message}"
     )
