@@ -3,6 +3,7 @@ accepted, kept byte for byte in the original, and reported; a file cut short is 
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import httpx
@@ -53,3 +54,19 @@ def test_the_same_image_cut_short_is_still_refused(case: str, api: httpx.Client)
 
     assert response.status_code == 422, response.text
     assert response.json()["code"] == "truncated-image"
+
+
+def test_a_presigned_motion_photo_is_kept_whole_and_reported(api: httpx.Client) -> None:
+    data = encode(photo_like(320, 240, seed=44), "JPEG", quality=85) + MP4
+    declared = {"byte_size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    ticket = api.post("/v1/uploads", json={**declared, "content_type": "image/jpeg"}).json()
+    with httpx.Client(timeout=60, trust_env=False) as s3:
+        assert s3.put(ticket["url"], content=data).status_code == 200
+
+    response = api.post(ticket["complete_url"])
+
+    assert response.status_code == 201, response.text
+    assert response.json()["trailing_bytes"] == len(MP4)
+    settled = _settled(api, response.json()["id"])
+    assert settled["status"] == "ready", settled["stages"]
+    assert api.get(f"/v1/images/{settled['id']}/original").content == data
