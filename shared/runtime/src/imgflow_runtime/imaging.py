@@ -91,17 +91,20 @@ _METADATA_LIMITS = ("MAX_TEXT_CHUNK", "MAX_TEXT_MEMORY")
 
 def describe(exc: BaseException) -> str:
     """Why the image cannot be used, in words a person reads (no exception class names
-    unless the parser gave no message at all)."""
-    message = _REPR.sub("", str(exc)).strip() or type(exc).__name__
+    unless the parser gave no message at all). Always "cannot decode the image: ..."."""
+    message = _REPR.sub("", str(exc)).strip()
+    detail = f" ({message})" if message else ""
     if isinstance(exc, Image.DecompressionBombError):
-        return f"the image has too many pixels to decode safely: {message}"
-    if any(limit in message for limit in _METADATA_LIMITS):
-        return f"a text or ICC chunk in the image is larger than allowed: {message}"
-    if "truncated" in message or isinstance(exc, EOFError):
-        return f"the image data is cut short: {message}"
-    if isinstance(exc, UnidentifiedImageError):
-        return "the bytes are not an image this service can read"
-    return f"cannot decode the image: {message}"
+        why = "it has too many pixels to decode safely" + detail
+    elif any(limit in message for limit in _METADATA_LIMITS):
+        why = "a text or ICC chunk in it is larger than allowed" + detail
+    elif "truncated" in message or isinstance(exc, EOFError):
+        why = "its data is cut short" + detail
+    elif isinstance(exc, UnidentifiedImageError):
+        why = "the bytes are not an image this service can read"
+    else:
+        why = message or type(exc).__name__
+    return f"cannot decode the image: {why}"
 
 
 def open_image(data: bytes) -> Image.Image:
