@@ -37,7 +37,10 @@ def test_a_folder_with_images_a_text_file_and_a_truncated_jpeg(
     assert summary["failures"] == [
         {
             "path": str(folder / "broken.jpg"),
-            "reason": "truncated-image: the jpeg data ends before the image does",
+            "reason": (
+                "truncated-image: the jpeg data ends before the image does: "
+                "the file ends inside the JPEG's compressed data"
+            ),
         }
     ]
     assert summary["skips"] == [

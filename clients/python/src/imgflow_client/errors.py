@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # annotations only: the command's --help need not load httpx
@@ -103,7 +104,29 @@ def _code_for_status(status: int) -> str:
     )
 
 
+# httpx's transport errors by class name (no import: --help need not load httpx), in words.
+_TRANSPORT_WORDS = {
+    "ConnectError": "the connection was refused or the host is unreachable",
+    "ConnectTimeout": "timed out connecting",
+    "ReadTimeout": "timed out waiting for the answer",
+    "WriteTimeout": "timed out sending the request",
+    "PoolTimeout": "timed out waiting for a free connection",
+    "ReadError": "the connection was dropped while reading the answer",
+    "WriteError": "the connection was dropped while sending",
+    "RemoteProtocolError": "the server closed the connection without a complete answer",
+    "ProxyError": "the proxy refused the request",
+}
+_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
 def describe(exc: BaseException) -> str:
-    """A short reason for a transport error: httpx's messages are often empty."""
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    """A short reason for a transport error, in words: httpx's messages are often empty,
+    and some hold Python reprs."""
+    text = _REPR.sub("", str(exc)).strip(" :")
+    words = next(
+        (_TRANSPORT_WORDS[k.__name__] for k in type(exc).__mro__ if k.__name__ in _TRANSPORT_WORDS),
+        None,
+    )
+    if words is None:
+        return text or type(exc).__name__
+    return f"{words} ({text})" if text else words

@@ -16,7 +16,13 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from imgflow_deduper.borders import trim_bars
-from imgflow_runtime.imaging import decode_errors, open_image
+from imgflow_runtime.imaging import (
+    decode_errors,
+    is_deep_grey,
+    open_image,
+    to_grey8,
+    unpremultiplied,
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,9 @@ def decode(data: bytes, size: int) -> Image.Image:
         # Reduced-size JPEG decode: no smaller than twice the target, for a clean resample.
         image.draft("RGB", (size * 2, size * 2))
         image = ImageOps.exif_transpose(image)
+        if is_deep_grey(image.mode):  # 16-bit and float: scaled, not clipped to white
+            image = to_grey8(image)
+        image = unpremultiplied(image)
         if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
             # Transparent pixels hold arbitrary colours: show them on white, as a viewer would.
             rgba = image.convert("RGBA")

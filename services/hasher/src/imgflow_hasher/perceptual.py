@@ -14,6 +14,8 @@ from __future__ import annotations
 import imagehash
 from PIL import Image
 
+from imgflow_runtime.imaging import has_alpha, is_deep_grey, to_grey8, unpremultiplied
+
 # The short side the hashes start from: twice pHash's 32 pixels, so its own Lanczos
 # resize still averages over several source pixels.
 HASH_SOURCE_SIDE = 64
@@ -32,16 +34,10 @@ def hash_source(image: Image.Image) -> Image.Image:
 
 def to_grey(image: Image.Image) -> Image.Image:
     """8-bit luminance; transparent areas on white, as they are usually shown."""
-    if image.mode.startswith("I"):
-        # convert("L") clips 16-bit values at 255 rather than scaling them; 32-bit "I"
-        # has no declared depth: values past 255 mean 16-bit data.
-        top = image.getextrema()[1]
-        if image.mode != "I" or (isinstance(top, int) and top > 255):
-            image = image.point(lambda v: v / 256)
-    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
-        image.mode == "P" and "transparency" in image.info
-    )
-    if has_alpha:
+    if is_deep_grey(image.mode):
+        return to_grey8(image)
+    image = unpremultiplied(image)
+    if has_alpha(image):
         rgba = image.convert("RGBA")
         matte = Image.new("L", rgba.size, _WHITE)
         matte.paste(rgba.convert("L"), mask=rgba.getchannel("A"))

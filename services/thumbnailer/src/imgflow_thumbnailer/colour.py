@@ -14,6 +14,8 @@ from functools import lru_cache
 
 from PIL import Image, ImageCms
 
+from imgflow_runtime.imaging import has_alpha, is_deep_grey, to_grey8
+
 log = logging.getLogger(__name__)
 
 # Modes that resampling handles and whose colour space an embedded profile describes.
@@ -24,31 +26,22 @@ _DIRECT = {"1": "L", "La": "LA", "RGBa": "RGBA", "RGBX": "RGB", "YCbCr": "RGB", 
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
-def has_alpha(image: Image.Image) -> bool:
-    return image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
-        image.mode == "P" and "transparency" in image.info
-    )
-
-
 def to_resizable(image: Image.Image) -> Image.Image:
     """An 8-bit L, LA, RGB, RGBA or CMYK image in the original's colour space."""
     mode = image.mode
+    if mode in ("L", "RGB") and has_alpha(image):
+        return image.convert(mode + "A")  # the tRNS colour key becomes alpha
     if mode in _RESIZABLE:
         return image
     if mode in _DIRECT:
         return image.convert(_DIRECT[mode])
     if mode == "P":
         return image.convert("RGBA" if has_alpha(image) else "RGB")
-    if mode.startswith("I"):
-        # convert("L") clips at 255 instead of scaling, which turns 16-bit images white.
-        # 32-bit "I" has no declared depth: values past 255 mean 16-bit data.
-        top = image.getextrema()[1]
-        if mode != "I" or (isinstance(top, int) and top > 255):
-            image = image.point(lambda v: v / 256)
-        return image.convert("L")
+    if is_deep_grey(mode):
+        return to_grey8(image)
     if mode == "LAB":
         return ImageCms.applyTransform(image, _lab_to_srgb())
-    # F (float), HSV and anything newer: Pillow's own conversion is the best guess.
+    # HSV and anything newer: Pillow's own conversion is the best guess.
     return image.convert("RGBA" if has_alpha(image) else "RGB")
 
 

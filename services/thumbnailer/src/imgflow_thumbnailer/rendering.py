@@ -16,7 +16,13 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from imgflow_runtime.imaging import UndecodableImage, open_image, stored_size, upright
+from imgflow_runtime.imaging import (
+    UndecodableImage,
+    decode_errors,
+    open_image,
+    stored_size,
+    upright,
+)
 from imgflow_thumbnailer.colour import to_resizable, to_srgb
 from imgflow_thumbnailer.decoding import load_scaled
 from imgflow_thumbnailer.encoding import EncodeOptions, OutputFormat, encode
@@ -78,7 +84,9 @@ def render_with_analysis(
         whole = target_size(width, height, analysis_side, Fit.INSIDE)
         return max(rendition[0], whole[0]), max(rendition[1], whole[1])
 
-    with open_image(data) as original:
+    # Decoding and every step after it are deterministic: what fails fails again, so any
+    # error of theirs is the image's (UndecodableImage, final on the first attempt).
+    with decode_errors(), open_image(data) as original:
         loaded = load_scaled(original, wanted)
         shown, turn = loaded.displayed, loaded.orientation
         icc_profile = original.info.get("icc_profile")
@@ -101,24 +109,25 @@ def render_with_analysis(
             else None
         )
 
-    analysis = None
-    if whole is not None:
-        analysis = encode(upright(to_srgb(whole, icc_profile), turn), ANALYSIS_ENCODING)
-    renditions = []
-    if current is not None:
-        current = upright(to_srgb(current, icc_profile), turn)
-        if copy_from_largest and copy_size is not None:
-            analysis = encode(current.resize(copy_size, _LANCZOS), ANALYSIS_ENCODING)
-        for size in sorted(set(sizes), reverse=True):
-            width, height = target_size(*shown, size, fit)
-            if current.size != (width, height):
-                current = current.resize((width, height), _LANCZOS)
-            renditions.append(
-                Rendition(
-                    size, width, height, options.format, encode(current, options.for_size(size))
+    with decode_errors():  # colour conversion and encoding are deterministic too
+        analysis = None
+        if whole is not None:
+            analysis = encode(upright(to_srgb(whole, icc_profile), turn), ANALYSIS_ENCODING)
+        renditions = []
+        if current is not None:
+            current = upright(to_srgb(current, icc_profile), turn)
+            if copy_from_largest and copy_size is not None:
+                analysis = encode(current.resize(copy_size, _LANCZOS), ANALYSIS_ENCODING)
+            for size in sorted(set(sizes), reverse=True):
+                width, height = target_size(*shown, size, fit)
+                if current.size != (width, height):
+                    current = current.resize((width, height), _LANCZOS)
+                renditions.append(
+                    Rendition(
+                        size, width, height, options.format, encode(current, options.for_size(size))
+                    )
                 )
-            )
-    return Rendered(renditions, analysis)
+        return Rendered(renditions, analysis)
 
 
 def render_renditions(

@@ -15,12 +15,13 @@ Needs the ``imaging`` extra of imgflow-runtime (Pillow, pillow-heif).
 from __future__ import annotations
 
 import io
+import re
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pillow_heif
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from imgflow_runtime.failures import PermanentError
 
@@ -42,14 +43,22 @@ TRANSPOSE = {
 
 # What Pillow and its plugins raise for bytes that do not decode: truncated or corrupt
 # data (OSError, which UnidentifiedImageError is; SyntaxError, EOFError, struct.error), bad
-# values (ValueError, which is also what libheif's errors arrive as), and too many pixels
-# (DecompressionBombError).
+# values (ValueError, which is also what libheif's errors arrive as), too many pixels
+# (DecompressionBombError), and the lookups and arithmetic a malformed header trips
+# (TIFF's "Missing dimensions" is a TypeError). Work on bytes in memory is deterministic,
+# so these are final. Not every Exception: a Celery soft time limit is one too, and is not
+# the image's fault.
 DECODE_ERRORS = (
     OSError,
     SyntaxError,
     EOFError,
     ValueError,
     struct.error,
+    TypeError,
+    LookupError,
+    ArithmeticError,
+    AttributeError,
+    NotImplementedError,
     Image.DecompressionBombError,
 )
 
@@ -61,17 +70,85 @@ class UndecodableImage(PermanentError):
 
 @contextmanager
 def decode_errors() -> Iterator[None]:
-    """Turn any decoding failure inside the block into ``UndecodableImage``."""
+    """Turn any decoding failure inside the block into ``UndecodableImage``.
+
+    Everything done to the pixels of bytes already in memory is deterministic, so a
+    block may hold conversions and resizes too: what fails there fails again.
+    """
     try:
         yield
+    except UndecodableImage:
+        raise
     except DECODE_ERRORS as exc:
-        raise UndecodableImage(f"cannot decode the image: {type(exc).__name__}: {exc}") from exc
+        raise UndecodableImage(describe(exc)) from exc
+
+
+# Pillow names the stream it read in some messages: a Python repr, not a reason.
+_REPR = re.compile(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>")
+# Pillow's limits on PNG text and ICC chunks, enforced with a plain ValueError.
+_METADATA_LIMITS = ("MAX_TEXT_CHUNK", "MAX_TEXT_MEMORY")
+
+
+def describe(exc: BaseException) -> str:
+    """Why the image cannot be used, in words a person reads (no exception class names
+    unless the parser gave no message at all). Always "cannot decode the image: ..."."""
+    message = _REPR.sub("", str(exc)).strip()
+    detail = f" ({message})" if message else ""
+    if isinstance(exc, Image.DecompressionBombError):
+        why = "it has too many pixels to decode safely" + detail
+    elif any(limit in message for limit in _METADATA_LIMITS):
+        why = "a text or ICC chunk in it is larger than allowed" + detail
+    elif "truncated" in message or isinstance(exc, EOFError):
+        why = "its data is cut short" + detail
+    elif isinstance(exc, UnidentifiedImageError):
+        why = "the bytes are not an image this service can read"
+    else:
+        why = message or type(exc).__name__
+    return f"cannot decode the image: {why}"
 
 
 def open_image(data: bytes) -> Image.Image:
     """Open lazily (header only); animated files are positioned on their first frame."""
     with decode_errors():
         return Image.open(io.BytesIO(data))
+
+
+def has_alpha(image: Image.Image) -> bool:
+    """An alpha channel, or a transparent colour key (PNG's ``tRNS`` on P, L or RGB)."""
+    return image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        image.mode in ("P", "L", "RGB") and "transparency" in image.info
+    )
+
+
+def unpremultiplied(image: Image.Image) -> Image.Image:
+    """LA or RGBA from premultiplied La or RGBa (which few of Pillow's conversions take)."""
+    return image.convert(image.mode[:-1] + "A") if image.mode in ("La", "RGBa") else image
+
+
+def is_deep_grey(mode: str) -> bool:
+    """One channel of more than 8 bits: 16- and 32-bit integers (any byte order), floats."""
+    return mode in ("I", "F") or mode.startswith("I;16")
+
+
+def to_grey8(image: Image.Image) -> Image.Image:
+    """8-bit ``L`` from a deep single-channel image, scaled rather than clipped.
+
+    ``convert("L")`` clips at 255, which turns 16-bit scans white, and Pillow's ``point``
+    refuses the big-endian 16-bit modes; going through 32-bit float works for them all.
+    16-bit modes span 0-65535; 32-bit ``I`` declares no depth, so values past 255 are
+    read as 16-bit data; floats in 0-1 are normalised data, others are taken as 0-255.
+    """
+    deep = image if image.mode == "F" else image.convert("F")
+    low, high = deep.getextrema()
+    if image.mode.startswith("I;16") or (image.mode == "I" and high > 255):
+        scale = 255 / 65535
+    elif image.mode == "F" and low >= 0 and high <= 1:
+        scale = 255.0
+    else:
+        scale = 1.0
+    if scale != 1.0:
+        deep = deep.point(lambda v: v * scale)
+    return deep.convert("L")  # rounds, and clips what lies outside 0-255
 
 
 def orientation(image: Image.Image) -> int:

@@ -17,7 +17,7 @@ from imgflow_client.cli.upload_run import Display
 from imgflow_client.retry import RetryNotice
 
 if TYPE_CHECKING:
-    from rich.progress import TaskID
+    from rich.progress import ProgressColumn, Task, TaskID
     from rich.table import Table
 
 
@@ -53,25 +53,19 @@ class NotesDisplay(Display):
 
 
 class ProgressDisplay(NotesDisplay):
+    """Three bars, each in its own unit: bytes sent, files done, images processed."""
+
     def __init__(self, console: Console, wait: bool) -> None:
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TransferSpeedColumn,
-        )
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         super().__init__(console)
         self.wait = wait
+        amount, rate = _unit_columns()
         self.progress = Progress(
             TextColumn("{task.description:<10}"),
             BarColumn(),
-            MofNCompleteColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            amount,
+            rate,
             TimeElapsedColumn(),
             console=console,
             transient=False,
@@ -92,10 +86,10 @@ class ProgressDisplay(NotesDisplay):
         self.progress.stop()
 
     def start(self, files: int, total_bytes: int) -> None:
-        self._bytes = self.progress.add_task("bytes", total=total_bytes)
-        self._files = self.progress.add_task("files", total=files)
+        self._bytes = self.progress.add_task("sent", total=total_bytes, unit="bytes")
+        self._files = self.progress.add_task("files", total=files, unit="files")
         if self.wait:
-            self._processing = self.progress.add_task("processed", total=0)
+            self._processing = self.progress.add_task("processed", total=0, unit="images")
 
     def file_done(self, result: FileOutcome) -> None:
         if self._files is not None:
@@ -121,6 +115,34 @@ class ProgressDisplay(NotesDisplay):
         self.progress.console.print(text, style="yellow", highlight=False)
 
 
+def _unit_columns() -> tuple[ProgressColumn, ProgressColumn]:
+    """The amount and the rate of a bar in its task's ``unit``: bytes as bytes (kB, MB),
+    files and images as counts."""
+    from rich.progress import DownloadColumn, ProgressColumn, TransferSpeedColumn
+    from rich.text import Text
+
+    download, speed = DownloadColumn(), TransferSpeedColumn()
+
+    class Amount(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            unit = task.fields.get("unit", "")
+            if unit == "bytes":
+                return download.render(task)
+            total = "?" if task.total is None else f"{task.total:.0f}"
+            return Text(f"{task.completed:.0f}/{total} {unit}", style="progress.download")
+
+    class Rate(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            unit = task.fields.get("unit", "")
+            if unit == "bytes":
+                return speed.render(task)
+            rate = task.finished_speed or task.speed
+            shown = "?" if rate is None else f"{rate:.1f}"
+            return Text(f"{shown} {unit}/s", style="progress.data.speed")
+
+    return Amount(), Rate()
+
+
 def summary_table(summary: RunSummary) -> Table:
     from rich.table import Table
 
@@ -140,7 +162,7 @@ def summary_table(summary: RunSummary) -> Table:
         p = summary.processing
         rows += [
             ("ready", p.ready, "images processed"),
-            ("processing failed", p.failed, "; ".join(p.failures.values())[:200]),
+            ("processing failed", p.failed, _processing_failures(summary)),
             ("near-duplicates", len(p.near_duplicates), "images like another one"),
         ]
         if p.not_finished:
@@ -152,7 +174,24 @@ def summary_table(summary: RunSummary) -> Table:
 
 
 def _reasons(summary: RunSummary, outcome: str) -> str:
-    lines = [f"{f.path.name}: {f.reason}" for f in summary.files if f.outcome == outcome]
+    return _first_lines(
+        [f"{f.path.name}: {f.reason}" for f in summary.files if f.outcome == outcome]
+    )
+
+
+def _processing_failures(summary: RunSummary) -> str:
+    """Each image that failed processing, by the file it came from, and why."""
+    assert summary.processing is not None
+    names = {f.image_id: f.path.name for f in summary.files if f.image_id}
+    return _first_lines(
+        [
+            f"{names.get(image_id, f'image {image_id}')}: {reason}"
+            for image_id, reason in summary.processing.failures.items()
+        ]
+    )
+
+
+def _first_lines(lines: list[str]) -> str:
     shown = lines[:10]
     if len(lines) > 10:
         shown.append(f"... and {len(lines) - 10} more (--json lists them all)")

@@ -79,6 +79,10 @@ class ImageView(BaseModel):
     content_type: str
     byte_size: int
     sha256: str
+    # Bytes after the end of the image data, kept in the original: a motion photo's
+    # video, an editor's padding. 0 when the file ends with its image (and for TIFF,
+    # which has no end to measure from).
+    trailing_bytes: int = 0
     format: str | None
     width: int | None
     height: int | None
@@ -122,6 +126,7 @@ def image_view(record: dict[str, Any]) -> ImageView:
         content_type=image["content_type"],
         byte_size=image["byte_size"],
         sha256=image["sha256"],
+        trailing_bytes=image.get("trailing_bytes") or 0,
         format=image["format"],
         width=image["width"],
         height=image["height"],
@@ -175,6 +180,10 @@ class ImageSummary(BaseModel):
     content_type: str
     byte_size: int
     sha256: str
+    # Bytes after the end of the image data, kept in the original: a motion photo's
+    # video, an editor's padding. 0 when the file ends with its image (and for TIFF,
+    # which has no end to measure from).
+    trailing_bytes: int = 0
     format: str | None
     width: int | None
     height: int | None

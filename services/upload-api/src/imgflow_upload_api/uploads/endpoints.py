@@ -21,13 +21,13 @@ from imgflow_upload_api.uploads.multipart_body import MalformedMultipart, stream
 from imgflow_upload_api.uploads.schemas import UploadAccepted
 from imgflow_upload_api.uploads.service import Outcome, VerifiedBytes, record_upload
 from imgflow_upload_api.uploads.spool import BodyTooLarge, SpooledBody
-from imgflow_upload_api.uploads.validation import check_framing, check_header
+from imgflow_upload_api.uploads.validation import check_format, inspect
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-# Bodies up to this size, held in memory, have their header checked on the event loop.
-INLINE_HEADER_CHECK_BYTES = 256 * 1024
+# Bodies up to this size, held in memory, are inspected on the event loop.
+INLINE_CHECK_BYTES = 256 * 1024
 
 
 def _too_large(limit: int) -> Problem:
@@ -124,15 +124,22 @@ async def _accept_upload(
                 "Incomplete body",
                 "the client disconnected before the body ended",
             ) from exc
-        fmt = check_framing(body)
+        fmt = check_format(body.size, body.head)
         max_pixels = res.settings.upload_max_pixels
-        if body.size <= INLINE_HEADER_CHECK_BYTES and body.in_memory:
-            # A header in a small in-memory body parses in tens of microseconds: less
-            # than the hop to a thread and back.
-            check_header(fmt, body.rewound(), max_pixels)
+        args = (fmt, body.rewound(), body.size, max_pixels, body.sha256)
+        if body.size <= INLINE_CHECK_BYTES and body.in_memory:
+            # A small in-memory body parses in tens of microseconds: less than the hop
+            # to a thread and back.
+            inspection = inspect(*args)
         else:
-            await asyncio.to_thread(check_header, fmt, body.rewound(), max_pixels)
-        facts = VerifiedBytes(caller.tenant_id, body.sha256, body.size, fmt.content_type)
+            inspection = await asyncio.to_thread(inspect, *args)
+        facts = VerifiedBytes(
+            caller.tenant_id,
+            body.sha256,
+            body.size,
+            fmt.content_type,
+            inspection.trailing_bytes,
+        )
 
         async def store(key: str) -> None:
             # With the digest, S3 verifies the bytes and keeps it: the hasher need not re-read.

@@ -1,16 +1,14 @@
 """Image formats recognised from their magic bytes, never from a client's Content-Type.
 
-Also a cheap completeness check from the file's last bytes, so a truncated upload is
-refused at the door without decoding any pixels.
+Where an image's data ends (and so whether it is complete) is ``image_end``'s to say.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-# Bytes of the head and tail a caller must keep to use this module.
+# Bytes of the head a caller must keep to use this module.
 HEAD_BYTES = 32
-TAIL_BYTES = 16
 
 
 class ImageFormat(StrEnum):
@@ -59,19 +57,3 @@ def sniff_format(head: bytes) -> ImageFormat | None:
         if brand in _HEIF_BRANDS:
             return ImageFormat.HEIF
     return None
-
-
-def looks_truncated(fmt: ImageFormat, head: bytes, tail: bytes, size: int) -> bool:
-    """True when the file's own framing says bytes are missing at the end."""
-    if fmt is ImageFormat.JPEG:
-        # EOI marker; some encoders pad after it, so look within the tail.
-        return b"\xff\xd9" not in tail
-    if fmt is ImageFormat.PNG:
-        # The IEND chunk: zero length, type, fixed CRC.
-        return not tail.endswith(b"\x00\x00\x00\x00IEND\xaeB`\x82")
-    if fmt is ImageFormat.GIF:
-        return not tail.rstrip(b"\x00").endswith(b"\x3b")
-    if fmt is ImageFormat.WEBP:
-        declared = int.from_bytes(head[4:8], "little") + 8
-        return size < declared
-    return False

@@ -24,8 +24,10 @@ class NewImage:
     content_type: str
     byte_size: int
     sha256: str
+    trailing_bytes: int = 0
 
 
+CREATED = 201
 # Raised by imgflow_record_upload (migration 0013) when a live record of the
 # Idempotency-Key exists: nothing was recorded.
 KEY_TAKEN = "IK001"
@@ -97,29 +99,52 @@ async def record_image(
         for s in first_stages(list(Stage))
     ]
     try:
-        row = await conn.fetchrow(
-            "SELECT * FROM imgflow_record_upload("
-            "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb[], $11, $12, $13)",
-            image.id,
-            image.tenant_id,
-            image.object_key,
-            image.content_type,
-            image.byte_size,
-            image.sha256,
-            [stage.value for stage in Stage],
-            [job.stage.task_name for job in jobs],
-            [job.stage.queue for job in jobs],
-            [job.to_message() for job in jobs],
-            trace_context,
-            key,
-            key_ttl_s,
-        )
+        if image.trailing_bytes:
+            # Rare (motion photos and the like): a transaction of its own, so the common
+            # upload keeps its single statement.
+            async with conn.transaction():
+                row = await _call_record_upload(conn, image, jobs, key, key_ttl_s, trace_context)
+                if row is not None and row["recorded_status"] == CREATED:
+                    await conn.execute(
+                        "UPDATE images SET trailing_bytes = $2 WHERE id = $1",
+                        image.id,
+                        image.trailing_bytes,
+                    )
+        else:
+            row = await _call_record_upload(conn, image, jobs, key, key_ttl_s, trace_context)
     except asyncpg.PostgresError as exc:
         if exc.sqlstate == KEY_TAKEN:
             return None
         raise
     assert row is not None
     return Recorded(row["recorded_image"], row["recorded_status"], list(row["queued"]))
+
+
+async def _call_record_upload(
+    conn: asyncpg.Connection,
+    image: NewImage,
+    jobs: list[ImageJob],
+    key: str | None,
+    key_ttl_s: float,
+    trace_context: dict[str, str],
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM imgflow_record_upload("
+        "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb[], $11, $12, $13)",
+        image.id,
+        image.tenant_id,
+        image.object_key,
+        image.content_type,
+        image.byte_size,
+        image.sha256,
+        [stage.value for stage in Stage],
+        [job.stage.task_name for job in jobs],
+        [job.stage.queue for job in jobs],
+        [job.to_message() for job in jobs],
+        trace_context,
+        key,
+        key_ttl_s,
+    )
 
 
 async def key_is_referenced(conn: asyncpg.Connection, object_key: str) -> bool:
@@ -135,7 +160,7 @@ async def fetch_summary(
 ) -> dict[str, Any] | None:
     """What an upload answers about an image: its facts and each stage's status."""
     row = await conn.fetchrow(
-        """SELECT i.id, i.sha256, i.byte_size, i.content_type,
+        """SELECT i.id, i.sha256, i.byte_size, i.content_type, i.trailing_bytes,
                   jsonb_object_agg(s.stage, s.status) AS stages
              FROM images AS i JOIN image_stages AS s ON s.image_id = i.id
             WHERE i.id = $1 AND i.tenant_id = $2

@@ -17,6 +17,8 @@ class UploadAccepted(BaseModel):
     sha256: str
     byte_size: int
     content_type: str
+    # Bytes stored after the end of the image data (a motion photo's video, padding).
+    trailing_bytes: int = 0
     stages: dict[Stage, StageStatus]
     # Set when identical bytes of this tenant were already an image: that image's id
     # (which is also ``id``; nothing new was stored).
@@ -31,6 +33,7 @@ def upload_accepted(summary: dict[str, Any], *, duplicate: bool) -> UploadAccept
         sha256=summary["sha256"],
         byte_size=summary["byte_size"],
         content_type=summary["content_type"],
+        trailing_bytes=summary.get("trailing_bytes") or 0,
         stages=stages,
         duplicate_of=summary["id"] if duplicate else None,
     )

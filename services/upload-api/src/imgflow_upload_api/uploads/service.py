@@ -44,6 +44,8 @@ class VerifiedBytes:
     sha256: str
     byte_size: int
     content_type: str
+    # Bytes after the image data (a motion photo's video): kept, and recorded.
+    trailing_bytes: int = 0
 
     @property
     def object_key(self) -> str:
@@ -121,6 +123,7 @@ async def _record(res: Resources, facts: VerifiedBytes, idempotency_key: str | N
         facts.content_type,
         facts.byte_size,
         facts.sha256,
+        facts.trailing_bytes,
     )
     async with res.pool.acquire() as conn:
         recorded = await record_image(
@@ -135,6 +138,7 @@ async def _record(res: Resources, facts: VerifiedBytes, idempotency_key: str | N
         "sha256": facts.sha256,
         "byte_size": facts.byte_size,
         "content_type": facts.content_type,
+        "trailing_bytes": facts.trailing_bytes,
         "stages": {stage.value: "pending" for stage in Stage},
     }
     return Outcome(image_id, CREATED, recorded.outbox_ids, summary=summary)

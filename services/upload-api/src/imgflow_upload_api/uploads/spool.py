@@ -11,7 +11,7 @@ import hashlib
 import tempfile
 from typing import BinaryIO
 
-from imgflow_upload_api.uploads.formats import HEAD_BYTES, TAIL_BYTES
+from imgflow_upload_api.uploads.formats import HEAD_BYTES
 
 
 class BodyTooLarge(Exception):
@@ -26,7 +26,6 @@ class SpooledBody:
         self.memory_bytes = memory_bytes
         self.size = 0
         self.head = b""
-        self.tail = b""
         self._hash = hashlib.sha256()
         self._file: BinaryIO = tempfile.SpooledTemporaryFile(max_size=memory_bytes)  # noqa: SIM115
 
@@ -37,7 +36,6 @@ class SpooledBody:
             raise BodyTooLarge(self.max_bytes)
         if len(self.head) < HEAD_BYTES:
             self.head += chunk[: HEAD_BYTES - len(self.head)]
-        self.tail = (self.tail + chunk[-TAIL_BYTES:])[-TAIL_BYTES:]
         self._hash.update(chunk)
         self._file.write(chunk)
         self.size += len(chunk)

@@ -132,7 +132,7 @@ async def complete_upload(
             return _settled(await fetch_upload(conn, tenant_id, upload_id), upload_id)
     try:
         stored = await _storage(asyncio.to_thread(assemble, res.store, upload))
-        fmt = await _storage(
+        verified = await _storage(
             asyncio.to_thread(verify, res.store, stored, upload, res.settings.upload_max_pixels)
         )
     except Problem as problem:
@@ -144,7 +144,14 @@ async def complete_upload(
     except BaseException:
         await _release(res, upload)
         raise
-    facts = VerifiedBytes(tenant_id, upload.sha256, upload.byte_size, fmt.content_type)
+    fmt = verified.format
+    facts = VerifiedBytes(
+        tenant_id,
+        upload.sha256,
+        upload.byte_size,
+        fmt.content_type,
+        verified.inspection.trailing_bytes,
+    )
 
     async def store(key: str) -> None:
         await asyncio.to_thread(copy_verified, res.store, stored, key, fmt)

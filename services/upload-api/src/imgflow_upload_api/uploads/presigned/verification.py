@@ -12,27 +12,23 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+import urllib3
 from minio.error import S3Error
 
 from imgflow_runtime.storage import ObjectStore, StoredObject
 from imgflow_upload_api.problems import Problem
-from imgflow_upload_api.uploads.formats import HEAD_BYTES, TAIL_BYTES, ImageFormat
+from imgflow_upload_api.uploads.formats import HEAD_BYTES, ImageFormat
 from imgflow_upload_api.uploads.presigned.object_reader import open_object
 from imgflow_upload_api.uploads.presigned.plans import plan_parts
 from imgflow_upload_api.uploads.presigned.repository import Upload
-from imgflow_upload_api.uploads.validation import check_framing, check_header
+from imgflow_upload_api.uploads.validation import Inspection, check_format, inspect
 
 _HASH_CHUNK = 1024 * 1024
 _HEADER_BUFFER = 256 * 1024
+# Errors of reading the object from S3, which are not the bytes' fault.
+_READ_ERRORS = (S3Error, urllib3.exceptions.HTTPError)
 # Problems that leave the upload pending: the client can still send the bytes (again).
 RETRYABLE = frozenset({"upload-incomplete", "upload-changed"})
-
-
-@dataclass(frozen=True)
-class ObjectEnds:
-    size: int
-    head: bytes
-    tail: bytes
 
 
 def assemble(store: ObjectStore, upload: Upload) -> StoredObject:
@@ -84,9 +80,13 @@ def _complete_parts(store: ObjectStore, upload: Upload, upload_id: str) -> None:
     store.complete_multipart(upload.staging_key, upload_id, [uploaded[p.number] for p in planned])
 
 
-def verify(
-    store: ObjectStore, stored: StoredObject, upload: Upload, max_pixels: int
-) -> ImageFormat:
+@dataclass(frozen=True)
+class Verified:
+    format: ImageFormat
+    inspection: Inspection
+
+
+def verify(store: ObjectStore, stored: StoredObject, upload: Upload, max_pixels: int) -> Verified:
     """Raise a Problem unless the object is the declared, complete, acceptable image."""
     if stored.size != upload.byte_size:
         raise Problem(
@@ -98,9 +98,12 @@ def verify(
             byte_size=stored.size,
         )
     try:
-        fmt = check_framing(_ends(store, stored))
+        head = store.read_range(stored.key, 0, min(HEAD_BYTES, stored.size), stored.etag)
+        fmt = check_format(stored.size, head)
         with open_object(store, stored, _HEADER_BUFFER) as reader:
-            check_header(fmt, reader, max_pixels)
+            inspection = inspect(
+                fmt, reader, stored.size, max_pixels, upload.sha256, passthrough=_READ_ERRORS
+            )
         sha256 = _sha256(store, stored)
     except S3Error as exc:
         if exc.code == "PreconditionFailed":
@@ -115,14 +118,7 @@ def verify(
             declared_sha256=upload.sha256,
             sha256=sha256,
         )
-    return fmt
-
-
-def _ends(store: ObjectStore, stored: StoredObject) -> ObjectEnds:
-    head = store.read_range(stored.key, 0, min(HEAD_BYTES, stored.size), stored.etag)
-    tail_length = min(TAIL_BYTES, stored.size)
-    tail = store.read_range(stored.key, stored.size - tail_length, tail_length, stored.etag)
-    return ObjectEnds(stored.size, head, tail)
+    return Verified(fmt, inspection)
 
 
 def _sha256(store: ObjectStore, stored: StoredObject) -> str:
