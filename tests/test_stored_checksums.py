@@ -1,5 +1,7 @@
-"""The SHA-256 the API passes with each original: SeaweedFS checks it at PUT and reports it
-by HEAD, so the hasher reads only the header; a wrong object is still caught."""
+"""The SHA-256 the API passes with each original: S3 checks it at PUT and reports it by
+HEAD, and the hasher trusts S3's word for it; a swapped object is still caught, by that
+path when the swap carried its own checksum (the error says "as S3 verified it"), else by
+hashing the whole file."""
 
 from __future__ import annotations
 
@@ -87,7 +89,7 @@ def test_the_hasher_catches_a_swapped_original_with_or_without_a_stored_checksum
         assert (image["width"], image["height"], image["format"]) == (1600, 1200, "jpeg")
         [row] = query(database_url, "SELECT object_key FROM images WHERE id = $1::uuid", image_id)
         key = row["object_key"]
-        # The API passed its digest: S3 holds it, so the hasher read only the header.
+        # The API passed its digest: S3 holds it.
         assert store.checksum(key).sha256 == created.json()["sha256"]
 
         other = encode(photo_like(1600, 1200, seed=99), "JPEG", quality=90)
