@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ import pytest
 
 from imgflow_localstack.system import LocalSystem
 from imgflow_runtime.storage import ObjectStore
+from tests.contract.hooks import INHERENT_REFUSALS
 from tests.stack import api_client, running_system
 from tests.support import encode, new_tenant, photo_like, query
 from tests.test_api_fuzz import assert_nothing_left_behind
@@ -102,6 +104,33 @@ def test_the_admin_routes_keep_their_promises_with_the_admin_api_on(
     # The fuzzing went past the door: runs were started with the token.
     started = query(admin_system.settings().database_url, "SELECT id FROM reprocess_runs")
     assert started, report[-4_000:]
+
+
+def test_the_allowed_refusals_are_exactly_the_inherent_ones() -> None:
+    """schemathesis.toml's statuses beyond schemathesis's defaults are the ones whose
+    problem codes hooks.INHERENT_REFUSALS lists: no status allowed wholesale."""
+    defaults = {"2xx", "3xx", "401", "403", "404", "409", "429", "503"}
+    operations = tomllib.loads(CONFIG.read_text())["operations"]
+    allowed = {
+        op["include-operation-id"]: set(
+            op["checks"]["positive_data_acceptance"]["expected-statuses"]
+        )
+        - defaults
+        for op in operations
+        if "positive_data_acceptance" in op["checks"]
+    }
+    assert allowed == {
+        name: {str(status) for status in refusals} for name, refusals in INHERENT_REFUSALS.items()
+    }
+    descriptions = {
+        operation["operationId"]: operation.get("description", "")
+        for item in json.loads(SPEC.read_text())["paths"].values()
+        for operation in item.values()
+    }
+    for name, refusals in INHERENT_REFUSALS.items():
+        for codes in refusals.values():
+            for code in codes:
+                assert f"`{code}`" in descriptions[name], (name, code)
 
 
 # -- what schemathesis found once, pinned ------------------------------------------------
