@@ -15,7 +15,11 @@ import pytest
 from imgflow_contracts.settings import CommonSettings
 from imgflow_localstack.system import LocalSystem
 from imgflow_runtime.storage import ObjectStore
+from tests.s3_targets import S3Target, moto_target, own_target, own_target_configured
 from tests.stack import api_client, running_system
+
+# The storage contract's servers (tests/s3_targets.py); "own" only when configured.
+S3_TARGETS = ["seaweedfs", "moto", "moto-tls", *(["own"] if own_target_configured() else [])]
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +52,15 @@ def database_url(settings: CommonSettings) -> str:
 def api(system: LocalSystem) -> Iterator[httpx.Client]:
     with api_client(system) as client:
         yield client
+
+
+@pytest.fixture(scope="session", params=S3_TARGETS)
+def s3_target(request: pytest.FixtureRequest, settings: CommonSettings) -> Iterator[S3Target]:
+    """Each S3 server the storage contract tests run against, in turn."""
+    if request.param == "seaweedfs":
+        yield S3Target("seaweedfs", settings, checks_checksums=True, checks_signatures=True)
+    elif request.param == "own":
+        yield own_target(settings)
+    else:
+        with moto_target(settings, tls=request.param == "moto-tls") as target:
+            yield target

@@ -113,12 +113,9 @@ def test_a_batch_lands_in_order_with_fresh_ids(settings: CommonSettings, queue: 
     assert len(ids) == len(tags) == 3
 
 
-def test_an_unreachable_broker_raises_and_sends_nothing(
-    settings: CommonSettings, queue: str
-) -> None:
+def test_an_unreachable_broker_raises(settings: CommonSettings, queue: str) -> None:
+    """The relay keeps a job in the outbox only if publishing raises: a publisher that
+    swallowed the failure would lose the job."""
     port = free_port()
     with pytest.raises((redis.RedisError, OSError)):
         _publish(settings, [_job(queue)], url=f"redis://127.0.0.1:{port}/0")
-    client = redis.Redis.from_url(settings.broker_url)
-    assert client.llen(queue) == 0
-    client.close()

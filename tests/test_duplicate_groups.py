@@ -313,3 +313,42 @@ def test_stored_groups_match_a_regrouping_from_scratch_after_every_check(
         db(check_image, new_image(db, tenant), vectors[i], POLICY)
         assert _stored_groups(db, tenant) == _regrouped_from_scratch(db, tenant)
     assert _stored_groups(db, tenant), "the scenario made groups"
+
+
+def _labelled_groups(db: Db, tenant: UUID, ids: dict[str, UUID]) -> set[frozenset[str]]:  # noqa: F811
+    by_id = {i: label for label, i in ids.items()}
+    return {frozenset(by_id[m] for m in members) for members in _stored_groups(db, tenant)}
+
+
+def test_fixed_scenarios_make_the_groups_written_down(db: Db) -> None:  # noqa: F811
+    """Literal expected groups, worked out from the vectors and the documented rule
+    (cosine 0.94 or more is a duplicate; a copy joins a group when at least half the
+    pairs between them are duplicates), not from the grouping code."""
+    u = random_vector()
+    w = near(u, 0.88)  # the same subject, not a duplicate
+    a = random_vector()
+    b = near(a, 0.96)
+    vectors = {
+        # two related photos' copies: two groups, never fused; a stranger alone
+        "u0": u,
+        "u1": near(u, 0.97),
+        "u2": near(u, 0.96),
+        "w0": w,
+        "w1": near(w, 0.97),
+        "stranger": random_vector(),
+        # a chain: c matches b only (cos(a, c) is about 0.92), one pair of the two: joins
+        "a": a,
+        "b": b,
+        "c": near(b, 0.96),
+    }
+    assert float(vectors["a"] @ vectors["c"]) < 0.94  # the chain's ends are not duplicates
+    tenant = new_tenant(db)
+    ids = {label: new_image(db, tenant) for label in vectors}
+    for label, vector in vectors.items():
+        db(check_image, ids[label], vector, POLICY)
+
+    assert _labelled_groups(db, tenant, ids) == {
+        frozenset({"u0", "u1", "u2"}),
+        frozenset({"w0", "w1"}),
+        frozenset({"a", "b", "c"}),
+    }

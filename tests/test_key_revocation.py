@@ -1,6 +1,7 @@
-"""A revoked API key stops working in every API process within a second, although each
-process caches resolved keys (IMGFLOW_API_KEY_CACHE_S, 10 s): PostgreSQL announces the
-revocation and each process's LISTEN connection drops the key from its cache."""
+"""A revoked API key stops working in every API process before its cache could expire,
+although each process caches resolved keys (IMGFLOW_API_KEY_CACHE_S, 10 s): PostgreSQL
+announces the revocation and each process's LISTEN connection drops the key from its
+cache. (How soon is a timing, not a bound: it is not asserted here.)"""
 
 from __future__ import annotations
 
@@ -19,8 +20,6 @@ from imgflow_runtime.db.tenants import key_digest
 from imgflow_upload_api.settings import ApiSettings
 from tests.support import bearer, new_tenant, query
 
-WITHIN_S = 1.0
-
 
 @contextlib.contextmanager
 def second_api(system: LocalSystem) -> Iterator[str]:
@@ -35,14 +34,16 @@ def second_api(system: LocalSystem) -> Iterator[str]:
         process.stop()
 
 
-def test_a_revoked_key_stops_working_in_every_api_process_within_a_second(
+def test_a_revoked_key_stops_working_in_every_api_process_before_its_cache_expires(
     system: LocalSystem,
 ) -> None:
-    assert ApiSettings().api_key_cache_s >= 10 * WITHIN_S, "the cache alone would pass"
+    cache_s = ApiSettings().api_key_cache_s
     tenant = new_tenant(system, "revoked")
     headers = bearer(tenant["api_key"])
     with second_api(system) as other:
         apis = [system.api_url, other]
+        # No entry cached from here on can expire before this moment plus the cache's life.
+        cached_from = time.monotonic()
         for url in apis:  # each process resolves the key now and caches it
             assert httpx.get(f"{url}/v1/images", headers=headers).status_code == 200
             assert httpx.get(f"{url}/v1/images", headers=headers).status_code == 200
@@ -52,12 +53,9 @@ def test_a_revoked_key_stops_working_in_every_api_process_within_a_second(
             "UPDATE api_keys SET revoked_at = now() WHERE key_sha256 = $1",
             key_digest(tenant["api_key"]),
         )
-        revoked_at = time.monotonic()
-        refused_after: dict[str, float] = {}
-        while len(refused_after) < len(apis) and time.monotonic() - revoked_at < 5:
-            for url in set(apis) - set(refused_after):
+        accepting = set(apis)
+        while accepting and time.monotonic() < cached_from + cache_s:
+            for url in list(accepting):
                 if httpx.get(f"{url}/v1/images", headers=headers).status_code == 401:
-                    refused_after[url] = time.monotonic() - revoked_at
-        still = set(apis) - set(refused_after)
-        assert not still, f"still accepted 5 s after the revocation by {still}"
-        assert max(refused_after.values()) < WITHIN_S, refused_after
+                    accepting.discard(url)
+        assert not accepting, f"only the cache's expiry could refuse it in {accepting}"

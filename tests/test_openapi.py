@@ -1,4 +1,6 @@
-"""The checked-in OpenAPI document is the app's own, and says what the API really does."""
+"""The checked-in OpenAPI document is the one the running API serves, and holds the
+properties a client relies on. (That every status the server answers is declared is
+schemathesis's status_code_conformance check, in tests/contract.)"""
 
 from __future__ import annotations
 
@@ -28,13 +30,6 @@ def test_the_checked_in_document_matches_the_app() -> None:
     assert SPEC.read_text() == openapi_json(), (
         "services/upload-api/openapi.json is stale: run .venv/bin/python tools/openapi.py --write"
     )
-
-
-def test_the_document_is_stable_and_sorted() -> None:
-    text = openapi_json()
-
-    assert text == openapi_json()
-    assert text == json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def test_the_running_api_serves_the_checked_in_document(system: LocalSystem) -> None:
@@ -75,8 +70,11 @@ def test_every_error_is_a_documented_problem() -> None:
             assert "Retry-After" in operation["responses"]["503"]["headers"]
 
 
-def test_operation_ids_read_well_and_are_unique() -> None:
-    ids = [operation["operationId"] for _, _, operation in _operations(openapi_document())]
+def test_every_operation_has_an_id_that_reads_well_and_is_unique() -> None:
+    operations = _operations(openapi_document())
+    missing = [f"{method} {path}" for method, path, op in operations if "operationId" not in op]
+    assert not missing, missing
+    ids = [operation["operationId"] for _, _, operation in operations]
 
     assert len(ids) == len(set(ids))
     assert all(re.fullmatch(r"[a-z]+([A-Z][a-z0-9]*)*", i) for i in ids), ids

@@ -15,8 +15,12 @@ from imgflow_upload_api.duplicates.repository import prune_resolutions
 def test_answers_past_the_retention_go_and_fresher_ones_stay(database_url: str) -> None:
     old, fresh = uuid4(), uuid4()
 
-    async def scenario() -> set[UUID]:
+    async def scenario() -> tuple[int, set[UUID]]:
         conn = await connect(database_url)
+        # Uncommitted rows, rolled back at the end: the running API prunes the same table
+        # every minute but cannot see them, so only the prune under test can delete one.
+        transaction = conn.transaction()
+        await transaction.start()
         try:
             for group_id, age_days in ((old, 31), (fresh, 29)):
                 await conn.execute(
@@ -28,13 +32,15 @@ def test_answers_past_the_retention_go_and_fresher_ones_stay(database_url: str) 
                     json.loads('{"version": 1}'),
                     age_days,
                 )
-            assert await prune_resolutions(conn, 30.0) is False  # one batch was enough
+            pruned = await prune_resolutions(conn, 30.0)
             rows = await conn.fetch(
                 "SELECT group_id FROM duplicate_resolutions WHERE group_id = ANY($1::uuid[])",
                 [old, fresh],
             )
-            return {r["group_id"] for r in rows}
+            return pruned, {r["group_id"] for r in rows}
         finally:
+            await transaction.rollback()
             await conn.close()
 
-    assert asyncio.run(scenario()) == {fresh}
+    # No other test writes answers this old, so the one deleted is ours.
+    assert asyncio.run(scenario()) == (1, {fresh})

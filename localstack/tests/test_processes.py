@@ -128,7 +128,8 @@ def test_early_exit_is_raised_at_once_with_the_log_tail(tmp_path: Path) -> None:
     began = time.monotonic()
     with pytest.raises(ProcessExitedError) as exited:
         ServiceProcess(spec, os.environ, tmp_path).start()
-    assert time.monotonic() - began < 10
+    # Raised at the exit, not at the readiness deadline.
+    assert time.monotonic() - began < spec.start_timeout_s
     assert "crasher exited with code 3" in str(exited.value)
     assert "boom: cannot import imgflow_thing" in str(exited.value)
 
@@ -160,7 +161,7 @@ def test_a_process_deaf_to_sigterm_is_killed_with_its_group(
     assert len(own_descendants()) == 2
     began = time.monotonic()
     process.stop()
-    assert 1 <= time.monotonic() - began < 8
+    assert time.monotonic() - began >= spec.stop_timeout_s  # given its grace first
     assert process.child.returncode == -signal.SIGKILL
     assert own_descendants() == []
 
@@ -171,7 +172,8 @@ def test_a_grace_given_to_stop_overrides_the_specs(tmp_path: Path, own_descendan
     process.start()
     began = time.monotonic()
     process.stop(grace_s=1)
-    assert 1 <= time.monotonic() - began < 8
+    # The grace given, not the spec's ten minutes.
+    assert 1 <= time.monotonic() - began < spec.stop_timeout_s
     assert process.child.returncode == -signal.SIGKILL
     assert own_descendants() == []
 

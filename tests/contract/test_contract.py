@@ -13,14 +13,19 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from imgflow_localstack.system import LocalSystem
 from imgflow_runtime.storage import ObjectStore
-from tests.support import new_tenant, query
+from tests.contract.hooks import INHERENT_REFUSALS
+from tests.stack import api_client, running_system
+from tests.support import encode, new_tenant, photo_like, query
 from tests.test_api_fuzz import assert_nothing_left_behind
 from tools.openapi import SPEC
 
@@ -29,13 +34,13 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 # Fixed, so a CI run is repeatable; run it by hand with other seeds to search further.
 SEED = "20261202"
+ADMIN_TOKEN = "contract-tests-admin-token"
 WEBHOOK_REQUEST = json.loads(SPEC.read_text())["components"]["schemas"]["WebhookRequest"]
 
 
-def test_the_server_keeps_every_promise_of_its_openapi_document(
-    system: LocalSystem, store: ObjectStore, database_url: str
-) -> None:
-    issued = new_tenant(system, "contract")
+def _schemathesis(api_url: str, token: str, *selection: str) -> str:
+    """`schemathesis run --checks all` as a client author would run it; fails the test on
+    any finding, returns the report."""
     command = [
         str(SCHEMATHESIS),
         "--config-file",
@@ -44,13 +49,14 @@ def test_the_server_keeps_every_promise_of_its_openapi_document(
         "run",
         str(SPEC),
         "--url",
-        system.api_url,
+        api_url,
         "--checks",
         "all",
         "--seed",
         SEED,
         "--header",
-        f"Authorization: Bearer {issued['api_key']}",
+        f"Authorization: Bearer {token}",
+        *selection,
     ]
     # The hooks module is imported from the repository root.
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -67,8 +73,64 @@ def test_the_server_keeps_every_promise_of_its_openapi_document(
             break
     assert done.returncode == 0, report[-12_000:]
     assert "failures" not in report.splitlines()[-1], report[-4_000:]
+    return report
+
+
+def test_the_server_keeps_every_promise_of_its_openapi_document(
+    system: LocalSystem, store: ObjectStore, database_url: str
+) -> None:
+    issued = new_tenant(system, "contract")
+    _schemathesis(system.api_url, issued["api_key"])
     (row,) = query(database_url, "SELECT id FROM tenants WHERE name = $1", issued["tenant"])
     assert_nothing_left_behind(store, database_url, {"id": row["id"]})
+
+
+@pytest.fixture(scope="module")
+def admin_system() -> Iterator[LocalSystem]:
+    """A system of its own with the admin API on: a run re-driving all tenants' images
+    would disturb every other test on the session's."""
+    with running_system("imgflow-admin-contract-", {"ADMIN_TOKEN": ADMIN_TOKEN}) as running:
+        yield running
+
+
+def test_the_admin_routes_keep_their_promises_with_the_admin_api_on(
+    admin_system: LocalSystem,
+) -> None:
+    # Something to list, replay and reprocess: one image through every stage.
+    with api_client(admin_system) as api:
+        created = api.post("/v1/images", content=encode(photo_like(64, 48, seed=3), "JPEG"))
+        assert created.status_code == 201, created.text
+    report = _schemathesis(admin_system.api_url, ADMIN_TOKEN, "--include-path-regex", "^/v1/admin/")
+    # The fuzzing went past the door: runs were started with the token.
+    started = query(admin_system.settings().database_url, "SELECT id FROM reprocess_runs")
+    assert started, report[-4_000:]
+
+
+def test_the_allowed_refusals_are_exactly_the_inherent_ones() -> None:
+    """schemathesis.toml's statuses beyond schemathesis's defaults are the ones whose
+    problem codes hooks.INHERENT_REFUSALS lists: no status allowed wholesale."""
+    defaults = {"2xx", "3xx", "401", "403", "404", "409", "429", "503"}
+    operations = tomllib.loads(CONFIG.read_text())["operations"]
+    allowed = {
+        op["include-operation-id"]: set(
+            op["checks"]["positive_data_acceptance"]["expected-statuses"]
+        )
+        - defaults
+        for op in operations
+        if "positive_data_acceptance" in op["checks"]
+    }
+    assert allowed == {
+        name: {str(status) for status in refusals} for name, refusals in INHERENT_REFUSALS.items()
+    }
+    descriptions = {
+        operation["operationId"]: operation.get("description", "")
+        for item in json.loads(SPEC.read_text())["paths"].values()
+        for operation in item.values()
+    }
+    for name, refusals in INHERENT_REFUSALS.items():
+        for codes in refusals.values():
+            for code in codes:
+                assert f"`{code}`" in descriptions[name], (name, code)
 
 
 # -- what schemathesis found once, pinned ------------------------------------------------

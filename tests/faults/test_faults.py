@@ -4,6 +4,7 @@ fully processed (or visibly failed, with its job kept for replay), nothing dupli
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import httpx
@@ -218,13 +219,19 @@ def test_postgres_restart(
         assert fault_api.get(f"/v1/images/{ids[0]}").status_code == 503
         # The first stage: the others are enqueued when it finishes (queues.AFTER).
         _start_workers(system, "thumbnailer")
+        worker = system.service("thumbnailer").child
+        pid = worker.pid
+        # This run's log only (earlier tests wrote "retrying" too), and a retry of one of
+        # this test's own images.
+        retried = re.compile(rf"thumbnails attempt \d+ for ({'|'.join(ids)}) failed, retrying")
         wait_for(
-            lambda: _log_says(system, "thumbnailer", "retrying"),
+            lambda: retried.search(worker.read_log()),
             timeout_s=30,
-            what="a job to fail against the stopped PostgreSQL and retry",
+            what="a job of this test to fail against the stopped PostgreSQL and retry",
         )
     finally:
         system.stack.postgres.start()
+    assert worker.is_running() and worker.pid == pid, "the worker did not survive the outage"
     back_at = time.monotonic()
     wait_for(
         lambda: all(stage_status(fault_api, i, "thumbnails") == "done" for i in ids),
@@ -232,6 +239,7 @@ def test_postgres_restart(
         what="the retrying thumbnail jobs",
     )
     print(f"\nPostgreSQL restart: retrying jobs done {time.monotonic() - back_at:.1f} s after")
+    assert worker.is_running() and worker.pid == pid
     _start_workers(system, "hasher", "deduper")
 
     for image_id in ids:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
+from celery import signals
+
 from imgflow_contracts.keys import analysis_key
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage
@@ -23,10 +27,36 @@ from imgflow_runtime.stage_runner import (
     WorkerContext,
     register_stage_task,
 )
+from imgflow_runtime.storage import ObjectStore
 
 settings = HasherSettings()
 configure_logging(settings.log_level)
 app = make_worker_app(Stage.HASHING, settings)
+log = logging.getLogger(__name__)
+# The start-up probe's bound on each request to S3.
+START_PROBE_S = 2.0
+
+
+@signals.worker_init.connect
+def refuse_an_s3_that_does_not_check_checksums(**_: object) -> None:
+    """Trusting a stored SHA-256 is safe only if S3 checked it at PUT: refuse to start
+    (before taking any job) against one that stores it unchecked."""
+    if not settings.hasher_trust_stored_checksum:
+        return
+    try:
+        if ObjectStore.from_settings(settings, probe_s=START_PROBE_S).verifies_checksums():
+            return
+    except Exception as exc:
+        # S3 down or frozen at start-up: jobs wait and retry for it anyway; start.
+        log.warning("could not ask S3 whether it checks stored checksums: %r", exc)
+        return
+    message = (
+        f"the S3 server at {settings.s3_endpoint} stores x-amz-checksum-sha256 without "
+        "checking it (a wrong one was accepted), so its stored checksums cannot be trusted: "
+        "set IMGFLOW_HASHER_TRUST_STORED_CHECKSUM=false to hash every original instead"
+    )
+    log.critical(message)
+    raise SystemExit(message)  # Celery's signal dispatch swallows an Exception
 
 
 def hash_image(job: ImageJob, ctx: WorkerContext) -> None:

@@ -127,7 +127,7 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
     )
-    install_contract(app)
+    install_contract(app, settings)
     install_problem_handlers(app)
     FastAPIInstrumentor.instrument_app(
         app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]

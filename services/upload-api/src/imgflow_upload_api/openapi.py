@@ -16,6 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from imgflow_upload_api.problems import PROBLEM_MEDIA_TYPE, TYPE_PREFIX
+from imgflow_upload_api.settings import ApiSettings
 from imgflow_upload_api.uploads.idempotency import HEADER as IDEMPOTENCY_HEADER
 
 API_KEY = "apiKey"
@@ -115,10 +116,10 @@ def operation_id(route: APIRoute) -> str:
     return first + "".join(word.capitalize() for word in rest)
 
 
-def install_contract(app: FastAPI) -> None:
+def install_contract(app: FastAPI, settings: ApiSettings) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = refine(
+            spec = refine(
                 get_openapi(
                     title=app.title,
                     version=app.version,
@@ -127,9 +128,21 @@ def install_contract(app: FastAPI) -> None:
                     routes=app.routes,
                 )
             )
+            app.openapi_schema = declare_limits(spec, settings)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def declare_limits(spec: dict[str, Any], settings: ApiSettings) -> dict[str, Any]:
+    """The deployment's limits on request fields, so a client (or a generator) knows them
+    before it is refused: the served document says this deployment's values; the checked-in
+    one the defaults."""
+    schemas = spec["components"]["schemas"]
+    byte_size = schemas["UploadRequest"]["properties"]["byte_size"]
+    byte_size["maximum"] = settings.upload_presigned_max_bytes
+    byte_size["description"] += " At most IMGFLOW_UPLOAD_PRESIGNED_MAX_BYTES."
+    return spec
 
 
 def refine(spec: dict[str, Any]) -> dict[str, Any]:

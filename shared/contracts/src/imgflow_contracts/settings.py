@@ -43,6 +43,13 @@ class CommonSettings(BaseSettings):
         default=SecretStr("imgflow-local-secret"), description="S3 secret key."
     )
     s3_secure: bool = Field(default=False, description="Use HTTPS to reach S3.")
+    s3_ca_bundle: str | None = Field(
+        default=None,
+        description=(
+            "PEM file of the CA certificates to trust for HTTPS to S3 (a private CA); "
+            "unset: the system's trust store."
+        ),
+    )
     s3_region: str = Field(default="us-east-1", description="S3 region name.")
     s3_bucket: str = Field(default="imgflow", description="Bucket for originals and renditions.")
     s3_connect_timeout_s: float = Field(default=5.0, gt=0, description="S3 connect timeout.")

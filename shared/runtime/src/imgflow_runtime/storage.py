@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import io
+import ssl
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -63,24 +66,49 @@ class UploadedPart:
     size: int
 
 
+# Probe objects (verifies_checksums), deleted at once; refusals that say nothing of checksums.
+_PROBE_PREFIX = ".imgflow-probe/"
+_NOT_ABOUT_THE_CHECKSUM = frozenset(
+    {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket"}
+)
+
+
+def tls_options(settings: CommonSettings) -> dict[str, str]:
+    """urllib3's options for HTTPS to S3: the configured CA bundle, else the system's."""
+    if settings.s3_ca_bundle is None:
+        return {}
+    return {"cert_reqs": "CERT_REQUIRED", "ca_certs": settings.s3_ca_bundle}
+
+
+def ssl_context(settings: CommonSettings) -> ssl.SSLContext:
+    """The same trust for clients that take an SSLContext (the API's aiohttp PUT path)."""
+    return ssl.create_default_context(cafile=settings.s3_ca_bundle)
+
+
 class ObjectStore:
     def __init__(self, client: Minio, bucket: str) -> None:
         self.client = client
         self.bucket = bucket
 
     @classmethod
-    def from_settings(cls, settings: CommonSettings) -> ObjectStore:
+    def from_settings(
+        cls, settings: CommonSettings, *, probe_s: float | None = None
+    ) -> ObjectStore:
+        """``probe_s``: for a start-up probe, every request bounded by it and never retried
+        (a stopped or frozen S3 must not hold a process's start)."""
         # Bounded timeouts and few quick retries: an outage surfaces in seconds as an error
         # that the task's own retry policy (with backoff, counted, dead-lettered at the end)
         # handles, instead of hiding behind urllib3's own retries inside one attempt.
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(
-                connect=settings.s3_connect_timeout_s, read=settings.s3_read_timeout_s
+                connect=probe_s or settings.s3_connect_timeout_s,
+                read=probe_s or settings.s3_read_timeout_s,
             ),
-            retries=urllib3.Retry(
-                total=2, backoff_factor=0.1, status_forcelist=(500, 502, 503, 504)
-            ),
+            retries=False
+            if probe_s
+            else urllib3.Retry(total=2, backoff_factor=0.1, status_forcelist=(500, 502, 503, 504)),
             maxsize=settings.s3_max_connections,
+            **tls_options(settings),
         )
         client = Minio(
             settings.s3_endpoint,
@@ -99,6 +127,22 @@ class ObjectStore:
             except S3Error as exc:  # another process made it first
                 if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                     raise
+
+    def verifies_checksums(self) -> bool:
+        """Whether this S3 refuses an object whose ``x-amz-checksum-sha256`` is wrong, as
+        AWS, MinIO and SeaweedFS do (moto stores it unchecked): PUT a probe that says so.
+        Whoever trusts stored checksums asks this at start-up."""
+        key = f"{_PROBE_PREFIX}{uuid.uuid4().hex}"
+        data = b"imgflow checksum probe"
+        wrong = hashlib.sha256(b"not the probe").hexdigest()
+        try:
+            self.put_stream(key, io.BytesIO(data), len(data), "application/octet-stream", wrong)
+        except S3Error as exc:
+            if exc.code in _NOT_ABOUT_THE_CHECKSUM:
+                raise
+            return True
+        self.delete(key)
+        return False
 
     def put_stream(
         self,

@@ -62,6 +62,11 @@ async def get_duplicates(image_id: str, request: Request, caller: CurrentCaller)
     response_model=DuplicateGroupPage,
     responses={400: PROBLEM_RESPONSE, 401: PROBLEM_RESPONSE, 422: PROBLEM_RESPONSE},
     summary="The caller's duplicate groups, latest change first, a page at a time",
+    description=(
+        "`cursor` is opaque: pass back the `next_cursor` of a page of this tenant's "
+        "listing. Any other cursor, though it matches the schema, is refused: 400 "
+        "`bad-cursor` (a cursor is bound to its tenant and listing by a check digest)."
+    ),
 )
 async def list_groups(
     request: Request,
@@ -125,6 +130,12 @@ async def get_group(group_id: str, request: Request, caller: CurrentCaller) -> D
         422: PROBLEM_RESPONSE,
     },
     summary="Trash copies in a group, or dismiss it; the version it was decided on, or 409",
+    description=(
+        "Decided by the group's state, not the request's shape: 409 `group-changed` when "
+        "`version` is no longer the group's, 422 `not-a-member` when a named image is not "
+        "in the group, 422 `bad-resolution` for a dismiss with keep or trash, or an image "
+        "both kept and trashed."
+    ),
 )
 async def resolve_group(
     group_id: str, request: Request, caller: CurrentCaller, body: Annotated[ResolveRequest, Body()]

@@ -233,9 +233,9 @@ async def group_changed(conn: asyncpg.Connection, group_id: UUID) -> int:
 PRUNE_BATCH = 1000
 
 
-async def prune_resolutions(conn: asyncpg.Connection, retention_days: float) -> bool:
-    """Delete one batch of resolve answers older than the retention; True if there may be
-    more. (Resolves are people's actions: few rows, so no index on created_at.)"""
+async def prune_resolutions(conn: asyncpg.Connection, retention_days: float) -> int:
+    """Delete one batch (PRUNE_BATCH) of resolve answers older than the retention; returns
+    how many went. (Resolves are people's actions: few rows, so no index on created_at.)"""
     status = await conn.execute(
         """DELETE FROM duplicate_resolutions WHERE (group_id, version) IN (
                SELECT group_id, version FROM duplicate_resolutions
@@ -243,4 +243,4 @@ async def prune_resolutions(conn: asyncpg.Connection, retention_days: float) -> 
         retention_days * 86_400,
         PRUNE_BATCH,
     )
-    return int(status.split()[-1]) >= PRUNE_BATCH
+    return int(status.split()[-1])

@@ -6,7 +6,7 @@ import logging
 
 from imgflow_runtime.db.duplicate_groups import regroup_dirty
 from imgflow_upload_api.dependencies import Resources
-from imgflow_upload_api.duplicates.repository import prune_resolutions
+from imgflow_upload_api.duplicates.repository import PRUNE_BATCH, prune_resolutions
 
 log = logging.getLogger(__name__)
 # Groups regrouped per pass: each is one transaction over its component (bounded).
@@ -24,5 +24,5 @@ async def regroup_flagged(res: Resources) -> None:
 async def forget_resolutions(res: Resources) -> None:
     """Forget stored resolve answers past IMGFLOW_RESOLUTION_RETENTION_DAYS."""
     async with res.pool.acquire() as conn:
-        while await prune_resolutions(conn, res.settings.resolution_retention_days):
+        while await prune_resolutions(conn, res.settings.resolution_retention_days) >= PRUNE_BATCH:
             pass

@@ -68,6 +68,11 @@ async def get_image(image_id: str, request: Request, caller: CurrentCaller) -> I
     response_model=ImagePage,
     responses={400: PROBLEM_RESPONSE, 401: PROBLEM_RESPONSE, 422: PROBLEM_RESPONSE},
     summary="The caller's images, newest first, a page at a time",
+    description=(
+        "`cursor` is opaque: pass back the `next_cursor` of a page of this tenant's "
+        "listing. Any other cursor, though it matches the schema, is refused: 400 "
+        "`bad-cursor` (a cursor is bound to its tenant and listing by a check digest)."
+    ),
 )
 async def list_images(
     request: Request,

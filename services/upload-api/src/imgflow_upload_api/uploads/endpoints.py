@@ -85,6 +85,14 @@ async def _receive(request: Request, body: SpooledBody) -> None:
         503: PROBLEM_RESPONSE,
     },
     summary="Upload an image (raw body, or multipart field `file`)",
+    description=(
+        "Any bytes match the schema; whether they are an image only their content says. "
+        "Bytes of no supported format are refused with 415 `unsupported-format`; an image "
+        "that cannot be decoded with 422 `corrupt-image` or `truncated-image`, one past the "
+        "pixel limit with 422 `image-too-large`; a body past the deployment's size limit "
+        "with 413 `payload-too-large`. An `Idempotency-Key` already used for other bytes "
+        "is 422 `idempotency-key-reused`."
+    ),
     openapi_extra={"requestBody": UPLOAD_REQUEST_BODY},
 )
 async def upload_image(

@@ -30,7 +30,7 @@ from minio.signer import sign_v4_s3
 from yarl import URL
 
 from imgflow_contracts.settings import CommonSettings
-from imgflow_runtime.storage import checksum_headers
+from imgflow_runtime.storage import checksum_headers, ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,11 @@ class S3Writer:
     def from_settings(cls, settings: CommonSettings) -> S3Writer:
         """Must be called with an event loop running (the session binds to it)."""
         session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=settings.s3_max_connections),
+            connector=aiohttp.TCPConnector(
+                limit=settings.s3_max_connections,
+                # HTTPS trusts what the minio client trusts (IMGFLOW_S3_CA_BUNDLE).
+                ssl=ssl_context(settings),
+            ),
             timeout=aiohttp.ClientTimeout(
                 sock_connect=settings.s3_connect_timeout_s, sock_read=settings.s3_read_timeout_s
             ),

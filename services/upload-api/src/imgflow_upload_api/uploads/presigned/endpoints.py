@@ -103,6 +103,13 @@ def _ticket(started: Started) -> UploadTicket:
         503: PROBLEM_RESPONSE,
     },
     summary="Verify the uploaded bytes (size, format, SHA-256) and record them as an image",
+    description=(
+        "Decided by the bytes stored, not by this request: 422 `size-mismatch` or "
+        "`checksum-mismatch` when they are not what was declared, 415 "
+        "`unsupported-format` when they are no supported image, 422 `corrupt-image`, "
+        "`truncated-image` or `image-too-large` as for a direct upload, 410 "
+        "`upload-expired` past the upload's expiry."
+    ),
 )
 async def complete(
     upload_id: str,
