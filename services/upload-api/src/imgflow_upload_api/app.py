@@ -30,7 +30,7 @@ from imgflow_upload_api.events import endpoints as events
 from imgflow_upload_api.events.hub import EventHub
 from imgflow_upload_api.images import endpoints as images
 from imgflow_upload_api.jobs.broker import BrokerPublisher
-from imgflow_upload_api.jobs.relay import OutboxRelay
+from imgflow_upload_api.jobs.relay import OutboxRelay, Scheduling
 from imgflow_upload_api.openapi import install_contract, operation_id
 from imgflow_upload_api.ops import endpoints as ops
 from imgflow_upload_api.ops.loop_lag import LoopLag
@@ -73,7 +73,13 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
         # Celery builds the job messages; they are sent from the loop (jobs/broker.py).
         producer = make_producer_app(settings)
         publisher = BrokerPublisher.connect(producer, settings.broker_url)
-        relay = OutboxRelay(pool, publisher, settings.outbox_relay_interval_s)
+        scheduling = Scheduling(
+            settings.outbox_scheduling,
+            settings.outbox_broker_target_depth,
+            settings.outbox_relay_poll_s,
+            settings.tenant_default_weight,
+        )
+        relay = OutboxRelay(pool, publisher, settings.outbox_relay_interval_s, scheduling)
         broker = redis.Redis.from_url(
             settings.broker_url, socket_timeout=2, socket_connect_timeout=2
         )
