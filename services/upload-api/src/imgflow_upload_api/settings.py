@@ -103,18 +103,6 @@ class ApiSettings(CommonSettings):
     outbox_relay_interval_s: float = Field(
         default=1.0, gt=0, description="How often unsent jobs are retried to the broker."
     )
-    outbox_scheduling: Literal["fair", "fifo"] = Field(
-        default="fair",
-        description="`fair`: the backlog waits in PostgreSQL and the relay publishes uploads "
-        "before bulk work and tenants in weighted turns; `fifo`: every job at once, oldest "
-        "first (the relay before issue 30).",
-    )
-    outbox_broker_target_depth: int = Field(
-        default=8,
-        ge=1,
-        description="Fair scheduling: messages kept waiting in each broker queue (a few times "
-        "the workers' concurrency); the rest of the backlog waits in the outbox.",
-    )
     tenant_default_weight: int = Field(
         default=1,
         ge=1,

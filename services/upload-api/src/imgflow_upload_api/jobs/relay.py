@@ -7,10 +7,10 @@ API died in between).
 Fair scheduling (the default, docs/operating/scheduling.md): the broker's queues are kept
 short, ``target_depth`` messages each, and the backlog waits here in PostgreSQL. Each pass
 tops every queue up to its target, choosing the rows by kind of work (uploads before bulk)
-and across tenants in weighted turns (fair_order.py). A queue whose dependants' queues
-(hashing, dedupe read the thumbnailer's output) are full is not topped up, so the backlog
-cannot pile up in the broker further down the line either. While rows wait for room the
-relay looks again every ``poll_s``.
+and across tenants in weighted turns (fair_order.py). The workers hand the stages that
+follow theirs on the same way (stage_runner: straight to a short queue, else through the
+outbox), so the backlog cannot pile up in the broker further down the line either. While
+rows wait for room the relay looks again every ``poll_s``.
 
 One relay chooses at a time (an advisory lock), so replicas neither overfill the queues
 nor interleave two fair orders; rows are also locked with SKIP LOCKED. A job can still
@@ -31,7 +31,7 @@ from typing import Literal
 import asyncpg
 import redis
 
-from imgflow_contracts.queues import Stage, dependants
+from imgflow_contracts.queues import Stage
 from imgflow_runtime.db.outbox import KINDS
 from imgflow_upload_api.jobs import repository
 from imgflow_upload_api.jobs.broker import BrokerPublisher, Job
@@ -41,27 +41,20 @@ log = logging.getLogger(__name__)
 
 BATCH = 200
 
-# Each queue and the queues its jobs lead to (a thumbnail job enqueues hashing and dedupe).
-DOWNSTREAM: dict[str, list[str]] = {s.queue: [d.queue for d in dependants(s)] for s in Stage}
+QUEUES = [stage.queue for stage in Stage]
 
 
 @dataclass(frozen=True)
 class Scheduling:
     mode: Literal["fair", "fifo"] = "fair"
-    target_depth: int = 8
+    target_depth: int = 4
     poll_s: float = 0.05
     default_weight: int = 1
 
 
 def rooms(depths: dict[str, int], target_depth: int) -> dict[str, int]:
-    """Messages each queue may take now: up to its target, and none while a queue it
-    feeds is at its target (those jobs would only wait there, in arrival order)."""
-    return {
-        queue: 0
-        if any(depths.get(d, 0) >= target_depth for d in DOWNSTREAM.get(queue, []))
-        else max(0, target_depth - depth)
-        for queue, depth in depths.items()
-    }
+    """Messages each queue may take now: what it lacks of its target."""
+    return {queue: max(0, target_depth - depth) for queue, depth in depths.items()}
 
 
 def _job(row: asyncpg.Record) -> Job:
@@ -121,9 +114,8 @@ class OutboxRelay:
             if not await repository.take_relay_turn(conn):
                 self._later()  # another replica is choosing now
                 return 0
-            queues = list(DOWNSTREAM)
             try:
-                depths = await self.publisher.depths(queues)
+                depths = await self.publisher.depths(QUEUES)
             except (redis.RedisError, OSError) as exc:
                 log.warning("broker unreachable, jobs wait in the outbox: %s", exc)
                 return 0
