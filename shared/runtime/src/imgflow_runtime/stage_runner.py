@@ -85,7 +85,13 @@ class WorkerContext:
                     settings.broker_url, socket_timeout=2, socket_connect_timeout=2
                 )
                 self._broker_pid = os.getpid()
-            if int(self._broker.llen(job.stage.queue)) >= settings.outbox_broker_target_depth:
+            try:
+                short = (
+                    int(self._broker.llen(job.stage.queue)) < settings.outbox_broker_target_depth
+                )
+            except (redis.RedisError, OSError):
+                short = False  # the broker is away: the outbox keeps the job until it is back
+            if not short:
                 self.db(outbox.enqueue, [job])
                 return
         self.send(job)

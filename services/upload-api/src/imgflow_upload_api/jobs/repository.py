@@ -48,7 +48,20 @@ async def lock_lanes(
 
 
 async def delete_sent(conn: asyncpg.Connection, ids: list[int]) -> None:
-    await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
+    """Delete the sent rows; their stages' queue wait starts now. The sweeper counts its
+    deadline from there and takes the broker's order to be ``queued_at`` order
+    (QueueHead), which fair scheduling would otherwise break: a tenant's old job may be
+    sent after another tenant's newer ones. The time in the outbox is its own metric."""
+    await conn.execute(
+        """WITH sent AS (
+               DELETE FROM outbox WHERE id = ANY($1::bigint[])
+            RETURNING image_id, payload ->> 'stage' AS stage
+           )
+           UPDATE image_stages AS s SET queued_at = now()
+             FROM sent WHERE s.image_id = sent.image_id AND s.stage = sent.stage
+              AND s.status = 'pending'""",
+        ids,
+    )
 
 
 async def record_failure(conn: asyncpg.Connection, ids: list[int], error: str) -> None:
