@@ -26,7 +26,7 @@ def _upload(system: LocalSystem, api_key: str, seeds: range) -> list[str]:
 
 
 def test_the_backlog_in_postgresql_survives_a_broker_restart(
-    healthy: LocalSystem, fault_api: httpx.Client, fault_db: str
+    healthy: LocalSystem, fault_db: str
 ) -> None:
     system = healthy
     for name in WORKERS:
@@ -50,8 +50,12 @@ def test_the_backlog_in_postgresql_survives_a_broker_restart(
     for name in WORKERS:
         system.start_service(name)
 
-    for image_id in ids:
-        wait_ready(fault_api, image_id, timeout_s=240)
+    for tenant, mine in ((big, ids[:12]), (small, ids[12:])):
+        with httpx.Client(
+            base_url=system.api_url, timeout=30, headers=bearer(tenant["api_key"])
+        ) as client:
+            for image_id in mine:
+                wait_ready(client, image_id, timeout_s=240)
     assert query(fault_db, "SELECT count(*) AS n FROM outbox") == [{"n": 0}]
     stages = query(
         fault_db,

@@ -37,6 +37,9 @@ from imgflow_upload_api.ops.loop_lag import LoopLag
 from imgflow_upload_api.ops.metrics import ApiMetrics
 from imgflow_upload_api.problems import Problem, install_problem_handlers
 from imgflow_upload_api.settings import ApiSettings
+from imgflow_upload_api.tenants import endpoints as usage
+from imgflow_upload_api.tenants.admission import Admission
+from imgflow_upload_api.tenants.service import tenant_defaults
 from imgflow_upload_api.uploads import endpoints as uploads
 from imgflow_upload_api.uploads.backpressure import Backpressure
 from imgflow_upload_api.uploads.presigned import endpoints as presigned
@@ -93,6 +96,7 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
             metrics,
             Backpressure(settings.queue_breaking_depth),
             KeyCache(settings.api_key_cache_s),
+            Admission(tenant_defaults(settings), settings.tenant_limits_cache_s),
         )
         await _bootstrap_key(pool, settings)
         # One LISTEN connection per process, shared by every event stream it serves.
@@ -138,7 +142,7 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
     FastAPIInstrumentor.instrument_app(
         app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]
     )
-    for domain in (uploads, presigned, images, duplicates, events, webhooks, admin, ops):
+    for domain in (uploads, presigned, images, duplicates, events, webhooks, usage, admin, ops):
         app.include_router(domain.router)
 
     app.add_middleware(ObserveRequests, metrics=metrics)

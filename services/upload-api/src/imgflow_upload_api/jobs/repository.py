@@ -3,6 +3,8 @@ transaction of whoever enqueues)."""
 
 from __future__ import annotations
 
+from uuid import UUID
+
 import asyncpg
 
 # Any constant works; it only has to be the same in every API replica.
@@ -77,10 +79,10 @@ async def count_pending(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM outbox"))
 
 
-async def pending_by_tenant(conn: asyncpg.Connection) -> dict[object, dict[str, int]]:
+async def pending_by_tenant(conn: asyncpg.Connection) -> dict[UUID, dict[str, int]]:
     """Jobs waiting in the outbox per tenant and kind: {tenant id: {kind: count}}."""
     rows = await conn.fetch("SELECT tenant_id, kind, count(*) AS n FROM outbox GROUP BY 1, 2")
-    counts: dict[object, dict[str, int]] = {}
+    counts: dict[UUID, dict[str, int]] = {}
     for r in rows:
         counts.setdefault(r["tenant_id"], {})[r["kind"]] = r["n"]
     return counts

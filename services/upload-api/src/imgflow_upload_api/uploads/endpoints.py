@@ -15,11 +15,12 @@ from imgflow_upload_api.auth import Caller, CurrentCaller
 from imgflow_upload_api.dependencies import Resources, resources
 from imgflow_upload_api.openapi import LOCATION_HEADER, UPLOAD_REQUEST_BODY
 from imgflow_upload_api.problems import PROBLEM_RESPONSE, Problem
+from imgflow_upload_api.tenants.limits import Refusal
 from imgflow_upload_api.uploads import idempotency
 from imgflow_upload_api.uploads.answers import answer_upload
 from imgflow_upload_api.uploads.multipart_body import MalformedMultipart, stream_file_field
 from imgflow_upload_api.uploads.schemas import UploadAccepted
-from imgflow_upload_api.uploads.service import Outcome, VerifiedBytes, record_upload
+from imgflow_upload_api.uploads.service import CREATED, Outcome, VerifiedBytes, record_upload
 from imgflow_upload_api.uploads.spool import BodyTooLarge, SpooledBody
 from imgflow_upload_api.uploads.validation import check_framing, check_header
 
@@ -40,11 +41,12 @@ def _too_large(limit: int) -> Problem:
     )
 
 
-def _check_declared_length(request: Request, limit: int) -> None:
-    """Refuse an oversized body from its Content-Length, before reading any of it."""
+def _check_declared_length(request: Request, limit: int) -> int | None:
+    """Refuse an oversized body from its Content-Length, before reading any of it;
+    the declared length, if any."""
     declared = request.headers.get("content-length")
     if declared is None:
-        return
+        return None
     if not declared.isdigit():
         raise Problem(
             400,
@@ -54,6 +56,7 @@ def _check_declared_length(request: Request, limit: int) -> None:
         )
     if int(declared) > limit:
         raise _too_large(limit)
+    return int(declared)
 
 
 async def _receive(request: Request, body: SpooledBody) -> None:
@@ -79,9 +82,11 @@ async def _receive(request: Request, body: SpooledBody) -> None:
         400: PROBLEM_RESPONSE,
         401: PROBLEM_RESPONSE,
         409: PROBLEM_RESPONSE,
+        403: PROBLEM_RESPONSE,
         413: PROBLEM_RESPONSE,
         415: PROBLEM_RESPONSE,
         422: PROBLEM_RESPONSE,
+        429: PROBLEM_RESPONSE,
         503: PROBLEM_RESPONSE,
     },
     summary="Upload an image (raw body, or multipart field `file`)",
@@ -106,9 +111,35 @@ async def _accept_upload(
     request: Request, res: Resources, caller: Caller, idempotency_header: str | None
 ) -> Outcome:
     idempotency_key = idempotency.parse_key(idempotency_header)
-    res.backpressure.admit()
+    res.backpressure.admit(caller.tenant_id)
     limit = res.settings.upload_max_bytes
-    _check_declared_length(request, limit)
+    declared = _check_declared_length(request, limit)
+    try:
+        async with res.admission.upload(
+            res.pool,
+            caller.tenant_id,
+            res.backpressure.queued(caller.tenant_id),
+            declared,
+            res.backpressure.retry_after_s,
+        ) as tenant:
+            outcome, size = await _receive_and_record(request, res, caller, idempotency_key, limit)
+            if outcome.status == CREATED:
+                tenant.recorded(size)
+            return outcome
+    except Refusal as refusal:
+        raise Problem(
+            refusal.status,
+            refusal.code,
+            refusal.title,
+            refusal.detail,
+            headers=refusal.headers,
+            **refusal.extensions,
+        ) from refusal
+
+
+async def _receive_and_record(
+    request: Request, res: Resources, caller: Caller, idempotency_key: str | None, limit: int
+) -> tuple[Outcome, int]:
     body = SpooledBody(limit, res.settings.upload_memory_spool_bytes)
     try:
         try:
@@ -138,6 +169,6 @@ async def _accept_upload(
             # With the digest, S3 verifies the bytes and keeps it: the hasher need not re-read.
             await res.s3_writer.put(key, body.rewound(), body.size, fmt.content_type, body.sha256)
 
-        return await record_upload(res, facts, idempotency_key, store)
+        return await record_upload(res, facts, idempotency_key, store), body.size
     finally:
         body.close()

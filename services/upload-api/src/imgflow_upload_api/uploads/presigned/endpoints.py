@@ -120,7 +120,9 @@ async def complete(
     parsed = parse_id(upload_id, upload_not_found)
 
     async def recording() -> Outcome:
-        res.backpressure.admit()  # completing enqueues jobs, as a direct upload does
+        res.backpressure.admit(
+            caller.tenant_id
+        )  # completing enqueues jobs, as a direct upload does
         key = idempotency.parse_key(idempotency_key)
         return await complete_upload(res, caller.tenant_id, parsed, key)
 
