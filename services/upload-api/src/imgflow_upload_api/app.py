@@ -82,7 +82,13 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
             settings.outbox_relay_poll_s,
             settings.tenant_default_weight,
         )
-        relay = OutboxRelay(pool, publisher, settings.outbox_relay_interval_s, scheduling)
+        relay = OutboxRelay(
+            pool,
+            publisher,
+            settings.outbox_relay_interval_s,
+            scheduling,
+            on_sent=metrics.outbox_relayed.inc,
+        )
         broker = redis.Redis.from_url(
             settings.broker_url, socket_timeout=2, socket_connect_timeout=2
         )

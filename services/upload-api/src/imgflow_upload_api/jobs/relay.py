@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -71,11 +72,13 @@ class OutboxRelay:
         publisher: BrokerPublisher,
         interval_s: float,
         scheduling: Scheduling | None = None,
+        on_sent: Callable[[int], None] | None = None,
     ) -> None:
         self.pool = pool
         self.publisher = publisher
         self.interval_s = interval_s
         self.scheduling = scheduling or Scheduling()
+        self.on_sent = on_sent  # counts what was handed over (a metric)
         self.order = FairOrder(KINDS)
         # Set when jobs were committed: the relay loop (background.py) wakes at once and
         # sends pending rows in one pass, so a burst of uploads costs one transaction
@@ -152,6 +155,8 @@ class OutboxRelay:
             log.warning("broker unreachable, %d job(s) wait in the outbox: %s", len(rows), error)
             return 0
         await repository.delete_sent(conn, ids)
+        if self.on_sent is not None:
+            self.on_sent(len(rows))
         return len(rows)
 
     async def pending(self) -> int:
