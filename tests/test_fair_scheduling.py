@@ -20,7 +20,9 @@ from tests.stack import running_system
 from tests.support import admin_cli, bearer, encode, new_tenant, photo_like, query, wait_for
 
 TARGET = 2
+ADMIN = {"Authorization": "Bearer fair-tests-admin-token"}
 SETTINGS = {
+    "ADMIN_TOKEN": "fair-tests-admin-token",
     "OUTBOX_BROKER_TARGET_DEPTH": str(TARGET),
     "OUTBOX_RELAY_INTERVAL_S": "0.2",
     "REPROCESS_INTERVAL_S": "0.2",
@@ -40,13 +42,19 @@ def db(fair_system: LocalSystem) -> str:
     return fair_system.settings().database_url
 
 
-def _upload(system: LocalSystem, tenant: dict[str, Any], seeds: range) -> list[str]:
+def _upload(
+    system: LocalSystem, tenant: dict[str, Any], seeds: range, bulk: bool = False
+) -> list[str]:
     ids = []
     with httpx.Client(
         base_url=system.api_url, timeout=30, headers=bearer(tenant["api_key"])
     ) as client:
         for seed in seeds:
-            response = client.post("/v1/images", content=encode(photo_like(64, 48, seed), "JPEG"))
+            response = client.post(
+                "/v1/images",
+                content=encode(photo_like(64, 48, seed), "JPEG"),
+                params={"bulk": "true"} if bulk else {},
+            )
             assert response.status_code == 201, response.text
             ids.append(response.json()["id"])
     return ids
@@ -137,3 +145,44 @@ def _outbox_drained_and_thumbnails_done(db: str, tenant: str, n: int) -> bool:
         tenant,
     )
     return row["done"] == n * 3
+
+
+def test_an_import_flagged_bulk_waits_behind_new_uploads(fair_system: LocalSystem, db: str) -> None:
+    importer, newcomer = new_tenant(fair_system, "importer"), new_tenant(fair_system, "new")
+    since = _now(db)
+    fair_system.stop_service("thumbnailer")
+    try:
+        imported = _upload(fair_system, importer, range(400, 406), bulk=True)
+        wait_for(lambda: _outbox(db) == {"bulk": 6 - TARGET}, what="the import's backlog")
+        [fresh] = _upload(fair_system, newcomer, range(500, 501))
+        wait_for(lambda: _outbox(db).get("upload") == 1, what="the new upload's job")
+    finally:
+        fair_system.start_service("thumbnailer")
+    wait_for(lambda: len(_thumbnail_order(db, since)) == 7 or None, what="every thumbnail")
+    order = _thumbnail_order(db, since)
+    assert order.index(fresh) <= TARGET + 1, order
+    assert order[-1] in imported
+
+
+def test_the_admin_api_sets_and_shows_a_tenants_limits(fair_system: LocalSystem) -> None:
+    tenant = new_tenant(fair_system, "weighted")
+    with httpx.Client(base_url=fair_system.api_url, timeout=30, headers=ADMIN) as admin:
+        url = f"/v1/admin/tenants/{tenant['tenant']}/limits"
+        before = admin.get(url)
+        assert before.status_code == 200, before.text
+        assert before.json()["configured"]["weight"] is None
+        assert before.json()["effective"]["weight"] == 1
+        changed = admin.patch(url, json={"weight": 3, "max_images": 10})
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["configured"] == {
+            **before.json()["configured"],
+            "weight": 3,
+            "max_images": 10,
+        }
+        cleared = admin.patch(url, json={"max_images": None}).json()
+        assert (cleared["configured"]["weight"], cleared["configured"]["max_images"]) == (3, None)
+        assert admin.patch(url, json={"weight": 0}).status_code == 422
+        assert admin.patch(url, json={"speed": 1}).status_code == 422
+        missing = admin.get("/v1/admin/tenants/nobody-here/limits")
+        assert (missing.status_code, missing.json()["code"]) == (404, "tenant-not-found")
+        assert admin.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401

@@ -7,10 +7,11 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
+from imgflow_runtime.db.outbox import BULK, UPLOAD
 from imgflow_upload_api.auth import Caller, CurrentCaller
 from imgflow_upload_api.dependencies import Resources, resources
 from imgflow_upload_api.openapi import LOCATION_HEADER, UPLOAD_REQUEST_BODY
@@ -102,13 +103,23 @@ async def upload_image(
             description="Retries with the same key answer with the first request's image.",
         ),
     ] = None,
+    bulk: Annotated[
+        bool,
+        Query(
+            description="An import: this image's processing waits behind everyone's new "
+            "uploads (fair scheduling), so a large import does not slow them down."
+        ),
+    ] = False,
 ) -> JSONResponse:
     res = resources(request)
-    return await answer_upload(res, caller, _accept_upload(request, res, caller, idempotency_key))
+    kind = BULK if bulk else UPLOAD
+    return await answer_upload(
+        res, caller, _accept_upload(request, res, caller, idempotency_key, kind)
+    )
 
 
 async def _accept_upload(
-    request: Request, res: Resources, caller: Caller, idempotency_header: str | None
+    request: Request, res: Resources, caller: Caller, idempotency_header: str | None, kind: str
 ) -> Outcome:
     idempotency_key = idempotency.parse_key(idempotency_header)
     res.backpressure.admit(caller.tenant_id)
@@ -138,7 +149,12 @@ async def _accept_upload(
 
 
 async def _receive_and_record(
-    request: Request, res: Resources, caller: Caller, idempotency_key: str | None, limit: int
+    request: Request,
+    res: Resources,
+    caller: Caller,
+    idempotency_key: str | None,
+    limit: int,
+    kind: str,
 ) -> tuple[Outcome, int]:
     body = SpooledBody(limit, res.settings.upload_memory_spool_bytes)
     try:
@@ -163,7 +179,7 @@ async def _receive_and_record(
             check_header(fmt, body.rewound(), max_pixels)
         else:
             await asyncio.to_thread(check_header, fmt, body.rewound(), max_pixels)
-        facts = VerifiedBytes(caller.tenant_id, body.sha256, body.size, fmt.content_type)
+        facts = VerifiedBytes(caller.tenant_id, body.sha256, body.size, fmt.content_type, kind)
 
         async def store(key: str) -> None:
             # With the digest, S3 verifies the bytes and keeps it: the hasher need not re-read.

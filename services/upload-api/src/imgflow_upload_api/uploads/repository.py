@@ -14,6 +14,7 @@ import asyncpg
 
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage, first_stages
+from imgflow_runtime.db.outbox import UPLOAD
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class NewImage:
     content_type: str
     byte_size: int
     sha256: str
+    kind: str = UPLOAD  # of its jobs, for the fair relay (outbox.KINDS)
 
 
 # Raised by imgflow_record_upload (migration 0013) when a live record of the
@@ -99,7 +101,7 @@ async def record_image(
     try:
         row = await conn.fetchrow(
             "SELECT * FROM imgflow_record_upload("
-            "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb[], $11, $12, $13)",
+            "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb[], $11, $12, $13, $14)",
             image.id,
             image.tenant_id,
             image.object_key,
@@ -113,6 +115,7 @@ async def record_image(
             trace_context,
             key,
             key_ttl_s,
+            image.kind,
         )
     except asyncpg.PostgresError as exc:
         if exc.sqlstate == KEY_TAKEN:

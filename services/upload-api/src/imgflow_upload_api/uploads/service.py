@@ -18,6 +18,7 @@ import asyncpg
 
 from imgflow_contracts.keys import original_key
 from imgflow_contracts.queues import Stage
+from imgflow_runtime.db.outbox import UPLOAD
 from imgflow_runtime.telemetry import current_context_carrier, mark_image
 from imgflow_upload_api.dependencies import Resources
 from imgflow_upload_api.problems import Problem
@@ -44,6 +45,9 @@ class VerifiedBytes:
     sha256: str
     byte_size: int
     content_type: str
+    # outbox.UPLOAD, or outbox.BULK for an import flagged bulk: its jobs wait behind
+    # everyone's new uploads
+    kind: str = UPLOAD
 
     @property
     def object_key(self) -> str:
@@ -121,6 +125,7 @@ async def _record(res: Resources, facts: VerifiedBytes, idempotency_key: str | N
         facts.content_type,
         facts.byte_size,
         facts.sha256,
+        facts.kind,
     )
     async with res.pool.acquire() as conn:
         recorded = await record_image(
