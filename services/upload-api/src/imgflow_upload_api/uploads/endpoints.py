@@ -133,7 +133,9 @@ async def _accept_upload(
             declared,
             res.backpressure.retry_after_s,
         ) as tenant:
-            outcome, size = await _receive_and_record(request, res, caller, idempotency_key, limit)
+            outcome, size = await _receive_and_record(
+                request, res, caller, idempotency_key, limit, kind
+            )
             if outcome.status == CREATED:
                 tenant.recorded(size)
             return outcome
