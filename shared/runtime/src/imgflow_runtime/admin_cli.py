@@ -174,7 +174,7 @@ async def _limits(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
         }
         try:
             limits = await tenant_limits.set_limits(conn, tenant, changes, args.clear or [])
-        except (ValueError, asyncpg.CheckViolationError) as exc:
+        except (ValueError, asyncpg.CheckViolationError, asyncpg.DataError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     else:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The columns' ranges (migration 0015): integer and bigint.
+INT32 = 2**31 - 1
+INT64 = 2**63 - 1
+
 
 class LimitValues(BaseModel):
     """Per-tenant limits; null: the deployment's default (which may be no limit)."""
@@ -12,17 +16,23 @@ class LimitValues(BaseModel):
         default=None, ge=1, le=1000, description="Share of the workers while others wait too."
     )
     upload_rate_per_s: float | None = Field(
-        default=None, gt=0, description="Uploads a second, per API replica."
+        default=None, gt=0, le=1e6, description="Uploads a second, per API replica."
     )
-    upload_burst: int | None = Field(default=None, ge=1, description="Uploads at once above it.")
+    upload_burst: int | None = Field(
+        default=None, ge=1, le=INT32, description="Uploads at once above it."
+    )
     upload_concurrency: int | None = Field(
-        default=None, ge=1, description="Uploads in progress at once, per API replica."
+        default=None, ge=1, le=INT32, description="Uploads in progress at once, per API replica."
     )
     max_queued_jobs: int | None = Field(
-        default=None, ge=1, description="Jobs waiting before uploads get 429."
+        default=None, ge=1, le=INT32, description="Jobs waiting before uploads get 429."
     )
-    max_images: int | None = Field(default=None, ge=0, description="Images stored, at most.")
-    max_bytes: int | None = Field(default=None, ge=0, description="Bytes stored, at most.")
+    max_images: int | None = Field(
+        default=None, ge=0, le=INT64, description="Images stored, at most."
+    )
+    max_bytes: int | None = Field(
+        default=None, ge=0, le=INT64, description="Bytes stored, at most."
+    )
 
 
 class LimitsUpdate(LimitValues):
