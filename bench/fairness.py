@@ -203,12 +203,14 @@ async def _upload_all(
 
 async def _trickle(
     http: httpx.AsyncClient, db: asyncpg.Connection, key: str, paths: Sequence[Path]
-) -> float:
-    """Seconds from the first of ``paths`` sent to the last one ready."""
+) -> tuple[float, float]:
+    """Seconds from the first of ``paths`` sent to the last one ready, and to the last
+    one answered by the API."""
     started = time.time()
     ids = await _upload_all(http, key, paths, clients=len(paths))
+    accepted = time.time()
     finished = await _wait_settled(db, ids)
-    return finished - started
+    return finished - started, accepted - started
 
 
 _SETTLED = """
