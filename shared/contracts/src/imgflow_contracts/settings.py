@@ -58,10 +58,10 @@ class CommonSettings(BaseSettings):
         "first (the relay before issue 30).",
     )
     outbox_broker_target_depth: int = Field(
-        default=4,
+        default=2,
         ge=1,
-        description="Fair scheduling: messages kept waiting in each broker queue (about twice "
-        "its workers' concurrency); the rest of the backlog waits in the outbox.",
+        description="Fair scheduling: messages kept waiting in each broker queue (about its "
+        "workers' total concurrency); the rest of the backlog waits in the outbox.",
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
     trace_dir: str | None = Field(

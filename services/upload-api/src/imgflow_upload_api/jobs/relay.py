@@ -48,7 +48,7 @@ QUEUES = [stage.queue for stage in Stage]
 @dataclass(frozen=True)
 class Scheduling:
     mode: Literal["fair", "fifo"] = "fair"
-    target_depth: int = 4
+    target_depth: int = 2
     poll_s: float = 0.05
     default_weight: int = 1
 
