@@ -5,6 +5,7 @@ Each test makes its own tenant, so the limits it sets touch no other test."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -128,3 +129,23 @@ def test_the_cli_sets_shows_and_clears_limits(system: LocalSystem) -> None:
     assert bad.returncode == 2 and "error" in bad.stderr
     unknown = admin_cli(system, "limits", "show", "nobody-here")
     assert unknown.returncode == 2 and "no tenant" in unknown.stderr
+
+
+def test_a_presigned_upload_meets_the_same_quota(system: LocalSystem) -> None:
+    tenant = _limited(system, "--max-images", "0")
+    body = _jpeg(40)
+    with _client(system, tenant) as client, httpx.Client(timeout=60, trust_env=False) as s3:
+        created = client.post(
+            "/v1/uploads",
+            json={
+                "byte_size": len(body),
+                "sha256": hashlib.sha256(body).hexdigest(),
+                "content_type": "image/jpeg",
+            },
+        )
+        assert created.status_code == 201, created.text
+        ticket = created.json()
+        assert s3.put(ticket["url"], content=body).status_code == 200
+        refused = client.post(ticket["complete_url"])
+    assert refused.status_code == 403, refused.text
+    assert (refused.json()["code"], refused.json()["quota"]) == ("quota-exceeded", "images")

@@ -8,10 +8,8 @@ uploads in progress are counted per process.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -83,16 +81,16 @@ class Admission:
         for tenant in [t for t, s in self._tenants.items() if s.in_progress == 0]:
             del self._tenants[tenant]
 
-    @contextlib.asynccontextmanager
-    async def upload(
+    async def admit(
         self,
         pool: asyncpg.Pool,
         tenant: UUID,
         queued: int,
         incoming_bytes: int | None,
         queue_retry_after_s: int,
-    ) -> AsyncIterator[TenantState]:
-        """Hold an upload slot of ``tenant`` for the block, or raise a Refusal."""
+    ) -> TenantState:
+        """Take an upload slot of ``tenant`` (give it back with ``release``), or raise a
+        Refusal."""
         state = await self.state(pool, tenant)
         limits = state.limits
         check_quotas(limits, state.usage, incoming_bytes)
@@ -120,7 +118,8 @@ class Admission:
                     headers=rate_headers(state.bucket, wait_s),
                 )
         state.in_progress += 1
-        try:
-            yield state
-        finally:
-            state.in_progress -= 1
+        return state
+
+    @staticmethod
+    def release(state: TenantState) -> None:
+        state.in_progress -= 1

@@ -16,9 +16,9 @@ from imgflow_upload_api.auth import Caller, CurrentCaller
 from imgflow_upload_api.dependencies import Resources, resources
 from imgflow_upload_api.openapi import LOCATION_HEADER, UPLOAD_REQUEST_BODY
 from imgflow_upload_api.problems import PROBLEM_RESPONSE, Problem
-from imgflow_upload_api.tenants.limits import Refusal
 from imgflow_upload_api.uploads import idempotency
 from imgflow_upload_api.uploads.answers import answer_upload
+from imgflow_upload_api.uploads.limits import within_limits
 from imgflow_upload_api.uploads.multipart_body import MalformedMultipart, stream_file_field
 from imgflow_upload_api.uploads.schemas import UploadAccepted
 from imgflow_upload_api.uploads.service import CREATED, Outcome, VerifiedBytes, record_upload
@@ -125,29 +125,13 @@ async def _accept_upload(
     res.backpressure.admit(caller.tenant_id)
     limit = res.settings.upload_max_bytes
     declared = _check_declared_length(request, limit)
-    try:
-        async with res.admission.upload(
-            res.pool,
-            caller.tenant_id,
-            res.backpressure.queued(caller.tenant_id),
-            declared,
-            res.backpressure.retry_after_s,
-        ) as tenant:
-            outcome, size = await _receive_and_record(
-                request, res, caller, idempotency_key, limit, kind
-            )
-            if outcome.status == CREATED:
-                tenant.recorded(size)
-            return outcome
-    except Refusal as refusal:
-        raise Problem(
-            refusal.status,
-            refusal.code,
-            refusal.title,
-            refusal.detail,
-            headers=refusal.headers,
-            **refusal.extensions,
-        ) from refusal
+    async with within_limits(res, caller.tenant_id, declared) as tenant:
+        outcome, size = await _receive_and_record(
+            request, res, caller, idempotency_key, limit, kind
+        )
+        if outcome.status == CREATED:
+            tenant.recorded(size)
+        return outcome
 
 
 async def _receive_and_record(
