@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# The columns' ranges (migration 0015): integer and bigint.
+# Within the columns' ranges (migration 0015: integer, bigint). The bigint ones stop at
+# 2**53, which a JSON number (a double) holds exactly, so clients and validators agree.
 INT32 = 2**31 - 1
-INT64 = 2**63 - 1
+INT64 = 2**53
 
 
 class LimitValues(BaseModel):
