@@ -15,6 +15,7 @@ from imgflow_upload_api.tenants.limits import (
     Refusal,
     TokenBucket,
     check_queued,
+    rate_headers,
 )
 from imgflow_upload_api.uploads.backpressure import Backpressure
 
@@ -25,6 +26,13 @@ def test_a_bucket_allows_its_burst_then_its_rate() -> None:
     assert bucket.take(0.0) == pytest.approx(0.5)
     assert bucket.take(0.5) == 0.0  # one token came back in half a second
     assert bucket.take(10.0) == 0.0 and bucket.remaining() == 2  # saved up to the burst only
+
+
+def test_a_tiny_rate_still_answers_a_finite_wait() -> None:
+    bucket = TokenBucket(rate=5e-324, burst=1)
+    assert bucket.take(0.0) == 0.0
+    assert bucket.take(0.0) == 86_400.0
+    assert rate_headers(bucket, 86_400.0)["RateLimit-Policy"] == '"uploads";q=1;w=86400'
 
 
 def test_a_tenants_own_limits_win_over_the_defaults() -> None:

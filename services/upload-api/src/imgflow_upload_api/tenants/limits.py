@@ -14,6 +14,9 @@ from typing import Any
 
 from imgflow_runtime.db.tenant_limits import Limits, Usage
 
+# A rate set absurdly low (any positive value is valid) still answers a finite wait.
+MAX_WAIT_S = 86_400.0
+
 
 @dataclass(frozen=True)
 class Defaults:
@@ -95,7 +98,7 @@ class TokenBucket:
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             return 0.0
-        return (1.0 - self.tokens) / self.rate
+        return min((1.0 - self.tokens) / self.rate, MAX_WAIT_S)
 
     def remaining(self) -> int:
         return max(0, math.floor(self.tokens))
@@ -104,7 +107,7 @@ class TokenBucket:
 def rate_headers(bucket: TokenBucket, wait_s: float) -> dict[str, str]:
     """The IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers): the policy
     (quota ``q`` per window ``w`` seconds) and what is left (``r``, reset in ``t`` s)."""
-    window = max(1, math.ceil(bucket.burst / bucket.rate))
+    window = max(1, math.ceil(min(bucket.burst / bucket.rate, MAX_WAIT_S)))
     return {
         "RateLimit-Policy": f'"uploads";q={bucket.burst};w={window}',
         "RateLimit": f'"uploads";r={bucket.remaining()};t={max(0, math.ceil(wait_s))}',
