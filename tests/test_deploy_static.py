@@ -71,6 +71,11 @@ COUNTERS_AND_GAUGES = {
     "imgflow_tasks_total",
     "imgflow_stage_oldest_waiting_seconds",
     "imgflow_dead_letters_open",
+    # fair scheduling (issue 30): the backlog in the outbox, and what the relay sends
+    "imgflow_outbox_relayed_total",
+    "imgflow_backlog_jobs",
+    "imgflow_backlog_oldest_seconds",
+    "imgflow_tenant_backlog_jobs",
 }
 HISTOGRAMS = {
     "imgflow_http_request_duration_seconds",
@@ -693,9 +698,15 @@ def test_k8s_scaled_objects_target_deployments_and_queues() -> None:
         assert target.get("kind", "Deployment") == "Deployment"
         assert target["name"] in deployments, f"{name} scales unknown {target['name']}"
         assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
-        (trigger,) = spec["triggers"]
-        assert trigger["type"] == "redis"
+        # The broker's list, and the backlog fair scheduling keeps in the outbox.
+        by_type = {t["type"]: t for t in spec["triggers"]}
+        assert sorted(by_type) == ["postgresql", "redis"], name
+        trigger = by_type["redis"]
         queue = trigger["metadata"]["listName"]
+        backlog = by_type["postgresql"]
+        assert f"WHERE queue = '{queue}'" in backlog["metadata"]["query"], name
+        assert backlog["metadata"]["targetQueryValue"] == trigger["metadata"]["listLength"]
+        assert backlog["authenticationRef"]["name"] in auths
         assert queue in QUEUE_NAMES
         assert trigger["authenticationRef"]["name"] in auths
         # The Deployment it scales consumes that very queue.

@@ -26,6 +26,10 @@ SETTINGS = {
     "REPROCESS_PAUSE_DEPTH": str(PAUSE_DEPTH),
     "QUEUE_DEPTH_REFRESH_S": "0.2",
     "OUTBOX_RELAY_INTERVAL_S": "0.2",
+    # These tests watch a run's batches reach the broker's queues (its pause, a restart
+    # after the outbox emptied): let the relay hand everything over at once, as a FIFO
+    # relay does. Fair scheduling's short queues are tested in test_fair_scheduling.py.
+    "OUTBOX_BROKER_TARGET_DEPTH": "1000",
 }
 
 

@@ -30,13 +30,16 @@ from imgflow_upload_api.events import endpoints as events
 from imgflow_upload_api.events.hub import EventHub
 from imgflow_upload_api.images import endpoints as images
 from imgflow_upload_api.jobs.broker import BrokerPublisher
-from imgflow_upload_api.jobs.relay import OutboxRelay
+from imgflow_upload_api.jobs.relay import OutboxRelay, Scheduling
 from imgflow_upload_api.openapi import install_contract, operation_id
 from imgflow_upload_api.ops import endpoints as ops
 from imgflow_upload_api.ops.loop_lag import LoopLag
 from imgflow_upload_api.ops.metrics import ApiMetrics
 from imgflow_upload_api.problems import Problem, install_problem_handlers
 from imgflow_upload_api.settings import ApiSettings
+from imgflow_upload_api.tenants import endpoints as usage
+from imgflow_upload_api.tenants.admission import Admission
+from imgflow_upload_api.tenants.service import tenant_defaults
 from imgflow_upload_api.uploads import endpoints as uploads
 from imgflow_upload_api.uploads.backpressure import Backpressure
 from imgflow_upload_api.uploads.presigned import endpoints as presigned
@@ -73,7 +76,19 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
         # Celery builds the job messages; they are sent from the loop (jobs/broker.py).
         producer = make_producer_app(settings)
         publisher = BrokerPublisher.connect(producer, settings.broker_url)
-        relay = OutboxRelay(pool, publisher, settings.outbox_relay_interval_s)
+        scheduling = Scheduling(
+            settings.outbox_scheduling,
+            settings.outbox_broker_target_depth,
+            settings.outbox_relay_poll_s,
+            settings.tenant_default_weight,
+        )
+        relay = OutboxRelay(
+            pool,
+            publisher,
+            settings.outbox_relay_interval_s,
+            scheduling,
+            on_sent=metrics.outbox_relayed.inc,
+        )
         broker = redis.Redis.from_url(
             settings.broker_url, socket_timeout=2, socket_connect_timeout=2
         )
@@ -87,6 +102,7 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
             metrics,
             Backpressure(settings.queue_breaking_depth),
             KeyCache(settings.api_key_cache_s),
+            Admission(tenant_defaults(settings), settings.tenant_limits_cache_s),
         )
         await _bootstrap_key(pool, settings)
         # One LISTEN connection per process, shared by every event stream it serves.
@@ -132,7 +148,7 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
     FastAPIInstrumentor.instrument_app(
         app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]
     )
-    for domain in (uploads, presigned, images, duplicates, events, webhooks, admin, ops):
+    for domain in (uploads, presigned, images, duplicates, events, webhooks, usage, admin, ops):
         app.include_router(domain.router)
 
     app.add_middleware(ObserveRequests, metrics=metrics)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import UUID
 
 import asyncpg
@@ -20,6 +20,7 @@ from imgflow_upload_api.jobs.relay import OutboxRelay
 from imgflow_upload_api.ops.metrics import ApiMetrics
 from imgflow_upload_api.problems import Problem
 from imgflow_upload_api.settings import ApiSettings
+from imgflow_upload_api.tenants.admission import Admission
 from imgflow_upload_api.uploads.backpressure import Backpressure
 from imgflow_upload_api.uploads.s3_writer import S3Writer
 
@@ -35,7 +36,10 @@ class Resources:
     metrics: ApiMetrics
     backpressure: Backpressure
     key_cache: KeyCache
+    admission: Admission  # per-tenant limits (tenants/)
     event_hub: EventHub | None = None  # set once its LISTEN task runs (app.py)
+    # jobs waiting in the outbox per tenant and kind, as last read (uploads/tasks.py)
+    queued_by_tenant_kind: dict[UUID, dict[str, int]] = field(default_factory=dict)
 
     async def queue_depths(self) -> dict[str, int]:
         def read() -> dict[str, int]:

@@ -103,6 +103,47 @@ class ApiSettings(CommonSettings):
     outbox_relay_interval_s: float = Field(
         default=1.0, gt=0, description="How often unsent jobs are retried to the broker."
     )
+    tenant_default_weight: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="A tenant's share of the workers when others wait too, unless set for it "
+        "(`imgflow-admin limits set`).",
+    )
+    tenant_upload_rate_per_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Uploads a tenant may start per second, per API replica, unless set for "
+        "it (unset: no limit).",
+    )
+    tenant_upload_burst: int | None = Field(
+        default=None,
+        ge=1,
+        description="Uploads a tenant may start at once above its rate (unset: one second's "
+        "worth of the rate).",
+    )
+    tenant_upload_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="Uploads of one tenant in progress at once, per API replica, unless set "
+        "for it (unset: no limit).",
+    )
+    tenant_max_queued_jobs: int | None = Field(
+        default=None,
+        ge=1,
+        description="Jobs a tenant may have waiting in the outbox before its uploads get 429, "
+        "unless set for it (unset: no limit).",
+    )
+    tenant_limits_cache_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a process trusts a tenant's limits and usage as last read.",
+    )
+    outbox_relay_poll_s: float = Field(
+        default=0.05,
+        gt=0,
+        description="Fair scheduling: how often the relay tops the queues up while jobs wait.",
+    )
     s3_public_endpoint: str | None = Field(
         default=None,
         description=(

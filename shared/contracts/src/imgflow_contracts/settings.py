@@ -7,6 +7,7 @@ configuration; production overrides them per deployable (see deploy/).
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -56,6 +57,18 @@ class CommonSettings(BaseSettings):
     s3_read_timeout_s: float = Field(default=60.0, gt=0, description="S3 read timeout.")
     s3_max_connections: int = Field(
         default=16, ge=1, description="Pooled S3 connections per process."
+    )
+    outbox_scheduling: Literal["fair", "fifo"] = Field(
+        default="fair",
+        description="`fair`: the backlog waits in PostgreSQL and the relay publishes uploads "
+        "before bulk work and tenants in weighted turns; `fifo`: every job at once, oldest "
+        "first (the relay before issue 30).",
+    )
+    outbox_broker_target_depth: int = Field(
+        default=2,
+        ge=1,
+        description="Fair scheduling: messages kept waiting in each broker queue (about its "
+        "workers' total concurrency); the rest of the backlog waits in the outbox.",
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
     trace_dir: str | None = Field(

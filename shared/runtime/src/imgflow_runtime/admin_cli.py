@@ -10,6 +10,10 @@
     imgflow-admin reprocess --stage STAGE [--stage ...] (--tenant NAME | --all-tenants)
                             [--batch-size N] [--no-wait]
     imgflow-admin reprocess --watch RUN_ID
+    imgflow-admin limits show TENANT
+    imgflow-admin limits set TENANT [--weight N] [--upload-rate-per-s R] [--upload-burst N]
+                            [--upload-concurrency N] [--max-queued-jobs N]
+                            [--max-images N] [--max-bytes N] [--clear NAME ...]
 
 Replayed jobs go through the outbox, which the API relays to the broker.
 
@@ -17,6 +21,10 @@ A reprocess run is a row the API's replicas drive, a batch at a time, pausing un
 backpressure (the outbox is relayed only by the API, so a run needs one running). This
 command starts it and prints its progress as JSON lines until it finishes (exit 0) or
 fails (exit 1); interrupting it leaves the run going. --watch follows a run started before.
+
+Limits (docs/operating/scheduling.md): a limit not set for a tenant is the deployment's
+default (IMGFLOW_TENANT_*); ``--clear NAME`` puts one back to it. The API applies a change
+within IMGFLOW_TENANT_LIMITS_CACHE_S. ``show`` prints what is set, as JSON.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ import asyncpg
 
 from imgflow_contracts.queues import Stage
 from imgflow_contracts.settings import CommonSettings
-from imgflow_runtime.db import dead_letters, reprocess_runs, tenants
+from imgflow_runtime.db import dead_letters, reprocess_runs, tenant_limits, tenants
 from imgflow_runtime.db.pool import connect
 
 
@@ -156,6 +164,25 @@ async def _reprocess(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
     return 0 if run.state == "finished" else 1
 
 
+async def _limits(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
+    tenant = await tenant_limits.tenant_id(conn, args.tenant)
+    if args.action == "set":
+        changes = {
+            name: getattr(args, name)
+            for name in tenant_limits.LIMIT_NAMES
+            if getattr(args, name) is not None
+        }
+        try:
+            limits = await tenant_limits.set_limits(conn, tenant, changes, args.clear or [])
+        except (ValueError, asyncpg.CheckViolationError, asyncpg.DataError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    else:
+        limits = await tenant_limits.get_limits(conn, tenant)
+    print(json.dumps({"tenant": args.tenant, **limits.as_json()}))
+    return 0
+
+
 async def _run(args: argparse.Namespace) -> int:
     conn = await connect(CommonSettings().database_url)
     try:
@@ -165,6 +192,8 @@ async def _run(args: argparse.Namespace) -> int:
             return await _keys(conn, args)
         if args.topic == "reprocess":
             return await _reprocess(conn, args)
+        if args.topic == "limits":
+            return await _limits(conn, args)
         if args.action == "list":
             return await _list(conn, args.all)
         return await _replay(conn, args.ids, args.all)
@@ -173,6 +202,27 @@ async def _run(args: argparse.Namespace) -> int:
         return 2
     finally:
         await conn.close()
+
+
+def _limits_parser(topics: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    limit_topic = topics.add_parser("limits", help="per-tenant limits and quotas")
+    limit_actions = limit_topic.add_subparsers(dest="action", required=True)
+    limit_actions.add_parser("show", help="what is set for a tenant").add_argument("tenant")
+    setting = limit_actions.add_parser("set", help="set limits (the others keep theirs)")
+    setting.add_argument("tenant")
+    setting.add_argument("--weight", type=int, help="share of the workers (1-1000)")
+    setting.add_argument("--upload-rate-per-s", type=float, help="uploads a second")
+    setting.add_argument("--upload-burst", type=int, help="uploads at once above the rate")
+    setting.add_argument("--upload-concurrency", type=int, help="uploads in progress at once")
+    setting.add_argument("--max-queued-jobs", type=int, help="jobs waiting, at most")
+    setting.add_argument("--max-images", type=int, help="images stored, at most")
+    setting.add_argument("--max-bytes", type=int, help="bytes stored, at most")
+    setting.add_argument(
+        "--clear",
+        action="append",
+        choices=tenant_limits.LIMIT_NAMES,
+        help="back to the deployment's default (repeatable)",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -216,6 +266,7 @@ def main(argv: list[str] | None = None) -> None:
         "--batch-size", type=int, default=reprocess_runs.DEFAULT_BATCH_SIZE, help="images a batch"
     )
     reprocess.add_argument("--no-wait", action="store_true", help="print the run and return")
+    _limits_parser(topics)
     args = parser.parse_args(argv)
     if args.action == "replay" and not (args.ids or args.all):
         parser.error("give dead letter ids, or --all")

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import asyncpg
+import redis
 from celery import Celery, Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 from pydantic import ValidationError
@@ -39,7 +40,7 @@ from imgflow_contracts.queues import Stage, dependants
 from imgflow_contracts.settings import WorkerSettings
 from imgflow_runtime.aio import ProcessLoop
 from imgflow_runtime.celery_app import make_producer_app
-from imgflow_runtime.db import dead_letters, stages
+from imgflow_runtime.db import dead_letters, outbox, stages
 from imgflow_runtime.db.pool import create_pool
 from imgflow_runtime.failures import ImageGone, PermanentError
 from imgflow_runtime.storage import ObjectStore
@@ -61,6 +62,8 @@ class WorkerContext:
     _pool_pid: int = 0
     _producer: Celery | None = None
     _producer_pid: int = 0
+    _broker: redis.Redis | None = None
+    _broker_pid: int = 0
 
     def db(self, query: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run ``query(conn, *args)`` on a pooled connection and return its result."""
@@ -70,6 +73,28 @@ class WorkerContext:
                 return await query(conn, *args)
 
         return self.loop.run(run())
+
+    def hand_on(self, job: ImageJob) -> None:
+        """Enqueue a stage that waited for this one: straight to its queue while that is
+        short, else through the outbox, where the API's relay orders the backlog fairly
+        across tenants (fair scheduling, migration 0015). The idle path costs one LLEN."""
+        settings = self.settings
+        if settings.outbox_scheduling == "fair":
+            if self._broker is None or self._broker_pid != os.getpid():
+                self._broker = redis.Redis.from_url(
+                    settings.broker_url, socket_timeout=2, socket_connect_timeout=2
+                )
+                self._broker_pid = os.getpid()
+            try:
+                short = (
+                    int(self._broker.llen(job.stage.queue)) < settings.outbox_broker_target_depth
+                )
+            except (redis.RedisError, OSError):
+                short = False  # the broker is away: the outbox keeps the job until it is back
+            if not short:
+                self.db(outbox.enqueue, [job])
+                return
+        self.send(job)
 
     def send(self, job: ImageJob) -> None:
         """Publish a job to its stage's queue (Celery retries a broker blip itself)."""
@@ -225,7 +250,7 @@ def register_stage_task(
             if released is None:
                 released = ctx.db(stages.release_dependants, job.image_id, stage)
             for next_stage in released:
-                ctx.send(job.model_copy(update={"stage": next_stage}))
+                ctx.hand_on(job.model_copy(update={"stage": next_stage}))
         except Exception as exc:
             # Settled already: failing the job now would run the stage again. The sweeper
             # re-drives pending stages whose predecessor has finished.

@@ -1,6 +1,6 @@
 """Operator endpoints: list and replay dead letters, start and follow bulk reprocess
-runs. Bearer-token protected; off unless IMGFLOW_ADMIN_TOKEN is set. The same operations
-exist as the ``imgflow-admin`` CLI."""
+runs, read and set a tenant's limits. Bearer-token protected; off unless
+IMGFLOW_ADMIN_TOKEN is set. The same operations exist as the ``imgflow-admin`` CLI."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from imgflow_runtime.db import dead_letters
+from imgflow_runtime.db import dead_letters, tenants
 from imgflow_upload_api.admin import service
 from imgflow_upload_api.admin.schemas import ReprocessAllTenants, ReprocessRun, ReprocessTenant
 from imgflow_upload_api.dependencies import Resources, parse_id, resources
 from imgflow_upload_api.problems import PROBLEM_RESPONSE, Problem
+from imgflow_upload_api.tenants import service as tenant_service
+from imgflow_upload_api.tenants.schemas import LimitsUpdate, TenantLimits
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -119,3 +121,47 @@ async def get_reprocess(run_id: str, request: Request) -> ReprocessRun:
     parsed = parse_id(run_id, service.run_not_found)
     async with res.pool.acquire() as conn:
         return await service.progress(conn, parsed)
+
+
+@router.get(
+    "/tenants/{tenant}/limits",
+    response_model=TenantLimits,
+    responses={401: PROBLEM_RESPONSE, 403: PROBLEM_RESPONSE, 404: PROBLEM_RESPONSE},
+    summary="A tenant's limits: as configured, and as they apply",
+)
+async def get_limits(tenant: str, request: Request) -> TenantLimits:
+    res = _authorised(request)
+    try:
+        async with res.pool.acquire() as conn:
+            return await tenant_service.limits_of(conn, tenant, res.admission.defaults)
+    except tenants.TenantError as exc:
+        raise _no_tenant(tenant) from exc
+
+
+@router.patch(
+    "/tenants/{tenant}/limits",
+    response_model=TenantLimits,
+    responses={
+        401: PROBLEM_RESPONSE,
+        403: PROBLEM_RESPONSE,
+        404: PROBLEM_RESPONSE,
+        422: PROBLEM_RESPONSE,
+    },
+    summary="Set a tenant's limits (null: back to the default); applies within "
+    "IMGFLOW_TENANT_LIMITS_CACHE_S",
+)
+async def set_limits(
+    tenant: str, request: Request, body: Annotated[LimitsUpdate, Body()]
+) -> TenantLimits:
+    res = _authorised(request)
+    try:
+        async with res.pool.acquire() as conn:
+            return await tenant_service.set_limits(
+                conn, tenant, body.model_dump(exclude_unset=True), res.admission.defaults
+            )
+    except tenants.TenantError as exc:
+        raise _no_tenant(tenant) from exc
+
+
+def _no_tenant(name: str) -> Problem:
+    return Problem(404, "tenant-not-found", "Tenant not found", f"no tenant {name!r}")

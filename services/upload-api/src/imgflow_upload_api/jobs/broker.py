@@ -114,5 +114,14 @@ class BrokerPublisher:
                 pipe.lpush(job.queue, self.encode(job))
             await pipe.execute()
 
+    async def depths(self, queues: Sequence[str]) -> dict[str, int]:
+        """Messages waiting in each queue's list (what workers have not taken yet), in
+        one round trip; raises redis.RedisError (or OSError) when unreachable."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                pipe.llen(queue)
+            counts = await pipe.execute()
+        return {queue: int(n) for queue, n in zip(queues, counts, strict=True)}
+
     async def close(self) -> None:
         await self._client.aclose()

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from imgflow_contracts.queues import Stage
+from imgflow_runtime.db.outbox import KINDS
 from imgflow_upload_api.dependencies import resources
 from imgflow_upload_api.ops.repository import read_backlog
 from imgflow_upload_api.problems import PROBLEM_RESPONSE, Problem
@@ -76,4 +77,11 @@ async def prometheus_metrics(request: Request) -> Response:
             metrics.oldest_waiting.labels(stage.value).set(
                 backlog.oldest_waiting_s.get(stage.value, 0.0)
             )
+        for kind in KINDS:
+            metrics.backlog_jobs.labels(kind).set(backlog.by_kind.get(kind, 0))
+            metrics.backlog_oldest.labels(kind).set(backlog.oldest_by_kind_s.get(kind, 0.0))
+        # Only the tenants holding the most now: a tenant that drained drops out.
+        metrics.tenant_backlog.clear()
+        for tenant, jobs in backlog.by_tenant.items():
+            metrics.tenant_backlog.labels(tenant).set(jobs)
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

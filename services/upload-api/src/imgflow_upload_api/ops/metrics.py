@@ -49,3 +49,27 @@ class ApiMetrics:
             "Accepted jobs not yet handed to the broker.",
             registry=self.registry,
         )
+        self.outbox_relayed = Counter(
+            "imgflow_outbox_relayed",
+            "Jobs this process handed from the outbox to the broker.",
+            registry=self.registry,
+        )
+        self.backlog_jobs = Gauge(
+            "imgflow_backlog_jobs",
+            "Jobs waiting in the outbox for the fair relay, by kind of work (upload, bulk).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.backlog_oldest = Gauge(
+            "imgflow_backlog_oldest_seconds",
+            "Age of the oldest job waiting in the outbox, by kind of work.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.tenant_backlog = Gauge(
+            "imgflow_tenant_backlog_jobs",
+            "Jobs waiting in the outbox for the tenants holding the most (ten of them; the "
+            'rest summed as tenant="other").',
+            ["tenant"],
+            registry=self.registry,
+        )

@@ -7,19 +7,21 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
+from imgflow_runtime.db.outbox import BULK, UPLOAD
 from imgflow_upload_api.auth import Caller, CurrentCaller
 from imgflow_upload_api.dependencies import Resources, resources
 from imgflow_upload_api.openapi import LOCATION_HEADER, UPLOAD_REQUEST_BODY
 from imgflow_upload_api.problems import PROBLEM_RESPONSE, Problem
 from imgflow_upload_api.uploads import idempotency
 from imgflow_upload_api.uploads.answers import answer_upload
+from imgflow_upload_api.uploads.limits import within_limits
 from imgflow_upload_api.uploads.multipart_body import MalformedMultipart, stream_file_field
 from imgflow_upload_api.uploads.schemas import UploadAccepted
-from imgflow_upload_api.uploads.service import Outcome, VerifiedBytes, record_upload
+from imgflow_upload_api.uploads.service import CREATED, Outcome, VerifiedBytes, record_upload
 from imgflow_upload_api.uploads.spool import BodyTooLarge, SpooledBody
 from imgflow_upload_api.uploads.validation import check_format, inspect
 
@@ -40,11 +42,12 @@ def _too_large(limit: int) -> Problem:
     )
 
 
-def _check_declared_length(request: Request, limit: int) -> None:
-    """Refuse an oversized body from its Content-Length, before reading any of it."""
+def _check_declared_length(request: Request, limit: int) -> int | None:
+    """Refuse an oversized body from its Content-Length, before reading any of it;
+    the declared length, if any."""
     declared = request.headers.get("content-length")
     if declared is None:
-        return
+        return None
     if not declared.isdigit():
         raise Problem(
             400,
@@ -54,6 +57,7 @@ def _check_declared_length(request: Request, limit: int) -> None:
         )
     if int(declared) > limit:
         raise _too_large(limit)
+    return int(declared)
 
 
 async def _receive(request: Request, body: SpooledBody) -> None:
@@ -79,9 +83,11 @@ async def _receive(request: Request, body: SpooledBody) -> None:
         400: PROBLEM_RESPONSE,
         401: PROBLEM_RESPONSE,
         409: PROBLEM_RESPONSE,
+        403: PROBLEM_RESPONSE,
         413: PROBLEM_RESPONSE,
         415: PROBLEM_RESPONSE,
         422: PROBLEM_RESPONSE,
+        429: PROBLEM_RESPONSE,
         503: PROBLEM_RESPONSE,
     },
     summary="Upload an image (raw body, or multipart field `file`)",
@@ -105,18 +111,45 @@ async def upload_image(
             description="Retries with the same key answer with the first request's image.",
         ),
     ] = None,
+    bulk: Annotated[
+        bool,
+        Query(
+            description="An import: this image's processing waits behind everyone's new "
+            "uploads (fair scheduling), so a large import does not slow them down."
+        ),
+    ] = False,
 ) -> JSONResponse:
     res = resources(request)
-    return await answer_upload(res, caller, _accept_upload(request, res, caller, idempotency_key))
+    kind = BULK if bulk else UPLOAD
+    return await answer_upload(
+        res, caller, _accept_upload(request, res, caller, idempotency_key, kind)
+    )
 
 
 async def _accept_upload(
-    request: Request, res: Resources, caller: Caller, idempotency_header: str | None
+    request: Request, res: Resources, caller: Caller, idempotency_header: str | None, kind: str
 ) -> Outcome:
     idempotency_key = idempotency.parse_key(idempotency_header)
-    res.backpressure.admit()
+    res.backpressure.admit(caller.tenant_id)
     limit = res.settings.upload_max_bytes
-    _check_declared_length(request, limit)
+    declared = _check_declared_length(request, limit)
+    async with within_limits(res, caller.tenant_id, declared) as tenant:
+        outcome, size = await _receive_and_record(
+            request, res, caller, idempotency_key, limit, kind
+        )
+        if outcome.status == CREATED:
+            tenant.recorded(size)
+        return outcome
+
+
+async def _receive_and_record(
+    request: Request,
+    res: Resources,
+    caller: Caller,
+    idempotency_key: str | None,
+    limit: int,
+    kind: str,
+) -> tuple[Outcome, int]:
     body = SpooledBody(limit, res.settings.upload_memory_spool_bytes)
     try:
         try:
@@ -147,12 +180,13 @@ async def _accept_upload(
             body.size,
             fmt.content_type,
             inspection.trailing_bytes,
+            kind,
         )
 
         async def store(key: str) -> None:
             # With the digest, S3 verifies the bytes and keeps it: the hasher need not re-read.
             await res.s3_writer.put(key, body.rewound(), body.size, fmt.content_type, body.sha256)
 
-        return await record_upload(res, facts, idempotency_key, store)
+        return await record_upload(res, facts, idempotency_key, store), body.size
     finally:
         body.close()

@@ -14,6 +14,7 @@ import asyncpg
 
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage, first_stages
+from imgflow_runtime.db.outbox import UPLOAD
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class NewImage:
     byte_size: int
     sha256: str
     trailing_bytes: int = 0
+    kind: str = UPLOAD  # of its jobs, for the fair relay (outbox.KINDS)
 
 
 CREATED = 201
@@ -130,7 +132,7 @@ async def _call_record_upload(
 ) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "SELECT * FROM imgflow_record_upload("
-        "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb[], $11, $12, $13)",
+        "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb[], $11, $12, $13, $14)",
         image.id,
         image.tenant_id,
         image.object_key,
@@ -144,6 +146,7 @@ async def _call_record_upload(
         trace_context,
         key,
         key_ttl_s,
+        image.kind,
     )
 
 

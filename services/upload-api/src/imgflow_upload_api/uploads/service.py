@@ -18,6 +18,7 @@ import asyncpg
 
 from imgflow_contracts.keys import original_key
 from imgflow_contracts.queues import Stage
+from imgflow_runtime.db.outbox import UPLOAD
 from imgflow_runtime.telemetry import current_context_carrier, mark_image
 from imgflow_upload_api.dependencies import Resources
 from imgflow_upload_api.problems import Problem
@@ -46,6 +47,9 @@ class VerifiedBytes:
     content_type: str
     # Bytes after the image data (a motion photo's video): kept, and recorded.
     trailing_bytes: int = 0
+    # outbox.UPLOAD, or outbox.BULK for an import flagged bulk: its jobs wait behind
+    # everyone's new uploads
+    kind: str = UPLOAD
 
     @property
     def object_key(self) -> str:
@@ -124,6 +128,7 @@ async def _record(res: Resources, facts: VerifiedBytes, idempotency_key: str | N
         facts.byte_size,
         facts.sha256,
         facts.trailing_bytes,
+        facts.kind,
     )
     async with res.pool.acquire() as conn:
         recorded = await record_image(

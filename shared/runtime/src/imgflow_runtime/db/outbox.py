@@ -1,7 +1,9 @@
 """Enqueue jobs through the outbox: a row per job, written in the caller's transaction.
 
 The API's relay sends outbox rows to the broker and deletes them, so whoever enqueues
-here (an upload, a replay, the sweeper) gets the same delivery guarantee.
+here (an upload, a replay, the sweeper) gets the same delivery guarantee. The relay picks
+what to send next by kind (``UPLOAD`` before ``BULK``) and by tenant in weighted turns
+(migration 0015 fills each row's tenant from its image).
 """
 
 from __future__ import annotations
@@ -10,14 +12,24 @@ import asyncpg
 
 from imgflow_contracts.payloads import ImageJob
 
+# Kinds of work, in the order the relay serves them.
+UPLOAD = "upload"  # new uploads, replays, the sweeper's re-drives: someone is waiting
+BULK = "bulk"  # reprocess runs and imports flagged bulk: throughput, not latency
+KINDS = (UPLOAD, BULK)
+
 
 async def enqueue(
-    conn: asyncpg.Connection, jobs: list[ImageJob], trace_context: dict[str, str] | None = None
+    conn: asyncpg.Connection,
+    jobs: list[ImageJob],
+    trace_context: dict[str, str] | None = None,
+    kind: str = UPLOAD,
 ) -> list[int]:
     """Insert one outbox row per job; returns their ids (for an immediate relay)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind of work {kind!r}")
     rows = await conn.fetch(
-        """INSERT INTO outbox (image_id, task_name, queue, payload, trace_context)
-           SELECT t.image_id, t.task_name, t.queue, t.payload, $5
+        """INSERT INTO outbox (image_id, task_name, queue, payload, trace_context, kind)
+           SELECT t.image_id, t.task_name, t.queue, t.payload, $5, $6
              FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[])
                   AS t(image_id, task_name, queue, payload)
            RETURNING id""",
@@ -26,5 +38,6 @@ async def enqueue(
         [job.stage.queue for job in jobs],
         [job.to_message() for job in jobs],
         trace_context or {},
+        kind,
     )
     return [r["id"] for r in rows]

@@ -25,7 +25,7 @@ from uuid import UUID
 import asyncpg
 
 from imgflow_contracts.queues import Stage
-from imgflow_runtime.db import resets
+from imgflow_runtime.db import outbox, resets
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,8 @@ async def _batch(
     )
     running = await resets.running_stages(conn, [r["id"] for r in images], stages)
     ready = [(r["id"], r["object_key"]) for r in images if r["id"] not in running]
-    await resets.reset_images(conn, ready, stages, trace_context)
+    # Bulk work: new uploads' jobs go first (the relay's order, migration 0015).
+    await resets.reset_images(conn, ready, stages, trace_context, outbox.BULK)
     finished = len(images) < run["batch_size"]
     await conn.execute(
         """UPDATE reprocess_runs

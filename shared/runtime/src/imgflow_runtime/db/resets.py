@@ -38,6 +38,7 @@ async def reset_images(
     images: Sequence[tuple[UUID, str]],
     stages: Sequence[Stage],
     trace_context: dict[str, str] | None = None,
+    kind: str = outbox.UPLOAD,
 ) -> list[int]:
     """Make ``stages`` of each (image id, object key) pending again and enqueue their jobs
     through the outbox, in the caller's transaction; returns the outbox ids. The caller
@@ -70,4 +71,4 @@ async def reset_images(
         for image_id, object_key in images
         for stage in first_stages(list(stages))
     ]
-    return await outbox.enqueue(conn, jobs, trace_context)
+    return await outbox.enqueue(conn, jobs, trace_context, kind)

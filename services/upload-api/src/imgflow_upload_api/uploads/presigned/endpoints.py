@@ -16,6 +16,7 @@ from imgflow_upload_api.dependencies import parse_id, presigner, resources
 from imgflow_upload_api.problems import PROBLEM_RESPONSE
 from imgflow_upload_api.uploads import idempotency
 from imgflow_upload_api.uploads.answers import answer_upload
+from imgflow_upload_api.uploads.limits import within_limits
 from imgflow_upload_api.uploads.presigned.repository import fetch_upload
 from imgflow_upload_api.uploads.presigned.schemas import (
     PartUrl,
@@ -30,7 +31,7 @@ from imgflow_upload_api.uploads.presigned.service import (
     upload_not_found,
 )
 from imgflow_upload_api.uploads.schemas import UploadAccepted
-from imgflow_upload_api.uploads.service import Outcome
+from imgflow_upload_api.uploads.service import CREATED, Outcome
 
 router = APIRouter()
 
@@ -95,11 +96,13 @@ def _ticket(started: Started) -> UploadTicket:
         200: {"model": UploadAccepted, "description": "Identical bytes were already an image"},
         400: PROBLEM_RESPONSE,
         401: PROBLEM_RESPONSE,
+        403: PROBLEM_RESPONSE,
         404: PROBLEM_RESPONSE,
         409: PROBLEM_RESPONSE,
         410: PROBLEM_RESPONSE,
         415: PROBLEM_RESPONSE,
         422: PROBLEM_RESPONSE,
+        429: PROBLEM_RESPONSE,
         503: PROBLEM_RESPONSE,
     },
     summary="Verify the uploaded bytes (size, format, SHA-256) and record them as an image",
@@ -127,9 +130,16 @@ async def complete(
     parsed = parse_id(upload_id, upload_not_found)
 
     async def recording() -> Outcome:
-        res.backpressure.admit()  # completing enqueues jobs, as a direct upload does
+        # Completing records an image and enqueues its jobs, as a direct upload does: the
+        # same backpressure and tenant limits (the size is checked against the quota
+        # once known; the stored bytes count from the next usage read).
+        res.backpressure.admit(caller.tenant_id)
         key = idempotency.parse_key(idempotency_key)
-        return await complete_upload(res, caller.tenant_id, parsed, key)
+        async with within_limits(res, caller.tenant_id, None) as tenant:
+            outcome = await complete_upload(res, caller.tenant_id, parsed, key)
+            if outcome.status == CREATED and outcome.summary is not None:
+                tenant.recorded(int(outcome.summary["byte_size"]))
+            return outcome
 
     return await answer_upload(res, caller, recording())
 

@@ -1,0 +1,292 @@
+"""Fairness (issue 30): a flood from one tenant, a trickle from another and a bulk
+reprocess of a third tenant's library, all at once, on today's FIFO relay and on the fair
+relay, in the same run and on the same system.
+
+For each relay: the trickle's few uploads alone on the idle system (time from the first
+upload to the last one ready), then again in the middle of the flood while the library's
+reprocess runs; and the time until all of that work is done, which gives the throughput.
+The fair relay's targets: the trickle within 2x of its time alone (the FIFO relay: about
+21x in the issue), and the throughput within 5 % of the FIFO relay's.
+
+The API is restarted between the two with IMGFLOW_OUTBOX_SCHEDULING switched; each relay
+gets its own tenants, so neither sees the other's images.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from bench.images import ImageSpec, ensure_images
+from bench.options import BenchOptions
+from bench.results import Measurement, Suite, Table
+from imgflow_localstack.system import LocalSystem
+
+# About 2 MP: large enough that the thumbnailer's decode dominates a job, as with real
+# photos, small enough for two busy cores to get through a flood in a minute or two.
+SPEC = ImageSpec(1600, 1200, 150_000, 1_500_000, seed=30)
+FLOOD, QUICK_FLOOD = 120, 24
+LIBRARY, QUICK_LIBRARY = 60, 12
+TRICKLE = 3
+FLOOD_CLIENTS = 8
+MODES = ("fifo", "fair")
+STAGES = ("thumbnails", "hashing", "dedupe")
+
+
+@dataclass(frozen=True)
+class ModeResult:
+    mode: str
+    alone_s: float
+    loaded_s: float
+    # of loaded_s, the time until the API had answered the trickle's uploads
+    loaded_accepted_s: float
+    all_done_s: float
+    stages_done: int
+
+    @property
+    def stretch(self) -> float:
+        return self.loaded_s / self.alone_s
+
+    @property
+    def jobs_per_s(self) -> float:
+        return self.stages_done / self.all_done_s
+
+
+def run(quick: bool = False, options: BenchOptions | None = None) -> Suite:
+    options = options or BenchOptions()
+    flood = QUICK_FLOOD if quick else FLOOD
+    library = QUICK_LIBRARY if quick else LIBRARY
+    per_mode = flood + library + 2 * TRICKLE
+    paths = ensure_images(per_mode * len(MODES), SPEC)
+    data_dir = Path(tempfile.mkdtemp(prefix="imgflow-bench-fair-"))
+    results = []
+    try:
+        with LocalSystem.on_free_ports(data_dir, concurrency=options.concurrency) as system:
+            for i, mode in enumerate(MODES):
+                mine = paths[i * per_mode : (i + 1) * per_mode]
+                results.append(_measure(system, mode, mine, flood, library))
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return _suite(results, flood, library, options)
+
+
+def _measure(
+    system: LocalSystem, mode: str, paths: Sequence[Path], flood: int, library: int
+) -> ModeResult:
+    api = system.service("api")
+    api.stop()
+    assert api.child.env is not None
+    api.child.env["IMGFLOW_OUTBOX_SCHEDULING"] = mode
+    api.start()
+    keys = {role: _tenant(system, f"{role}-{mode}") for role in ("library", "flood", "trickle")}
+    lib_paths = paths[:library]
+    flood_paths = paths[library : library + flood]
+    alone_paths = paths[library + flood : library + flood + TRICKLE]
+    loaded_paths = paths[library + flood + TRICKLE :]
+    return asyncio.run(
+        _drive(system, mode, keys, lib_paths, flood_paths, alone_paths, loaded_paths)
+    )
+
+
+async def _drive(
+    system: LocalSystem,
+    mode: str,
+    keys: dict[str, tuple[str, str]],
+    lib_paths: Sequence[Path],
+    flood_paths: Sequence[Path],
+    alone_paths: Sequence[Path],
+    loaded_paths: Sequence[Path],
+) -> ModeResult:
+    db = await asyncpg.connect(system.settings().database_url)
+    try:
+        async with httpx.AsyncClient(base_url=system.api_url, timeout=120) as http:
+            library_ids = await _upload_all(http, keys["library"][1], lib_paths, FLOOD_CLIENTS)
+            await _wait_settled(db, library_ids)
+            alone_s, _ = await _trickle(http, db, keys["trickle"][1], alone_paths)
+
+            began = time.monotonic()
+            run_id = await asyncio.to_thread(_reprocess, system, keys["library"][0])
+            # The trickle comes once the flood's backlog is there: a third of it sent.
+            third_in = asyncio.Event()
+            flooding = asyncio.create_task(
+                _upload_all(
+                    http,
+                    keys["flood"][1],
+                    flood_paths,
+                    FLOOD_CLIENTS,
+                    (len(flood_paths) // 3, third_in),
+                )
+            )
+            await third_in.wait()
+            loaded_s, accepted_s = await _trickle(http, db, keys["trickle"][1], loaded_paths)
+            flood_ids = await flooding
+            await _wait_settled(db, flood_ids)
+            await _wait_run(db, run_id)
+            await _wait_settled(db, library_ids)
+            all_done_s = time.monotonic() - began
+    finally:
+        await db.close()
+    # Every stage of the flood and the trickle, and every stage the run re-drove.
+    stages_done = (len(flood_paths) + len(loaded_paths) + len(lib_paths)) * len(STAGES)
+    print(
+        f"fairness {mode}: trickle alone {alone_s:.2f} s, during the flood {loaded_s:.2f} s; "
+        f"all done in {all_done_s:.1f} s",
+        flush=True,
+    )
+    return ModeResult(mode, alone_s, loaded_s, accepted_s, all_done_s, stages_done)
+
+
+def _tenant(system: LocalSystem, role: str) -> tuple[str, str]:
+    name = f"{role}-{uuid.uuid4().hex[:8]}"
+    done = _admin(system, "tenants", "create", name)
+    return name, json.loads(done)["api_key"]
+
+
+def _reprocess(system: LocalSystem, tenant: str) -> str:
+    stages = [arg for stage in STAGES for arg in ("--stage", stage)]
+    out = _admin(system, "reprocess", "--tenant", tenant, *stages, "--no-wait")
+    return json.loads(out.splitlines()[0])["id"]
+
+
+def _admin(system: LocalSystem, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "imgflow_runtime.admin_cli", *args],
+        env={**system.env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout
+
+
+async def _upload_all(
+    http: httpx.AsyncClient,
+    key: str,
+    paths: Sequence[Path],
+    clients: int,
+    signal: tuple[int, asyncio.Event] | None = None,
+) -> list[str]:
+    """Upload ``paths`` from ``clients`` concurrent clients; ``signal``: set the event
+    once that many are in."""
+    ids: list[str] = []
+    todo = iter(paths)
+
+    async def client() -> None:
+        for path in todo:
+            response = await http.post(
+                "/v1/images",
+                content=path.read_bytes(),
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            response.raise_for_status()
+            ids.append(response.json()["id"])
+            if signal is not None and len(ids) >= signal[0]:
+                signal[1].set()
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return ids
+
+
+async def _trickle(
+    http: httpx.AsyncClient, db: asyncpg.Connection, key: str, paths: Sequence[Path]
+) -> tuple[float, float]:
+    """Seconds from the first of ``paths`` sent to the last one ready, and to the last
+    one answered by the API."""
+    started = time.time()
+    ids = await _upload_all(http, key, paths, clients=len(paths))
+    accepted = time.time()
+    finished = await _wait_settled(db, ids)
+    return finished - started, accepted - started
+
+
+_SETTLED = """
+SELECT count(*) FILTER (WHERE status NOT IN ('done', 'failed')) AS open,
+       extract(epoch FROM max(finished_at))::float8 AS finished
+  FROM image_stages WHERE image_id = ANY($1::uuid[])
+"""
+
+
+async def _wait_settled(db: asyncpg.Connection, ids: Sequence[str]) -> float:
+    """PostgreSQL's time at which the last stage of ``ids`` finished, once all have."""
+    while True:
+        row = await db.fetchrow(_SETTLED, list(ids))
+        if row is not None and row["open"] == 0:
+            return float(row["finished"])
+        await asyncio.sleep(0.02)
+
+
+async def _wait_run(db: asyncpg.Connection, run_id: str) -> None:
+    while True:
+        state = await db.fetchval("SELECT state FROM reprocess_runs WHERE id = $1::uuid", run_id)
+        if state in ("finished", "failed"):
+            return
+        await asyncio.sleep(0.1)
+
+
+def _suite(results: list[ModeResult], flood: int, library: int, options: BenchOptions) -> Suite:
+    by_mode = {r.mode: r for r in results}
+    fifo, fair = by_mode["fifo"], by_mode["fair"]
+    measurements = []
+    for r in results:
+        measurements += [
+            Measurement(f"{r.mode}: trickle alone", r.alone_s, "s"),
+            Measurement(
+                f"{r.mode}: trickle during flood + reprocess",
+                r.loaded_s,
+                "s",
+                baseline=f"{r.mode}: trickle alone",
+            ),
+            Measurement(
+                f"{r.mode}: all work done", r.all_done_s, "s", baseline="fifo: all work done"
+            ),
+        ]
+    throughput = fair.jobs_per_s / fifo.jobs_per_s
+    table = Table(
+        "Per relay",
+        [
+            "relay",
+            "trickle alone s",
+            "trickle loaded s",
+            "of which uploading s",
+            "stretch",
+            "all done s",
+            "jobs/s",
+        ],
+        [
+            [
+                r.mode,
+                round(r.alone_s, 2),
+                round(r.loaded_s, 2),
+                round(r.loaded_accepted_s, 2),
+                round(r.stretch, 1),
+                round(r.all_done_s, 1),
+                round(r.jobs_per_s, 1),
+            ]
+            for r in results
+        ],
+    )
+    notes = [
+        f"{flood} flood uploads at {FLOOD_CLIENTS} clients, a reprocess of a {library}-image "
+        f"library (every stage), {TRICKLE} trickle uploads sent once a third of the flood was "
+        f"in; {SPEC.width}x{SPEC.height} JPEGs; workers {dict(options.concurrency)}; broker "
+        f"target depth {os.environ.get('IMGFLOW_OUTBOX_BROKER_TARGET_DEPTH', 'default (4)')}.",
+        f"trickle stretch (loaded / alone): fifo {fifo.stretch:.1f}x, fair {fair.stretch:.1f}x "
+        f"(target: fair within 2x) -> {'met' if fair.stretch <= 2 else 'NOT met'}",
+        f"throughput fair / fifo: {throughput:.3f} (target: within 5 %) -> "
+        f"{'met' if throughput >= 0.95 else 'NOT met'}",
+    ]
+    return Suite("Fairness: flood, trickle and bulk reprocess", measurements, notes, [table])

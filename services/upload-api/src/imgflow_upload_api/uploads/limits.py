@@ -1,0 +1,41 @@
+"""The tenant's limits around an upload, for POST /v1/images and a presigned upload's
+completion alike: a refusal becomes its problem document (tenants/limits.py)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from uuid import UUID
+
+from imgflow_upload_api.dependencies import Resources
+from imgflow_upload_api.problems import Problem
+from imgflow_upload_api.tenants.admission import TenantState
+from imgflow_upload_api.tenants.limits import Refusal
+
+
+@contextlib.asynccontextmanager
+async def within_limits(
+    res: Resources, tenant: UUID, incoming_bytes: int | None
+) -> AsyncIterator[TenantState]:
+    """Hold one of the tenant's upload slots for the block, or raise its 429/403."""
+    try:
+        state = await res.admission.admit(
+            res.pool,
+            tenant,
+            res.backpressure.queued(tenant),
+            incoming_bytes,
+            res.backpressure.retry_after_s,
+        )
+    except Refusal as refusal:
+        raise Problem(
+            refusal.status,
+            refusal.code,
+            refusal.title,
+            refusal.detail,
+            headers=refusal.headers,
+            **refusal.extensions,
+        ) from refusal
+    try:
+        yield state
+    finally:
+        res.admission.release(state)
