@@ -107,7 +107,10 @@ async def claim_due(
                        LEFT JOIN busy_h AS bh ON bh.key = c.host),
                  due AS (
                      SELECT d.id FROM webhook_deliveries AS d JOIN ranked AS r ON r.id = d.id
-                      WHERE r.nt <= $9 AND r.nh <= $10 AND d.status = 'pending'
+                      -- rechecked on the row's latest version once locked: a row another
+                      -- replica claimed after this snapshot is no longer due
+                      WHERE r.nt <= $9 AND r.nh <= $10
+                        AND d.status = 'pending' AND d.next_attempt_at <= now()
                       ORDER BY r.nt, r.created_at LIMIT $1
                         FOR UPDATE OF d SKIP LOCKED)
             UPDATE webhook_deliveries AS d
