@@ -152,6 +152,10 @@ def test_a_long_outage_disables_an_endpoint_until_the_tenant_re_enables_it(
             assert announced["status"] == "disabled"
             assert announced["error"] == "answered HTTP 500"
 
+            listed = account.cli("webhooks")
+            lines = account.cli("webhooks", "--json").stdout.splitlines()
+            as_json = [json.loads(line) for line in lines]
+
             receiver.answer = other.answer = ok
             before = len(receiver.arrivals), len(other.arrivals)
             again = account.api.post(f"/v1/webhooks/{kept['id']}/enable")
@@ -161,12 +165,18 @@ def test_a_long_outage_disables_an_endpoint_until_the_tenant_re_enables_it(
                 lambda: all(d["status"] == "delivered" for d in account.deliveries(kept["id"])),
                 what="the re-enabled endpoint's backlog",
             )
-            gone = account.api.post(
-                f"/v1/webhooks/{dropped['id']}/enable", json={"backlog": "drop"}
-            ).json()
+            by_cli = account.cli("webhooks", "enable", dropped["id"], "--drop-backlog", "--json")
+            gone = json.loads(by_cli.stdout)
             assert gone["state"] == "active" and gone["dropped_deliveries"] == 5
             assert gone["pending_deliveries"] == 0
 
+    # The CLI shows it as the API does.
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.count("disabled") == 2 and "answered HTTP 500" in listed.stdout
+    assert {(h["id"], h["state"]) for h in as_json} == {
+        (kept["id"], "disabled"),
+        (dropped["id"], "disabled"),
+    }
     assert disabled["state"] == "disabled" and disabled["last_error"] == "answered HTTP 500"
     assert disabled["pending_deliveries"] == 5  # kept, not attempted, while disabled
     assert {d["status"] for d in account.deliveries(dropped["id"])} == {"dropped"}

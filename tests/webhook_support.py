@@ -10,14 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import select
 import socket
 import ssl
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -197,6 +202,26 @@ def session_sender_stopped(system: LocalSystem) -> Iterator[None]:
 @dataclass
 class Tenant:
     api: httpx.Client
+    api_key: str
+    home: Path
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``imgflow ARGS`` as this tenant, with a home of its own."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("IMGFLOW_", "XDG_"))}
+        env.update(
+            HOME=str(self.home),
+            IMGFLOW_URL=str(self.api.base_url).rstrip("/"),
+            IMGFLOW_API_KEY=self.api_key,
+            COLUMNS="250",
+        )
+        return subprocess.run(
+            [sys.executable, "-m", "imgflow_client.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
     def register(self, url: str, events: list[str] | None = None) -> dict[str, Any]:
         created = self.api.post("/v1/webhooks", json={"url": url, "events": events or ["*"]})
@@ -217,10 +242,11 @@ class Tenant:
 @contextlib.contextmanager
 def tenant(system: LocalSystem) -> Iterator[Tenant]:
     made = new_tenant(system, "webhooks")
-    with httpx.Client(
-        base_url=system.api_url, headers=bearer(made["api_key"]), timeout=30
-    ) as client:
-        yield Tenant(client)
+    with (
+        httpx.Client(base_url=system.api_url, headers=bearer(made["api_key"]), timeout=30) as api,
+        tempfile.TemporaryDirectory(prefix="imgflow-cli-") as home,
+    ):
+        yield Tenant(api, made["api_key"], Path(home))
 
 
 def queue_deliveries(database_url: str, webhook_id: str, count: int) -> None:

@@ -18,9 +18,9 @@ from imgflow_upload_api.webhooks.repository import Webhook
 from imgflow_upload_api.webhooks.schemas import (
     DeliveryList,
     DeliveryView,
-    EnableRequest,
     WebhookCreated,
     WebhookEnabled,
+    WebhookEnableRequest,
     WebhookList,
     WebhookRequest,
     WebhookView,
@@ -106,7 +106,7 @@ async def enable_webhook(
     webhook_id: str,
     request: Request,
     caller: CurrentCaller,
-    body: Annotated[EnableRequest | None, Body()] = None,
+    body: Annotated[WebhookEnableRequest | None, Body()] = None,
 ) -> WebhookEnabled:
     parsed = parse_id(webhook_id, _not_found)
     drop = body is not None and body.backlog == "drop"

@@ -61,7 +61,7 @@ class WebhookList(BaseModel):
     items: list[WebhookView]
 
 
-class EnableRequest(BaseModel):
+class WebhookEnableRequest(BaseModel):
     backlog: Literal["deliver", "drop"] = Field(
         default="deliver",
         description="The pending deliveries: `deliver` them (in the order they were queued) "
