@@ -24,7 +24,7 @@ from bench.results import Suite, machine, to_markdown, write
 
 # Module names under bench/, in the order they run: the micro-benchmarks first, while the
 # machine is quiet; the end-to-end run, which starts the whole system, last.
-SUITES = ["sha256", "thumbnails", "embeddings", "dedupe", "api", "client", "e2e"]
+SUITES = ["sha256", "thumbnails", "embeddings", "dedupe", "api", "client", "e2e", "webhooks"]
 
 RESULTS = Path(__file__).resolve().parent.parent / ".bench" / "results"
 
