@@ -115,3 +115,11 @@ def test_an_outage_past_the_bound_disables_and_nothing_but_the_tenant_enables() 
     gone = breaker.after_failure(still, NOW + timedelta(days=3), POLICY)
     assert gone.state == breaker.DISABLED and gone.next_probe_at is None
     assert breaker.after_success(gone, NOW + timedelta(days=4)).state == breaker.DISABLED
+
+
+def test_attempts_in_flight_when_it_paused_do_not_push_the_first_probe_out() -> None:
+    paused = _fail(Breaker(breaker.ACTIVE, NOW), 3)
+    late = breaker.after_failure(paused, NOW, POLICY, probe=False)
+    assert late.state == breaker.PAUSED and late.consecutive_failures == 4
+    assert (late.probe_interval_s, late.next_probe_at) == (10, NOW + timedelta(seconds=10))
+    assert breaker.after_failure(late, NOW, POLICY).probe_interval_s == 20

@@ -46,7 +46,12 @@ def after_success(b: Breaker, now: datetime) -> Breaker:
     )
 
 
-def after_failure(b: Breaker, now: datetime, policy: BreakerPolicy) -> Breaker:
+def after_failure(
+    b: Breaker, now: datetime, policy: BreakerPolicy, *, probe: bool = True
+) -> Breaker:
+    """``probe``: the attempt was the paused endpoint's probe. Only a probe's failure
+    lengthens the wait for the next one: attempts still in flight when it paused end
+    failing too, and must not push its first probe out."""
     failing_since = b.failing_since or now
     failed = replace(
         b, consecutive_failures=b.consecutive_failures + 1, failing_since=failing_since
@@ -60,6 +65,8 @@ def after_failure(b: Breaker, now: datetime, policy: BreakerPolicy) -> Breaker:
             return replace(
                 failed, state=DISABLED, state_since=now, probe_interval_s=None, next_probe_at=None
             )
+        if not probe:
+            return failed
         interval = min(policy.probe_cap_s, (b.probe_interval_s or policy.probe_base_s) * 2)
         return _probe_in(failed, interval, now)
     return failed

@@ -20,7 +20,7 @@ import asyncpg
 from imgflow_webhook_sender.breaker import Breaker
 
 _RETURNING = """d.id, d.webhook_id, w.url, w.secret, w.tenant_id, w.host, d.type, d.payload,
-                d.attempts, d.created_at"""
+                d.attempts, d.created_at, w.state = 'paused' AS probe"""
 
 
 @dataclass(frozen=True)

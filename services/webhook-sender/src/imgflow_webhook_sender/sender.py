@@ -60,6 +60,8 @@ class Claimed:
     payload: dict[str, Any]
     attempts: int
     created_at: datetime
+    # a paused endpoint's probe
+    probe: bool = False
 
 
 def _certificate_failed(exc: BaseException) -> bool:
@@ -274,7 +276,7 @@ class Sender:
             if attempt.ok:
                 new = breaker.after_success(old, now)
             else:
-                new = breaker.after_failure(old, now, self._breaker)
+                new = breaker.after_failure(old, now, self._breaker, probe=delivery.probe)
             await repository.save_endpoint(
                 conn, delivery.webhook_id, new, error, unresolvable_since
             )
