@@ -51,6 +51,9 @@ ROUND_IMAGES, QUICK_ROUND_IMAGES = 100, 6
 CLIENTS, QUICK_CLIENTS = 8, 4
 PAIRS, QUICK_PAIRS = 3, 1  # each pair is one round with and one without
 SETTLE_TIMEOUT_S = 900
+# Before each round's uploads: nothing else happening, as in the issue (its API used
+# 37 ms of CPU a second beside dead webhooks, 12 without, and logged 1,800 lines a minute).
+IDLE_S, QUICK_IDLE_S = 20.0, 2.0
 
 
 @dataclass
@@ -65,6 +68,11 @@ class Round:
     # before the round: seconds and attempts until the breakers had paused them all
     pause_s: float = 0.0
     pause_attempts: int = 0
+    # idle, before the uploads: CPU ms per second of the API and the sender, and the
+    # sender's and the API's log lines per minute
+    idle_api_ms_s: float = 0.0
+    idle_sender_ms_s: float = 0.0
+    idle_log_lines_min: float = 0.0
 
     @property
     def throughput(self) -> float:
@@ -82,17 +90,18 @@ def run(quick: bool = False, options: BenchOptions | None = None) -> Suite:
     count = QUICK_ROUND_IMAGES if quick else ROUND_IMAGES
     clients = QUICK_CLIENTS if quick else CLIENTS
     pairs = QUICK_PAIRS if quick else PAIRS
+    idle_s = QUICK_IDLE_S if quick else IDLE_S
     paths = ensure_images(count, SMALL if quick else FULL)
     data_dir = Path(tempfile.mkdtemp(prefix="imgflow-bench-webhooks-"))
     rounds: list[Round] = []
     try:
         with LocalSystem.on_free_ports(data_dir, concurrency=options.concurrency) as system:
             # A first round warms the system (connections, caches) and is not counted.
-            asyncio.run(_round(system, paths, clients, dead=False))
+            asyncio.run(_round(system, paths, clients, False, idle_s))
             # ABBA: without, with, with, without, ...
             order = [(p % 2 == 1) ^ (i == 1) for p in range(pairs) for i in range(2)]
             for dead in order:
-                rounds.append(asyncio.run(_round(system, paths, clients, dead)))
+                rounds.append(asyncio.run(_round(system, paths, clients, dead, idle_s)))
                 print(f"webhooks: round {len(rounds)} ({'with' if dead else 'without'}) done")
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -149,7 +158,14 @@ def _cpu_s(pid: int | None) -> float:
     return t.user + t.system
 
 
-async def _round(system: LocalSystem, paths: Sequence[Path], clients: int, dead: bool) -> Round:
+def _lines(path: Path) -> int:
+    with path.open("rb") as log:
+        return sum(1 for _ in log)
+
+
+async def _round(
+    system: LocalSystem, paths: Sequence[Path], clients: int, dead: bool, idle_s: float
+) -> Round:
     conn = await asyncpg.connect(system.stack.database_url)
     try:
         ids = await _dead_endpoints(system, conn) if dead else []
@@ -158,10 +174,14 @@ async def _round(system: LocalSystem, paths: Sequence[Path], clients: int, dead:
         if hooks:
             await _until_paused(conn, hooks)
         pause_s = time.monotonic() - began
-        attempts_before = await _attempts(conn, hooks)
         key = _new_tenant(system, "uploads")
         api_pid = system.service(API).child.pid
         sender_pid = system.service(WEBHOOK_SENDER).child.pid
+        logs = [system.service(n).log_path for n in (API, WEBHOOK_SENDER)]
+        idle0 = _cpu_s(api_pid), _cpu_s(sender_pid), sum(map(_lines, logs))
+        await asyncio.sleep(idle_s)  # measuring the idle system: nothing to await
+        idle1 = _cpu_s(api_pid), _cpu_s(sender_pid), sum(map(_lines, logs))
+        attempts_before = await _attempts(conn, hooks)
         cpu0 = _cpu_s(api_pid), _cpu_s(sender_pid)
         uploads = await upload_all(
             system.api_url, {"Authorization": f"Bearer {key}"}, paths, clients, time.perf_counter()
@@ -181,7 +201,12 @@ async def _round(system: LocalSystem, paths: Sequence[Path], clients: int, dead:
     finally:
         await conn.close()
     api_cpu, sender_cpu = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
-    return Round(dead, uploads, api_cpu, sender_cpu, states, attempts, pause_s, attempts_before)
+    return Round(
+        dead, uploads, api_cpu, sender_cpu, states, attempts, pause_s, attempts_before,
+        idle_api_ms_s=(idle1[0] - idle0[0]) * 1000 / idle_s,
+        idle_sender_ms_s=(idle1[1] - idle0[1]) * 1000 / idle_s,
+        idle_log_lines_min=(idle1[2] - idle0[2]) * 60 / idle_s,
+    )  # fmt: skip
 
 
 async def _attempts(conn: asyncpg.Connection, hooks: list[uuid.UUID]) -> int:
@@ -231,6 +256,9 @@ def _suite(rounds: list[Round], count: int, clients: int) -> Suite:
     def p50(rs: list[Round]) -> float:
         return float(percentile([ms for r in rs for ms in r.latencies_ms], 50))
 
+    def idle(rs: list[Round], attribute: str) -> float:
+        return float(percentile([getattr(r, attribute) for r in rs], 50))
+
     label = f"beside {DEAD_ENDPOINTS} dead endpoints, {PENDING:,} pending"
     measurements = [
         Measurement("uploads/s, no dead webhooks", throughput(without), "images/s",
@@ -240,18 +268,25 @@ def _suite(rounds: list[Round], count: int, clients: int) -> Suite:
         Measurement("upload p50, no dead webhooks", p50(without), "ms"),
         Measurement(f"upload p50 {label}", p50(beside), "ms",
                     baseline="upload p50, no dead webhooks"),
+        Measurement("idle API CPU, no dead webhooks", idle(without, "idle_api_ms_s"), "ms/s"),
+        Measurement(f"idle API CPU {label}", idle(beside, "idle_api_ms_s"), "ms/s",
+                    baseline="idle API CPU, no dead webhooks"),
+        Measurement(f"idle sender CPU {label}", idle(beside, "idle_sender_ms_s"), "ms/s"),
     ]  # fmt: skip
     table = Table(
         "rounds, in the order they ran",
         ["round", "dead webhooks", "uploads/s", "p50 ms", "p90 ms", "API CPU-s", "sender CPU-s",
-         "dead endpoints' states", "attempts on them", "paused all in (s, attempts)"],
+         "dead endpoints' states", "attempts on them", "paused all in (s, attempts)",
+         "idle API CPU ms/s", "idle sender CPU ms/s", "idle log lines/min"],
         [
             [i + 1, "yes" if r.dead else "no", round(r.throughput, 2),
              round(percentile(r.latencies_ms, 50)), round(percentile(r.latencies_ms, 90)),
              round(r.api_cpu_s, 2), round(r.sender_cpu_s, 2),
              ", ".join(f"{k} {v}" for k, v in sorted(r.states.items())) or "-",
              r.attempts if r.dead else "-",
-             f"{r.pause_s:.0f} s, {r.pause_attempts}" if r.dead else "-"]
+             f"{r.pause_s:.0f} s, {r.pause_attempts}" if r.dead else "-",
+             round(r.idle_api_ms_s, 1), round(r.idle_sender_ms_s, 1),
+             round(r.idle_log_lines_min, 1)]
             for i, r in enumerate(rounds)
         ],
     )  # fmt: skip
