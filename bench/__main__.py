@@ -34,6 +34,7 @@ SUITES = [
     "queueing",
     "e2e",
     "fairness",
+    "webhooks",
 ]
 
 RESULTS = Path(__file__).resolve().parent.parent / ".bench" / "results"

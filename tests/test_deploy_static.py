@@ -48,7 +48,12 @@ SERVICES = {
     "thumbnailer": "imgflow-thumbnailer",
     "hasher": "imgflow-hasher",
     "deduper": "imgflow-deduper",
+    "webhook-sender": "imgflow-webhook-sender",
 }
+# Not a Celery worker: the webhook sender, a process of its own (its /healthz and /metrics
+# on this port), scaled by KEDA on its backlog in PostgreSQL.
+SENDER = "webhook-sender"
+SENDER_PORT = 9104
 QUEUE_NAMES = set(QUEUES.values())
 TASK_HARD_LIMIT_S = 300  # IMGFLOW_TASK_TIME_LIMIT_S; the grace periods must exceed it
 QUEUE_ALERT_THRESHOLD = 500  # ADR-0012 "Queue alert threshold"
@@ -76,11 +81,17 @@ COUNTERS_AND_GAUGES = {
     "imgflow_backlog_jobs",
     "imgflow_backlog_oldest_seconds",
     "imgflow_tenant_backlog_jobs",
+    "imgflow_webhook_deliveries_pending",
+    "imgflow_webhook_endpoints",
+    "imgflow_webhook_attempts_total",
+    "imgflow_webhook_attempts_in_flight",
+    "imgflow_webhook_state_changes_total",
 }
 HISTOGRAMS = {
     "imgflow_http_request_duration_seconds",
     "imgflow_task_duration_seconds",
     "imgflow_task_queue_wait_seconds",
+    "imgflow_webhook_delivery_latency_seconds",
 }
 # Standard series: Prometheus' own `up`, and the kubelet's cAdvisor memory series that
 # the ADR's worker-memory thresholds need.
@@ -365,7 +376,7 @@ def test_compose_startup_order() -> None:
     api_deps = services["api"]["depends_on"]
     assert api_deps["migrate"]["condition"] == "service_completed_successfully"
     assert "8000:8000" in services["api"]["ports"]
-    for worker in WORKERS:
+    for worker in (*WORKERS, SENDER):
         deps = services[worker]["depends_on"]
         assert deps["migrate"]["condition"] == "service_completed_successfully", worker
 
@@ -489,6 +500,7 @@ def test_prometheus_scrapes_the_api_and_every_worker() -> None:
     jobs = {job["job_name"]: job for job in load_yaml(PROMETHEUS_FILE)["scrape_configs"]}
     expected = {"imgflow-api": ("api", 8000)}
     expected |= {f"imgflow-{w}": (w, 9100) for w in WORKERS}
+    expected[f"imgflow-{SENDER}"] = (SENDER, SENDER_PORT)
     for job_name, (service, port) in expected.items():
         sd = jobs[job_name]["dns_sd_configs"][0]
         assert sd["names"] == [service] and service in services, job_name
@@ -616,7 +628,7 @@ def test_secret_template_holds_placeholders_only() -> None:
 
 def test_deployment_selectors_match_their_pods() -> None:
     deployments = k8s_objects("Deployment")
-    assert set(deployments) == {"upload-api", "flower", *WORKERS}
+    assert set(deployments) == {"upload-api", "flower", SENDER, *WORKERS}
     for name, deployment in deployments.items():
         selector = deployment["spec"]["selector"]["matchLabels"]
         labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -693,6 +705,8 @@ def test_k8s_scaled_objects_target_deployments_and_queues() -> None:
     scaled = k8s_objects("ScaledObject")
     queues_scaled = []
     for name, obj in scaled.items():
+        if name == SENDER:
+            continue  # scaled on PostgreSQL: test_k8s_webhook_sender_scales_on_its_backlog
         spec = obj["spec"]
         target = spec["scaleTargetRef"]
         assert target.get("kind", "Deployment") == "Deployment"
@@ -718,6 +732,24 @@ def test_k8s_scaled_objects_target_deployments_and_queues() -> None:
         assert per_replica * spec["maxReplicaCount"] <= QUEUE_ALERT_THRESHOLD, name
         queues_scaled.append(queue)
     assert sorted(queues_scaled) == sorted(QUEUE_NAMES), "one ScaledObject per queue"
+
+
+def test_k8s_webhook_sender_scales_on_its_backlog() -> None:
+    scaled = k8s_objects("ScaledObject")[SENDER]["spec"]
+    assert scaled["scaleTargetRef"]["name"] == SENDER
+    (trigger,) = scaled["triggers"]
+    assert trigger["type"] == "postgresql"
+    query = trigger["metadata"]["query"]
+    # Deliverable deliveries only: dead (paused, disabled) endpoints never scale it up.
+    assert "w.state = 'active'" in query and "d.status = 'pending'" in query
+    assert trigger["authenticationRef"]["name"] in k8s_objects("TriggerAuthentication")
+    container = only_container(k8s_objects("Deployment")[SENDER])
+    assert container["args"] == ["-m", "imgflow_webhook_sender"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["ports"][0]["containerPort"] == SENDER_PORT
+    pod = k8s_objects("Deployment")[SENDER]["spec"]["template"]["metadata"]["annotations"]
+    assert pod["prometheus.io/port"] == str(SENDER_PORT)
+    assert pod["prometheus.io/job"] == f"imgflow-{SENDER}"
 
 
 def test_k8s_every_deployment_has_a_pdb() -> None:

@@ -18,22 +18,15 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry
 
 from imgflow_contracts.queues import Stage
 from imgflow_localstack.system import LocalSystem
 from imgflow_runtime.db import stages
-from imgflow_runtime.db.pool import connect, create_pool
+from imgflow_runtime.db.pool import connect
+from imgflow_runtime.webhook_destinations import InvalidWebhook, check_destination
 from imgflow_upload_api.events.hub import APPLICATION_NAME, Event, Signal, Subscription
 from imgflow_upload_api.settings import ApiSettings
-from imgflow_upload_api.webhooks.dispatch import (
-    Attempt,
-    Claimed,
-    WebhookDispatcher,
-    retry_delay,
-    sign,
-)
-from imgflow_upload_api.webhooks.service import InvalidWebhook, check_destination, check_events
+from imgflow_upload_api.webhooks.service import check_events
 from tests.support import encode, new_tenant, photo_like, query, wait_for
 
 STAGES = ("thumbnails", "hashing", "dedupe")
@@ -562,20 +555,6 @@ def test_a_subscriber_that_falls_behind_is_dropped_not_waited_for() -> None:
     assert not subscription.offer(_event(4))
 
 
-def test_signature_matches_the_documented_recipe() -> None:
-    body = b'{"id":"x"}'
-    expected = hmac.new(b"whsec_k", b"1700000000." + body, hashlib.sha256).hexdigest()
-    assert sign("whsec_k", 1_700_000_000, body) == f"t=1700000000,v1={expected}"
-
-
-def test_retry_delays_grow_with_jitter_up_to_the_cap() -> None:
-    assert retry_delay(1, 1.0, 60.0, rng=lambda: 0.0) == 0.5
-    assert retry_delay(1, 1.0, 60.0, rng=lambda: 1.0) == 1.0
-    assert retry_delay(4, 1.0, 60.0, rng=lambda: 1.0) == 8.0
-    assert retry_delay(40, 1.0, 60.0, rng=lambda: 1.0) == 60.0
-    assert 30.0 <= retry_delay(40, 1.0, 60.0) <= 60.0
-
-
 def test_event_patterns() -> None:
     assert check_events(None) == ["image.ready", "image.failed"]
     assert check_events(["stage.*", "image.*", "*", "stage.failed"]) == [
@@ -606,26 +585,3 @@ def test_private_destinations_are_refused_by_default() -> None:
         asyncio.run(check_destination("http://localhost:8080/hook", allow_private=False))
     assert refused.value.code == "webhook-host-not-allowed"
     asyncio.run(check_destination("https://93.184.215.14/hook", allow_private=False))
-
-
-def test_delivery_checks_the_destination_again_after_resolving_it(
-    database_url: str, receiver: Receiver
-) -> None:
-    """A webhook registered while its name pointed outward, resolving to loopback by the
-    time of the attempt (here: localhost), is refused then; the receiver hears nothing."""
-    url = receiver.url.replace("127.0.0.1", "localhost")
-
-    async def attempt() -> Attempt:
-        pool = await create_pool(database_url, max_size=1)
-        settings = ApiSettings(database_url=database_url, webhook_allow_private=False)
-        dispatcher = WebhookDispatcher(pool, settings, CollectorRegistry())
-        try:
-            event = {"id": 1, "at": "2026-01-01T00:00:00+00:00", "image_id": str(uuid.uuid4())}
-            claimed = Claimed(uuid.uuid4(), uuid.uuid4(), url, "whsec_x", "image.ready", event, 1)
-            return await dispatcher.attempt(claimed)
-        finally:
-            await pool.close()
-
-    refused = asyncio.run(attempt())
-    assert not refused.ok and "private, loopback or link-local" in (refused.error or "")
-    assert receiver.requests == []

@@ -19,6 +19,7 @@ from imgflow_deduper.settings import DedupeSettings
 from imgflow_hasher.settings import HasherSettings
 from imgflow_thumbnailer.settings import ThumbnailerSettings
 from imgflow_upload_api.settings import ApiSettings
+from imgflow_webhook_sender.settings import SenderSettings
 
 # (heading, settings class, fields to show: only those the class adds to its base)
 SECTIONS: list[tuple[str, type[BaseSettings], type[BaseSettings] | None]] = [
@@ -28,6 +29,7 @@ SECTIONS: list[tuple[str, type[BaseSettings], type[BaseSettings] | None]] = [
     ("thumbnailer", ThumbnailerSettings, WorkerSettings),
     ("hasher", HasherSettings, WorkerSettings),
     ("deduper", DedupeSettings, WorkerSettings),
+    ("webhook sender", SenderSettings, CommonSettings),
 ]
 
 

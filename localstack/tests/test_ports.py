@@ -10,7 +10,8 @@ from imgflow_localstack.ports import ProcessPorts
 
 def test_make_run_serves_each_workers_metrics_and_flower_on_fixed_ports() -> None:
     ports = ProcessPorts.local_defaults({})
-    assert [ports.metrics(w) for w in ("thumbnailer", "hasher", "deduper")] == [9101, 9102, 9103]
+    workers = ("thumbnailer", "hasher", "deduper", "webhook-sender")
+    assert [ports.metrics(w) for w in workers] == [9101, 9102, 9103, 9104]
     assert ports.flower == 5555
 
 
@@ -24,4 +25,4 @@ def test_each_port_moves_with_its_variable() -> None:
 
 
 def test_free_ports_are_distinct() -> None:
-    assert len(set(ProcessPorts.free().listeners().values())) == 4
+    assert len(set(ProcessPorts.free().listeners().values())) == 5

@@ -77,6 +77,6 @@ def test_prometheus_finds_every_metric_the_dashboard_and_alerts_name(
             for r in alert_rules()
             if r["alert"].startswith(("ImgflowNo", "ImgflowWorkerDown", "ImgflowApiDown"))
         ]
-        assert len(availability) == 5
+        assert len(availability) == 6
         for rule in availability:
             assert prometheus.query(rule["expr"]) == [], rule["alert"]

@@ -124,6 +124,7 @@ def test_every_schema_the_client_reads_has_a_model() -> None:
         "Problem",
         "UploadRequest",
         "WebhookRequest",
+        "WebhookEnableRequest",
         "ReprocessRequest",
         "DeadLetter",
         "ReplayAccepted",

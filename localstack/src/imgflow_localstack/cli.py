@@ -20,8 +20,14 @@ from pathlib import Path
 from imgflow_contracts.settings import LOCAL_API_PORT
 from imgflow_localstack.child import Child
 from imgflow_localstack.errors import LocalStackError
-from imgflow_localstack.ports import ProcessPorts, StackPorts
-from imgflow_localstack.services import API, FLOWER_USER, RUN_CONCURRENCY, THUMBNAILER
+from imgflow_localstack.ports import HOST, ProcessPorts, StackPorts
+from imgflow_localstack.services import (
+    API,
+    FLOWER_USER,
+    RUN_CONCURRENCY,
+    THUMBNAILER,
+    WEBHOOK_SENDER,
+)
 from imgflow_localstack.stack import LocalStack
 from imgflow_localstack.system import LocalSystem
 
@@ -112,6 +118,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     def describe(seconds: float) -> None:
         api = system.api_url
         stack = system.stack
+        webhooks = f"http://{HOST}:{system.process_ports.metrics(WEBHOOK_SENDER)}/healthz"
         metrics = "\n".join(
             f"  {'metrics' if name == API else '':<10} {url}   ({name})"
             for name, url in system.metrics_urls().items()
@@ -124,10 +131,11 @@ imgflow is running (started in {seconds:.1f} s)
   API key    {system.api_key}   (tenant "default"; set IMGFLOW_BOOTSTRAP_API_KEY to choose it)
   upload     curl -sS -H "Authorization: Bearer $KEY" --data-binary @photo.jpg {api}/v1/images
   status     curl -sS -H "Authorization: Bearer $KEY" {api}/v1/images/<id>
+  webhooks   {webhooks}   (the webhook sender; `imgflow webhooks` lists endpoints' states)
   Flower     {system.flower_url}   user {FLOWER_USER}, password {system.flower_password}
              (set IMGFLOW_FLOWER_PASSWORD to choose it)
 {metrics}
-  logs       {system.logs_dir}/  (api, workers, flower, postgres, valkey, seaweedfs)
+  logs       {system.logs_dir}/  (api, workers, webhook-sender, flower, postgres, valkey, seaweedfs)
   data       {system.data_dir}  (kept between runs; delete it to start afresh)
   PostgreSQL {stack.database_url}
   Valkey     {stack.broker_url}

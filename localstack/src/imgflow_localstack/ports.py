@@ -85,7 +85,12 @@ class StackPorts:
 
 
 # `make run`'s ports of imgflow's own processes besides the API (Flower's usual port).
-LOCAL_METRICS_PORTS = {"thumbnailer": 9101, "hasher": 9102, "deduper": 9103}
+LOCAL_METRICS_PORTS = {
+    "thumbnailer": 9101,
+    "hasher": 9102,
+    "deduper": 9103,
+    "webhook_sender": 9104,
+}
 LOCAL_FLOWER_PORT = 5555
 
 
@@ -97,6 +102,7 @@ class ProcessPorts:
     thumbnailer_metrics: int
     hasher_metrics: int
     deduper_metrics: int
+    webhook_sender_metrics: int
     flower: int
 
     @classmethod
@@ -116,8 +122,8 @@ class ProcessPorts:
         return cls(**chosen)
 
     def metrics(self, worker: str) -> int:
-        """The /metrics port of a worker (thumbnailer, hasher, deduper)."""
-        return getattr(self, f"{worker}_metrics")
+        """The /metrics port of a worker (thumbnailer, hasher, deduper, webhook-sender)."""
+        return getattr(self, f"{worker.replace('-', '_')}_metrics")
 
     def listeners(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -1,4 +1,5 @@
-"""The imgflow processes themselves, described in one place: the API and three workers."""
+"""The imgflow processes themselves, described in one place: the API, three workers and
+the webhook sender."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ THUMBNAILER = "thumbnailer"
 HASHER = "hasher"
 DEDUPER = "deduper"
 FLOWER = "flower"
+WEBHOOK_SENDER = "webhook-sender"
 FLOWER_USER = "imgflow"
 TASK_EVENTS_VARIABLE = f"{ENV_PREFIX}WORKER_SEND_TASK_EVENTS"
 ALLOW_PRIVATE_VARIABLE = f"{ENV_PREFIX}WEBHOOK_ALLOW_PRIVATE"
@@ -62,9 +64,9 @@ def service_specs(
     ports: ProcessPorts | None = None,
     flower_password: str | None = None,
 ) -> list[ServiceSpec]:
-    """The API, the three workers and Flower, in start order. ``concurrency`` is per
-    worker name. Without ``ports`` the workers serve no metrics; without a password there
-    is no Flower."""
+    """The API, the three workers, the webhook sender and Flower, in start order.
+    ``concurrency`` is per worker name. Without ``ports`` the workers serve no metrics and
+    there is no webhook sender; without a password there is no Flower."""
     concurrency = concurrency or {}
     specs = [
         ServiceSpec(
@@ -94,6 +96,8 @@ def service_specs(
             extra_env[f"{ENV_PREFIX}METRICS_PORT"] = str(port)
             ready = AllOf((CELERY_READY, HttpOk(metrics_url(port))))
         specs.append(ServiceSpec(name=name, argv=argv, ready=ready, extra_env=extra_env))
+    if ports is not None:
+        specs.append(webhook_sender_spec(ports.metrics(WEBHOOK_SENDER)))
     if ports is not None and flower_password is not None:
         specs.append(flower_spec(ports.flower, flower_password))
     return specs
@@ -101,6 +105,20 @@ def service_specs(
 
 def metrics_url(port: int) -> str:
     return f"http://{HOST}:{port}/metrics"
+
+
+def webhook_sender_spec(port: int) -> ServiceSpec:
+    """The webhook sender: its /healthz and /metrics on this machine only."""
+    return ServiceSpec(
+        name=WEBHOOK_SENDER,
+        argv=[sys.executable, "-m", "imgflow_webhook_sender"],
+        ready=HttpOk(f"http://{HOST}:{port}/healthz"),
+        extra_env={
+            f"{ENV_PREFIX}WEBHOOK_SENDER_HOST": HOST,
+            f"{ENV_PREFIX}WEBHOOK_SENDER_PORT": str(port),
+            ALLOW_PRIVATE_VARIABLE: os.environ.get(ALLOW_PRIVATE_VARIABLE, "true"),
+        },
+    )
 
 
 def flower_spec(port: int, password: str) -> ServiceSpec:

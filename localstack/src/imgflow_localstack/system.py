@@ -27,6 +27,7 @@ from imgflow_localstack.processes import ServiceGroup, ServiceProcess
 from imgflow_localstack.services import (
     API,
     FLOWER,
+    WEBHOOK_SENDER,
     WORKERS,
     ServiceSpec,
     api_url,
@@ -129,6 +130,8 @@ class LocalSystem:
         """Every process's Prometheus endpoint, by service name."""
         urls = {API: f"{self.api_url}/metrics"}
         urls.update({w: metrics_url(self.process_ports.metrics(w)) for w in WORKERS})
+        if any(spec.name == WEBHOOK_SENDER for spec in self.specs):
+            urls[WEBHOOK_SENDER] = metrics_url(self.process_ports.metrics(WEBHOOK_SENDER))
         return urls
 
     def settings(self) -> CommonSettings:
@@ -151,7 +154,7 @@ class LocalSystem:
         began = time.monotonic()
         if not port_is_free(self.api_port):
             raise PortInUseError(self.api_port, "the upload API", "choose another --api-port")
-        if any(spec.name in (FLOWER, *WORKERS) for spec in self.specs):
+        if any(spec.name in (FLOWER, WEBHOOK_SENDER, *WORKERS) for spec in self.specs):
             ensure_ports_free(self.process_ports.listeners(), "imgflow's processes")
         self.stack.start()
         try:

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
         UploadTicket,
         Webhook,
         WebhookCreated,
+        WebhookEnabled,
     )
     from imgflow_client.resume import MemoryResumeStore, PendingUpload, ResumeStore
     from imgflow_client.retry import RetryNotice, RetryPolicy
@@ -97,6 +98,7 @@ _WHERE = {
             "UploadTicket",
             "Webhook",
             "WebhookCreated",
+            "WebhookEnabled",
         ],
         "models",
     ),
@@ -142,6 +144,7 @@ __all__ = [
     "UploadTicket",
     "Webhook",
     "WebhookCreated",
+    "WebhookEnabled",
     "derive_idempotency_key",
 ]
 

@@ -43,6 +43,7 @@ from imgflow_client.models import (
     UploadTicket,
     Webhook,
     WebhookCreated,
+    WebhookEnabled,
 )
 from imgflow_client.resume import MemoryResumeStore, PendingUpload, ResumeStore
 from imgflow_client.retry import RetryNotice, RetryPolicy, parse_retry_after
@@ -549,6 +550,18 @@ class AsyncClient:
     async def webhooks(self) -> list[Webhook]:
         response = await self._call(routes.LIST_WEBHOOKS)
         return [decode(Webhook, item) for item in response.json()["items"]]
+
+    async def enable_webhook(
+        self, webhook_id: object, *, drop_backlog: bool = False
+    ) -> WebhookEnabled:
+        """Re-enable a paused or disabled webhook: its pending deliveries go in order, or
+        (``drop_backlog``) are dropped."""
+        response = await self._call(
+            routes.ENABLE_WEBHOOK,
+            {"webhook_id": webhook_id},
+            json={"backlog": "drop" if drop_backlog else "deliver"},
+        )
+        return decode(WebhookEnabled, response.json())
 
     async def delete_webhook(self, webhook_id: object) -> None:
         await self._call(routes.DELETE_WEBHOOK, {"webhook_id": webhook_id})

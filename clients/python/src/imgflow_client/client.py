@@ -32,6 +32,7 @@ from imgflow_client.models import (
     UploadStatus,
     Webhook,
     WebhookCreated,
+    WebhookEnabled,
 )
 
 T = TypeVar("T")
@@ -203,6 +204,9 @@ class Client:
 
     def webhooks(self) -> list[Webhook]:
         return self._run(self._async.webhooks)  # type: ignore[no-any-return]
+
+    def enable_webhook(self, webhook_id: object, *, drop_backlog: bool = False) -> WebhookEnabled:
+        return self._kw(self._async.enable_webhook, webhook_id, drop_backlog=drop_backlog)  # type: ignore[no-any-return]
 
     def delete_webhook(self, webhook_id: object) -> None:
         self._run(self._async.delete_webhook, webhook_id)

@@ -223,23 +223,36 @@ class ReprocessAccepted:
 
 @dataclass(frozen=True)
 class Webhook:
+    """``state``: active (deliveries go), paused (after consecutive failures: deliveries
+    wait, one probe at a growing interval resumes it), disabled (after a long outage:
+    nothing goes until :meth:`Client.enable_webhook`). Defaults for older servers."""
+
     SCHEMA: ClassVar[str] = "WebhookView"
     id: UUID
     url: str
     events: list[str]
     created_at: datetime
+    state: str = "active"
+    state_since: datetime | None = None
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    next_probe_at: datetime | None = None
+    pending_deliveries: int = 0
 
 
 @dataclass(frozen=True)
-class WebhookCreated:
+class WebhookEnabled(Webhook):
+    SCHEMA: ClassVar[str] = "WebhookEnabled"
+    dropped_deliveries: int = 0
+
+
+@dataclass(frozen=True)
+class WebhookCreated(Webhook):
     """``secret`` signs the deliveries; the server shows it only in this answer."""
 
     SCHEMA: ClassVar[str] = "WebhookCreated"
-    id: UUID
-    url: str
-    events: list[str]
-    created_at: datetime
-    secret: str
+    secret: str = field(kw_only=True)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ COMPLETE_UPLOAD = Route("POST", "/v1/uploads/{upload_id}/complete", models.Uploa
 CREATE_WEBHOOK = Route("POST", "/v1/webhooks", models.WebhookCreated, 201)
 LIST_WEBHOOKS = Route("GET", "/v1/webhooks")  # {"items": [Webhook...]}
 DELETE_WEBHOOK = Route("DELETE", "/v1/webhooks/{webhook_id}", status=204)
+ENABLE_WEBHOOK = Route("POST", "/v1/webhooks/{webhook_id}/enable", models.WebhookEnabled)
 DELIVERIES = Route("GET", "/v1/webhooks/{webhook_id}/deliveries")  # {"items": [Delivery...]}
 RESTORE_IMAGE = Route("POST", "/v1/images/{image_id}/restore", models.Image)
 LIST_GROUPS = Route("GET", "/v1/duplicate-groups", models.DuplicateGroupPage)

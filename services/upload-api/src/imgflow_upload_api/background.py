@@ -1,6 +1,6 @@
 """The one runner of the API's background work. Each loop body lives in its domain's
-``tasks.py`` (the webhook dispatcher runs a loop of its own); this module only schedules
-them, wakes them and stops them.
+``tasks.py``; this module only schedules them, wakes them and stops them. (Webhook
+deliveries are sent by their own deployable, services/webhook-sender: never from here.)
 
 They run in every API replica; the outbox rows and the sweep are locked in PostgreSQL,
 so replicas share the work instead of repeating it.
@@ -23,7 +23,6 @@ from imgflow_upload_api.images.tasks import finish_interrupted_deletes, purge_ex
 from imgflow_upload_api.jobs.tasks import relay_outbox, sweep_stages
 from imgflow_upload_api.uploads.presigned.tasks import clean_presigned_uploads
 from imgflow_upload_api.uploads.tasks import forget_idempotency_keys, read_queue_depths
-from imgflow_upload_api.webhooks.dispatch import WebhookDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +94,7 @@ def start_loops(res: Resources) -> Loops:
         asyncio.create_task(every(interval, name, step, stopping), name=name)
         for name, (interval, step) in loops.items()
     ]
-    # Webhooks: polled every IMGFLOW_WEBHOOK_DISPATCH_INTERVAL_S, and woken at once when
-    # a transaction queues deliveries (and when the loops stop).
-    dispatcher = WebhookDispatcher(res.pool, settings, res.metrics.registry)
-    if res.event_hub is not None:
-        res.event_hub.on_deliveries(dispatcher.wake)
-    tasks.append(asyncio.create_task(dispatcher.run(stopping), name="webhook dispatch"))
-    return Loops(tasks, stopping, wake_on_stop=[dispatcher.wake, res.relay.soon])
+    return Loops(tasks, stopping, wake_on_stop=[res.relay.soon])
 
 
 async def stop_loops(loops: Loops, grace_s: float = STOP_GRACE_S) -> None:

@@ -200,34 +200,10 @@ class ApiSettings(CommonSettings):
         description="Wait before reconnecting the LISTEN connection after it is lost "
         "(doubles while it fails, up to 30 s).",
     )
-    webhook_timeout_s: float = Field(
-        default=5.0,
-        gt=0,
-        description="Time limit of one webhook delivery attempt (connect and answer).",
-    )
-    webhook_max_attempts: int = Field(
-        default=12,
-        ge=1,
-        description="Attempts of one webhook delivery before it is marked failed.",
-    )
-    webhook_retry_base_s: float = Field(
-        default=1.0,
-        gt=0,
-        description="Wait before the 2nd attempt; doubles each attempt (with jitter) up to "
-        "the cap. The defaults spread 12 attempts over about half an hour.",
-    )
-    webhook_retry_cap_s: float = Field(
-        default=1_800.0, gt=0, description="Longest wait between two webhook delivery attempts."
-    )
-    webhook_dispatch_interval_s: float = Field(
-        default=1.0,
-        gt=0,
-        description="How often due webhook deliveries are looked for (new events wake it at once).",
-    )
     webhook_delivery_retention_s: float = Field(
         default=7 * 86_400.0,
         gt=0,
-        description="How long delivered and failed webhook deliveries stay visible.",
+        description="How long delivered, failed and dropped webhook deliveries stay visible.",
     )
     image_delete_finish_after_s: float = Field(
         default=30.0,

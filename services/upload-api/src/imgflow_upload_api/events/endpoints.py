@@ -139,8 +139,13 @@ async def image_events(
 @router.get(
     "/v1/events",
     response_class=EventSourceResponse,
-    responses={**_stream(["open", "stage", "image"]), 400: PROBLEM_RESPONSE, 401: PROBLEM_RESPONSE},
-    summary="Every image and stage event of the caller's tenant (resumable with Last-Event-ID)",
+    responses={
+        **_stream(["open", "stage", "image", "duplicate_group", "webhook"]),
+        400: PROBLEM_RESPONSE,
+        401: PROBLEM_RESPONSE,
+    },
+    summary="Every image, stage, duplicate-group and webhook (webhook.disabled) event of the "
+    "caller's tenant (resumable with Last-Event-ID)",
 )
 async def tenant_events(
     request: Request,

@@ -28,8 +28,6 @@ from prometheus_client import CollectorRegistry, Gauge
 log = logging.getLogger(__name__)
 
 CHANNEL = "image_events"
-# Notified (empty) when a transaction queued webhook deliveries.
-DELIVERIES_CHANNEL = "webhook_deliveries"
 # Notified with a key's SHA-256 (hex) when it is revoked or deleted (migration 0009).
 REVOCATIONS_CHANNEL = "api_key_revoked"
 # How the LISTEN connection shows in pg_stat_activity (and how a test finds it).
@@ -41,7 +39,8 @@ TERMINAL_IMAGE_EVENTS = frozenset({"image.ready", "image.failed", "image.deleted
 @dataclass(frozen=True)
 class Event:
     """One row of image_events, as the triggers announce it: an image's or a stage's, or
-    a duplicate group's (``group_id`` and ``version`` set, no ``image_id``)."""
+    a duplicate group's (``group_id`` and ``version`` set, no ``image_id``), or a
+    webhook's (``webhook_id`` set: ``webhook.disabled``)."""
 
     id: int
     type: str
@@ -52,6 +51,7 @@ class Event:
     error: str | None
     at: str
     group_id: UUID | None = None
+    webhook_id: UUID | None = None
     version: int | None = None
 
     @classmethod
@@ -67,6 +67,7 @@ class Event:
             error=raw["error"],
             at=at if isinstance(at, str) else at.isoformat(),
             group_id=_uuid(raw.get("group_id")),
+            webhook_id=_uuid(raw.get("webhook_id")),
             version=raw.get("version"),
         )
 
@@ -77,6 +78,15 @@ class Event:
 
     def public(self) -> dict[str, Any]:
         """What a client sees (its own tenant id is no news to it)."""
+        if self.webhook_id is not None:
+            return {
+                "id": self.id,
+                "type": self.type,
+                "webhook_id": str(self.webhook_id),
+                "status": self.status,
+                "error": self.error,
+                "at": self.at,
+            }
         if self.group_id is not None:
             return {
                 "id": self.id,
@@ -159,7 +169,6 @@ class EventHub:
         self._retry_s = retry_s
         self._health_check_s = health_check_s
         self._subscriptions: set[Subscription] = set()
-        self._delivery_listeners: list[Callable[[], None]] = []
         self._revocation_listeners: list[Callable[[bytes | None], None]] = []
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
@@ -178,10 +187,6 @@ class EventHub:
     @property
     def subscribers(self) -> int:
         return len(self._subscriptions)
-
-    def on_deliveries(self, listener: Callable[[], None]) -> None:
-        """Call ``listener`` when webhook deliveries were queued, and after a reconnect."""
-        self._delivery_listeners.append(listener)
 
     def on_key_revoked(self, listener: Callable[[bytes | None], None]) -> None:
         """Call ``listener`` with a revoked key's digest; with None after a reconnect, when
@@ -221,10 +226,6 @@ class EventHub:
         for subscription in list(self._subscriptions):
             if subscription.wants(event) and not subscription.offer(event):
                 self._subscriptions.discard(subscription)
-
-    def _on_deliveries(self, *_: object) -> None:
-        for listener in self._delivery_listeners:
-            listener()
 
     def _on_revocation(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         try:
@@ -266,13 +267,11 @@ class EventHub:
         lost = asyncio.Event()
         conn.add_termination_listener(lambda _conn: lost.set())
         await conn.add_listener(CHANNEL, self._on_notify)
-        await conn.add_listener(DELIVERIES_CHANNEL, self._on_deliveries)
         await conn.add_listener(REVOCATIONS_CHANNEL, self._on_revocation)
         # Whatever happened while nobody listened (or before a subscriber's first read)
         # is only in the table now: every subscriber re-reads it, and no cached key is
         # trusted (its revocation may have gone unheard).
         self._broadcast(Signal.RESYNC)
-        self._on_deliveries()
         self._revoked(None)
         self.connected.set()
         log.info("event hub listening on %s", CHANNEL)

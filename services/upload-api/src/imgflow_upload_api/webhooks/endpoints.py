@@ -1,11 +1,15 @@
-"""Webhook routes: register, list and remove a tenant's webhooks, and see their deliveries."""
+"""Webhook routes: register, list (with each one's circuit-breaker state), re-enable and
+remove a tenant's webhooks, and see their deliveries. Sending is not done here: the
+webhook sender (services/webhook-sender) does it."""
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 
+from imgflow_runtime.webhook_destinations import InvalidWebhook, check_destination
 from imgflow_upload_api.auth import CurrentCaller
 from imgflow_upload_api.dependencies import parse_id, resources
 from imgflow_upload_api.problems import PROBLEM_RESPONSE, Problem
@@ -15,17 +19,31 @@ from imgflow_upload_api.webhooks.schemas import (
     DeliveryList,
     DeliveryView,
     WebhookCreated,
+    WebhookEnabled,
+    WebhookEnableRequest,
     WebhookList,
     WebhookRequest,
     WebhookView,
 )
-from imgflow_upload_api.webhooks.service import InvalidWebhook
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
 
 
 def _view(hook: Webhook) -> WebhookView:
-    return WebhookView(id=hook.id, url=hook.url, events=hook.events, created_at=hook.created_at)
+    return WebhookView(
+        id=hook.id,
+        url=hook.url,
+        events=hook.events,
+        created_at=hook.created_at,
+        state=hook.state,  # type: ignore[arg-type]
+        state_since=hook.state_since,
+        consecutive_failures=hook.consecutive_failures,
+        last_error=hook.last_error,
+        last_error_at=hook.last_error_at,
+        next_probe_at=hook.next_probe_at,
+        pending_deliveries=hook.pending_deliveries,
+    )
 
 
 def _not_found(shown: str) -> Problem:
@@ -46,7 +64,7 @@ async def create_webhook(
     try:
         url = service.check_url(body.url)
         events = service.check_events(body.events)
-        await service.check_destination(url, allow_private=res.settings.webhook_allow_private)
+        await check_destination(url, allow_private=res.settings.webhook_allow_private)
     except InvalidWebhook as exc:
         raise Problem(422, exc.code, "Invalid webhook", exc.detail) from exc
     async with res.pool.acquire() as conn:
@@ -69,12 +87,44 @@ async def create_webhook(
     "/v1/webhooks",
     response_model=WebhookList,
     responses={401: PROBLEM_RESPONSE},
-    summary="The caller's webhooks (without their secrets)",
+    summary="The caller's webhooks (without their secrets), each with its state: active, "
+    "paused or disabled, the last error and since when",
 )
 async def list_webhooks(request: Request, caller: CurrentCaller) -> WebhookList:
     async with resources(request).pool.acquire() as conn:
         hooks = await repository.list_all(conn, caller.tenant_id)
     return WebhookList(items=[_view(h) for h in hooks])
+
+
+@router.post(
+    "/v1/webhooks/{webhook_id}/enable",
+    response_model=WebhookEnabled,
+    responses={401: PROBLEM_RESPONSE, 404: PROBLEM_RESPONSE, 422: PROBLEM_RESPONSE},
+    summary="Re-enable a paused or disabled webhook; its backlog is delivered in order, or dropped",
+)
+async def enable_webhook(
+    webhook_id: str,
+    request: Request,
+    caller: CurrentCaller,
+    body: Annotated[WebhookEnableRequest | None, Body()] = None,
+) -> WebhookEnabled:
+    parsed = parse_id(webhook_id, _not_found)
+    drop = body is not None and body.backlog == "drop"
+    async with resources(request).pool.acquire() as conn:
+        done = await repository.enable(conn, caller.tenant_id, parsed, drop_backlog=drop)
+        hook = await repository.get(conn, caller.tenant_id, parsed)
+    if done is None or hook is None:
+        raise _not_found(repr(webhook_id))
+    before, dropped = done
+    if before != "active":
+        log.info(
+            "webhook %s (tenant %s): %s -> active, re-enabled by the tenant (%d dropped)",
+            parsed,
+            caller.tenant_id,
+            before,
+            dropped,
+        )
+    return WebhookEnabled(**_view(hook).model_dump(), dropped_deliveries=dropped)
 
 
 @router.delete(

@@ -1,8 +1,9 @@
-"""The webhooks' queries: a tenant's subscriptions, their deliveries, and the dispatcher's
-claim and record of attempts.
+"""The webhooks' queries: a tenant's subscriptions with their circuit-breaker state,
+their deliveries, and re-enabling a disabled one.
 
 Deliveries themselves are written by the event triggers (migration 0008), in the same
-transaction as the change they announce; dispatch.py sends them.
+transaction as the change they announce; the webhook sender (services/webhook-sender)
+sends them. The API makes no outbound call.
 """
 
 from __future__ import annotations
@@ -21,6 +22,19 @@ class Webhook:
     url: str
     events: list[str]
     created_at: Any
+    state: str = "active"
+    state_since: Any = None
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    last_error_at: Any = None
+    next_probe_at: Any = None
+    pending_deliveries: int = 0
+
+
+_COLUMNS = """w.id, w.url, w.events, w.created_at, w.state, w.state_since, w.consecutive_failures,
+              w.last_error, w.last_error_at, w.next_probe_at,
+              (SELECT count(*) FROM webhook_deliveries AS d
+                WHERE d.webhook_id = w.id AND d.status = 'pending') AS pending_deliveries"""
 
 
 async def create(
@@ -42,7 +56,7 @@ async def create(
             return None
         row = await conn.fetchrow(
             """INSERT INTO webhooks (id, tenant_id, url, events, secret) VALUES ($1, $2, $3, $4, $5)
-               RETURNING id, url, events, created_at""",
+               RETURNING id, url, events, created_at, state, state_since""",
             uuid.uuid4(),
             tenant_id,
             url,
@@ -54,8 +68,8 @@ async def create(
 
 async def list_all(conn: asyncpg.Connection, tenant_id: UUID) -> list[Webhook]:
     rows = await conn.fetch(
-        """SELECT id, url, events, created_at FROM webhooks WHERE tenant_id = $1
-            ORDER BY created_at, id""",
+        f"""SELECT {_COLUMNS} FROM webhooks AS w WHERE w.tenant_id = $1
+            ORDER BY w.created_at, w.id""",
         tenant_id,
     )
     return [Webhook(**dict(r)) for r in rows]
@@ -63,11 +77,51 @@ async def list_all(conn: asyncpg.Connection, tenant_id: UUID) -> list[Webhook]:
 
 async def get(conn: asyncpg.Connection, tenant_id: UUID, webhook_id: UUID) -> Webhook | None:
     row = await conn.fetchrow(
-        "SELECT id, url, events, created_at FROM webhooks WHERE id = $1 AND tenant_id = $2",
+        f"SELECT {_COLUMNS} FROM webhooks AS w WHERE w.id = $1 AND w.tenant_id = $2",
         webhook_id,
         tenant_id,
     )
     return None if row is None else Webhook(**dict(row))
+
+
+async def enable(
+    conn: asyncpg.Connection, tenant_id: UUID, webhook_id: UUID, *, drop_backlog: bool
+) -> tuple[str, int] | None:
+    """Make a paused or disabled webhook active again: its pending deliveries go now, in
+    the order they were queued, or are dropped. (state before, deliveries dropped); None
+    if no such webhook. Locks the webhook before its deliveries, as the sender does."""
+    async with conn.transaction():
+        before = await conn.fetchval(
+            "SELECT state FROM webhooks WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
+            webhook_id,
+            tenant_id,
+        )
+        if before is None:
+            return None
+        await conn.execute(
+            """UPDATE webhooks
+                  SET state = 'active', state_since = CASE WHEN state = 'active'
+                                                           THEN state_since ELSE now() END,
+                      consecutive_failures = 0, failing_since = NULL, next_probe_at = NULL,
+                      probe_interval_s = NULL, unresolvable_since = NULL
+                WHERE id = $1""",
+            webhook_id,
+        )
+        if drop_backlog:
+            done = await conn.execute(
+                """UPDATE webhook_deliveries
+                      SET status = 'dropped', finished_at = now(),
+                          last_error = 'dropped when the webhook was re-enabled'
+                    WHERE webhook_id = $1 AND status = 'pending'""",
+                webhook_id,
+            )
+            return before, int(done.split()[-1])
+        await conn.execute(
+            """UPDATE webhook_deliveries SET next_attempt_at = now()
+                WHERE webhook_id = $1 AND status = 'pending' AND next_attempt_at > now()""",
+            webhook_id,
+        )
+        return before, 0
 
 
 async def delete(conn: asyncpg.Connection, tenant_id: UUID, webhook_id: UUID) -> bool:
@@ -90,66 +144,3 @@ async def deliveries(
         limit,
     )
     return [dict(r) for r in rows]
-
-
-async def claim_due(
-    conn: asyncpg.Connection,
-    limit: int,
-    lease_s: float,
-    *,
-    per_webhook: int,
-    busy: list[UUID],
-) -> list[asyncpg.Record]:
-    """Take up to ``limit`` due deliveries for ``lease_s``: their attempt is counted and
-    their next attempt moved past the lease, so no other replica takes them meanwhile.
-    At most ``per_webhook`` of one webhook, and none of the ``busy`` ones (this process
-    still waits on them): a slow receiver holds its own slots, never everyone's."""
-    return await conn.fetch(
-        """WITH ranked AS (
-               SELECT id, next_attempt_at,
-                      row_number() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at) AS n
-                 FROM webhook_deliveries
-                WHERE status = 'pending' AND next_attempt_at <= now()
-                  AND webhook_id <> ALL($4::uuid[])),
-           due AS (
-               SELECT d.id FROM webhook_deliveries AS d JOIN ranked AS r ON r.id = d.id
-                WHERE r.n <= $3
-                ORDER BY r.next_attempt_at LIMIT $1
-                  FOR UPDATE OF d SKIP LOCKED)
-           UPDATE webhook_deliveries AS d
-              SET attempts = d.attempts + 1,
-                  next_attempt_at = now() + make_interval(secs => $2)
-             FROM due, webhooks AS w
-            WHERE d.id = due.id AND w.id = d.webhook_id
-        RETURNING d.id, d.webhook_id, w.url, w.secret, d.type, d.payload, d.attempts""",
-        limit,
-        lease_s,
-        per_webhook,
-        busy,
-    )
-
-
-async def record_attempt(
-    conn: asyncpg.Connection,
-    delivery_id: UUID,
-    attempt: int,
-    status: str,
-    status_code: int | None,
-    error: str | None,
-    retry_in_s: float,
-) -> None:
-    # Guarded by the attempt number: a late writer whose lease ran out and whose row was
-    # claimed again must not overwrite the newer attempt.
-    await conn.execute(
-        """UPDATE webhook_deliveries
-              SET status = $3, last_status_code = $4, last_error = $5,
-                  next_attempt_at = now() + make_interval(secs => $6),
-                  finished_at = CASE WHEN $3 = 'pending' THEN NULL ELSE now() END
-            WHERE id = $1 AND attempts = $2""",
-        delivery_id,
-        attempt,
-        status,
-        status_code,
-        error,
-        retry_in_s,
-    )

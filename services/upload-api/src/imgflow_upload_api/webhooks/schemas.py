@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field, WithJsonSchema
@@ -37,6 +37,19 @@ class WebhookView(BaseModel):
     url: str
     events: list[str]
     created_at: datetime
+    state: Literal["active", "paused", "disabled"] = Field(
+        description="active: deliveries go. paused: after consecutive failures; deliveries "
+        "wait while one probe is sent at a growing interval, and its success resumes. "
+        "disabled: failing too long; nothing goes until POST /v1/webhooks/{id}/enable."
+    )
+    state_since: datetime = Field(description="When the webhook entered its state.")
+    consecutive_failures: int = Field(description="Failed attempts since the last success.")
+    last_error: str | None = Field(description="The last failed attempt's error.")
+    last_error_at: datetime | None = Field(description="When the last attempt failed.")
+    next_probe_at: datetime | None = Field(
+        description="While paused: when the next probe (its oldest pending delivery) goes."
+    )
+    pending_deliveries: int = Field(description="Deliveries not yet delivered or failed.")
 
 
 class WebhookCreated(WebhookView):
@@ -48,11 +61,23 @@ class WebhookList(BaseModel):
     items: list[WebhookView]
 
 
+class WebhookEnableRequest(BaseModel):
+    backlog: Literal["deliver", "drop"] = Field(
+        default="deliver",
+        description="The pending deliveries: `deliver` them (in the order they were queued) "
+        "or `drop` them.",
+    )
+
+
+class WebhookEnabled(WebhookView):
+    dropped_deliveries: int = Field(description="Pending deliveries dropped by this call.")
+
+
 class DeliveryView(BaseModel):
     id: UUID
     event_id: int
     type: str
-    status: str
+    status: Literal["pending", "delivered", "failed", "dropped"]
     attempts: int
     next_attempt_at: datetime | None
     last_status_code: int | None

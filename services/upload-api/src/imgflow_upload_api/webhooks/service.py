@@ -3,13 +3,12 @@ private (unless the deployment allows it), and its signing secret."""
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
 import re
 import secrets
-import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
+
+from imgflow_runtime.webhook_destinations import InvalidWebhook
 
 STAGE_STATUSES = ("pending", "running", "done", "failed")
 EVENT_TYPES = frozenset(
@@ -31,13 +30,6 @@ EVENT_CHOICES = (*sorted(EVENT_TYPES), "image.*", "stage.*", "duplicate_group.*"
 _LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _PORT = "6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}"
 URL_PATTERN = rf"^https?://{_LABEL}(?:\.{_LABEL})*(?::(?:{_PORT}))?(?:[/?#][!-~]*)?$"
-
-
-class InvalidWebhook(ValueError):
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
 
 
 def check_events(events: Iterable[str] | None) -> list[str]:
@@ -82,35 +74,6 @@ def check_url(url: str) -> str:
             "port, then visible ASCII only",
         )
     return url
-
-
-def _is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
-async def check_destination(url: str, *, allow_private: bool) -> None:
-    """Refuse a host that resolves to a loopback, private or link-local address (SSRF),
-    unless the deployment allows it. Checked at registration and before every attempt, as
-    DNS may change in between (a check-then-connect gap remains: use an egress proxy that
-    enforces this where it matters)."""
-    if allow_private:
-        return
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise InvalidWebhook("webhook-host-unresolvable", f"cannot resolve {host!r}") from exc
-    if not infos or not all(_is_public(str(info[4][0])) for info in infos):
-        raise InvalidWebhook(
-            "webhook-host-not-allowed",
-            f"{host!r} resolves to a private, loopback or link-local address",
-        )
 
 
 def new_secret() -> str:

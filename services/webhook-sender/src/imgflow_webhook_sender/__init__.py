@@ -1,0 +1,1 @@
+"""imgflow's webhook sender: its own deployable, so no receiver can slow the upload API."""

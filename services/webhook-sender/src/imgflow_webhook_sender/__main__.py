@@ -1,0 +1,3 @@
+from imgflow_webhook_sender.main import main
+
+main()
