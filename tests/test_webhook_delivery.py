@@ -31,8 +31,9 @@ from tests.webhook_support import (
 )
 
 HTTP_CLIENTS = {"httpx", "requests", "urllib3", "aiohttp", "http.client", "urllib.request"}
-# The API's outbound peer is S3 alone: the upload's PUT and the streamed download.
-S3_MODULES = {"uploads/s3_writer.py", "images/streaming.py"}
+# The API's outbound peer is S3 alone: the upload's PUT, the streamed download, and the
+# presigned upload's read-back (urllib3's errors are the minio client's read errors).
+S3_MODULES = {"uploads/s3_writer.py", "images/streaming.py", "uploads/presigned/verification.py"}
 
 
 @pytest.fixture(scope="module", autouse=True)
