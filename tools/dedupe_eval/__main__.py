@@ -41,7 +41,7 @@ from tools.dedupe_eval.report import (
     pairs_section,
     rules_section,
 )
-from tools.dedupe_eval.rules import check_against_decide
+from tools.dedupe_eval.rules import Setting, check_against_decide
 from tools.dedupe_eval.signals import PairTable, pair_table
 from tools.dedupe_eval.splits import TEST, TUNE, indices, issue_sets, split_of
 
@@ -85,6 +85,11 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--draws", type=int, default=30, help="draws of the issue's test")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--no-cache", action="store_true", help="compute every signal again")
+    parser.add_argument(
+        "--relations-only",
+        action="store_true",
+        help="skip the per-rule sections (the old decision on every rule)",
+    )
     return parser.parse_args()
 
 
@@ -99,9 +104,17 @@ def with_geometry(
     return pair_table(samples, signals, geometry), geometry
 
 
-def relations_section(tune: Split, test: Split, issue: list[Split], everything: list[Sample],
-                      spec: ModelSpec, cache: Path | None, floor: float,
-                      geometry: PairGeometry, embed_ms: float) -> list[str]:  # fmt: skip
+def relations_section(
+    tune: Split,
+    test: Split,
+    issue: list[Split],
+    everything: list[Sample],
+    spec: ModelSpec,
+    cache: Path | None,
+    floor: float,
+    geometry: PairGeometry,
+    embed_ms: float,
+) -> tuple[list[str], Setting]:
     def scenes(split: Split) -> list[str]:
         return [everything[k].scene for k in split.nodes]
 
@@ -139,7 +152,7 @@ def relations_section(tune: Split, test: Split, issue: list[Split], everything: 
         & (side[table.i] != side[table.j])
     )
     shares = np.where(cross, share[table.i], np.nan)
-    return [
+    lines = [
         "## Duplicate or similar",
         "",
         *separability(tune.table, base),
@@ -165,6 +178,7 @@ def relations_section(tune: Split, test: Split, issue: list[Split], everything: 
         "per pair checked (match, RANSAC, agreement).",
         "",
     ]
+    return lines, chosen
 
 
 def main() -> None:
@@ -181,8 +195,38 @@ def main() -> None:
         check_against_decide(split.table, configured(Rule.SINGLE_LINK))
     issue = [Split.of(full, everything, nodes) for nodes in issue_sets(items, TEST, args.draws)]
 
-    pairs = pairs_section(tune, test, args.min_precision, args.model == "configured")
-    rules = rules_section(tune, test, issue, pairs.steps, args.min_precision)
+    relations, chosen = relations_section(
+        tune,
+        test,
+        issue,
+        everything,
+        spec,
+        cache,
+        args.min_precision,
+        geometry,
+        signals.embed_cpu_ms,
+    )
+    summary: dict[str, object] = {"model": {**asdict(spec), "path": str(spec.path)},
+                                  "embed_cpu_ms": signals.embed_cpu_ms,
+                                  "geometry": chosen.describe()}  # fmt: skip
+    sections: list[str] = []
+    if not args.relations_only:
+        pairs = pairs_section(tune, test, args.min_precision, args.model == "configured")
+        rules = rules_section(tune, test, issue, pairs.steps, args.min_precision)
+        sections = [
+            *pairs.lines,
+            *rules.lines,
+            *errors_section(test, everything, rules.leader, rules.chosen[rules.leader]),
+        ]
+        summary |= {
+            "pairs_tuned": str(pairs.tuned),
+            "best_on_tuning": str(rules.leader),
+            "rules": {str(r): {"setting": rules.chosen[r].describe(),
+                               **{k: {**asdict(c), "precision": c.precision, "recall": c.recall,
+                                      "f1": c.f1, "pure_share": c.pure_share}
+                                  for k, c in counts.items()}}
+                      for r, counts in rules.counts.items()},
+        }  # fmt: skip
     shot_counts = ", ".join(f"{n} {shot}" for shot, n in sorted(
         {s.shot: sum(x.shot == s.shot and x.edit == "original" for x in items)
          for s in items}.items()))  # fmt: skip
@@ -192,25 +236,14 @@ def main() -> None:
         "",
         f"{len(items)} images in {len({s.group for s in items})} groups from "
         f"{len({s.scene for s in items})} photographs ({shot_counts} shots). Tuning split: "
-        f"{len(tune.nodes)} images, {int(tune.table.duplicate.sum())} duplicate pairs; "
-        f"test split: {len(test.nodes)} images, {int(test.table.duplicate.sum())}. "
-        f"Embedding: {signals.embed_cpu_ms:.0f} CPU ms per image (decode, views, inference; "
-        "one thread).",
+        f"{len(tune.nodes)} images, {int(tune.table.duplicate.sum())} duplicate pairs, "
+        f"{int(tune.table.similar.sum())} similar; test split: {len(test.nodes)} images, "
+        f"{int(test.table.duplicate.sum())} duplicate pairs, {int(test.table.similar.sum())} "
+        f"similar. Embedding: {signals.embed_cpu_ms:.0f} CPU ms per image (decode, views, "
+        "inference; one thread).",
         "",
-        *pairs.lines,
-        *rules.lines,
-        *errors_section(test, everything, rules.leader, rules.chosen[rules.leader]),
-        *relations_section(
-            tune,
-            test,
-            issue,
-            everything,
-            spec,
-            cache,
-            args.min_precision,
-            geometry,
-            signals.embed_cpu_ms,
-        ),
+        *sections,
+        *relations,
         f"Ran in {time.perf_counter() - started:.0f} s.",
     ]
     report = "\n".join(lines)
@@ -218,17 +251,7 @@ def main() -> None:
     name = "results" if args.model == "configured" else f"results-{spec.name}-{spec.input_size}"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{name}.md").write_text(report + "\n")
-    (args.out / f"{name}.json").write_text(json.dumps({
-        "model": {**asdict(spec), "path": str(spec.path)},
-        "embed_cpu_ms": signals.embed_cpu_ms,
-        "pairs_tuned": str(pairs.tuned),
-        "best_on_tuning": str(rules.leader),
-        "rules": {str(r): {"setting": rules.chosen[r].describe(),
-                           **{k: {**asdict(c), "precision": c.precision, "recall": c.recall,
-                                  "f1": c.f1, "pure_share": c.pure_share}
-                              for k, c in counts.items()}}
-                  for r, counts in rules.counts.items()},
-    }, indent=2))  # fmt: skip
+    (args.out / f"{name}.json").write_text(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +23,10 @@ from imgflow_deduper.pixels import decode
 from tools.dedupe_eval.dataset import Sample
 from tools.dedupe_eval.image_signals import analysis_copy
 
-NEAR_COSINE = 0.6  # below it, and with pHash far, no rule calls a pair related
-NEAR_PHASH = 26
+# Below both, no threshold searched calls a pair a duplicate, and a similar pair is not
+# among a check's candidates in practice (the nearest 20 by CNN similarity).
+NEAR_COSINE = 0.75
+NEAR_PHASH = 22
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,22 @@ def near(cnn: np.ndarray, phash_distance: np.ndarray) -> np.ndarray:
 
 def image_features(data: bytes) -> geo.Features:
     return geo.features(trim_bars(decode(analysis_copy(data), geo.FEATURE_SIDE)))
+
+
+WORKERS = 3
+
+
+def _features_of(images: list[bytes]) -> tuple[list[geo.Features], float]:
+    started = time.process_time()
+    return [image_features(data) for data in images], time.process_time() - started
+
+
+def _match(
+    pairs: list[tuple[int, int]], features: dict[int, geo.Features]
+) -> tuple[list[geo.Overlap | None], float]:
+    started = time.process_time()
+    found = [geo.overlap(features[a], features[b]) for a, b in pairs]
+    return found, time.process_time() - started
 
 
 def _key(samples: list[Sample], rows: np.ndarray) -> str:
@@ -64,18 +84,23 @@ def pair_geometry(
             return PairGeometry(s["inliers"], s["iou"], s["agreement"],
                                 float(s["feature_cpu_ms"]), float(s["match_cpu_ms"]))  # fmt: skip
     needed = sorted(set(i[rows].tolist()) | set(j[rows].tolist()))
-    started = time.process_time()
-    features = {k: image_features(samples[k].data) for k in needed}
-    feature_ms = 1000 * (time.process_time() - started) / max(1, len(needed))
+    with ProcessPoolExecutor(WORKERS, mp_context=get_context("spawn")) as pool:
+        timed = list(pool.map(_features_of, [[samples[k].data for k in needed[c::WORKERS]]
+                                             for c in range(WORKERS)]))  # fmt: skip
+        features: dict[int, geo.Features] = {}
+        for c, (found, _) in enumerate(timed):
+            features |= dict(zip(needed[c::WORKERS], found, strict=True))
+        feature_ms = 1000 * sum(t for _, t in timed) / max(1, len(needed))
+        chunks = [[(int(i[r]), int(j[r])) for r in rows[c::WORKERS]] for c in range(WORKERS)]
+        matched = list(pool.map(_match, chunks, [features] * WORKERS))
     inliers = np.full(len(i), -1, np.int64)
     iou = np.full(len(i), np.nan, np.float32)
     agreement = np.full(len(i), np.nan, np.float32)
-    started = time.process_time()
-    for r in rows:
-        found = geo.overlap(features[int(i[r])], features[int(j[r])])
-        if found is not None:
-            inliers[r], iou[r], agreement[r] = found.inliers, found.iou, found.agreement
-    match_ms = 1000 * (time.process_time() - started) / max(1, len(rows))
+    for c, (found, _) in enumerate(matched):
+        for r, o in zip(rows[c::WORKERS], found, strict=True):
+            if o is not None:
+                inliers[r], iou[r], agreement[r] = o.inliers, o.iou, o.agreement
+    match_ms = 1000 * sum(t for _, t in matched) / max(1, len(rows))
     result = PairGeometry(inliers, iou, agreement, feature_ms, match_ms)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

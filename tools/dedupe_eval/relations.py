@@ -23,9 +23,9 @@ from tools.dedupe_eval.rules import Setting, predicted, related
 from tools.dedupe_eval.signals import PairTable
 
 GEOMETRY_GRID = {
-    "min_inliers": (8, 12, 16, 20, 25),
-    "duplicate_iou": (0.45, 0.5, 0.55, 0.6),
-    "duplicate_agreement": (0.5, 0.6, 0.7, 0.8, 0.9),
+    "min_inliers": (10, 15, 20),
+    "duplicate_iou": (0.5, 0.55),
+    "duplicate_agreement": (0.6, 0.7, 0.8),
 }
 
 

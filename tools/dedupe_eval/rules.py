@@ -114,11 +114,6 @@ def decided(
     return Decided(rows, scores, is_strong_)
 
 
-# Inliers at which no threshold can call the check inconclusive: pairs with no check behave
-# as if it found nothing (relate() then falls back on the CNN and pHash).
-NO_CHECK = GeometryThresholds(min_inliers=10**9, duplicate_iou=0.0, duplicate_agreement=0.0)
-
-
 def pair_signals(t: PairTable, k: int) -> PairSignals:
     view = None if np.isnan(t.view_cosine[k]) else float(t.view_cosine[k])
     found = None
@@ -135,7 +130,7 @@ def check_against_decide(t: PairTable, setting: Setting) -> None:
     expected, expected_similar = [], []
     for k in range(len(t.i)):
         signals = pair_signals(t, k)
-        verdict = relate(signals, setting.thresholds, setting.geometry or NO_CHECK)
+        verdict = relate(signals, setting.thresholds, setting.geometry)
         expected_similar.append(verdict.relation is Relation.SIMILAR)
         if verdict.relation is Relation.DUPLICATE:
             decision = verdict.duplicate

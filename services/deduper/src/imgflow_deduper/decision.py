@@ -106,7 +106,7 @@ class Verdict:
         return self.duplicate.score if self.duplicate else 0.0
 
 
-def relate(signals: PairSignals, t: Thresholds, g: GeometryThresholds) -> Verdict:
+def relate(signals: PairSignals, t: Thresholds, g: GeometryThresholds | None) -> Verdict:
     """Duplicate, similar or neither. The CNN and pHash decide whether two images look
     alike; where the geometric check found enough matches, it decides which relation:
     a copy shows (nearly) all of the other's frame, unchanged; another picture of the
@@ -115,10 +115,11 @@ def relate(signals: PairSignals, t: Thresholds, g: GeometryThresholds) -> Verdic
     if signals.same_sha256:
         return Verdict(Relation.DUPLICATE, "same bytes", looks)
     o = signals.overlap
-    if o is None or o.inliers < g.min_inliers:
+    if g is None or o is None or o.inliers < g.min_inliers:
         if looks is None:
             return Verdict(Relation.NEITHER, "no signal", None)
-        return Verdict(Relation.DUPLICATE, f"{looks.method}; geometry inconclusive", looks)
+        why = "no geometric match" if o is None or g is None else f"{o.inliers} inliers"
+        return Verdict(Relation.DUPLICATE, f"{looks.method}; geometry inconclusive ({why})", looks)
     evidence = f"{o.inliers} inliers, IoU {o.iou:.2f}, agreement {o.agreement:.2f}"
     # NaN agreement (nothing textured in common) counts as unchanged: IoU alone decides
     unchanged = not o.agreement < g.duplicate_agreement
