@@ -35,7 +35,8 @@ def table(n: int, groups: list[str], cosine: np.ndarray) -> PairTable:
     none = np.full(len(i), np.nan, np.float32)
     return PairTable(i, j, labels[i] == labels[j], cosine.astype(np.float32),
                      np.full(len(i), 64), np.zeros(len(i), bool), none,
-                     np.zeros(len(i), bool), np.full(len(i), -1), none, none)  # fmt: skip
+                     np.zeros(len(i), bool), np.full(len(i), -1), np.full(len(i), -1),
+                     none, none)  # fmt: skip
 
 
 def test_a_subset_keeps_its_pairs_signals_renumbered() -> None:

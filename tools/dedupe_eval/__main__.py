@@ -26,7 +26,7 @@ from imgflow_runtime.grouping import Rule
 from tools.build_model import MODEL_FILE, ensure_model
 from tools.dedupe_eval.dataset import Sample, overlap_sweep, samples
 from tools.dedupe_eval.geometry import PairGeometry, near, pair_geometry
-from tools.dedupe_eval.image_signals import ModelSpec, image_signals
+from tools.dedupe_eval.image_signals import ImageSignals, ModelSpec, image_signals
 from tools.dedupe_eval.relations import (
     choose_geometry,
     outcome,
@@ -94,10 +94,10 @@ def parse() -> argparse.Namespace:
 
 
 def with_geometry(
-    samples: list[Sample], spec: ModelSpec, cache: Path | None
+    samples: list[Sample], spec: ModelSpec, cache: Path | None, signals: ImageSignals | None = None
 ) -> tuple[PairTable, PairGeometry]:
     """Every pair's signals, the geometric check on those that look near."""
-    signals = image_signals(samples, spec, cache)
+    signals = signals or image_signals(samples, spec, cache)
     plain = pair_table(samples, signals)
     rows = np.flatnonzero(near(plain.cnn, plain.phash_distance))
     geometry = pair_geometry(samples, plain.i, plain.j, rows, cache)
@@ -188,7 +188,7 @@ def main() -> None:
     everything = items = list(samples())
     cache = None if args.no_cache else args.out / "cache"
     signals = image_signals(everything, spec, cache)
-    full, geometry = with_geometry(everything, spec, cache)
+    full, geometry = with_geometry(everything, spec, cache, signals)
     tune = Split.of(full, everything, indices(items, TUNE))
     test = Split.of(full, everything, indices(items, TEST))
     for split in (tune, test):  # the vectorised decision is the deduper's

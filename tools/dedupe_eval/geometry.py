@@ -33,7 +33,8 @@ NEAR_PHASH = 22
 class PairGeometry:
     """Per pair of the table (NaN / -1 where not run or no match)."""
 
-    inliers: np.ndarray  # int
+    inliers: np.ndarray  # int; -1 where not run
+    keypoints: np.ndarray  # int: the poorer image's keypoints; -1 where not run
     iou: np.ndarray
     agreement: np.ndarray
     feature_cpu_ms: float  # per image: decode, trim, ORB both orientations
@@ -58,7 +59,7 @@ def _features_of(images: list[bytes]) -> tuple[list[geo.Features], float]:
 
 def _match(
     pairs: list[tuple[int, int]], features: dict[int, geo.Features]
-) -> tuple[list[geo.Overlap | None], float]:
+) -> tuple[list[geo.Overlap], float]:
     started = time.process_time()
     found = [geo.overlap(features[a], features[b]) for a, b in pairs]
     return found, time.process_time() - started
@@ -81,7 +82,7 @@ def pair_geometry(
     path = cache / f"geometry-{_key(samples, rows)}.npz" if cache else None
     if path is not None and path.exists():
         with np.load(path) as s:
-            return PairGeometry(s["inliers"], s["iou"], s["agreement"],
+            return PairGeometry(s["inliers"], s["keypoints"], s["iou"], s["agreement"],
                                 float(s["feature_cpu_ms"]), float(s["match_cpu_ms"]))  # fmt: skip
     needed = sorted(set(i[rows].tolist()) | set(j[rows].tolist()))
     with ProcessPoolExecutor(WORKERS, mp_context=get_context("spawn")) as pool:
@@ -94,16 +95,17 @@ def pair_geometry(
         chunks = [[(int(i[r]), int(j[r])) for r in rows[c::WORKERS]] for c in range(WORKERS)]
         matched = list(pool.map(_match, chunks, [features] * WORKERS))
     inliers = np.full(len(i), -1, np.int64)
+    keypoints = np.full(len(i), -1, np.int64)
     iou = np.full(len(i), np.nan, np.float32)
     agreement = np.full(len(i), np.nan, np.float32)
     for c, (found, _) in enumerate(matched):
         for r, o in zip(rows[c::WORKERS], found, strict=True):
-            if o is not None:
-                inliers[r], iou[r], agreement[r] = o.inliers, o.iou, o.agreement
+            inliers[r], keypoints[r] = o.inliers, o.keypoints
+            iou[r], agreement[r] = o.iou, o.agreement
     match_ms = 1000 * sum(t for _, t in matched) / max(1, len(rows))
-    result = PairGeometry(inliers, iou, agreement, feature_ms, match_ms)
+    result = PairGeometry(inliers, keypoints, iou, agreement, feature_ms, match_ms)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, inliers=inliers, iou=iou, agreement=agreement,
+        np.savez(path, inliers=inliers, keypoints=keypoints, iou=iou, agreement=agreement,
                  feature_cpu_ms=feature_ms, match_cpu_ms=match_ms)  # fmt: skip
     return result

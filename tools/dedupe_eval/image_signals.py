@@ -75,10 +75,11 @@ def analysis_copy(data: bytes) -> bytes:
     return rendered.analysis
 
 
-# Modules that only use the signals (the deduper's, the grouping in imgflow_runtime):
+# Modules that only use the signals (the deduper's, the grouping in imgflow_runtime), or
+# make other ones (the geometric check: geometry.py keys its own cache):
 # changing them must not recompute them.
 AFTER_SIGNALS = {"decision.py", "strength.py", "grouping.py", "duplicate_groups.py", "checks.py",
-                 "repository.py"}  # fmt: skip
+                 "repository.py", "overlap.py", "probe.py", "worker.py"}  # fmt: skip
 
 
 def _code_digest() -> str:
@@ -88,7 +89,9 @@ def _code_digest() -> str:
                 imgflow_deduper)  # fmt: skip
     for package in packages:
         for path in sorted(Path(package.__file__).parent.rglob("*.py")):
-            if path.name not in AFTER_SIGNALS:
+            # the deduper's settings reach the signals through the ModelSpec (in the key)
+            deduper_settings = package is imgflow_deduper and path.name == "settings.py"
+            if path.name not in AFTER_SIGNALS and not deduper_settings:
                 digest.update(path.read_bytes())
     digest.update(Path(__file__).read_bytes())
     for lib in ("pillow", "onnxruntime", "numpy", "imagehash", "pillow-heif"):

@@ -24,8 +24,9 @@ from tools.dedupe_eval.signals import PairTable
 
 GEOMETRY_GRID = {
     "min_inliers": (10, 15, 20),
-    "duplicate_iou": (0.5, 0.55),
+    "duplicate_iou": (0.5,),
     "duplicate_agreement": (0.6, 0.7, 0.8),
+    "rich_keypoints": (150, 250, 10**9),
 }
 
 

@@ -16,6 +16,7 @@ from fractions import Fraction
 import numpy as np
 
 from imgflow_deduper.decision import (
+    MIN_SHARED_IOU,
     PHASH_BITS,
     GeometryThresholds,
     PairSignals,
@@ -51,8 +52,9 @@ class Setting:
             text += f"; density>={self.min_density}"
         if (g := self.geometry) is not None:
             text += (
-                f"; duplicate only if geometry inconclusive (< {g.min_inliers} inliers) or"
-                f" IoU>={g.duplicate_iou:.3g} & agreement>={g.duplicate_agreement:.3g}"
+                f"; geometry: shared content at >= {g.min_inliers} inliers, a copy at IoU"
+                f" >= {g.duplicate_iou:.3g} & agreement >= {g.duplicate_agreement:.3g}, "
+                f"no content in common when both have >= {g.rich_keypoints} keypoints"
             )
         return text
 
@@ -78,11 +80,15 @@ def related(t: PairTable, th: Thresholds, g: GeometryThresholds | None) -> Relat
     looks = predicted(t, th)
     if g is None:
         return Related(looks, np.zeros(len(looks), bool))
-    conclusive = t.inliers >= g.min_inliers
+    checked = t.inliers >= 0
+    shared = checked & (t.inliers >= g.min_inliers) & (t.iou >= MIN_SHARED_IOU)
     unchanged = ~(t.agreement < g.duplicate_agreement)  # NaN: nothing to compare, unchanged
-    copy = conclusive & (t.iou >= g.duplicate_iou) & unchanged
-    duplicate = t.same_sha256 | copy | (~conclusive & looks)
-    return Related(duplicate, conclusive & ~duplicate)
+    copy = shared & (t.iou >= g.duplicate_iou) & unchanged
+    apart = checked & ~shared & (t.keypoints >= g.rich_keypoints)  # rich, nothing in common
+    undecided = ~shared & ~apart  # no check, or one that cannot tell: CNN and pHash decide
+    duplicate = t.same_sha256 | copy | (undecided & looks)
+    similar = ~duplicate & ((shared & ~copy) | (apart & looks))
+    return Related(duplicate, similar)
 
 
 @dataclass(frozen=True)
@@ -118,7 +124,8 @@ def pair_signals(t: PairTable, k: int) -> PairSignals:
     view = None if np.isnan(t.view_cosine[k]) else float(t.view_cosine[k])
     found = None
     if t.inliers[k] >= 0:
-        found = Overlap(int(t.inliers[k]), float(t.iou[k]), float(t.agreement[k]), False)
+        found = Overlap(int(t.inliers[k]), float(t.iou[k]), float(t.agreement[k]), False,
+                        int(t.keypoints[k]))  # fmt: skip
     return PairSignals(bool(t.same_sha256[k]), float(t.cosine[k]), int(t.phash_distance[k]),
                        view, found)  # fmt: skip
 

@@ -24,7 +24,8 @@ class PairTable:
     same_sha256: np.ndarray
     view_cosine: np.ndarray  # NaN without sub-views
     similar: np.ndarray  # label: same scene, another group
-    inliers: np.ndarray  # the geometric check's; -1 where it did not run or found nothing
+    inliers: np.ndarray  # the geometric check's; -1 where it did not run, 0: no fit
+    keypoints: np.ndarray  # the poorer image's keypoints; -1 where it did not run
     iou: np.ndarray  # NaN likewise
     agreement: np.ndarray  # NaN likewise
 
@@ -62,6 +63,7 @@ def pair_table(
         view_cosine=view_cosine,
         similar=(scenes[i] == scenes[j]) & (groups[i] != groups[j]),
         inliers=geometry.inliers if geometry else np.full(len(i), -1, np.int64),
+        keypoints=geometry.keypoints if geometry else np.full(len(i), -1, np.int64),
         iou=geometry.iou if geometry else none,
         agreement=geometry.agreement if geometry else none,
     )

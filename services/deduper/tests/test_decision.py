@@ -77,11 +77,13 @@ def test_a_close_sub_view_makes_a_cropped_copy_a_cnn_duplicate() -> None:
     assert PairSignals().cnn is None
 
 
-G = GeometryThresholds(min_inliers=12, duplicate_iou=0.5, duplicate_agreement=0.7)
+G = GeometryThresholds(
+    min_inliers=12, duplicate_iou=0.5, duplicate_agreement=0.7, rich_keypoints=200
+)
 
 
-def seen(inliers: int, iou: float, agreement: float) -> Overlap:
-    return Overlap(inliers, iou, agreement, mirrored=False)
+def seen(inliers: int, iou: float, agreement: float, keypoints: int = 400) -> Overlap:
+    return Overlap(inliers, iou, agreement, mirrored=False, keypoints=keypoints)
 
 
 @pytest.mark.parametrize(
@@ -96,8 +98,13 @@ def seen(inliers: int, iou: float, agreement: float) -> Overlap:
             PairSignals(cosine=0.97, phash_distance=4, overlap=seen(90, 0.64, 1.0)),
             Relation.DUPLICATE,
         ),
-        # the features cannot tell (a tiny, heavy JPEG): the CNN's word stands
-        (PairSignals(cosine=0.95, overlap=seen(5, 0.1, 0.0)), Relation.DUPLICATE),
+        # the features cannot tell (a tiny, flat picture): the CNN's word stands
+        (PairSignals(cosine=0.95, overlap=seen(5, 0.1, 0.0, keypoints=80)), Relation.DUPLICATE),
+        # two halves of a photo of coins: alike to the CNN, rich in corners, nothing shared
+        (PairSignals(cosine=0.95, overlap=seen(5, 0.5, 0.0)), Relation.SIMILAR),
+        (PairSignals(cosine=0.3, overlap=seen(5, 0.5, 0.0)), Relation.NEITHER),
+        # a fit that shares (almost) nothing is no evidence either (a logo matched a detail)
+        (PairSignals(cosine=0.3, overlap=seen(40, 0.01, 0.0)), Relation.NEITHER),
         (PairSignals(cosine=0.95), Relation.DUPLICATE),
         # an exact copy the CNN and pHash missed (hue shift): the geometry finds it
         (
@@ -113,7 +120,8 @@ def test_relations_and_their_evidence(signals: PairSignals, relation: Relation) 
     assert verdict.relation is relation
     assert verdict.basis
     if relation is Relation.SIMILAR:
-        assert ("IoU <" in verdict.basis) != ("agreement <" in verdict.basis)
+        reasons = ("IoU <", "agreement <", "no content in common")
+        assert sum(r in verdict.basis for r in reasons) == 1
 
 
 def test_a_geometric_duplicate_names_its_method_and_score() -> None:

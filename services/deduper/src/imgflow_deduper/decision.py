@@ -88,9 +88,17 @@ class Relation(StrEnum):
 class GeometryThresholds:
     """When the geometric check decides (``make eval-dedupe`` measures them)."""
 
-    min_inliers: int  # fewer consistent matches: the check cannot tell
+    min_inliers: int  # fewer consistent matches: no content in common found
     duplicate_iou: float  # a copy shows at least this much of the other's frame...
     duplicate_agreement: float  # ...and this share of the shared cells unchanged
+    # Both images have at least this many keypoints, yet no content in common was found:
+    # they are not copies (a copy of a picture rich in corners always matches). Fewer: a
+    # tiny or flat picture, the check cannot tell and the CNN and pHash decide.
+    rich_keypoints: int = 10**9
+
+
+# A fit whose frames share less than this is no evidence of common content.
+MIN_SHARED_IOU = 0.05
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,12 @@ class Verdict:
         return self.duplicate.score if self.duplicate else 0.0
 
 
+def _without_geometry(looks: Decision | None, why: str) -> Verdict:
+    if looks is None:
+        return Verdict(Relation.NEITHER, "no signal", None)
+    return Verdict(Relation.DUPLICATE, f"{looks.method}; {why}", looks)
+
+
 def relate(signals: PairSignals, t: Thresholds, g: GeometryThresholds | None) -> Verdict:
     """Duplicate, similar or neither. The CNN and pHash decide whether two images look
     alike; where the geometric check found enough matches, it decides which relation:
@@ -115,12 +129,21 @@ def relate(signals: PairSignals, t: Thresholds, g: GeometryThresholds | None) ->
     if signals.same_sha256:
         return Verdict(Relation.DUPLICATE, "same bytes", looks)
     o = signals.overlap
-    if g is None or o is None or o.inliers < g.min_inliers:
-        if looks is None:
-            return Verdict(Relation.NEITHER, "no signal", None)
-        why = "no geometric match" if o is None or g is None else f"{o.inliers} inliers"
-        return Verdict(Relation.DUPLICATE, f"{looks.method}; geometry inconclusive ({why})", looks)
+    if g is None or o is None:
+        return _without_geometry(looks, "no geometric check")
     evidence = f"{o.inliers} inliers, IoU {o.iou:.2f}, agreement {o.agreement:.2f}"
+    if o.inliers < g.min_inliers or o.iou < MIN_SHARED_IOU:
+        if o.keypoints < g.rich_keypoints:
+            return _without_geometry(looks, f"geometry inconclusive: {o.inliers} inliers")
+        if looks is None:
+            return Verdict(Relation.NEITHER, f"no signal; {evidence}", None)
+        # alike to the CNN or pHash, but no content in common: another view or frame
+        return Verdict(
+            Relation.SIMILAR,
+            f"{looks.method}, but no content in common ({o.inliers} inliers < "
+            f"{g.min_inliers}, {o.keypoints} keypoints)",
+            looks,
+        )
     # NaN agreement (nothing textured in common) counts as unchanged: IoU alone decides
     unchanged = not o.agreement < g.duplicate_agreement
     if o.iou >= g.duplicate_iou and unchanged:
@@ -129,6 +152,6 @@ def relate(signals: PairSignals, t: Thresholds, g: GeometryThresholds | None) ->
     why = (
         f"IoU < {g.duplicate_iou}"
         if o.iou < g.duplicate_iou
-        else (f"agreement < {g.duplicate_agreement}")
+        else f"agreement < {g.duplicate_agreement}"
     )
     return Verdict(Relation.SIMILAR, f"{evidence}: {why}", looks)

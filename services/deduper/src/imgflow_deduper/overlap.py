@@ -13,9 +13,12 @@ fits one similarity transform (shift, scale, rotation) to the matches, and then
   caption costs a cell or two); a burst frame whose subject moved, or a second viewpoint
   (parallax), does not.
 
-A mirrored copy is matched through the mirror image's features. Too few consistent
-matches (``inliers``) mean the check cannot tell; the decision then falls back on the
-CNN and pHash alone. Plain functions on pixels: no I/O.
+A mirrored copy is matched through the mirror image's features. A transform that shrinks
+or grows the frame more than threefold is no match (features are compared at about one
+size: a copy is never that far off; such fits pair a logo or a caption with a detail).
+Few consistent matches (``inliers``) say nothing when an image has few corners (a tiny
+or flat picture), but two images rich in corners that match nowhere share no content.
+Plain functions on pixels: no I/O.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ GRID = 6  # agreement cells per side of the reference frame
 CELL_COVER = 0.9  # a cell counts when the other image covers this share of it...
 CELL_TEXTURE = 4.0  # ...and it is not flat (grey-level std)
 CELL_CORRELATION = 0.6  # a cell agrees at or above this correlation
+MAX_SCALE = 3.0  # a fit that scales the frame by more (or less than its inverse): no match
 
 
 @dataclass(frozen=True)
@@ -59,10 +63,11 @@ class Features:
 class Overlap:
     """The geometric evidence for a pair: how much content they share, how unchanged."""
 
-    inliers: int  # matches consistent with the one transform
+    inliers: int  # matches consistent with the one transform (0: no fit)
     iou: float
     agreement: float  # NaN when no cell was textured and covered
     mirrored: bool
+    keypoints: int = 0  # the poorer image's keypoint count: few make a poor match no evidence
 
 
 def _side(grey: np.ndarray, orb: cv2.ORB) -> Side:
@@ -109,6 +114,9 @@ def _fit(a: Side, b: Side) -> tuple[np.ndarray, int] | None:
     )
     if transform is None:
         return None
+    scale = abs(float(np.linalg.det(transform[:, :2]))) ** 0.5
+    if not 1 / MAX_SCALE <= scale <= MAX_SCALE:
+        return None
     return transform, int(inliers.sum())
 
 
@@ -152,8 +160,9 @@ def _agreement(
     return agreeing / counted if counted else float("nan")
 
 
-def overlap(a: Features, b: Features) -> Overlap | None:
-    """The pair's geometric evidence (b mapped onto a), or None with no consistent match."""
+def overlap(a: Features, b: Features) -> Overlap:
+    """The pair's geometric evidence (b mapped onto a); 0 inliers with no consistent fit."""
+    keypoints = min(len(a.direct.points), len(b.direct.points))
     best: tuple[np.ndarray, int, bool] | None = None
     for mirrored, side in ((False, b.direct), (True, b.mirrored)):
         fitted = _fit(a.direct, side)
@@ -162,7 +171,7 @@ def overlap(a: Features, b: Features) -> Overlap | None:
         if best is not None and best[1] >= 30:  # plenty: the mirror cannot do better
             break
     if best is None:
-        return None
+        return Overlap(0, 0.0, float("nan"), mirrored=False, keypoints=keypoints)
     transform, inliers, mirrored = best
     thumb = np.ascontiguousarray(b.thumb[:, ::-1]) if mirrored else b.thumb
     return Overlap(
@@ -170,4 +179,5 @@ def overlap(a: Features, b: Features) -> Overlap | None:
         iou=_iou(transform, a.size, b.size),
         agreement=_agreement(a, thumb, transform, b.size),
         mirrored=mirrored,
+        keypoints=keypoints,
     )

@@ -102,6 +102,11 @@ class DedupeSettings(WorkerSettings):
         le=1,
         description="A copy's shared cells agree at least this often (else: similar).",
     )
+    dedupe_rich_keypoints: int = Field(
+        default=250,
+        ge=0,
+        description="Both images this rich in corners yet matching nowhere: not copies.",
+    )
     dedupe_probe_cosine: float = Field(
         default=0.75,
         gt=0,

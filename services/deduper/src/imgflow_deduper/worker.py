@@ -69,6 +69,7 @@ GEOMETRY = (
         min_inliers=settings.dedupe_geometry_min_inliers,
         duplicate_iou=settings.dedupe_duplicate_iou,
         duplicate_agreement=settings.dedupe_duplicate_agreement,
+        rich_keypoints=settings.dedupe_rich_keypoints,
     )
     if settings.dedupe_geometry
     else None
