@@ -64,6 +64,7 @@ def pair_table(
         similar=(scenes[i] == scenes[j]) & (groups[i] != groups[j]),
         inliers=geometry.inliers if geometry else np.full(len(i), -1, np.int64),
         keypoints=geometry.keypoints if geometry else np.full(len(i), -1, np.int64),
-        iou=geometry.iou if geometry else none,
-        agreement=geometry.agreement if geometry else none,
+        # float64: compared with thresholds as the deduper compares Python floats
+        iou=geometry.iou.astype(np.float64) if geometry else none,
+        agreement=geometry.agreement.astype(np.float64) if geometry else none,
     )

@@ -30,6 +30,7 @@ class StoreProbe:
         self._fetch = fetch
         self._keep = keep
         self._cache: OrderedDict[UUID, overlap.Features | None] = OrderedDict()
+        self._seeded: tuple[UUID, bytes] | None = None
 
     def _remember(self, image_id: UUID, features: overlap.Features | None) -> None:
         self._cache[image_id] = features
@@ -38,14 +39,16 @@ class StoreProbe:
             self._cache.popitem(last=False)
 
     def seed(self, image_id: UUID, data: bytes) -> None:
-        """The image being checked: its bytes are at hand already."""
-        self._remember(image_id, features_of(data))
+        """The image being checked: its bytes are at hand already (its features are made
+        only if a candidate needs them: most uploads have none that look alike)."""
+        self._seeded = (image_id, data)
 
     def features(self, image_id: UUID) -> overlap.Features | None:
         if image_id in self._cache:
             self._cache.move_to_end(image_id)
             return self._cache[image_id]
-        data = self._fetch(image_id)
+        seeded = self._seeded
+        data = seeded[1] if seeded and seeded[0] == image_id else self._fetch(image_id)
         try:
             found = None if data is None else features_of(data)
         except UndecodableImage:

@@ -91,7 +91,7 @@ class DedupeSettings(WorkerSettings):
         description="Tell copies from other pictures of a scene (similar) by a geometric check.",
     )
     dedupe_geometry_min_inliers: int = Field(
-        default=15, ge=3, description="Fewer consistent feature matches: the check cannot tell."
+        default=10, ge=3, description="Fewer consistent feature matches: no content in common."
     )
     dedupe_duplicate_iou: float = Field(
         default=0.5, ge=0, le=1, description="A copy shares at least this IoU of the frame."
@@ -103,7 +103,7 @@ class DedupeSettings(WorkerSettings):
         description="A copy's shared cells agree at least this often (else: similar).",
     )
     dedupe_rich_keypoints: int = Field(
-        default=250,
+        default=150,
         ge=0,
         description="Both images this rich in corners yet matching nowhere: not copies.",
     )
