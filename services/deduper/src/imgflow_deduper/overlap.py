@@ -30,6 +30,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
+# One thread: a pool process is sized to its CPU share (worker.py), and OpenCV's own pool
+# would spread over every core of the node. The results do not depend on it.
+cv2.setNumThreads(1)
+
 FEATURE_SIDE = 512  # the analysis copy's long side: features at the size it is stored
 MIN_SIDE = 256  # smaller images are scaled up first, or ORB finds too few corners
 THUMB_SIDE = 128  # pixels compared for agreement: small enough to ignore JPEG noise
