@@ -66,16 +66,18 @@ class Judged:
 def judge(
     subject: UUID, candidates: list[repo.Candidate], policy: CheckPolicy, probe: Probe | None
 ) -> Judged:
-    """Each candidate's relation; the geometric check runs only on those that look alike
-    (a duplicate by CNN or pHash, or a CNN similarity of at least ``probe_cosine``)."""
+    """Each candidate's relation; the geometric check runs only on those that look alike:
+    a CNN similarity of at least ``probe_cosine``, or a pHash within the combined rule's
+    distance (every duplicate by CNN or pHash is among them; the eval's ``near``)."""
     out = Judged([], [])
     for c in candidates:
         signals = c.signals
         if probe is not None and policy.geometry is not None:
-            cnn = signals.cnn
-            if decide(signals, policy.thresholds) or (
-                cnn is not None and cnn >= policy.probe_cosine
-            ):
+            cnn, distance = signals.cnn, signals.phash_distance
+            alike = (cnn is not None and cnn >= policy.probe_cosine) or (
+                distance is not None and distance <= policy.thresholds.combined_phash_distance
+            )
+            if alike or decide(signals, policy.thresholds):
                 c = replace(c, signals=replace(signals, overlap=probe(subject, c.image_id)))
         verdict = relate(c.signals, policy.thresholds, policy.geometry)
         if verdict.relation is Relation.DUPLICATE:
