@@ -32,9 +32,11 @@ def test_group_scores_count_the_pairs_a_group_implies() -> None:
 def table(n: int, groups: list[str], cosine: np.ndarray) -> PairTable:
     i, j = np.triu_indices(n, k=1)
     labels = np.array(groups)
+    none = np.full(len(i), np.nan, np.float32)
     return PairTable(i, j, labels[i] == labels[j], cosine.astype(np.float32),
-                     np.full(len(i), 64), np.zeros(len(i), bool),
-                     np.full(len(i), np.nan, np.float32))  # fmt: skip
+                     np.full(len(i), 64), np.zeros(len(i), bool), none,
+                     np.zeros(len(i), bool), np.full(len(i), -1), np.full(len(i), -1),
+                     none, none)  # fmt: skip
 
 
 def test_a_subset_keeps_its_pairs_signals_renumbered() -> None:

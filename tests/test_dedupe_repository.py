@@ -10,6 +10,7 @@ import asyncio
 import random
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -18,7 +19,8 @@ import numpy as np
 import pytest
 
 from imgflow_deduper.checks import CheckPolicy, check_image, recheck_late_phashes
-from imgflow_deduper.decision import Thresholds
+from imgflow_deduper.decision import GeometryThresholds, Thresholds
+from imgflow_deduper.overlap import Overlap
 from imgflow_deduper.repository import (
     EmbeddingSpace,
     SearchLimits,
@@ -313,3 +315,60 @@ def test_a_near_phash_is_found_behind_many_within_the_distance(db: Callable[...,
 
     pair = pairs_of(db, subject)[copy]
     assert (pair["method"], pair["phash_distance"]) == ("phash", 3)
+
+
+GEOMETRY_POLICY = replace(
+    POLICY,
+    geometry=GeometryThresholds(min_inliers=15, duplicate_iou=0.5, duplicate_agreement=0.7),
+)
+
+
+def similar_of(db: Callable[..., Any], image_id: UUID) -> dict[UUID, dict[str, Any]]:
+    async def fetch(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await conn.fetch(
+            """SELECT CASE WHEN image_a = $1 THEN image_b ELSE image_a END AS other, *
+                 FROM similar_pairs WHERE image_a = $1 OR image_b = $1""",
+            image_id,
+        )
+
+    return {r["other"]: dict(r) for r in db(fetch)}
+
+
+def test_another_frame_of_a_scene_is_similar_and_kept_out_of_duplicates(
+    db: Callable[..., Any],
+) -> None:
+    # The geometric evidence per pair, as overlap.py would measure it on the pixels.
+    v = random_vector()
+    original, copy, burst = new_image(db), new_image(db), new_image(db)
+    evidence = {
+        frozenset((original, copy)): Overlap(120, 0.95, 1.0, mirrored=False),
+        frozenset((original, burst)): Overlap(90, 0.8, 0.3, mirrored=False),
+        frozenset((copy, burst)): Overlap(80, 0.8, 0.35, mirrored=False),
+    }
+
+    def probe(a: UUID, b: UUID) -> Overlap | None:
+        return evidence.get(frozenset((a, b)))
+
+    db(check_image, original, v, GEOMETRY_POLICY, None, probe)
+    found = db(check_image, copy, near(v, 0.97), GEOMETRY_POLICY, None, probe)
+    assert [c.image_id for c, _ in found.duplicates] == [original]
+    pair = pairs_of(db, copy)[original]
+    assert (pair["method"], pair["inliers"]) == ("cnn", 120)
+    assert pair["iou"] == pytest.approx(0.95) and "IoU 0.95" in pair["basis"]
+
+    result = db(check_image, burst, near(v, 0.96), GEOMETRY_POLICY, None, probe)
+
+    # the CNN calls the burst frame a duplicate of both; the geometry says another picture
+    assert result.duplicates == []
+    assert {c.image_id for c, _ in result.similar} == {original, copy}
+    assert pairs_of(db, burst) == {}
+    similar = similar_of(db, burst)
+    assert set(similar) == {original, copy}
+    assert similar[original]["agreement"] == pytest.approx(0.3)
+    assert "agreement < 0.7" in similar[original]["basis"]
+
+    # judged again with other evidence (the frame is a copy after all), the pair moves
+    evidence[frozenset((original, burst))] = Overlap(90, 0.9, 0.95, mirrored=False)
+    again = db(check_image, burst, near(v, 0.96), GEOMETRY_POLICY, None, probe)
+    assert [c.image_id for c, _ in again.duplicates] == [original]
+    assert set(similar_of(db, burst)) == {copy}

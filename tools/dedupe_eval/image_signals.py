@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -73,10 +75,11 @@ def analysis_copy(data: bytes) -> bytes:
     return rendered.analysis
 
 
-# Modules that only use the signals (the deduper's, the grouping in imgflow_runtime):
+# Modules that only use the signals (the deduper's, the grouping in imgflow_runtime), or
+# make other ones (the geometric check: geometry.py keys its own cache):
 # changing them must not recompute them.
 AFTER_SIGNALS = {"decision.py", "strength.py", "grouping.py", "duplicate_groups.py", "checks.py",
-                 "repository.py"}  # fmt: skip
+                 "repository.py", "overlap.py", "probe.py", "worker.py"}  # fmt: skip
 
 
 def _code_digest() -> str:
@@ -86,7 +89,9 @@ def _code_digest() -> str:
                 imgflow_deduper)  # fmt: skip
     for package in packages:
         for path in sorted(Path(package.__file__).parent.rglob("*.py")):
-            if path.name not in AFTER_SIGNALS:
+            # the deduper's settings reach the signals through the ModelSpec (in the key)
+            deduper_settings = package is imgflow_deduper and path.name == "settings.py"
+            if path.name not in AFTER_SIGNALS and not deduper_settings:
                 digest.update(path.read_bytes())
     digest.update(Path(__file__).read_bytes())
     for lib in ("pillow", "onnxruntime", "numpy", "imagehash", "pillow-heif"):
@@ -104,19 +109,19 @@ def _cache_key(samples: list[Sample], spec: ModelSpec) -> str:
     return digest.hexdigest()[:24]
 
 
-def image_signals(samples: list[Sample], spec: ModelSpec, cache: Path | None) -> ImageSignals:
-    path = cache / f"{spec.name}-{_cache_key(samples, spec)}.npz" if cache else None
-    if path is not None and path.exists():
-        with np.load(path) as stored:
-            views = stored["views"] if stored["views"].size else None
-            return ImageSignals(stored["embeddings"], views, stored["phashes"],
-                                stored["digests"], float(stored["embed_cpu_ms"]))  # fmt: skip
+WORKERS = 3
+
+
+def _signals_of(
+    samples: list[Sample], spec: ModelSpec
+) -> tuple[list[tuple[np.ndarray, np.ndarray, int]], float]:
+    """Whole-frame and sub-view embeddings and pHash of each sample; embedding CPU seconds."""
     encoder = Encoder(str(spec.path), ["CPUExecutionProvider"], spec.threads)
     norm = spec.normalisation()
-    whole, views, phashes, embed_cpu = [], [], [], 0.0
+    out, embed_cpu = [], 0.0
     for sample in samples:
         copy = analysis_copy(sample.data)
-        phashes.append(analyse(sample.data, upright_copy=copy).phash)
+        phash = analyse(sample.data, upright_copy=copy).phash
         started = time.process_time()
         vector, sub = embed_views(
             encoder,
@@ -124,8 +129,26 @@ def image_signals(samples: list[Sample], spec: ModelSpec, cache: Path | None) ->
             mirror_invariant=spec.mirror_invariant,
         )
         embed_cpu += time.process_time() - started
-        whole.append(vector)
-        views.append(sub)
+        out.append((vector, sub, phash))
+    return out, embed_cpu
+
+
+def image_signals(samples: list[Sample], spec: ModelSpec, cache: Path | None) -> ImageSignals:
+    path = cache / f"{spec.name}-{_cache_key(samples, spec)}.npz" if cache else None
+    if path is not None and path.exists():
+        with np.load(path) as stored:
+            views = stored["views"] if stored["views"].size else None
+            return ImageSignals(stored["embeddings"], views, stored["phashes"],
+                                stored["digests"], float(stored["embed_cpu_ms"]))  # fmt: skip
+    # in a few processes: each loads the model once and signs a share of the images
+    chunks = [samples[k::WORKERS] for k in range(WORKERS)]
+    with ProcessPoolExecutor(WORKERS, mp_context=get_context("spawn")) as pool:
+        parts = list(pool.map(_signals_of, chunks, [spec] * WORKERS))
+    order = [k for c in range(WORKERS) for k in range(c, len(samples), WORKERS)]
+    whole, views, phashes = [[None] * len(samples) for _ in range(3)]
+    for position, item in zip(order, (x for p in parts for x in p[0]), strict=True):
+        whole[position], views[position], phashes[position] = item
+    embed_cpu = sum(p[1] for p in parts)
     signals = ImageSignals(
         embeddings=np.stack(whole),
         views=np.stack(views) if spec.sub_views else None,

@@ -15,7 +15,16 @@ from fractions import Fraction
 
 import numpy as np
 
-from imgflow_deduper.decision import PHASH_BITS, PairSignals, Thresholds, decide
+from imgflow_deduper.decision import (
+    MIN_SHARED_IOU,
+    PHASH_BITS,
+    GeometryThresholds,
+    PairSignals,
+    Relation,
+    Thresholds,
+    relate,
+)
+from imgflow_deduper.overlap import Overlap
 from imgflow_deduper.strength import StrongThresholds, is_strong
 from imgflow_runtime.grouping import Pair, Rule, group
 from tools.dedupe_eval.metrics import Score, best, score
@@ -30,6 +39,8 @@ class Setting:
     thresholds: Thresholds
     strong: StrongThresholds | None = None  # STRONG_LINK only
     min_density: Fraction = field(default=Fraction(1, 2))  # AVERAGE_LINK only
+    # the geometric check: None groups every pair that looks alike, as before it
+    geometry: GeometryThresholds | None = None
 
     def describe(self) -> str:
         t = self.thresholds
@@ -39,6 +50,12 @@ class Setting:
             text += f"; strong: cos>={self.strong.cosine:.3g} | pHash<={self.strong.phash_distance}"
         if self.rule is Rule.AVERAGE_LINK:
             text += f"; density>={self.min_density}"
+        if (g := self.geometry) is not None:
+            text += (
+                f"; geometry: shared content at >= {g.min_inliers} inliers, a copy at IoU"
+                f" >= {g.duplicate_iou:.3g} & agreement >= {g.duplicate_agreement:.3g}, "
+                f"no content in common when both have >= {g.rich_keypoints} keypoints"
+            )
         return text
 
 
@@ -52,6 +69,29 @@ def predicted(t: PairTable, th: Thresholds) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Related:
+    """``relate()`` on every pair: the duplicate and the similar ones."""
+
+    duplicate: np.ndarray
+    similar: np.ndarray
+
+
+def related(t: PairTable, th: Thresholds, g: GeometryThresholds | None) -> Related:
+    looks = predicted(t, th)
+    if g is None:
+        return Related(looks, np.zeros(len(looks), bool))
+    checked = t.inliers >= 0
+    shared = checked & (t.inliers >= g.min_inliers) & (t.iou >= MIN_SHARED_IOU)
+    unchanged = ~(t.agreement < g.duplicate_agreement)  # NaN: nothing to compare, unchanged
+    copy = shared & (t.iou >= g.duplicate_iou) & unchanged
+    apart = checked & ~shared & (t.keypoints >= g.rich_keypoints)  # rich, nothing in common
+    undecided = ~shared & ~apart  # no check, or one that cannot tell: CNN and pHash decide
+    duplicate = t.same_sha256 | copy | (undecided & looks)
+    similar = ~duplicate & ((shared & ~copy) | (apart & looks))
+    return Related(duplicate, similar)
+
+
+@dataclass(frozen=True)
 class Decided:
     """The duplicate pairs of a table: indices into it, their scores and strength."""
 
@@ -60,12 +100,19 @@ class Decided:
     strong: np.ndarray
 
 
-def decided(t: PairTable, th: Thresholds, strong: StrongThresholds | None) -> Decided:
-    rows = np.flatnonzero(predicted(t, th))
+def decided(
+    t: PairTable,
+    th: Thresholds,
+    strong: StrongThresholds | None,
+    geometry: GeometryThresholds | None = None,
+) -> Decided:
+    rows = np.flatnonzero(related(t, th, geometry).duplicate)
     cnn, dist, sha = t.cnn[rows], t.phash_distance[rows], t.same_sha256[rows]
     by_cnn = (cnn >= th.cosine) | ((cnn >= th.combined_cosine)
                                    & (dist <= th.combined_phash_distance))  # fmt: skip
-    scores = np.where(sha, 1.0, np.where(by_cnn, cnn, 1.0 - dist / PHASH_BITS))
+    by_phash = dist <= th.phash_distance
+    by_geometry = np.where(by_phash, 1.0 - dist / PHASH_BITS, t.iou[rows])
+    scores = np.where(sha, 1.0, np.where(by_cnn, cnn, by_geometry))
     if strong is None:
         is_strong_ = np.ones(len(rows), bool)
     else:
@@ -73,26 +120,39 @@ def decided(t: PairTable, th: Thresholds, strong: StrongThresholds | None) -> De
     return Decided(rows, scores, is_strong_)
 
 
+def pair_signals(t: PairTable, k: int) -> PairSignals:
+    view = None if np.isnan(t.view_cosine[k]) else float(t.view_cosine[k])
+    found = None
+    if t.inliers[k] >= 0:
+        found = Overlap(int(t.inliers[k]), float(t.iou[k]), float(t.agreement[k]), False,
+                        int(t.keypoints[k]))  # fmt: skip
+    return PairSignals(bool(t.same_sha256[k]), float(t.cosine[k]), int(t.phash_distance[k]),
+                       view, found)  # fmt: skip
+
+
 def check_against_decide(t: PairTable, setting: Setting) -> None:
-    """The vectorised decision, score and strength equal the deduper's, pair by pair."""
-    d = decided(t, setting.thresholds, setting.strong)
-    expected = []
+    """The vectorised relations, score and strength equal the deduper's, pair by pair."""
+    d = decided(t, setting.thresholds, setting.strong, setting.geometry)
+    similar = related(t, setting.thresholds, setting.geometry).similar
+    expected, expected_similar = [], []
     for k in range(len(t.i)):
-        view = None if np.isnan(t.view_cosine[k]) else float(t.view_cosine[k])
-        signals = PairSignals(bool(t.same_sha256[k]), float(t.cosine[k]),
-                              int(t.phash_distance[k]), view)  # fmt: skip
-        decision = decide(signals, setting.thresholds)
-        if decision is not None:
+        signals = pair_signals(t, k)
+        verdict = relate(signals, setting.thresholds, setting.geometry)
+        expected_similar.append(verdict.relation is Relation.SIMILAR)
+        if verdict.relation is Relation.DUPLICATE:
+            decision = verdict.duplicate
+            assert decision is not None
             strong = setting.strong is None or is_strong(decision, signals, setting.strong)
             expected.append((k, decision.score, strong))
-    assert [k for k, _, _ in expected] == d.rows.tolist(), "vectorised decide() disagrees"
+    assert expected_similar == similar.tolist(), "vectorised relate() disagrees on similar"
+    assert [k for k, _, _ in expected] == d.rows.tolist(), "vectorised relate() disagrees"
     assert np.allclose([s for _, s, _ in expected], d.scores, atol=1e-6), "scores disagree"
     assert [s for _, _, s in expected] == d.strong.tolist(), "strength disagrees"
 
 
 def groups_of(t: PairTable, setting: Setting) -> list[frozenset[int]]:
     """The rule's groups of the table's images (indices as in the table)."""
-    d = decided(t, setting.thresholds, setting.strong)
+    d = decided(t, setting.thresholds, setting.strong, setting.geometry)
     pairs = [
         Pair(int(t.i[k]), int(t.j[k]), float(s), bool(st))
         for k, s, st in zip(d.rows, d.scores, d.strong, strict=True)

@@ -1,4 +1,5 @@
-"""Every pair's signals at once: cosine, view cosine, pHash distance, same bytes, label."""
+"""Every pair's signals at once: cosine, view cosine, pHash distance, same bytes, the
+geometric check where it ran, and the three-way label."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tools.dedupe_eval.dataset import Sample
+from tools.dedupe_eval.geometry import PairGeometry
 from tools.dedupe_eval.image_signals import ImageSignals
 
 
@@ -21,6 +23,11 @@ class PairTable:
     phash_distance: np.ndarray
     same_sha256: np.ndarray
     view_cosine: np.ndarray  # NaN without sub-views
+    similar: np.ndarray  # label: same scene, another group
+    inliers: np.ndarray  # the geometric check's; -1 where it did not run, 0: no fit
+    keypoints: np.ndarray  # the poorer image's keypoints; -1 where it did not run
+    iou: np.ndarray  # NaN likewise
+    agreement: np.ndarray  # NaN likewise
 
     @property
     def cnn(self) -> np.ndarray:
@@ -31,7 +38,9 @@ class PairTable:
         return PairTable(*(getattr(self, f)[mask] for f in self.__dataclass_fields__))
 
 
-def pair_table(samples: list[Sample], signals: ImageSignals) -> PairTable:
+def pair_table(
+    samples: list[Sample], signals: ImageSignals, geometry: PairGeometry | None = None
+) -> PairTable:
     embeddings, views = signals.embeddings, signals.views
     i, j = np.triu_indices(len(samples), k=1)
     view_cosine = np.full(len(i), np.nan, dtype=np.float32)
@@ -41,7 +50,9 @@ def pair_table(samples: list[Sample], signals: ImageSignals) -> PairTable:
         against = (embeddings @ views.reshape(n * k, d).T).reshape(n, n, k).max(axis=2)
         view_cosine = np.maximum(against[i, j], against[j, i])
     groups = np.array([s.group for s in samples])
+    scenes = np.array([s.scene for s in samples])
     hashes = signals.phashes
+    none = np.full(len(i), np.nan, np.float32)
     return PairTable(
         i=i,
         j=j,
@@ -50,4 +61,10 @@ def pair_table(samples: list[Sample], signals: ImageSignals) -> PairTable:
         phash_distance=np.bitwise_count(hashes[i] ^ hashes[j]).astype(np.int64),
         same_sha256=signals.digests[i] == signals.digests[j],
         view_cosine=view_cosine,
+        similar=(scenes[i] == scenes[j]) & (groups[i] != groups[j]),
+        inliers=geometry.inliers if geometry else np.full(len(i), -1, np.int64),
+        keypoints=geometry.keypoints if geometry else np.full(len(i), -1, np.int64),
+        # float64: compared with thresholds as the deduper compares Python floats
+        iou=geometry.iou.astype(np.float64) if geometry else none,
+        agreement=geometry.agreement.astype(np.float64) if geometry else none,
     )

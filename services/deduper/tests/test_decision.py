@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from imgflow_deduper.decision import Method, PairSignals, Thresholds, decide, phash_distance
+from imgflow_deduper.decision import (
+    GeometryThresholds,
+    Method,
+    PairSignals,
+    Relation,
+    Thresholds,
+    decide,
+    phash_distance,
+    relate,
+)
+from imgflow_deduper.overlap import Overlap
 
 T = Thresholds(cosine=0.94, phash_distance=8, combined_cosine=0.80, combined_phash_distance=20)
 
@@ -65,3 +75,56 @@ def test_a_close_sub_view_makes_a_cropped_copy_a_cnn_duplicate() -> None:
     assert (decision.method, decision.score) == (Method.CNN, 0.97)
     assert decide(PairSignals(cosine=0.86, view_cosine=0.90), T) is None
     assert PairSignals().cnn is None
+
+
+G = GeometryThresholds(
+    min_inliers=12, duplicate_iou=0.5, duplicate_agreement=0.7, rich_keypoints=200
+)
+
+
+def seen(inliers: int, iou: float, agreement: float, keypoints: int = 400) -> Overlap:
+    return Overlap(inliers, iou, agreement, mirrored=False, keypoints=keypoints)
+
+
+@pytest.mark.parametrize(
+    ("signals", "relation"),
+    [
+        # the crops sharing a third of the width: the CNN is sure, the frames aren't
+        (PairSignals(cosine=0.94, phash_distance=27, overlap=seen(60, 0.2, 1.0)), Relation.SIMILAR),
+        # its stereo pair: pHash close, the frames overlap, but parallax changed the pixels
+        (PairSignals(cosine=0.96, phash_distance=6, overlap=seen(80, 0.9, 0.4)), Relation.SIMILAR),
+        # a 20 % crop of one picture, recompressed
+        (
+            PairSignals(cosine=0.97, phash_distance=4, overlap=seen(90, 0.64, 1.0)),
+            Relation.DUPLICATE,
+        ),
+        # the features cannot tell (a tiny, flat picture): the CNN's word stands
+        (PairSignals(cosine=0.95, overlap=seen(5, 0.1, 0.0, keypoints=80)), Relation.DUPLICATE),
+        # two halves of a photo of coins: alike to the CNN, rich in corners, nothing shared
+        (PairSignals(cosine=0.95, overlap=seen(5, 0.5, 0.0)), Relation.SIMILAR),
+        (PairSignals(cosine=0.3, overlap=seen(5, 0.5, 0.0)), Relation.NEITHER),
+        # a fit that shares (almost) nothing is no evidence either (a logo matched a detail)
+        (PairSignals(cosine=0.3, overlap=seen(40, 0.01, 0.0)), Relation.NEITHER),
+        (PairSignals(cosine=0.95), Relation.DUPLICATE),
+        # an exact copy the CNN and pHash missed (hue shift): the geometry finds it
+        (
+            PairSignals(cosine=0.7, phash_distance=30, overlap=seen(200, 1.0, 0.98)),
+            Relation.DUPLICATE,
+        ),
+        (PairSignals(cosine=0.5, phash_distance=30), Relation.NEITHER),
+        (PairSignals(same_sha256=True, overlap=seen(300, 0.2, 0.1)), Relation.DUPLICATE),
+    ],
+)
+def test_relations_and_their_evidence(signals: PairSignals, relation: Relation) -> None:
+    verdict = relate(signals, T, G)
+    assert verdict.relation is relation
+    assert verdict.basis
+    if relation is Relation.SIMILAR:
+        reasons = ("IoU <", "agreement <", "no content in common")
+        assert sum(r in verdict.basis for r in reasons) == 1
+
+
+def test_a_geometric_duplicate_names_its_method_and_score() -> None:
+    verdict = relate(PairSignals(cosine=0.6, overlap=seen(100, 0.93, 1.0)), T, G)
+    assert verdict.duplicate is not None and verdict.duplicate.method is Method.GEOMETRY
+    assert verdict.score == pytest.approx(0.93)

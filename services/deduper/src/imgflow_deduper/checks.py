@@ -11,17 +11,32 @@ hash exists, and the other's, written earlier, is never removed.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from uuid import UUID
 
 import asyncpg
 import numpy as np
 
 from imgflow_deduper import repository as repo
-from imgflow_deduper.decision import Decision, Thresholds, decide
+from imgflow_deduper.decision import (
+    Decision,
+    GeometryThresholds,
+    Relation,
+    Thresholds,
+    Verdict,
+    decide,
+    relate,
+)
+from imgflow_deduper.overlap import Overlap
 from imgflow_runtime.db.duplicate_groups import GroupChanges, regroup_around
 
 log = logging.getLogger(__name__)
+
+
+# The geometric check of one image (the one checked) against another, by id: None when it
+# found no consistent match or an image's pixels are gone.
+Probe = Callable[[UUID, UUID], Overlap | None]
 
 
 @dataclass(frozen=True)
@@ -29,6 +44,8 @@ class CheckPolicy:
     space: repo.EmbeddingSpace
     limits: repo.SearchLimits
     thresholds: Thresholds
+    geometry: GeometryThresholds | None = None  # None: no geometric check, no similar pairs
+    probe_cosine: float = 0.75  # the check runs on candidates this alike, or duplicates
 
 
 @dataclass(frozen=True)
@@ -37,11 +54,37 @@ class CheckResult:
     exact_twin: UUID | None
     phash_pending: bool
     groups: GroupChanges
+    similar: list[tuple[repo.Candidate, Verdict]]
 
 
-def judge(candidates: list[repo.Candidate], t: Thresholds) -> list[tuple[repo.Candidate, Decision]]:
-    judged = ((c, decide(c.signals, t)) for c in candidates)
-    return [(c, d) for c, d in judged if d is not None]
+@dataclass(frozen=True)
+class Judged:
+    duplicates: list[tuple[repo.Candidate, Verdict]]
+    similar: list[tuple[repo.Candidate, Verdict]]
+
+
+def judge(
+    subject: UUID, candidates: list[repo.Candidate], policy: CheckPolicy, probe: Probe | None
+) -> Judged:
+    """Each candidate's relation; the geometric check runs only on those that look alike:
+    a CNN similarity of at least ``probe_cosine``, or a pHash within the combined rule's
+    distance (every duplicate by CNN or pHash is among them; the eval's ``near``)."""
+    out = Judged([], [])
+    for c in candidates:
+        signals = c.signals
+        if probe is not None and policy.geometry is not None:
+            cnn, distance = signals.cnn, signals.phash_distance
+            alike = (cnn is not None and cnn >= policy.probe_cosine) or (
+                distance is not None and distance <= policy.thresholds.combined_phash_distance
+            )
+            if alike or decide(signals, policy.thresholds):
+                c = replace(c, signals=replace(signals, overlap=probe(subject, c.image_id)))
+        verdict = relate(c.signals, policy.thresholds, policy.geometry)
+        if verdict.relation is Relation.DUPLICATE:
+            out.duplicates.append((c, verdict))
+        elif verdict.relation is Relation.SIMILAR:
+            out.similar.append((c, verdict))
+    return out
 
 
 async def _search_and_record(
@@ -50,17 +93,25 @@ async def _search_and_record(
     vector: np.ndarray,
     policy: CheckPolicy,
     with_phash: bool,
+    probe: Probe | None,
 ) -> CheckResult:
     candidates = await repo.find_candidates(
         conn, subject, policy.space, vector, policy.limits, with_phash
     )
-    found = judge(candidates, policy.thresholds)
+    judged = judge(subject.image_id, candidates, policy, probe)
     pending = with_phash and subject.phash is None
     signals = ["sha256", "cnn"] + (["phash"] if with_phash and not pending else [])
-    twin, lost = await repo.record_check(conn, subject, found, "+".join(signals), pending)
+    if probe is not None and policy.geometry is not None:
+        signals.append("geometry")
+    # without the geometric check the similar pairs stay as they were found
+    similar = judged.similar if probe is not None else None
+    twin, lost = await repo.record_check(
+        conn, subject, judged.duplicates, "+".join(signals), pending, similar
+    )
     # the image's component, and the images it no longer pairs with (they may split off)
     groups = await regroup_around(conn, subject.tenant_id, [subject.image_id, *lost])
-    return CheckResult(found, twin, pending, groups)
+    found = [(c, v.duplicate) for c, v in judged.duplicates if v.duplicate is not None]
+    return CheckResult(found, twin, pending, groups, judged.similar)
 
 
 async def check_image(
@@ -69,19 +120,22 @@ async def check_image(
     vector: np.ndarray,
     policy: CheckPolicy,
     views: np.ndarray | None = None,
+    probe: Probe | None = None,
 ) -> CheckResult | None:
-    """Store the embeddings (whole image, sub-views), find and record duplicates; None if
-    the image is gone."""
+    """Store the embeddings (whole image, sub-views), find and record duplicates and
+    similar images; None if the image is gone."""
     with_phash = await repo.has_phash_column(conn)
     subject = await repo.load_subject(conn, image_id, with_phash)
     if subject is None:
         return None
     if not await repo.store_embedding(conn, subject, policy.space, vector, views):
         return None
-    return await _search_and_record(conn, subject, vector, policy, with_phash)
+    return await _search_and_record(conn, subject, vector, policy, with_phash, probe)
 
 
-async def recheck_late_phashes(conn: asyncpg.Connection, policy: CheckPolicy, limit: int) -> int:
+async def recheck_late_phashes(
+    conn: asyncpg.Connection, policy: CheckPolicy, limit: int, probe: Probe | None = None
+) -> int:
     """Redo the search for images whose pHash arrived after their check; returns how many."""
     if not await repo.has_phash_column(conn):
         return 0
@@ -91,7 +145,7 @@ async def recheck_late_phashes(conn: asyncpg.Connection, policy: CheckPolicy, li
         vector = await repo.stored_embedding(conn, image_id, policy.space)
         if subject is None or subject.phash is None or vector is None:
             continue
-        result = await _search_and_record(conn, subject, vector, policy, with_phash=True)
+        result = await _search_and_record(conn, subject, vector, policy, True, probe)
         log.info("late pHash of %s: %d duplicate(s) now", image_id, len(result.duplicates))
         done += 1
     return done

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from imgflow_deduper.overlap import Overlap
+
 PHASH_BITS = 64
 
 
@@ -20,6 +22,7 @@ class Method(StrEnum):
     CNN = "cnn"
     PHASH = "phash"
     COMBINED = "cnn+phash"
+    GEOMETRY = "geometry"  # the CNN and pHash missed it; the features' match is exact
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class PairSignals:
     phash_distance: int | None = None
     # best of one image's whole frame against the other's 80 % sub-views, both ways
     view_cosine: float | None = None
+    # the geometric check (overlap.py); None where it found no consistent match or did not run
+    overlap: Overlap | None = None
 
     @property
     def cnn(self) -> float | None:
@@ -71,3 +76,82 @@ def decide(signals: PairSignals, t: Thresholds) -> Decision | None:
     if dist is not None and dist <= t.phash_distance:
         return Decision(Method.PHASH, 1.0 - dist / PHASH_BITS)
     return None
+
+
+class Relation(StrEnum):
+    DUPLICATE = "duplicate"  # one picture: a copy, however edited
+    SIMILAR = "similar"  # the same scene, another picture: a burst frame, another crop
+    NEITHER = "neither"
+
+
+@dataclass(frozen=True)
+class GeometryThresholds:
+    """When the geometric check decides (``make eval-dedupe`` measures them)."""
+
+    min_inliers: int  # fewer consistent matches: no content in common found
+    duplicate_iou: float  # a copy shows at least this much of the other's frame...
+    duplicate_agreement: float  # ...and this share of the shared cells unchanged
+    # Both images have at least this many keypoints, yet no content in common was found:
+    # they are not copies (a copy of a picture rich in corners always matches). Fewer: a
+    # tiny or flat picture, the check cannot tell and the CNN and pHash decide.
+    rich_keypoints: int = 10**9
+
+
+# A fit whose frames share less than this is no evidence of common content.
+MIN_SHARED_IOU = 0.05
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A pair's relation and the evidence that decided it, to keep and to show."""
+
+    relation: Relation
+    basis: str  # which signals and thresholds decided, in words
+    duplicate: Decision | None  # the CNN/pHash decision, when they call it a duplicate
+
+    @property
+    def score(self) -> float:
+        return self.duplicate.score if self.duplicate else 0.0
+
+
+def _without_geometry(looks: Decision | None, why: str) -> Verdict:
+    if looks is None:
+        return Verdict(Relation.NEITHER, "no signal", None)
+    return Verdict(Relation.DUPLICATE, f"{looks.method}; {why}", looks)
+
+
+def relate(signals: PairSignals, t: Thresholds, g: GeometryThresholds | None) -> Verdict:
+    """Duplicate, similar or neither. The CNN and pHash decide whether two images look
+    alike; where the geometric check found enough matches, it decides which relation:
+    a copy shows (nearly) all of the other's frame, unchanged; another picture of the
+    scene shows part of it, or shows it changed (motion, parallax)."""
+    looks = decide(signals, t)
+    if signals.same_sha256:
+        return Verdict(Relation.DUPLICATE, "same bytes", looks)
+    o = signals.overlap
+    if g is None or o is None:
+        return _without_geometry(looks, "no geometric check")
+    evidence = f"{o.inliers} inliers, IoU {o.iou:.2f}, agreement {o.agreement:.2f}"
+    if o.inliers < g.min_inliers or o.iou < MIN_SHARED_IOU:
+        if o.keypoints < g.rich_keypoints:
+            return _without_geometry(looks, f"geometry inconclusive: {o.inliers} inliers")
+        if looks is None:
+            return Verdict(Relation.NEITHER, f"no signal; {evidence}", None)
+        # alike to the CNN or pHash, but no content in common: another view or frame
+        return Verdict(
+            Relation.SIMILAR,
+            f"{looks.method}, but no content in common ({o.inliers} inliers < "
+            f"{g.min_inliers}, {o.keypoints} keypoints)",
+            looks,
+        )
+    # NaN agreement (nothing textured in common) counts as unchanged: IoU alone decides
+    unchanged = not o.agreement < g.duplicate_agreement
+    if o.iou >= g.duplicate_iou and unchanged:
+        looks = looks or Decision(Method.GEOMETRY, o.iou)
+        return Verdict(Relation.DUPLICATE, f"{looks.method}; {evidence}", looks)
+    why = (
+        f"IoU < {g.duplicate_iou}"
+        if o.iou < g.duplicate_iou
+        else f"agreement < {g.duplicate_agreement}"
+    )
+    return Verdict(Relation.SIMILAR, f"{evidence}: {why}", looks)

@@ -17,7 +17,7 @@ from uuid import UUID
 import asyncpg
 import numpy as np
 
-from imgflow_deduper.decision import Decision, PairSignals
+from imgflow_deduper.decision import PairSignals, Verdict
 
 
 @dataclass(frozen=True)
@@ -200,6 +200,9 @@ async def find_candidates(
         by_pair AS (
             SELECT CASE WHEN p.image_a = $1 THEN p.image_b ELSE p.image_a END AS id
               FROM duplicate_pairs AS p WHERE p.image_a = $1 OR p.image_b = $1
+            UNION
+            SELECT CASE WHEN p.image_a = $1 THEN p.image_b ELSE p.image_a END
+              FROM similar_pairs AS p WHERE p.image_a = $1 OR p.image_b = $1
         ),
         candidates AS (
             SELECT id FROM by_vector UNION SELECT id FROM by_bytes UNION SELECT id FROM by_phash
@@ -254,19 +257,66 @@ async def find_candidates(
     ]
 
 
+Judged = Sequence[tuple[Candidate, Verdict]]
+
+
+def _method(verdict: Verdict) -> str:
+    assert verdict.duplicate is not None, "a duplicate verdict carries its decision"
+    return verdict.duplicate.method.value
+
+
+async def _record_similar(conn: asyncpg.Connection, subject: Subject, similar: Judged) -> None:
+    """Replace the image's similar pairs by those found (each was judged afresh)."""
+    await conn.execute(
+        """DELETE FROM similar_pairs WHERE (image_a = $1 OR image_b = $1)
+              AND NOT (CASE WHEN image_a = $1 THEN image_b ELSE image_a END = ANY($2::uuid[]))""",
+        subject.image_id,
+        [c.image_id for c, _ in similar],
+    )
+    overlaps = [c.signals.overlap for c, _ in similar]
+    await conn.execute(
+        """INSERT INTO similar_pairs
+               (image_a, image_b, tenant_id, cosine, view_cosine, phash_distance, inliers,
+                iou, agreement, basis)
+           SELECT LEAST($1::uuid, t.other), GREATEST($1::uuid, t.other), $2, t.cosine,
+                  t.view_cosine, t.distance, t.inliers, t.iou, t.agreement, t.basis
+             FROM unnest($3::uuid[], $4::real[], $5::real[], $6::smallint[], $7::int[],
+                         $8::real[], $9::real[], $10::text[])
+                  AS t(other, cosine, view_cosine, distance, inliers, iou, agreement, basis)
+            WHERE EXISTS (SELECT 1 FROM images WHERE id = t.other)
+           ON CONFLICT (image_a, image_b) DO UPDATE
+              SET cosine = EXCLUDED.cosine, view_cosine = EXCLUDED.view_cosine,
+                  phash_distance = EXCLUDED.phash_distance, inliers = EXCLUDED.inliers,
+                  iou = EXCLUDED.iou, agreement = EXCLUDED.agreement, basis = EXCLUDED.basis,
+                  found_at = now()""",
+        subject.image_id,
+        subject.tenant_id,
+        [c.image_id for c, _ in similar],
+        [c.signals.cosine for c, _ in similar],
+        [c.signals.view_cosine for c, _ in similar],
+        [c.signals.phash_distance for c, _ in similar],
+        [o.inliers if o else 0 for o in overlaps],
+        [o.iou if o else 0.0 for o in overlaps],
+        [o.agreement if o else None for o in overlaps],
+        [v.basis for _, v in similar],
+    )
+
+
 async def record_check(
     conn: asyncpg.Connection,
     subject: Subject,
-    found: Sequence[tuple[Candidate, Decision]],
+    found: Judged,
     method: str,
     phash_pending: bool,
+    similar: Judged | None = None,
 ) -> tuple[UUID | None, list[UUID]]:
     """Upsert the pairs found and the image's check, and delete the image's pairs not found
     again (its stored pairs are among the candidates, so each was judged afresh); returns
     its earliest exact twin and the images whose pair with it went.
 
     While its own pHash is pending, pairs that pHash decided could not be judged again:
-    they stay, for the late recheck (with the pHash) to judge.
+    they stay, for the late recheck (with the pHash) to judge. ``similar``: the image's
+    similar pairs now (None: a check without the geometric check leaves them as they are).
     """
     async with conn.transaction():
         rows = await conn.fetch(
@@ -281,31 +331,41 @@ async def record_check(
             phash_pending,
         )
         lost = [r["other"] for r in rows]
+        overlaps = [c.signals.overlap for c, _ in found]
         await conn.execute(
             """INSERT INTO duplicate_pairs
                    (image_a, image_b, tenant_id, method, score, cosine, view_cosine,
-                    phash_distance)
+                    phash_distance, inliers, iou, agreement, basis)
                SELECT LEAST($1::uuid, t.other), GREATEST($1::uuid, t.other), $2,
-                      t.method, t.score, t.cosine, t.view_cosine, t.distance
+                      t.method, t.score, t.cosine, t.view_cosine, t.distance, t.inliers,
+                      t.iou, t.agreement, t.basis
                  FROM unnest($3::uuid[], $4::text[], $5::real[], $6::real[], $7::smallint[],
-                             $8::real[])
-                      AS t(other, method, score, cosine, distance, view_cosine)
+                             $8::real[], $9::int[], $10::real[], $11::real[], $12::text[])
+                      AS t(other, method, score, cosine, distance, view_cosine, inliers, iou,
+                           agreement, basis)
                 -- the other image may have been deleted since the search
                 WHERE EXISTS (SELECT 1 FROM images WHERE id = t.other)
                ON CONFLICT (image_a, image_b) DO UPDATE
                   SET method = EXCLUDED.method, score = EXCLUDED.score,
                       cosine = EXCLUDED.cosine, view_cosine = EXCLUDED.view_cosine,
-                      phash_distance = EXCLUDED.phash_distance,
-                      found_at = now()""",
+                      phash_distance = EXCLUDED.phash_distance, inliers = EXCLUDED.inliers,
+                      iou = EXCLUDED.iou, agreement = EXCLUDED.agreement,
+                      basis = EXCLUDED.basis, found_at = now()""",
             subject.image_id,
             subject.tenant_id,
             [c.image_id for c, _ in found],
-            [d.method.value for _, d in found],
-            [d.score for _, d in found],
+            [_method(v) for _, v in found],
+            [v.score for _, v in found],
             [c.signals.cosine for c, _ in found],
             [c.signals.phash_distance for c, _ in found],
             [c.signals.view_cosine for c, _ in found],
+            [o.inliers if o else None for o in overlaps],
+            [o.iou if o else None for o in overlaps],
+            [o.agreement if o else None for o in overlaps],
+            [v.basis for _, v in found],
         )
+        if similar is not None:
+            await _record_similar(conn, subject, similar)
         twin = await conn.fetchval(
             """
             WITH twin AS (

@@ -84,6 +84,35 @@ class DedupeSettings(WorkerSettings):
         le=64,
         description="Looser pHash distance that suffices when the CNN also agrees.",
     )
+    # Duplicate or similar (issue 28): ORB features + RANSAC on the candidates that look
+    # alike (overlap.py); thresholds from `make eval-dedupe` (docs/duplicates/similar.md).
+    dedupe_geometry: bool = Field(
+        default=True,
+        description="Tell copies from other pictures of a scene (similar) by a geometric check.",
+    )
+    dedupe_geometry_min_inliers: int = Field(
+        default=10, ge=3, description="Fewer consistent feature matches: no content in common."
+    )
+    dedupe_duplicate_iou: float = Field(
+        default=0.5, ge=0, le=1, description="A copy shares at least this IoU of the frame."
+    )
+    dedupe_duplicate_agreement: float = Field(
+        default=0.7,
+        ge=0,
+        le=1,
+        description="A copy's shared cells agree at least this often (else: similar).",
+    )
+    dedupe_rich_keypoints: int = Field(
+        default=150,
+        ge=0,
+        description="Both images this rich in corners yet matching nowhere: not copies.",
+    )
+    dedupe_probe_cosine: float = Field(
+        default=0.75,
+        gt=0,
+        le=1,
+        description="The geometric check runs on candidates at least this alike (or duplicates).",
+    )
     dedupe_candidates: int = Field(
         default=20, ge=1, le=1000, description="Nearest neighbours fetched per image."
     )

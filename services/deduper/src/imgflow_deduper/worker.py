@@ -20,7 +20,7 @@ from imgflow_contracts.keys import analysis_key
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage
 from imgflow_deduper.checks import CheckPolicy, check_image, recheck_late_phashes
-from imgflow_deduper.decision import Thresholds
+from imgflow_deduper.decision import GeometryThresholds, Thresholds
 from imgflow_deduper.encoder import (
     Encoder,
     ModelMissingError,
@@ -29,6 +29,7 @@ from imgflow_deduper.encoder import (
     embed_views,
 )
 from imgflow_deduper.pixels import Normalisation, view_tensors
+from imgflow_deduper.probe import StoreProbe
 from imgflow_deduper.repository import EmbeddingSpace, SearchLimits
 from imgflow_deduper.settings import DedupeSettings
 from imgflow_runtime.celery_app import make_worker_app
@@ -62,6 +63,16 @@ THRESHOLDS = Thresholds(
     phash_distance=settings.dedupe_phash_max_distance,
     combined_cosine=settings.dedupe_combined_cosine,
     combined_phash_distance=settings.dedupe_combined_phash_distance,
+)
+GEOMETRY = (
+    GeometryThresholds(
+        min_inliers=settings.dedupe_geometry_min_inliers,
+        duplicate_iou=settings.dedupe_duplicate_iou,
+        duplicate_agreement=settings.dedupe_duplicate_agreement,
+        rich_keypoints=settings.dedupe_rich_keypoints,
+    )
+    if settings.dedupe_geometry
+    else None
 )
 # Late-pHash rechecks each job takes on (see checks.py): small, so a job stays quick.
 RECHECKS_PER_JOB = 10
@@ -102,9 +113,25 @@ def _model() -> tuple[Encoder, CheckPolicy]:
                 ef_search=settings.dedupe_hnsw_ef_search,
             ),
             thresholds=THRESHOLDS,
+            geometry=GEOMETRY,
+            probe_cosine=settings.dedupe_probe_cosine,
         )
         _loaded = (encoder, policy)
     return _loaded
+
+
+_probes: dict[int, StoreProbe] = {}
+
+
+def _probe(ctx: WorkerContext) -> StoreProbe:
+    """One per pool process (and store): candidates' features from their analysis copies."""
+    key = id(ctx.store)
+    if key not in _probes:
+        store = ctx.store
+        _probes[key] = StoreProbe(
+            lambda image_id: store.get_bytes_if_exists(analysis_key(image_id))
+        )
+    return _probes[key]
 
 
 def check_duplicates(job: ImageJob, ctx: WorkerContext) -> None:
@@ -116,7 +143,11 @@ def check_duplicates(job: ImageJob, ctx: WorkerContext) -> None:
         data = ctx.store.get_bytes(job.object_key)
     pixels = view_tensors(data, NORMALISATION, settings.dedupe_sub_views)
     whole, views = embed_views(encoder, pixels, mirror_invariant=settings.dedupe_mirror_invariant)
-    result = ctx.db(check_image, job.image_id, whole, policy, views)
+    probe = None
+    if GEOMETRY is not None:
+        probe = _probe(ctx)
+        probe.seed(job.image_id, data)
+    result = ctx.db(check_image, job.image_id, whole, policy, views, probe)
     if result is None:  # deleted while it was embedded; its rows went with it
         raise ImageGone
     if result.duplicates:
@@ -126,7 +157,14 @@ def check_duplicates(job: ImageJob, ctx: WorkerContext) -> None:
             len(result.duplicates),
             ", ".join(f"{c.image_id} ({d.method} {d.score:.3f})" for c, d in result.duplicates),
         )
-    ctx.db(recheck_late_phashes, policy, RECHECKS_PER_JOB)
+    if result.similar:
+        log.info(
+            "image %s is similar to %d image(s): %s",
+            job.image_id,
+            len(result.similar),
+            ", ".join(f"{c.image_id} ({v.basis})" for c, v in result.similar),
+        )
+    ctx.db(recheck_late_phashes, policy, RECHECKS_PER_JOB, probe)
     # Groups a trash or a delete flagged are regrouped by the API's background loop
     # (duplicates/tasks.py, every IMGFLOW_REGROUP_INTERVAL_S), not per job here.
 

@@ -1,0 +1,187 @@
+"""How much of one picture another shows, and whether it shows it unchanged.
+
+The CNN and pHash say two images look alike; they cannot say whether one is a copy of the
+other (re-encoded, resized, cropped a little, colour-edited) or another picture of the same
+scene (a burst frame, a crop that shares a third of the frame, a stereo view). Local
+features with a geometric check can: ORB keypoints of both images are matched, RANSAC
+fits one similarity transform (shift, scale, rotation) to the matches, and then
+
+- ``iou``: the two frames' intersection over union once one is mapped onto the other. A
+  copy cropped by 20 % keeps 0.64; two crops sharing a third of their width, about 0.2.
+- ``agreement``: the share of the shared area's textured cells whose pixels still
+  correlate after the mapping. Edits of one picture keep it near 1 (a watermark or a
+  caption costs a cell or two); a burst frame whose subject moved, or a second viewpoint
+  (parallax), does not.
+
+A mirrored copy is matched through the mirror image's features. A transform that shrinks
+or grows the frame more than threefold is no match (features are compared at about one
+size: a copy is never that far off; such fits pair a logo or a caption with a detail).
+Few consistent matches (``inliers``) say nothing when an image has few corners (a tiny
+or flat picture), but two images rich in corners that match nowhere share no content.
+Plain functions on pixels: no I/O.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image
+
+# One thread: a pool process is sized to its CPU share (worker.py), and OpenCV's own pool
+# would spread over every core of the node. The results do not depend on it.
+cv2.setNumThreads(1)
+
+FEATURE_SIDE = 512  # the analysis copy's long side: features at the size it is stored
+MIN_SIDE = 256  # smaller images are scaled up first, or ORB finds too few corners
+THUMB_SIDE = 128  # pixels compared for agreement: small enough to ignore JPEG noise
+KEYPOINTS = 400
+RATIO = 0.8  # Lowe's ratio test
+RANSAC_PIXELS = 4.0  # reprojection error, in feature-image pixels
+GRID = 6  # agreement cells per side of the reference frame
+CELL_COVER = 0.9  # a cell counts when the other image covers this share of it...
+CELL_TEXTURE = 4.0  # ...and it is not flat (grey-level std)
+CELL_CORRELATION = 0.6  # a cell agrees at or above this correlation
+MAX_SCALE = 3.0  # a fit that scales the frame by more (or less than its inverse): no match
+
+
+@dataclass(frozen=True)
+class Side:
+    """One orientation's keypoints (x, y in feature pixels) and ORB descriptors."""
+
+    points: np.ndarray  # (n, 2) float32
+    descriptors: np.ndarray  # (n, 32) uint8
+
+
+@dataclass(frozen=True)
+class Features:
+    size: tuple[int, int]  # the feature image's width and height
+    direct: Side
+    mirrored: Side  # of the mirror image, points in its own coordinates
+    thumb: np.ndarray  # grey, long side THUMB_SIDE
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """The geometric evidence for a pair: how much content they share, how unchanged."""
+
+    inliers: int  # matches consistent with the one transform (0: no fit)
+    iou: float
+    agreement: float  # NaN when no cell was textured and covered
+    mirrored: bool
+    keypoints: int = 0  # the poorer image's keypoint count: few make a poor match no evidence
+
+
+def _side(grey: np.ndarray, orb: cv2.ORB) -> Side:
+    keypoints, descriptors = orb.detectAndCompute(grey, None)
+    if descriptors is None:
+        return Side(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
+    return Side(np.float32([k.pt for k in keypoints]), descriptors)
+
+
+def features(image: Image.Image) -> Features:
+    """Features of an RGB or grey image (bars already trimmed)."""
+    grey = image.convert("L")
+    long_side = max(grey.size)
+    target = min(max(long_side, MIN_SIDE), FEATURE_SIDE)
+    if target != long_side:
+        scale = target / long_side
+        size = (max(1, round(grey.width * scale)), max(1, round(grey.height * scale)))
+        grey = grey.resize(size, Image.Resampling.BILINEAR)
+    pixels = np.asarray(grey)
+    orb = cv2.ORB_create(nfeatures=KEYPOINTS)
+    thumb = grey.copy()
+    thumb.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BOX)
+    return Features(
+        size=grey.size,
+        direct=_side(pixels, orb),
+        mirrored=_side(np.ascontiguousarray(pixels[:, ::-1]), orb),
+        thumb=np.asarray(thumb),
+    )
+
+
+def _fit(a: Side, b: Side) -> tuple[np.ndarray, int] | None:
+    """The similarity transform from b's points to a's, and its inlier count."""
+    if len(a.points) < 2 or len(b.points) < 2:
+        return None
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    pairs = matcher.knnMatch(b.descriptors, a.descriptors, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
+    if len(good) < 3:
+        return None
+    src = b.points[[m.queryIdx for m in good]]
+    dst = a.points[[m.trainIdx for m in good]]
+    transform, inliers = cv2.estimateAffinePartial2D(
+        src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PIXELS
+    )
+    if transform is None:
+        return None
+    scale = abs(float(np.linalg.det(transform[:, :2]))) ** 0.5
+    if not 1 / MAX_SCALE <= scale <= MAX_SCALE:
+        return None
+    return transform, int(inliers.sum())
+
+
+def _corners(w: int, h: int) -> np.ndarray:
+    return np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+
+
+def _iou(transform: np.ndarray, a: tuple[int, int], b: tuple[int, int]) -> float:
+    mapped = cv2.transform(_corners(*b)[None], transform)[0]
+    inter, _ = cv2.intersectConvexConvex(_corners(*a), mapped)
+    area_b = b[0] * b[1] * abs(float(np.linalg.det(transform[:, :2])))
+    union = a[0] * a[1] + area_b - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def _agreement(
+    a: Features, b_thumb: np.ndarray, transform: np.ndarray, b_size: tuple[int, int]
+) -> float:
+    """Share of a's covered, textured cells whose pixels correlate with b's mapped there."""
+    ta, tb = a.thumb, b_thumb
+    to_a = np.diag([ta.shape[1] / a.size[0], ta.shape[0] / a.size[1], 1.0])
+    from_b = np.diag([b_size[0] / tb.shape[1], b_size[1] / tb.shape[0], 1.0])
+    m = (to_a @ np.vstack([transform, [0, 0, 1]]) @ from_b)[:2]
+    h, w = ta.shape
+    warped = cv2.warpAffine(tb, m, (w, h), flags=cv2.INTER_LINEAR).astype(np.float32)
+    covered = cv2.warpAffine(np.full_like(tb, 255), m, (w, h), flags=cv2.INTER_NEAREST) > 0
+    ref = ta.astype(np.float32)
+    ys = np.linspace(0, h, GRID + 1).astype(int)
+    xs = np.linspace(0, w, GRID + 1).astype(int)
+    counted = agreeing = 0
+    for y0, y1 in itertools.pairwise(ys):
+        for x0, x1 in itertools.pairwise(xs):
+            mask = covered[y0:y1, x0:x1]
+            if mask.size == 0 or mask.mean() < CELL_COVER:
+                continue
+            p, q = ref[y0:y1, x0:x1][mask], warped[y0:y1, x0:x1][mask]
+            if p.std() < CELL_TEXTURE or q.std() < CELL_TEXTURE:
+                continue
+            counted += 1
+            agreeing += float(np.corrcoef(p, q)[0, 1]) >= CELL_CORRELATION
+    return agreeing / counted if counted else float("nan")
+
+
+def overlap(a: Features, b: Features) -> Overlap:
+    """The pair's geometric evidence (b mapped onto a); 0 inliers with no consistent fit."""
+    keypoints = min(len(a.direct.points), len(b.direct.points))
+    best: tuple[np.ndarray, int, bool] | None = None
+    for mirrored, side in ((False, b.direct), (True, b.mirrored)):
+        fitted = _fit(a.direct, side)
+        if fitted is not None and (best is None or fitted[1] > best[1]):
+            best = (*fitted, mirrored)
+        if best is not None and best[1] >= 30:  # plenty: the mirror cannot do better
+            break
+    if best is None:
+        return Overlap(0, 0.0, float("nan"), mirrored=False, keypoints=keypoints)
+    transform, inliers, mirrored = best
+    thumb = np.ascontiguousarray(b.thumb[:, ::-1]) if mirrored else b.thumb
+    return Overlap(
+        inliers=inliers,
+        iou=_iou(transform, a.size, b.size),
+        agreement=_agreement(a, thumb, transform, b.size),
+        mirrored=mirrored,
+        keypoints=keypoints,
+    )

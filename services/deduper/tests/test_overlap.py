@@ -1,0 +1,76 @@
+"""The geometric check on a real photo: copies keep the frame unchanged, other shots don't."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance, ImageOps
+from skimage import data
+
+from imgflow_deduper.overlap import Features, features, overlap
+
+
+def photo() -> Image.Image:
+    return Image.fromarray(data.astronaut())
+
+
+def jpeg(image: Image.Image, quality: int = 60) -> Image.Image:
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(out.getvalue())).convert("RGB")
+
+
+def crop(image: Image.Image, left: float, right: float) -> Image.Image:
+    return image.crop((round(left * image.width), 0, round(right * image.width), image.height))
+
+
+@pytest.fixture(scope="module")
+def original() -> Features:
+    return features(photo())
+
+
+def test_an_edited_copy_covers_the_frame_unchanged(original: Features) -> None:
+    copy = ImageEnhance.Brightness(jpeg(photo().reduce(2), 30)).enhance(1.3)
+    found = overlap(original, features(copy))
+    assert found is not None and not found.mirrored
+    assert found.inliers >= 30
+    assert found.iou > 0.9
+    assert found.agreement > 0.9
+
+
+def test_a_cropped_copy_keeps_what_it_shows(original: Features) -> None:
+    found = overlap(original, features(jpeg(crop(photo(), 0.2, 1.0))))
+    assert found is not None
+    assert found.iou == pytest.approx(0.8, abs=0.05)
+    assert found.agreement > 0.9
+
+
+def test_a_mirrored_copy_matches_through_the_mirror_features(original: Features) -> None:
+    found = overlap(original, features(jpeg(ImageOps.mirror(photo()))))
+    assert found is not None and found.mirrored
+    assert found.iou > 0.9 and found.agreement > 0.9
+
+
+def test_crops_sharing_a_third_overlap_little() -> None:
+    left, right = crop(photo(), 0.0, 0.6), crop(photo(), 0.4, 1.0)
+    found = overlap(features(left), features(jpeg(right)))
+    assert found is not None and found.inliers >= 10
+    assert found.iou == pytest.approx(0.2 / 1.0, abs=0.05)  # shared 0.2 of a union of 1.0
+
+
+def test_a_frame_whose_subject_moved_disagrees_where_it_moved(original: Features) -> None:
+    later = jpeg(photo())
+    w, h = later.size
+    box = (w * 3 // 10, h // 5, w * 7 // 10, h * 17 // 20)
+    later.paste(later.crop(box), (box[0] + w // 5, box[1]))
+    found = overlap(original, features(later))
+    assert found is not None and found.iou > 0.9
+    assert found.agreement < 0.8
+
+
+def test_unrelated_pictures_find_no_consistent_match(original: Features) -> None:
+    grass = Image.fromarray(np.asarray(data.grass())).convert("RGB")
+    found = overlap(original, features(grass))
+    assert found is None or found.inliers < 8

@@ -1,0 +1,111 @@
+"""The geometric check (``imgflow_deduper.overlap``) on the pairs that need it.
+
+Production runs it only on a check's candidates that look alike; here, on every pair whose
+CNN similarity or pHash distance could call it related (``near``): the others are
+*neither* whatever their geometry. Features come from the analysis copy, decoded and
+trimmed as the deduper does; results are cached beside the image signals, keyed by them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from imgflow_deduper import overlap as geo
+from imgflow_deduper.borders import trim_bars
+from imgflow_deduper.pixels import decode
+from tools.dedupe_eval.dataset import Sample
+from tools.dedupe_eval.image_signals import analysis_copy
+
+# Below both, no threshold searched calls a pair a duplicate, and a similar pair is not
+# among a check's candidates in practice (the nearest 20 by CNN similarity).
+NEAR_COSINE = 0.75
+NEAR_PHASH = 22
+
+
+@dataclass(frozen=True)
+class PairGeometry:
+    """Per pair of the table (NaN / -1 where not run or no match)."""
+
+    inliers: np.ndarray  # int; -1 where not run
+    keypoints: np.ndarray  # int: the poorer image's keypoints; -1 where not run
+    iou: np.ndarray
+    agreement: np.ndarray
+    feature_cpu_ms: float  # per image: decode, trim, ORB both orientations
+    match_cpu_ms: float  # per pair checked
+
+
+def near(cnn: np.ndarray, phash_distance: np.ndarray) -> np.ndarray:
+    return (cnn >= NEAR_COSINE) | (phash_distance <= NEAR_PHASH)
+
+
+def image_features(data: bytes) -> geo.Features:
+    return geo.features(trim_bars(decode(analysis_copy(data), geo.FEATURE_SIDE)))
+
+
+WORKERS = 3
+
+
+def _features_of(images: list[bytes]) -> tuple[list[geo.Features], float]:
+    started = time.process_time()
+    return [image_features(data) for data in images], time.process_time() - started
+
+
+def _match(
+    pairs: list[tuple[int, int]], features: dict[int, geo.Features]
+) -> tuple[list[geo.Overlap], float]:
+    started = time.process_time()
+    found = [geo.overlap(features[a], features[b]) for a, b in pairs]
+    return found, time.process_time() - started
+
+
+def _key(samples: list[Sample], rows: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for path in (Path(geo.__file__), Path(__file__)):
+        digest.update(path.read_bytes())
+    for s in samples:
+        digest.update(hashlib.sha256(s.data).digest())
+    digest.update(rows.tobytes())
+    return digest.hexdigest()[:24]
+
+
+def pair_geometry(
+    samples: list[Sample], i: np.ndarray, j: np.ndarray, rows: np.ndarray, cache: Path | None
+) -> PairGeometry:
+    """The check on pairs ``rows`` of (i, j); the other pairs get no evidence."""
+    path = cache / f"geometry-{_key(samples, rows)}.npz" if cache else None
+    if path is not None and path.exists():
+        with np.load(path) as s:
+            return PairGeometry(s["inliers"], s["keypoints"], s["iou"], s["agreement"],
+                                float(s["feature_cpu_ms"]), float(s["match_cpu_ms"]))  # fmt: skip
+    needed = sorted(set(i[rows].tolist()) | set(j[rows].tolist()))
+    with ProcessPoolExecutor(WORKERS, mp_context=get_context("spawn")) as pool:
+        timed = list(pool.map(_features_of, [[samples[k].data for k in needed[c::WORKERS]]
+                                             for c in range(WORKERS)]))  # fmt: skip
+        features: dict[int, geo.Features] = {}
+        for c, (found, _) in enumerate(timed):
+            features |= dict(zip(needed[c::WORKERS], found, strict=True))
+        feature_ms = 1000 * sum(t for _, t in timed) / max(1, len(needed))
+        chunks = [[(int(i[r]), int(j[r])) for r in rows[c::WORKERS]] for c in range(WORKERS)]
+        matched = list(pool.map(_match, chunks, [features] * WORKERS))
+    inliers = np.full(len(i), -1, np.int64)
+    keypoints = np.full(len(i), -1, np.int64)
+    iou = np.full(len(i), np.nan, np.float32)
+    agreement = np.full(len(i), np.nan, np.float32)
+    for c, (found, _) in enumerate(matched):
+        for r, o in zip(rows[c::WORKERS], found, strict=True):
+            inliers[r], keypoints[r] = o.inliers, o.keypoints
+            iou[r], agreement[r] = o.iou, o.agreement
+    match_ms = 1000 * sum(t for _, t in matched) / max(1, len(rows))
+    result = PairGeometry(inliers, keypoints, iou, agreement, feature_ms, match_ms)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, inliers=inliers, keypoints=keypoints, iou=iou, agreement=agreement,
+                 feature_cpu_ms=feature_ms, match_cpu_ms=match_ms)  # fmt: skip
+    return result

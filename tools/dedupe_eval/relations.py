@@ -1,0 +1,150 @@
+"""Duplicate versus similar: each signal's separability, the geometric thresholds, the
+duplicate groups and similar stacks they make, and where duplicate ends.
+
+A *stack* is a set of images joined by duplicate or similar pairs, grouped by the groups'
+own rule (average linkage, ``imgflow_runtime.grouping``) at a low density: two parts join
+when at least ``STACK_DENSITY`` of the pairs between them are related, so one stray
+similar pair (a texture like another) cannot fuse two scenes, as single link let it. It
+is scored on the pairs it implies between different originals:
+precision is the share of those that are of one scene, recall the share of the labelled
+similar pairs that share a stack.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from fractions import Fraction
+
+import numpy as np
+
+from imgflow_deduper.decision import GeometryThresholds
+from imgflow_runtime.grouping import Pair, Rule, group
+from tools.dedupe_eval.group_metrics import GroupCounts
+from tools.dedupe_eval.report import Split
+from tools.dedupe_eval.rules import Setting, predicted, related
+from tools.dedupe_eval.signals import PairTable
+
+GEOMETRY_GRID = {
+    "min_inliers": (10, 15, 20),
+    "duplicate_iou": (0.5,),
+    "duplicate_agreement": (0.6, 0.7, 0.8),
+    "rich_keypoints": (150, 250, 10**9),
+}
+
+
+# Chosen on the tuning split among 1/400, 1/200, 1/100, 1/50, 1/20, 1/10 (best stack F1
+# there; single link: 0.912 / 0.833, more precise here at 0.969 / 0.833): about one
+# related pair between two duplicate groups of 20 suffices, none between larger parts.
+STACK_DENSITY = Fraction(1, 400)
+
+
+def stacks_of(
+    t: PairTable, setting: Setting, density: Fraction = STACK_DENSITY
+) -> list[frozenset[int]]:
+    r = related(t, setting.thresholds, setting.geometry)
+    rows = np.flatnonzero(r.duplicate | r.similar)
+    pairs = [Pair(int(t.i[k]), int(t.j[k]), 1.0, True) for k in rows]
+    return list(group(pairs, Rule.AVERAGE_LINK, min_density=density).groups)
+
+
+def stack_counts(split: Split, scenes: Sequence[str], stacks: list[frozenset[int]]) -> GroupCounts:
+    """Stacks scored on pairs of different originals (``split.labels``: the groups)."""
+    groups, t = split.labels, split.table
+    true_pairs = int(np.count_nonzero(t.similar))
+    predicted_pairs = correct = pure = 0
+    for members in stacks:
+        for a, b in itertools.combinations(sorted(members), 2):
+            if groups[a] != groups[b]:
+                predicted_pairs += 1
+                correct += scenes[a] == scenes[b]
+        pure += len({scenes[k] for k in members}) == 1
+    return GroupCounts(true_pairs, predicted_pairs, correct, len(stacks), pure)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    groups: GroupCounts
+    stacks: GroupCounts
+
+
+def outcome(split: Split, scenes: Sequence[str], setting: Setting) -> Outcome:
+    return Outcome(
+        split.groups(setting), stack_counts(split, scenes, stacks_of(split.table, setting))
+    )
+
+
+def choose_geometry(tune: Split, scenes: Sequence[str], base: Setting, floor: float) -> Setting:
+    """The geometric thresholds with the best duplicate-group plus stack F1 on the tuning
+    split, among those keeping duplicate-group precision >= floor."""
+    tried = []
+    for values in itertools.product(*GEOMETRY_GRID.values()):
+        setting = replace(base, geometry=GeometryThresholds(*values))
+        tried.append((setting, outcome(tune, scenes, setting)))
+    eligible = [x for x in tried if x[1].groups.precision >= floor] or tried
+    return max(eligible, key=lambda x: x[1].groups.f1 + x[1].stacks.f1)[0]
+
+
+def auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """P(a random positive scores above a random negative): ties count half."""
+    if not len(positive) or not len(negative):
+        return float("nan")
+    values = np.concatenate([positive, negative])
+    order = values.argsort(kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(1, len(values) + 1)
+    for v in np.unique(values):  # average ranks of ties
+        same = values == v
+        ranks[same] = ranks[same].mean()
+    n = len(positive)
+    return float((ranks[:n].sum() - n * (n + 1) / 2) / (n * len(negative)))
+
+
+def separability(t: PairTable, base: Setting) -> list[str]:
+    """Among pairs the CNN/pHash call duplicates: how well each signal tells the labelled
+    duplicates from the similar pairs (AUC; 1.0 separates them completely)."""
+    looks = predicted(t, base.thresholds)
+    dup, sim = looks & t.duplicate, looks & t.similar
+    checked = t.inliers >= 0
+    signals = {
+        "CNN (best of whole / sub-view cosine)": t.cnn,
+        "whole-frame cosine": t.cosine,
+        "sub-view cosine": t.view_cosine,
+        "pHash distance (lower: duplicate)": -t.phash_distance.astype(np.float64),
+        "geometric inliers": np.where(checked, t.inliers, 0).astype(np.float64),
+        "geometric IoU": np.nan_to_num(t.iou, nan=0.0),
+        "geometric agreement": np.nan_to_num(t.agreement, nan=0.0),
+        "IoU x agreement": np.nan_to_num(t.iou * t.agreement, nan=0.0),
+    }
+    lines = [
+        f"Tuning split, the {int(dup.sum())} duplicate and {int(sim.sum())} similar pairs "
+        "that the CNN and pHash alone call duplicates (configured thresholds):",
+        "",
+        "| signal | AUC duplicate vs similar | duplicates' median | similar pairs' median |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name, values in signals.items():
+        v = values.astype(np.float64)
+        lines.append(
+            f"| {name} | {auc(v[dup], v[sim]):.3f} | {np.nanmedian(v[dup]):.3f} | "
+            f"{np.nanmedian(v[sim]) if sim.any() else float('nan'):.3f} |"
+        )
+    return [*lines, ""]
+
+
+def sweep_rows(t: PairTable, shares: np.ndarray, setting: Setting) -> list[str]:
+    """For each overlap: how the crops' cross pairs come out (pairs a-b of one photo)."""
+    r = related(t, setting.thresholds, setting.geometry)
+    looks = predicted(t, setting.thresholds)
+    rows = []
+    for share in np.unique(shares[~np.isnan(shares)]):
+        pairs = shares == share
+        n = int(pairs.sum())
+        rows.append(
+            f"| {share:.0%} | {share / (2 - share):.2f} | {n} | "
+            f"{np.count_nonzero(looks & pairs) / n:.2f} | "
+            f"{np.count_nonzero(r.duplicate & pairs) / n:.2f} | "
+            f"{np.count_nonzero(r.similar & pairs) / n:.2f} |"
+        )
+    return rows
