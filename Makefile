@@ -58,8 +58,8 @@ images: ## Build every deployable's image with Docker or Podman (IMAGE_TAG=dev)
 
 # The Compose file run for real: local base images and stand-ins, the images, then the
 # issue's seven steps through the published ports (tests/deploy/). Needs Podman or Docker.
-test-deploy: install ## Build the images and run the Compose stack through its paces
-	$(VENV)/bin/python -m pytest tests/deploy -p no:cacheprovider
+test-deploy: install model ## Build the images and run the Compose stack through its paces
+	$(VENV)/bin/python -m pytest tests/deploy -x -p no:cacheprovider
 
 # e.g. make bench ARGS="--only e2e --images 200 --concurrency thumbnailer=3"
 bench: install model ## Benchmarks with ratios to their baselines; results under .bench/ (ARGS=...)
