@@ -1,6 +1,9 @@
 """The upload path's PUT (imgflow_upload_api.uploads.s3_writer) against the session's real
 SeaweedFS: bytes land as sent and read back through minio, the digest is checked and kept,
 a wrong one or a short body stores nothing, and a dropped connection is retried.
+
+With IMGFLOW_TEST_STORAGE=container the same tests run against an S3 container started by
+testcontainers (tests/storage_backend.py).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import os
 import secrets
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import BinaryIO, TypeVar
 
 import aiohttp
@@ -24,8 +27,25 @@ from imgflow_contracts.settings import CommonSettings
 from imgflow_localstack.ports import free_port
 from imgflow_runtime.storage import ObjectStore
 from imgflow_upload_api.uploads.s3_writer import CHUNK_BYTES, S3PutError, S3Writer
+from tests.storage_backend import s3_container, wants_container
 
 T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def settings(request: pytest.FixtureRequest) -> Iterator[CommonSettings]:
+    """The session system's settings, or with IMGFLOW_TEST_STORAGE=container an S3
+    container's (and then no local system is started)."""
+    if not wants_container():
+        yield request.getfixturevalue("system").settings()
+        return
+    with s3_container(CommonSettings()) as configured:
+        yield configured
+
+
+@pytest.fixture(scope="module")
+def store(settings: CommonSettings) -> ObjectStore:
+    return ObjectStore.from_settings(settings)
 
 
 def _with_writer(
