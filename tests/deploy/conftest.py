@@ -9,6 +9,7 @@ project name of its own, removed at the end.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -103,6 +104,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     timings: dict[str, float] = {}
     started = time.monotonic()
     use_docker = docker_daemon_answers()
+    if not use_docker and not (shutil.which("podman") and shutil.which("docker-compose")):
+        pytest.fail(
+            "no container engine: a Docker daemon, or Podman with docker-compose and "
+            "debootstrap (.ci/run installs them; docs/deploying/containers.md)"
+        )
     if not use_docker:
         run([str(ROOT / "tests/deploy/host-setup.sh")])
     cli = "docker" if use_docker else "podman"

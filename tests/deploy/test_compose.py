@@ -28,8 +28,8 @@ SERVICES = compose_file()["services"]
 DEFAULT = {n: s for n, s in SERVICES.items() if not s.get("profiles")}
 LONG_RUNNING = [n for n, s in DEFAULT.items() if s.get("restart") != "no"]
 ONE_SHOT = [n for n, s in DEFAULT.items() if s.get("restart") == "no"]
-# Celery workers: built here, started with `celery ... worker`.
-WORKERS = [n for n, s in DEFAULT.items() if "build" in s and s.get("command", [""])[0] == "celery"]
+# The deployables built here that keep running (the migration job is a one-shot).
+DEPLOYABLES = [n for n in LONG_RUNNING if "build" in DEFAULT[n]]
 
 
 def _upload_many(
@@ -179,6 +179,11 @@ def test_6_prometheus_scrapes_every_service_and_loads_the_rules(d: Deployment) -
     d.compose("--profile", "observability", "up", "-d", "--no-build", "prometheus")
     config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
     jobs = {job["job_name"] for job in config["scrape_configs"]}
+    scraped_names = {
+        name for job in config["scrape_configs"] for sd in job.get("dns_sd_configs", [])
+        for name in sd["names"]
+    }  # fmt: skip
+    assert set(DEPLOYABLES) <= scraped_names, "a deployable that Prometheus does not scrape"
     rules = yaml.safe_load((ROOT / "deploy/prometheus/rules.yml").read_text())
     expected_rules = {
         rule.get("alert") or rule.get("record") for g in rules["groups"] for rule in g["rules"]
