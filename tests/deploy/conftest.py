@@ -40,6 +40,7 @@ TEST_SETTINGS = {
     "TASK_TIME_LIMIT_S": "30",
     "BROKER_VISIBILITY_TIMEOUT_S": "40",
     "SWEEPER_RUNNING_AFTER_S": "45",
+    "SWEEPER_PENDING_AFTER_S": "60",
     # Two cores: fewer prefork children than production's defaults.
     "THUMBNAILER_CONCURRENCY": "2",
     "HASHER_CONCURRENCY": "1",

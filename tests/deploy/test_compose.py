@@ -59,7 +59,14 @@ def _wait_all_ready(api: httpx.Client, ids: list[str], timeout_s: float = 240) -
                 pending.discard(image_id)
         return not pending
 
-    wait_for(all_settled, timeout_s=timeout_s, what=f"{len(ids)} images to settle")
+    try:
+        wait_for(all_settled, timeout_s=timeout_s, what=f"{len(ids)} images to settle")
+    except AssertionError as timeout:
+        stuck = {
+            i: {n: st["status"] for n, st in api.get(f"/v1/images/{i}").json()["stages"].items()}
+            for i in sorted(pending)
+        }
+        raise AssertionError(f"{timeout}; still unsettled: {stuck}") from None
     bodies = [settled[i] for i in ids]
     failed = {
         b["id"]: {name: (st["status"], st.get("error")) for name, st in b["stages"].items()}
