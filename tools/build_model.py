@@ -91,6 +91,9 @@ def build(out: Path) -> str:
         with os.fdopen(fd, "wb") as f:
             f.write(model.SerializeToString())
         digest = sha256_of(Path(tmp))
+        # mkstemp makes it 0600: world-readable, so a container's non-root user (the
+        # deduper image's uid 10001, Compose's read-only /models mount) can load it.
+        os.chmod(tmp, 0o644)
         os.replace(tmp, out)  # readers never see a half-written model
     finally:
         Path(tmp).unlink(missing_ok=True)
