@@ -16,7 +16,7 @@ ImageStatus = Literal["processing", "ready", "failed"]
 StageStatus = Literal["pending", "running", "done", "failed"]
 StageName = Literal["thumbnails", "hashing", "dedupe"]
 UploadState = Literal["pending", "completed", "failed", "expired"]
-DuplicateMethod = Literal["sha256", "cnn", "phash", "cnn+phash"]
+DuplicateMethod = Literal["sha256", "cnn", "phash", "cnn+phash", "geometry"]
 KeeperReason = Literal[
     "most-pixels",
     "original-format",

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-DuplicateMethod = Literal["sha256", "cnn", "phash", "cnn+phash"]
+DuplicateMethod = Literal["sha256", "cnn", "phash", "cnn+phash", "geometry"]
 
 
 class DuplicateView(BaseModel):
