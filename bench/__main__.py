@@ -24,7 +24,7 @@ from bench.results import Suite, machine, to_markdown, write
 
 # Module names under bench/, in the order they run: the micro-benchmarks first, while the
 # machine is quiet; the end-to-end run, which starts the whole system, last.
-SUITES = ["sha256", "thumbnails", "embeddings", "dedupe", "api", "client", "e2e"]
+SUITES = ["sha256", "thumbnails", "embeddings", "dedupe", "api", "client", "e2e", "scale"]
 
 RESULTS = Path(__file__).resolve().parent.parent / ".bench" / "results"
 
@@ -70,7 +70,8 @@ def main() -> None:
     parser.add_argument(
         "--vectors",
         default=",".join(map(str, defaults.vectors)),
-        help="embeddings: stored-vector counts to search, e.g. 10000,1000000",
+        help="embeddings, scale: stored-vector counts (scale: images in the big tenant), "
+        "e.g. 10000,1000000",
     )
     parser.add_argument(
         "--ef-construction",
