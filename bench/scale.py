@@ -689,6 +689,8 @@ async def _prepare(system: LocalSystem, small_tenants: int) -> Library:
     library = Library(big=tenant.id)
     loader = await loading_connection(system.env["IMGFLOW_DATABASE_URL"])
     try:
+        # built after each load instead: inserting into HNSW row by row is many times slower
+        await loader.execute(f"DROP INDEX IF EXISTS {HNSW}")
         await add_small_tenants(loader, library, small_tenants, SMALL_IMAGES, seed=7)
     finally:
         await loader.close()
