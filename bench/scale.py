@@ -19,7 +19,8 @@ tenants of 100 images sharing its HNSW index), then at each size of the big tena
 - the API: GET /v1/images first page and 10,000 deep, GET /v1/duplicate-groups, an
   image's view: p50/p99 over 50 requests each;
 - storage: bytes per image by table and index, HNSW build time and the backend's peak
-  memory, and a halfvec index beside it (size, build time, planted-copy recall).
+  memory, and (at the first size) a halfvec index beside it: size, build time,
+  planted-copy recall.
 
     make bench ARGS="--only scale"                       # 10k and 100k
     make bench ARGS="--only scale --vectors 10000,100000,1000000"
