@@ -20,10 +20,27 @@ import pytest
 from imgflow_deduper.checks import check_image
 from imgflow_runtime.db import duplicate_groups
 from imgflow_runtime.db.duplicate_groups import regroup_dirty
-from tests.test_dedupe_repository import POLICY, db, near, random_vector  # noqa: F401
+from tests.test_dedupe_repository import DIM, POLICY, db  # noqa: F401
 from tests.test_duplicate_groups import delete_image, group_of, new_tenant
 
 Db = Callable[..., Any]
+# Its own generator: drawing from test_dedupe_repository's would change the vectors of
+# every test that runs after these in one session.
+RNG = np.random.default_rng(27)
+
+
+def random_vector() -> np.ndarray:
+    v = RNG.normal(size=DIM)
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def near(v: np.ndarray, cosine: float) -> np.ndarray:
+    """A unit vector at exactly this cosine similarity to ``v``."""
+    other = RNG.normal(size=DIM)
+    other -= (other @ v) * v
+    other /= np.linalg.norm(other)
+    out = cosine * v + np.sqrt(1 - cosine**2) * other
+    return (out / np.linalg.norm(out)).astype(np.float32)
 
 
 def _image(db: Db, tenant: UUID, phash: int | None = None) -> UUID:  # noqa: F811

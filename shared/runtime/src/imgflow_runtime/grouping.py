@@ -133,37 +133,24 @@ def group(
     *,
     min_density: float | Fraction = Fraction(1, 2),
     cannot_link: Iterable[tuple[N, N]] = (),
-    clusters: Iterable[frozenset[N]] = (),
 ) -> Grouping[N]:
     """The groups ``rule`` makes of ``pairs``, and the pairs it leaves between groups.
 
     ``cannot_link``: pairs of images that must never share a group (a person said "not
     duplicates"); their pair, if any, is ignored. ``min_density`` is AVERAGE_LINK's share.
-    ``clusters``: disjoint groups to start from instead of single images (AVERAGE_LINK
-    and COMPLETE_LINK only): they may merge with others, never split. Keeping groups up
-    to date in a large component starts from the stored ones, so an upload changes only
-    the groups it touches.
     """
-    start = [c for c in clusters if c]
-    if start and rule not in (Rule.AVERAGE_LINK, Rule.COMPLETE_LINK):
-        raise ValueError(f"{rule} cannot start from clusters")
     forbidden = {(a, b) if a < b else (b, a) for a, b in cannot_link}
     links = {k: v for k, v in _canonical(pairs).items() if k not in forbidden}
     uf: _UnionFind[N] = _UnionFind()
     for a, b in links:
         uf.union(a, b)
-    for cluster in start:
-        first = min(cluster)
-        for n in cluster:
-            uf.union(first, n)
     by_root: dict[N, Links[N]] = {}
     for key, link in links.items():
         by_root.setdefault(uf.find(key[0]), {})[key] = link
-    owner = {n: min(c) for c in start for n in c}  # each clustered image's cluster key
     groups: list[frozenset[N]] = []
     for component in uf.sets():
-        inside = by_root.get(uf.find(next(iter(component))), {})
-        groups += _group_component(sorted(component), inside, rule, min_density, forbidden, owner)
+        inside = by_root[uf.find(next(iter(component)))]
+        groups += _group_component(sorted(component), inside, rule, min_density, forbidden)
     groups = sorted((g for g in groups if len(g) > 1), key=min)
     member_of = {n: i for i, g in enumerate(groups) for n in g}
     similar = tuple(
@@ -182,7 +169,6 @@ def _group_component(
     rule: Rule,
     min_density: float | Fraction,
     forbidden: set[tuple[N, N]],
-    owner: Mapping[N, N],
 ) -> list[frozenset[N]]:
     if rule is Rule.SINGLE_LINK:
         return [frozenset(nodes)]
@@ -197,43 +183,30 @@ def _group_component(
     share = Fraction(1) if rule is Rule.COMPLETE_LINK else Fraction(min_density)
     if not 0 < share <= 1:
         raise ValueError(f"min_density must be in (0, 1], got {min_density}")
-    return _agglomerate(nodes, links, share, forbidden, owner)
+    return _agglomerate(nodes, links, share, forbidden)
 
 
 def _agglomerate(
-    nodes: list[N],
-    links: Links[N],
-    share: Fraction,
-    forbidden: set[tuple[N, N]],
-    owner: Mapping[N, N],
+    nodes: list[N], links: Links[N], share: Fraction, forbidden: set[tuple[N, N]]
 ) -> list[frozenset[N]]:
     """Average linkage on the pair graph (complete linkage at share 1).
 
-    Start from single images (or the clusters ``owner`` names: image -> its cluster's
-    least member); repeatedly merge the two groups with the densest pairs between them
-    (then the higher mean score, then the least ids) while that density is at least
-    ``share`` and no forbidden pair would share a group. A heap holds every mergeable
-    couple; an entry whose groups changed since it was pushed is skipped.
+    Start from single images; repeatedly merge the two groups with the densest pairs
+    between them (then the higher mean score, then the least ids) while that density is
+    at least ``share`` and no forbidden pair would share a group. A heap holds every
+    mergeable couple; an entry whose groups changed since it was pushed is skipped.
     """
-    key = {n: owner.get(n, n) for n in nodes}
-    members: dict[N, list[N]] = {}  # keyed by the least member
-    for n in nodes:
-        members.setdefault(key[n], []).append(n)
+    members: dict[N, list[N]] = {n: [n] for n in nodes}  # keyed by the least member
     # between[x][y] = [pairs between groups x and y, sum of their scores]
-    between: dict[N, dict[N, list[int]]] = {k: {} for k in members}
+    between: dict[N, dict[N, list[int]]] = {n: {} for n in nodes}
     for (a, b), link in links.items():
-        x, y = key[a], key[b]
-        if x == y:  # inside a starting cluster: already together
-            continue
-        sums = between[x].setdefault(y, [0, 0])
-        sums[0] += 1
-        sums[1] += link.score
-        between[y][x] = sums
-    apart: dict[N, set[N]] = {k: set() for k in members}
+        between[a][b] = [1, link.score]
+        between[b][a] = [1, link.score]
+    apart: dict[N, set[N]] = {n: set() for n in nodes}
     for a, b in forbidden:
-        if a in key and b in key and key[a] != key[b]:
-            apart[key[a]].add(key[b])
-            apart[key[b]].add(key[a])
+        if a in apart and b in apart:
+            apart[a].add(b)
+            apart[b].add(a)
     num, den = share.numerator, share.denominator
 
     def entry(x: N, y: N) -> tuple[float, float, N, N] | None:
@@ -245,7 +218,7 @@ def _agglomerate(
         # floats of the same integers: the same in any order
         return (-(count / size), -(total / count), x, y)
 
-    heap = [e for x in between for y in between[x] if x < y and (e := entry(x, y)) is not None]
+    heap = [e for a, b in links if (e := entry(a, b)) is not None]
     heapq.heapify(heap)
     while heap:
         popped = heapq.heappop(heap)
@@ -359,7 +332,6 @@ def regroup(
     *,
     min_density: float | Fraction = Fraction(1, 2),
     cannot_link: Iterable[tuple[N, N]] = (),
-    clusters: Iterable[frozenset[N]] = (),
 ) -> Regrouped[N, K]:
     """Group one connected component's pairs again and say what changed.
 
@@ -367,9 +339,8 @@ def regroup(
     an image joined or was reprocessed in; the parts of the one a deleted image left,
     its own pairs gone with it). ``previous``: the stored groups that had any of their
     images, by id. Components are independent, so one call may hold several.
-    ``clusters``: as ``group``'s (start from these, never split them).
     """
-    result = group(pairs, rule, min_density=min_density, cannot_link=cannot_link, clusters=clusters)
+    result = group(pairs, rule, min_density=min_density, cannot_link=cannot_link)
     ids = carry_ids(previous, result.groups)
     kept = {i: g for i, g in zip(ids, result.groups, strict=True) if i is not None}
     return Regrouped(
