@@ -39,11 +39,14 @@ async def _drive(system: LocalSystem, count: int) -> dict[str, object]:
     ids = [u.image_id for u in uploads if u.image_id]
     conn = await asyncpg.connect(system.env["IMGFLOW_DATABASE_URL"])
     try:
-        while await conn.fetchval(
-            """SELECT count(*) FROM image_stages WHERE image_id = ANY($1::uuid[])
-                  AND status NOT IN ('done', 'failed')""",
-            ids,
-        ):
+        while True:  # polled: a minute or two, once
+            left = await conn.fetchval(
+                """SELECT count(*) FROM image_stages WHERE image_id = ANY($1::uuid[])
+                      AND status NOT IN ('done', 'failed')""",
+                ids,
+            )
+            if not left:
+                break
             await asyncio.sleep(1)
         await asyncio.sleep(3)  # the API's loop regroups what deletes flagged
         events = dict(
