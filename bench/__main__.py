@@ -35,6 +35,7 @@ SUITES = [
     "e2e",
     "fairness",
     "webhooks",
+    "scale",
 ]
 
 RESULTS = Path(__file__).resolve().parent.parent / ".bench" / "results"
@@ -81,7 +82,8 @@ def main() -> None:
     parser.add_argument(
         "--vectors",
         default=",".join(map(str, defaults.vectors)),
-        help="embeddings: stored-vector counts to search, e.g. 10000,1000000",
+        help="embeddings, scale: stored-vector counts (scale: images in the big tenant), "
+        "e.g. 10000,1000000",
     )
     parser.add_argument(
         "--ef-construction",
