@@ -31,6 +31,8 @@ NOT_CLIENT_ROUTES = {
     ("POST", "/v1/admin/dead-letters/{dead_letter_id}/replay"),
     ("POST", "/v1/admin/reprocess"),
     ("GET", "/v1/admin/reprocess/{run_id}"),
+    ("GET", "/v1/admin/tenants/{tenant}/limits"),
+    ("PATCH", "/v1/admin/tenants/{tenant}/limits"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
 }
@@ -131,6 +133,8 @@ def test_every_schema_the_client_reads_has_a_model() -> None:
         "ReprocessAllTenants",
         "ReprocessTenant",
         "ReprocessRun",
+        "TenantLimits",
+        "LimitsUpdate",
         "WebhookList",
         "DeliveryList",
     }

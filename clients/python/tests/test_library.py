@@ -68,6 +68,17 @@ def test_a_file_path_uploads_and_downloads_back_byte_for_byte(
         assert max(small.size) == 300
 
 
+def test_usage_counts_what_the_tenant_stored(tenant: Tenant) -> None:
+    data = _jpeg(7)
+    with Client(tenant.url, tenant.api_key) as client:
+        before = client.usage()
+        client.upload(data)
+        after = client.usage()
+    assert (before.images, before.bytes) == (0, 0)
+    assert (after.images, after.bytes) == (1, len(data))
+    assert after.limits.max_images is None  # a new tenant has no quota unless one is set
+
+
 def test_problems_become_exceptions_with_code_title_and_detail(tenant: Tenant) -> None:
     with Client(tenant.url, tenant.api_key) as client:
         with pytest.raises(ApiError) as truncated:

@@ -41,6 +41,7 @@ from imgflow_client.models import (
     UploadAccepted,
     UploadStatus,
     UploadTicket,
+    Usage,
     Webhook,
     WebhookCreated,
     WebhookEnabled,
@@ -571,6 +572,10 @@ class AsyncClient:
             routes.DELIVERIES, {"webhook_id": webhook_id}, params=_params(limit=limit)
         )
         return [decode(Delivery, item) for item in response.json()["items"]]
+
+    async def usage(self) -> Usage:
+        """GET /v1/usage: images and bytes stored, jobs waiting by kind, and the limits."""
+        return await self._model(routes.USAGE, Usage, {})
 
     async def ready(self) -> dict[str, Any]:
         """GET /readyz: whether PostgreSQL, the broker and storage answer the server."""

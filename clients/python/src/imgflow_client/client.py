@@ -30,6 +30,7 @@ from imgflow_client.models import (
     ServerEvent,
     UploadAccepted,
     UploadStatus,
+    Usage,
     Webhook,
     WebhookCreated,
     WebhookEnabled,
@@ -213,6 +214,9 @@ class Client:
 
     def deliveries(self, webhook_id: object, *, limit: int | None = None) -> list[Delivery]:
         return self._kw(self._async.deliveries, webhook_id, limit=limit)  # type: ignore[no-any-return]
+
+    def usage(self) -> Usage:
+        return self._run(self._async.usage)  # type: ignore[no-any-return]
 
     def ready(self) -> dict[str, Any]:
         return self._run(self._async.ready)  # type: ignore[no-any-return]

@@ -275,6 +275,33 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class LimitValues:
+    """A tenant's limits; ``None``: no limit (or, in an operator's view, the default)."""
+
+    SCHEMA: ClassVar[str] = "LimitValues"
+    weight: int | None = None
+    upload_rate_per_s: float | None = None
+    upload_burst: int | None = None
+    upload_concurrency: int | None = None
+    max_queued_jobs: int | None = None
+    max_images: int | None = None
+    max_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the tenant holds and has waiting (GET /v1/usage), and the limits that apply."""
+
+    SCHEMA: ClassVar[str] = "Usage"
+    tenant: str
+    images: int
+    bytes: int
+    queued_jobs: dict[str, int]
+    uploads_in_progress: int
+    limits: LimitValues
+
+
+@dataclass(frozen=True)
 class ThumbnailLink:
     SCHEMA: ClassVar[str] = "ThumbnailLink"
     size: int

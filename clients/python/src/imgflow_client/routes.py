@@ -46,6 +46,7 @@ RESTORE_IMAGE = Route("POST", "/v1/images/{image_id}/restore", models.Image)
 LIST_GROUPS = Route("GET", "/v1/duplicate-groups", models.DuplicateGroupPage)
 GET_GROUP = Route("GET", "/v1/duplicate-groups/{group_id}", models.DuplicateGroupView)
 RESOLVE_GROUP = Route("POST", "/v1/duplicate-groups/{group_id}/resolve", models.ResolveAnswer)
+USAGE = Route("GET", "/v1/usage", models.Usage)
 READY = Route("GET", "/readyz")
 
 ALL: tuple[Route, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Route))
