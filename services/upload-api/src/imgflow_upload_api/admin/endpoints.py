@@ -7,7 +7,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -79,7 +79,11 @@ async def list_dead_letters(
     response_model=ReplayAccepted,
     responses={401: PROBLEM_RESPONSE, 403: PROBLEM_RESPONSE, 409: PROBLEM_RESPONSE},
 )
-async def replay_dead_letter(dead_letter_id: int, request: Request) -> ReplayAccepted:
+async def replay_dead_letter(
+    # dead_letters.id is a bigint: a number past it is a 422, not an overflow (500) in asyncpg
+    dead_letter_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    request: Request,
+) -> ReplayAccepted:
     res = _authorised(request)
     try:
         async with res.pool.acquire() as conn:
