@@ -44,7 +44,7 @@ from imgflow_runtime.db import dead_letters, outbox, stages
 from imgflow_runtime.db.pool import create_pool
 from imgflow_runtime.failures import ImageGone, PermanentError
 from imgflow_runtime.storage import ObjectStore
-from imgflow_runtime.telemetry import mark_image
+from imgflow_runtime.telemetry import current_context_carrier, mark_image
 from imgflow_runtime.worker_metrics import QUEUE_WAIT, TASK_DURATION, TASKS
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,10 @@ class WorkerContext:
             except (redis.RedisError, OSError):
                 short = False  # the broker is away: the outbox keeps the job until it is back
             if not short:
-                self.db(outbox.enqueue, [job])
+                # The task's trace context goes with the row, so the relay's publish (and the
+                # next stage) stay in the upload's one trace. Taken here: db() runs on
+                # another thread's loop, where this context is not current.
+                self.db(outbox.enqueue, [job], current_context_carrier())
                 return
         self.send(job)
 
