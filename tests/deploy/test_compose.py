@@ -200,9 +200,12 @@ def test_6_prometheus_scrapes_every_service_and_loads_the_rules(d: Deployment) -
 
         def all_up() -> list[dict[str, Any]] | None:
             try:
-                targets = prom.get("/api/v1/targets").json()["data"]["activeTargets"]
+                answer = prom.get("/api/v1/targets")
             except httpx.HTTPError:
                 return None
+            if answer.status_code != 200:  # 503 "Service Unavailable" while it starts
+                return None
+            targets = answer.json()["data"]["activeTargets"]
             seen = {t["labels"]["job"] for t in targets}
             if seen == jobs and all(t["health"] == "up" for t in targets):
                 return targets
