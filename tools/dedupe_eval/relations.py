@@ -1,11 +1,9 @@
 """Duplicate versus similar: each signal's separability, the geometric thresholds, the
 duplicate groups and similar stacks they make, and where duplicate ends.
 
-A *stack* is a set of images joined by duplicate or similar pairs, grouped by the groups'
-own rule (average linkage, ``imgflow_runtime.grouping``) at a low density: two parts join
-when at least ``STACK_DENSITY`` of the pairs between them are related, so one stray
-similar pair (a texture like another) cannot fuse two scenes, as single link let it. It
-is scored on the pairs it implies between different originals:
+A *stack* is a set of images joined by duplicate or similar pairs, made by the deduper's
+own rule (``imgflow_runtime.stacking``, which says why it is average linkage at a low
+density). It is scored on the pairs it implies between different originals:
 precision is the share of those that are of one scene, recall the share of the labelled
 similar pairs that share a stack.
 """
@@ -15,12 +13,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from fractions import Fraction
 
 import numpy as np
 
 from imgflow_deduper.decision import GeometryThresholds
-from imgflow_runtime.grouping import Pair, Rule, group
+from imgflow_runtime.stacking import stacks
 from tools.dedupe_eval.group_metrics import GroupCounts
 from tools.dedupe_eval.report import Split
 from tools.dedupe_eval.rules import Setting, predicted, related
@@ -34,19 +31,12 @@ GEOMETRY_GRID = {
 }
 
 
-# Chosen on the tuning split among 1/400, 1/200, 1/100, 1/50, 1/20, 1/10 (best stack F1
-# there; single link: 0.912 / 0.833, more precise here at 0.969 / 0.833): about one
-# related pair between two duplicate groups of 20 suffices, none between larger parts.
-STACK_DENSITY = Fraction(1, 400)
-
-
-def stacks_of(
-    t: PairTable, setting: Setting, density: Fraction = STACK_DENSITY
-) -> list[frozenset[int]]:
+def stacks_of(t: PairTable, setting: Setting) -> list[frozenset[int]]:
+    """The stacks the deduper's own rule (``imgflow_runtime.stacking``) makes of the
+    pairs the setting calls related."""
     r = related(t, setting.thresholds, setting.geometry)
     rows = np.flatnonzero(r.duplicate | r.similar)
-    pairs = [Pair(int(t.i[k]), int(t.j[k]), 1.0, True) for k in rows]
-    return list(group(pairs, Rule.AVERAGE_LINK, min_density=density).groups)
+    return list(stacks((int(t.i[k]), int(t.j[k])) for k in rows).groups)
 
 
 def stack_counts(split: Split, scenes: Sequence[str], stacks: list[frozenset[int]]) -> GroupCounts:
