@@ -38,6 +38,11 @@ from imgflow_client.models import (
     ResolveAnswer,
     ResolveRequest,
     ServerEvent,
+    SimilarStackPage,
+    SimilarStackSummary,
+    SimilarStackView,
+    StackResolveAnswer,
+    StackResolveRequest,
     UploadAccepted,
     UploadStatus,
     UploadTicket,
@@ -434,6 +439,64 @@ class AsyncClient:
             idempotent=True,  # the server keeps the answer by (group, version)
         )
         return decode(ResolveAnswer, response.json())
+
+    # -- similar stacks ----------------------------------------------------------------
+
+    async def list_similar_stacks(
+        self, *, limit: int | None = None, cursor: str | None = None
+    ) -> SimilarStackPage:
+        response = await self._call(routes.LIST_STACKS, params=_params(limit=limit, cursor=cursor))
+        return decode(SimilarStackPage, response.json())
+
+    async def similar_stacks(self, *, page_size: int = 200) -> AsyncIterator[SimilarStackSummary]:
+        """Every similar stack, the latest changed first, following the keyset pages."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_similar_stacks(limit=page_size, cursor=cursor)
+            for item in page.items:
+                yield item
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def get_similar_stack(self, stack_id: object) -> SimilarStackView:
+        return await self._model(routes.GET_STACK, SimilarStackView, {"stack_id": stack_id})
+
+    async def resolve_similar_stack(
+        self,
+        stack_id: object,
+        *,
+        version: int,
+        keep: object | None = None,
+        trash: Sequence[object] = (),
+    ) -> StackResolveAnswer:
+        """Keep ``keep`` and trash only ``trash`` (nothing by default: a burst's other
+        frames are photos too) at the stack's ``version``: a stack changed since is a
+        Conflict with code ``stack-changed`` and the ``current_version`` in ``problem``."""
+        request = StackResolveRequest(
+            version=version,
+            keep=None if keep is None else UUID(str(keep)),
+            trash=[UUID(str(i)) for i in trash],
+        )
+        return await self._resolve_stack(stack_id, request)
+
+    async def dismiss_similar_stack(self, stack_id: object, *, version: int) -> StackResolveAnswer:
+        """Record that the members are not one scene: the stack goes, and its duplicate
+        groups are never stacked together again."""
+        return await self._resolve_stack(
+            stack_id, StackResolveRequest(version=version, dismiss=True)
+        )
+
+    async def _resolve_stack(
+        self, stack_id: object, request: StackResolveRequest
+    ) -> StackResolveAnswer:
+        response = await self._call(
+            routes.RESOLVE_STACK,
+            {"stack_id": stack_id},
+            json=request.to_json(),
+            idempotent=True,  # the server keeps the answer by (stack, version)
+        )
+        return decode(StackResolveAnswer, response.json())
 
     # -- downloads ---------------------------------------------------------------------
 

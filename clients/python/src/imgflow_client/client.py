@@ -28,6 +28,10 @@ from imgflow_client.models import (
     ReprocessAccepted,
     ResolveAnswer,
     ServerEvent,
+    SimilarStackPage,
+    SimilarStackSummary,
+    SimilarStackView,
+    StackResolveAnswer,
     UploadAccepted,
     UploadStatus,
     Usage,
@@ -176,6 +180,36 @@ class Client:
     def dismiss_duplicate_group(self, group_id: object, *, version: int) -> ResolveAnswer:
         return self._kw(  # type: ignore[no-any-return]
             self._async.dismiss_duplicate_group, group_id, version=version
+        )
+
+    def list_similar_stacks(
+        self, *, limit: int | None = None, cursor: str | None = None
+    ) -> SimilarStackPage:
+        return self._kw(  # type: ignore[no-any-return]
+            self._async.list_similar_stacks, limit=limit, cursor=cursor
+        )
+
+    def similar_stacks(self, *, page_size: int = 200) -> Iterator[SimilarStackSummary]:
+        return self._iterate(self._async.similar_stacks(page_size=page_size))
+
+    def get_similar_stack(self, stack_id: object) -> SimilarStackView:
+        return self._run(self._async.get_similar_stack, stack_id)  # type: ignore[no-any-return]
+
+    def resolve_similar_stack(
+        self,
+        stack_id: object,
+        *,
+        version: int,
+        keep: object | None = None,
+        trash: Sequence[object] = (),
+    ) -> StackResolveAnswer:
+        return self._kw(  # type: ignore[no-any-return]
+            self._async.resolve_similar_stack, stack_id, version=version, keep=keep, trash=trash
+        )
+
+    def dismiss_similar_stack(self, stack_id: object, *, version: int) -> StackResolveAnswer:
+        return self._kw(  # type: ignore[no-any-return]
+            self._async.dismiss_similar_stack, stack_id, version=version
         )
 
     def original(self, image_id: object) -> bytes:

@@ -25,6 +25,8 @@ KeeperReason = Literal[
     "has-exif",
     "earliest-upload",
 ]
+PickReason = Literal["sharpest", "largest", "most-metadata", "earliest-upload"]
+StackRelation = Literal["duplicate", "similar"]
 
 STAGES: tuple[StageName, ...] = ("thumbnails", "hashing", "dedupe")
 
@@ -126,6 +128,8 @@ class Image:
     dhash: str | None = None
     # Set while the image is in the trash (a resolved duplicate group put it there).
     trashed_at: datetime | None = None
+    # The similar stack holding the image (get_similar_stack), if any.
+    similar_stack: UUID | None = None
 
     @property
     def finished(self) -> bool:
@@ -423,6 +427,134 @@ class ResolveAnswer:
     group_id: UUID
     version: int | None
     kept: list[UUID]
+    trashed: list[UUID]
+    dismissed: bool
+
+
+# -- similar stacks ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StackMember:
+    SCHEMA: ClassVar[str] = "StackMember"
+    id: UUID
+    url: str
+    original_url: str
+    thumbnails: list[ThumbnailLink]
+    content_type: str
+    byte_size: int
+    format: str | None
+    width: int | None
+    height: int | None
+    captured_at: datetime | None
+    created_at: datetime
+    sharpness: float | None  # variance of the Laplacian: higher is sharper
+    duplicate_group_id: UUID | None  # a stack holds whole duplicate groups
+
+
+@dataclass(frozen=True)
+class StackEvidence:
+    """A pair between two members: a copy or another picture of the scene, and why."""
+
+    SCHEMA: ClassVar[str] = "StackEvidence"
+    a: UUID
+    b: UUID
+    relation: StackRelation
+    basis: str | None
+    method: DuplicateMethod | None
+    score: float | None
+    cosine: float | None
+    view_cosine: float | None
+    phash_distance: int | None
+    inliers: int | None
+    iou: float | None
+    agreement: float | None
+    found_at: datetime
+
+
+@dataclass(frozen=True)
+class SuggestedPick:
+    """The member the server would keep; ``reasons`` has the deciding criterion first."""
+
+    SCHEMA: ClassVar[str] = "SuggestedPick"
+    id: UUID
+    reasons: list[PickReason]
+
+
+@dataclass(frozen=True)
+class StackResolution:
+    SCHEMA: ClassVar[str] = "StackResolution"
+    resolved_at: datetime
+    kept: UUID | None
+
+
+@dataclass(frozen=True)
+class SimilarStackView:
+    """GET /v1/similar-stacks/{id}. ``version`` goes up whenever the members or the
+    resolution change: name it when resolving."""
+
+    SCHEMA: ClassVar[str] = "SimilarStackView"
+    id: UUID
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    members: list[StackMember]
+    evidence: list[StackEvidence]
+    suggested_pick: SuggestedPick
+    resolution: StackResolution | None
+
+    def member(self, image_id: UUID | str) -> StackMember | None:
+        wanted = UUID(str(image_id))
+        return next((m for m in self.members if m.id == wanted), None)
+
+
+@dataclass(frozen=True)
+class SimilarStackSummary:
+    SCHEMA: ClassVar[str] = "SimilarStackSummary"
+    id: UUID
+    url: str
+    version: int
+    size: int
+    created_at: datetime
+    updated_at: datetime
+    suggested_pick: SuggestedPick
+    resolution: StackResolution | None
+
+
+@dataclass(frozen=True)
+class SimilarStackPage:
+    SCHEMA: ClassVar[str] = "SimilarStackPage"
+    items: list[SimilarStackSummary]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class StackResolveRequest:
+    """Keep a pick and trash only the members named; or ``dismiss`` (not one scene)."""
+
+    SCHEMA: ClassVar[str] = "StackResolveRequest"
+    version: int
+    keep: UUID | None = None
+    trash: list[UUID] = field(default_factory=list)
+    dismiss: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "keep": None if self.keep is None else str(UUID(str(self.keep))),
+            "trash": _canonical(self.trash),
+            "dismiss": self.dismiss,
+        }
+
+
+@dataclass(frozen=True)
+class StackResolveAnswer:
+    """What a resolve did; ``version`` is None when the stack is gone."""
+
+    SCHEMA: ClassVar[str] = "StackResolveAnswer"
+    stack_id: UUID
+    version: int | None
+    kept: UUID | None
     trashed: list[UUID]
     dismissed: bool
 

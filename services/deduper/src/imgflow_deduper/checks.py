@@ -30,6 +30,7 @@ from imgflow_deduper.decision import (
 )
 from imgflow_deduper.overlap import Overlap
 from imgflow_runtime.db.duplicate_groups import GroupChanges, regroup_around
+from imgflow_runtime.db.similar_stacks import restack_around
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,9 @@ async def _search_and_record(
     )
     # the image's component, and the images it no longer pairs with (they may split off)
     groups = await regroup_around(conn, subject.tenant_id, [subject.image_id, *lost])
+
+    # then its stacks, over the groups just stored (a stack holds whole groups)
+    await restack_around(conn, subject.tenant_id, [subject.image_id, *lost])
     found = [(c, v.duplicate) for c, v in judged.duplicates if v.duplicate is not None]
     return CheckResult(found, twin, pending, groups, judged.similar)
 

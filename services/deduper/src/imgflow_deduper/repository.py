@@ -403,3 +403,8 @@ async def phash_rechecks_due(conn: asyncpg.Connection, limit: int) -> list[UUID]
         limit,
     )
     return [r["image_id"] for r in rows]
+
+
+async def store_sharpness(conn: asyncpg.Connection, image_id: UUID, sharpness: float) -> None:
+    """The image's sharpness (``sharpness.laplacian_variance``): a stack's pick uses it."""
+    await conn.execute("UPDATE images SET sharpness = $2 WHERE id = $1", image_id, sharpness)

@@ -30,8 +30,9 @@ from imgflow_deduper.encoder import (
 )
 from imgflow_deduper.pixels import Normalisation, view_tensors
 from imgflow_deduper.probe import StoreProbe
-from imgflow_deduper.repository import EmbeddingSpace, SearchLimits
+from imgflow_deduper.repository import EmbeddingSpace, SearchLimits, store_sharpness
 from imgflow_deduper.settings import DedupeSettings
+from imgflow_deduper.sharpness import laplacian_variance
 from imgflow_runtime.celery_app import make_worker_app
 from imgflow_runtime.logs import configure_logging
 from imgflow_runtime.stage_runner import (
@@ -147,6 +148,9 @@ def check_duplicates(job: ImageJob, ctx: WorkerContext) -> None:
     if GEOMETRY is not None:
         probe = _probe(ctx)
         probe.seed(job.image_id, data)
+    sharpness = laplacian_variance(data)
+    if sharpness is not None:  # before the check: the stack it joins may suggest it
+        ctx.db(store_sharpness, job.image_id, sharpness)
     result = ctx.db(check_image, job.image_id, whole, policy, views, probe)
     if result is None:  # deleted while it was embedded; its rows went with it
         raise ImageGone

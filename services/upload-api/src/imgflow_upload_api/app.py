@@ -37,6 +37,7 @@ from imgflow_upload_api.ops.loop_lag import LoopLag
 from imgflow_upload_api.ops.metrics import ApiMetrics
 from imgflow_upload_api.problems import Problem, install_problem_handlers
 from imgflow_upload_api.settings import ApiSettings
+from imgflow_upload_api.stacks import endpoints as stacks
 from imgflow_upload_api.tenants import endpoints as usage
 from imgflow_upload_api.tenants.admission import Admission
 from imgflow_upload_api.tenants.service import tenant_defaults
@@ -148,7 +149,18 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
     FastAPIInstrumentor.instrument_app(
         app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]
     )
-    for domain in (uploads, presigned, images, duplicates, events, webhooks, usage, admin, ops):
+    for domain in (
+        uploads,
+        presigned,
+        images,
+        duplicates,
+        stacks,
+        events,
+        webhooks,
+        usage,
+        admin,
+        ops,
+    ):
         app.include_router(domain.router)
 
     app.add_middleware(ObserveRequests, metrics=metrics)

@@ -21,6 +21,7 @@ from imgflow_upload_api.duplicates.tasks import forget_resolutions, regroup_flag
 from imgflow_upload_api.events.tasks import prune_events
 from imgflow_upload_api.images.tasks import finish_interrupted_deletes, purge_expired_trash
 from imgflow_upload_api.jobs.tasks import relay_outbox, sweep_stages
+from imgflow_upload_api.stacks import tasks as stack_tasks
 from imgflow_upload_api.uploads.presigned.tasks import clean_presigned_uploads
 from imgflow_upload_api.uploads.tasks import forget_idempotency_keys, read_queue_depths
 
@@ -72,6 +73,7 @@ def start_loops(res: Resources) -> Loops:
         await clean_presigned_uploads(res)
         await finish_interrupted_deletes(res)
         await forget_resolutions(res)
+        await stack_tasks.forget_resolutions(res)
 
     loops = {
         "sweeper": (settings.sweeper_interval_s, sweep_once),
@@ -83,6 +85,8 @@ def start_loops(res: Resources) -> Loops:
         "trash purge": (settings.sweeper_interval_s, partial(purge_expired_trash, res)),
         # groups a trash or delete flagged: the partial index on dirty keeps a pass cheap
         "regroup": (settings.regroup_interval_s, partial(regroup_flagged, res)),
+        # stacks a trash or delete flagged, at the groups' pace (a partial index too)
+        "restack": (settings.regroup_interval_s, partial(stack_tasks.restack_flagged, res)),
     }
     # Woken by every commit of jobs (OutboxRelay.soon), so bursts are sent in batches.
     relay_all = partial(relay_outbox, res)

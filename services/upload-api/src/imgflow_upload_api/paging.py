@@ -37,6 +37,7 @@ CursorParam = Annotated[
 class Listing(StrEnum):
     IMAGES = "images"
     DUPLICATE_GROUPS = "duplicate-groups"
+    SIMILAR_STACKS = "similar-stacks"
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,17 @@ SIGNATURE_HEADER = "Imgflow-Signature"
 EVENT_HEADER = "Imgflow-Event"
 DELIVERY_HEADER = "Imgflow-Delivery"
 
-_GROUP = "duplicate_group."
-# what `data` holds: of an image or stage event, or (True) of a duplicate group's
+# what `data` holds, by the event type's prefix; an image's or a stage's otherwise
 _DATA_KEYS = {
-    False: ("image_id", "stage", "status", "error"),
-    True: ("group_id", "version", "status"),
+    "duplicate_group.": ("group_id", "version", "status"),
+    "similar_stack.": ("stack_id", "version", "status"),
 }
+_IMAGE_KEYS = ("image_id", "stage", "status", "error")
+
+
+def _data_keys(event_type: str) -> tuple[str, ...]:
+    prefix = event_type.split(".", 1)[0] + "."
+    return _DATA_KEYS.get(prefix, _IMAGE_KEYS)
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -33,6 +38,6 @@ def delivery_body(delivery_id: UUID, event_type: str, event: dict[str, Any]) -> 
         "type": event_type,
         "event_id": event["id"],
         "created_at": event["at"],
-        "data": {k: event.get(k) for k in _DATA_KEYS[event_type.startswith(_GROUP)]},
+        "data": {k: event.get(k) for k in _data_keys(event_type)},
     }
     return json.dumps(document, separators=(",", ":")).encode()

@@ -28,6 +28,7 @@ from imgflow_client.cli.common import (
 )
 from imgflow_client.cli.groups import groups, restore
 from imgflow_client.cli.scan import MissingPath, collect
+from imgflow_client.cli.stacks import stacks
 from imgflow_client.cli.webhooks import webhooks
 from imgflow_client.errors import ApiError, NotFound
 from imgflow_client.models import STAGES
@@ -432,6 +433,7 @@ def duplicates(obj: Context, image_id: str | None, as_json: bool) -> None:
 
 cli.add_command(groups)
 cli.add_command(restore)
+cli.add_command(stacks)
 cli.add_command(webhooks)
 
 

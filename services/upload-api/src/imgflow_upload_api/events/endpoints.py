@@ -140,11 +140,12 @@ async def image_events(
     "/v1/events",
     response_class=EventSourceResponse,
     responses={
-        **_stream(["open", "stage", "image", "duplicate_group", "webhook"]),
+        **_stream(["open", "stage", "image", "duplicate_group", "similar_stack", "webhook"]),
         400: PROBLEM_RESPONSE,
         401: PROBLEM_RESPONSE,
     },
-    summary="Every image, stage, duplicate-group and webhook (webhook.disabled) event of the "
+    summary="Every image, stage, duplicate-group, similar-stack and webhook (webhook.disabled) "
+    "event of the "
     "caller's tenant (resumable with Last-Event-ID)",
 )
 async def tenant_events(

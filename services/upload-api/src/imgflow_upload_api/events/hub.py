@@ -39,7 +39,8 @@ TERMINAL_IMAGE_EVENTS = frozenset({"image.ready", "image.failed", "image.deleted
 @dataclass(frozen=True)
 class Event:
     """One row of image_events, as the triggers announce it: an image's or a stage's, or
-    a duplicate group's (``group_id`` and ``version`` set, no ``image_id``), or a
+    a duplicate group's (``group_id`` and ``version`` set, no ``image_id``), a similar
+    stack's (``stack_id`` and ``version``), or a
     webhook's (``webhook_id`` set: ``webhook.disabled``)."""
 
     id: int
@@ -53,6 +54,7 @@ class Event:
     group_id: UUID | None = None
     webhook_id: UUID | None = None
     version: int | None = None
+    stack_id: UUID | None = None
 
     @classmethod
     def from_mapping(cls, raw: Any) -> Event:
@@ -69,11 +71,12 @@ class Event:
             group_id=_uuid(raw.get("group_id")),
             webhook_id=_uuid(raw.get("webhook_id")),
             version=raw.get("version"),
+            stack_id=_uuid(raw.get("stack_id")),
         )
 
     @property
     def name(self) -> str:
-        """The SSE event name: ``stage``, ``image`` or ``duplicate_group``."""
+        """The SSE event name: ``stage``, ``image``, ``duplicate_group``, ``similar_stack``."""
         return self.type.split(".", 1)[0]
 
     def public(self) -> dict[str, Any]:
@@ -85,6 +88,15 @@ class Event:
                 "webhook_id": str(self.webhook_id),
                 "status": self.status,
                 "error": self.error,
+                "at": self.at,
+            }
+        if self.stack_id is not None:
+            return {
+                "id": self.id,
+                "type": self.type,
+                "stack_id": str(self.stack_id),
+                "version": self.version,
+                "status": self.status,
                 "at": self.at,
             }
         if self.group_id is not None:

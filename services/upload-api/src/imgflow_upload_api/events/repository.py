@@ -58,7 +58,7 @@ async def events_after(
     """Up to ``limit`` of the tenant's stored events after id ``after``, oldest first."""
     return await conn.fetch(
         """SELECT id, type, tenant_id, image_id, stage, status, error, at, group_id,
-                  group_version AS version, webhook_id
+                  group_version AS version, webhook_id, stack_id
              FROM image_events WHERE tenant_id = $1 AND id > $2
             ORDER BY id LIMIT $3""",
         tenant_id,

@@ -29,8 +29,10 @@ async def fetch_image(
     conn: asyncpg.Connection, tenant_id: UUID, image_id: UUID
 ) -> dict[str, Any] | None:
     image = await conn.fetchrow(
-        """SELECT i.*, d.exact_duplicate_of, d.checked_at AS duplicates_checked_at
+        """SELECT i.*, d.exact_duplicate_of, d.checked_at AS duplicates_checked_at,
+                  st.stack_id AS similar_stack
              FROM images AS i LEFT JOIN duplicate_checks AS d ON d.image_id = i.id
+             LEFT JOIN similar_stack_members AS st ON st.image_id = i.id
             WHERE i.id = $1 AND i.tenant_id = $2 AND i.deleting_since IS NULL""",
         image_id,
         tenant_id,

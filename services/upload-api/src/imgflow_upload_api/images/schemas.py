@@ -102,6 +102,9 @@ class ImageView(BaseModel):
     exif: ExifView | None = None
     # near and exact duplicates the deduper found (GET .../duplicates adds the group)
     duplicates: list[DuplicateView]
+    # The similar stack holding the image (GET /v1/similar-stacks/{id}): other pictures of
+    # the same scene or moment. Null when it is in none.
+    similar_stack: UUID | None = None
 
 
 def overall_status(stage_statuses: list[str]) -> ImageStatus:
@@ -144,6 +147,7 @@ def image_view(record: dict[str, Any]) -> ImageView:
         dhash=_hash_hex(image.get("dhash")),
         exif=_exif_view(image),
         duplicates=[DuplicateView(**d) for d in record.get("duplicates", [])],
+        similar_stack=image.get("similar_stack"),
     )
 
 

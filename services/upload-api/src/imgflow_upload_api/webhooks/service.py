@@ -15,6 +15,7 @@ EVENT_TYPES = frozenset(
     {"image.created", "image.ready", "image.failed", "image.deleted"}
     | {f"stage.{status}" for status in STAGE_STATUSES}
     | {"duplicate_group.updated", "duplicate_group.deleted"}
+    | {"similar_stack.updated", "similar_stack.resolved", "similar_stack.deleted"}
 )
 DEFAULT_EVENTS = ("image.ready", "image.failed")
 MAX_WEBHOOKS_PER_TENANT = 25
@@ -23,7 +24,14 @@ SECRET_PREFIX = "whsec_"
 _PATTERN = re.compile(r"^(\*|[a-z_]+\.\*|[a-z_]+\.[a-z]+)$")
 # What `events` may name, as the contract lists it: every type, and the patterns that
 # match some (image.*, stage.*, *).
-EVENT_CHOICES = (*sorted(EVENT_TYPES), "image.*", "stage.*", "duplicate_group.*", "*")
+EVENT_CHOICES = (
+    *sorted(EVENT_TYPES),
+    "image.*",
+    "stage.*",
+    "duplicate_group.*",
+    "similar_stack.*",
+    "*",
+)
 # The URLs a webhook may have, said once for the check below and for the contract
 # (webhooks/schemas.py), so a client generated from openapi.json is refused nothing its
 # schema allows: http(s), a DNS name or dotted IPv4 host, a port 1-65535, visible ASCII.
@@ -47,7 +55,7 @@ def check_events(events: Iterable[str] | None) -> list[str]:
             raise InvalidWebhook(
                 "unknown-webhook-event",
                 f"unknown event {pattern!r}; known: {', '.join(sorted(EVENT_TYPES))}, "
-                "image.*, stage.*, duplicate_group.* and *",
+                "image.*, stage.*, duplicate_group.*, similar_stack.* and *",
             )
     return chosen
 
