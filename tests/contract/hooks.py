@@ -52,6 +52,8 @@ INHERENT_REFUSALS: dict[str, dict[int, frozenset[str]]] = {
     "listGroups": {400: frozenset({"bad-cursor"})},
     # Decided by the group's members, not the request's shape.
     "resolveGroup": {422: frozenset({"not-a-member", "bad-resolution"})},
+    "listStacks": {400: frozenset({"bad-cursor"})},
+    "resolveStack": {422: frozenset({"not-a-member", "bad-resolution"})},
 }
 
 
