@@ -145,8 +145,7 @@ async def image_events(
         401: PROBLEM_RESPONSE,
     },
     summary="Every image, stage, duplicate-group, similar-stack and webhook (webhook.disabled) "
-    "event of the "
-    "caller's tenant (resumable with Last-Event-ID)",
+    "event of the caller's tenant (resumable with Last-Event-ID)",
 )
 async def tenant_events(
     request: Request,

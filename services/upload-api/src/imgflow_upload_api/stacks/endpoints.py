@@ -26,10 +26,10 @@ from imgflow_upload_api.stacks.schemas import (
     StackResolveRequest,
 )
 from imgflow_upload_api.stacks.service import (
+    resolution_of,
     stack_not_found,
     stack_view,
     summary_pick,
-    summary_resolution,
 )
 
 router = APIRouter()
@@ -76,7 +76,7 @@ async def list_stacks(
                 created_at=r["created_at"],
                 updated_at=r["updated_at"],
                 suggested_pick=summary_pick(r["frames"]),
-                resolution=summary_resolution(r),
+                resolution=resolution_of(r),
             )
             for r in shown
         ],

@@ -50,7 +50,8 @@ def _pick(frames: list[Frame]) -> SuggestedPick:
     return SuggestedPick(id=pick.id, reasons=list(pick.reasons))  # type: ignore[arg-type]
 
 
-def _resolution(row: dict[str, Any]) -> StackResolution | None:
+def resolution_of(row: dict[str, Any]) -> StackResolution | None:
+    """How the stack's current version was resolved (a listing's row or a detail)."""
     if row["resolved_at"] is None:
         return None
     return StackResolution(resolved_at=row["resolved_at"], kept=row["kept"])
@@ -66,10 +67,6 @@ def summary_pick(frames: list[dict[str, Any]]) -> SuggestedPick:
             for f in frames
         ]
     )
-
-
-def summary_resolution(row: dict[str, Any]) -> StackResolution | None:
-    return _resolution(row)
 
 
 def stack_view(detail: dict[str, Any]) -> SimilarStackView:
@@ -89,7 +86,7 @@ def stack_view(detail: dict[str, Any]) -> SimilarStackView:
             for p in detail["pairs"]
         ],
         suggested_pick=_pick([_frame(m) for m in members]),
-        resolution=_resolution(detail),
+        resolution=resolution_of(detail),
     )
 
 
