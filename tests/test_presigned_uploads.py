@@ -29,7 +29,6 @@ import pytest
 from minio.error import S3Error
 from PIL import Image
 
-from conftest import S3_TARGETS
 from imgflow_contracts.keys import original_key
 from imgflow_contracts.settings import ENV_PREFIX
 from imgflow_localstack.ports import HOST, free_port
@@ -38,7 +37,7 @@ from imgflow_localstack.readiness import HttpOk
 from imgflow_localstack.services import ServiceSpec, api_url
 from imgflow_localstack.system import LocalSystem
 from imgflow_runtime.storage import ObjectStore
-from tests.s3_targets import S3Target
+from tests.s3_targets import S3_TARGETS, S3Target
 from tests.support import bearer, encode, new_tenant, photo_like, query, wait_for
 from tests.target_system import TargetSystem, system_on
 
