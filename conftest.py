@@ -15,19 +15,9 @@ import pytest
 from imgflow_contracts.settings import CommonSettings
 from imgflow_localstack.system import LocalSystem
 from imgflow_runtime.storage import ObjectStore
-from tests.s3_targets import S3Target, moto_target, own_target, own_target_configured
+from tests.s3_targets import S3_TARGETS, S3Target, moto_target, own_target
 from tests.stack import api_client, running_system
-from tests.storage_backend import s3_container, wants_container
-
-# The storage contract's servers (tests/s3_targets.py); "own" only when configured, and
-# "container" (an S3 container through testcontainers) only with IMGFLOW_TEST_STORAGE=container.
-S3_TARGETS = [
-    "seaweedfs",
-    "moto",
-    "moto-tls",
-    *(["own"] if own_target_configured() else []),
-    *(["container"] if wants_container() else []),
-]
+from tests.storage_backend import s3_container
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,7 @@ SUITES = [
     "api",
     "client",
     "queueing",
+    "revocation",
     "e2e",
     "fairness",
     "webhooks",

@@ -31,6 +31,7 @@ from imgflow_contracts.settings import CommonSettings
 from imgflow_localstack.moto_s3 import MotoS3Server, TlsFiles
 from imgflow_localstack.ports import HOST, free_port
 from imgflow_runtime.storage import ObjectStore
+from tests.storage_backend import wants_container
 
 OWN = "IMGFLOW_TEST_S3_"
 MOTO_BUCKET = "imgflow-contract"
@@ -53,6 +54,18 @@ class S3Target:
 
 def own_target_configured() -> bool:
     return bool(os.environ.get(f"{OWN}ENDPOINT"))
+
+
+# The servers the `s3_target` fixture (conftest.py) gives, in turn; "own" only when
+# configured, and "container" (an S3 container through testcontainers) only with
+# IMGFLOW_TEST_STORAGE=container (tests/storage_backend.py).
+S3_TARGETS = [
+    "seaweedfs",
+    "moto",
+    "moto-tls",
+    *(["own"] if own_target_configured() else []),
+    *(["container"] if wants_container() else []),
+]
 
 
 def own_target(base: CommonSettings) -> S3Target:

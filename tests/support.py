@@ -10,17 +10,21 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 from PIL import Image, ImageDraw, ImageFilter
 
 from imgflow_runtime.db.pool import connect
 
-if TYPE_CHECKING:
-    from imgflow_localstack.system import LocalSystem
-
 T = TypeVar("T")
+
+
+class System(Protocol):
+    """What the admin CLI needs of a system: its processes' IMGFLOW_* variables."""
+
+    @property
+    def env(self) -> Mapping[str, str]: ...
 
 
 def photo_like(width: int, height: int, seed: int = 0) -> Image.Image:
@@ -81,7 +85,7 @@ def query(database_url: str, sql: str, *args: Any) -> list[dict[str, Any]]:
     return asyncio.run(run())
 
 
-def admin_cli(system: LocalSystem, *args: str) -> subprocess.CompletedProcess[str]:
+def admin_cli(system: System, *args: str) -> subprocess.CompletedProcess[str]:
     """Run ``imgflow-admin ARGS`` against ``system``, as an operator would."""
     return subprocess.run(
         [sys.executable, "-m", "imgflow_runtime.admin_cli", *args],
@@ -93,7 +97,7 @@ def admin_cli(system: LocalSystem, *args: str) -> subprocess.CompletedProcess[st
     )
 
 
-def new_tenant(system: LocalSystem, prefix: str = "tenant") -> dict[str, Any]:
+def new_tenant(system: System, prefix: str = "tenant") -> dict[str, Any]:
     """A new tenant made with the CLI: ``{"tenant", "key_id", "api_key"}``."""
     done = admin_cli(system, "tenants", "create", f"{prefix}-{uuid.uuid4().hex[:12]}")
     assert done.returncode == 0, done.stderr

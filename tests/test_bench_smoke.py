@@ -16,12 +16,14 @@ from PIL import Image
 
 from bench import api as bench_api
 from bench import dedupe
+from bench import revocation as bench_revocation
 from bench.e2e import to_suite, write_chart_for, write_raw
 from bench.e2e_driver import SERVERS, SERVICES, measure
 from bench.images import FULL, SMALL, ensure_images, render
 from bench.options import parse_concurrency
 from bench.results import Measurement, Suite, write
 from imgflow_localstack.system import LocalSystem
+from imgflow_upload_api.settings import ApiSettings
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -193,3 +195,21 @@ def test_client_suite_compares_the_command_with_a_bare_httpx_loop(tmp_path: Path
         ["bare script + key", 40],  # bench/bare_client.py, in a process of its own
         ["imgflow upload", 40],
     ]
+
+
+def test_revocation_suite_times_every_round_against_the_cache_bound(tmp_path: Path) -> None:
+    suite = bench_revocation.run(quick=True)
+
+    folder = write([suite], tmp_path)
+    (saved,) = json.loads((folder / "results.json").read_text())["suites"]
+    by_name = {m["name"]: m for m in saved["measurements"]}
+    assert by_name[bench_revocation.CACHE_BOUND]["value"] == ApiSettings().api_key_cache_s
+    for name in (
+        "revoked key refused by every API process, p50",
+        "revoked key refused by every API process, worst",
+    ):
+        assert by_name[name]["value"] > 0, name
+        assert saved["ratios"][name] > 0, f"{name} has no ratio to the cache bound"
+    (rounds,) = saved["tables"]
+    assert [row[0] for row in rounds["rows"]] == [1, 2, 3]
+    assert all(row[1] > 0 for row in rounds["rows"])

@@ -1,5 +1,10 @@
-"""Presigned uploads against the real stack: the bytes go straight to SeaweedFS through
+"""Presigned uploads against a whole running system: the bytes go straight to S3 through
 presigned URLs (single PUT, or S3 multipart parts), and completing verifies them there.
+
+Each test runs on every S3 server of the storage contract (tests/s3_targets.py): the
+session's SeaweedFS, moto (a system of its own on it: tests/target_system.py), and your
+own S3 or an S3 container when configured. Not moto over TLS: the presigned and multipart
+operations themselves run over TLS in test_s3_presigned_and_tls.py.
 
 A rejected completion is a 4xx problem that leaves nothing behind: no staged object, no
 original, no image row (the upload row says `failed`).
@@ -17,6 +22,7 @@ import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -31,7 +37,13 @@ from imgflow_localstack.readiness import HttpOk
 from imgflow_localstack.services import ServiceSpec, api_url
 from imgflow_localstack.system import LocalSystem
 from imgflow_runtime.storage import ObjectStore
+from tests.s3_targets import S3_TARGETS, S3Target
 from tests.support import bearer, encode, new_tenant, photo_like, query, wait_for
+from tests.target_system import TargetSystem, system_on
+
+pytestmark = pytest.mark.parametrize(
+    "s3_target", [t for t in S3_TARGETS if t != "moto-tls"], indirect=True
+)
 
 MIB = 1024 * 1024
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -39,28 +51,52 @@ _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 
 
 @pytest.fixture(scope="module")
-def s3() -> Iterator[httpx.Client]:
+def target(s3_target: S3Target, system: LocalSystem) -> Iterator[TargetSystem]:
+    with system_on(s3_target, system) as running:
+        yield running
+
+
+# The session's fixtures of the same names, for the system on this module's S3 server.
+@pytest.fixture(scope="module")
+def api(target: TargetSystem) -> Iterator[httpx.Client]:
+    headers = dict(target.auth_headers)
+    with httpx.Client(base_url=target.api_url, timeout=30, headers=headers) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def store(target: TargetSystem) -> ObjectStore:
+    return target.store
+
+
+@pytest.fixture(scope="module")
+def database_url(target: TargetSystem) -> str:
+    return target.database_url
+
+
+@pytest.fixture(scope="module")
+def s3(target: TargetSystem) -> Iterator[httpx.Client]:
     """What a client uses for the presigned URLs: no API key, no proxies."""
-    with httpx.Client(timeout=60, trust_env=False) as client:
+    verify = target.target.settings.s3_ca_bundle or True
+    with httpx.Client(timeout=60, trust_env=False, verify=verify) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
-def other(system: LocalSystem) -> Iterator[httpx.Client]:
-    headers = bearer(new_tenant(system)["api_key"])
-    with httpx.Client(base_url=system.api_url, timeout=30, headers=headers) as client:
+def other(target: TargetSystem) -> Iterator[httpx.Client]:
+    headers = bearer(new_tenant(target)["api_key"])
+    with httpx.Client(base_url=target.api_url, timeout=30, headers=headers) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
-def small_parts(system: LocalSystem) -> Iterator[httpx.Client]:
+def small_parts(target: TargetSystem) -> Iterator[httpx.Client]:
     """A second API process of the same system, configured for multipart from 5 MiB in
-    5 MiB parts (S3's smallest), a fast sweeper, and URLs that name S3 as `localhost`
-    (the public endpoint setting) rather than the 127.0.0.1 the API itself uses."""
+    5 MiB parts (S3's smallest), a fast sweeper, and URLs that name S3 otherwise (the
+    public endpoint setting: `localhost` for a local server) than the API itself does."""
     port = free_port()
-    s3_port = system.env[f"{ENV_PREFIX}S3_ENDPOINT"].rsplit(":", 1)[1]
     spec = ServiceSpec(
-        name="api-small-parts",
+        name=f"api-small-parts-{target.target.name}",
         argv=[sys.executable, "-m", "imgflow_upload_api"],
         ready=HttpOk(f"{api_url(port)}/healthz"),
         extra_env={
@@ -69,13 +105,14 @@ def small_parts(system: LocalSystem) -> Iterator[httpx.Client]:
             f"{ENV_PREFIX}UPLOAD_MULTIPART_THRESHOLD_BYTES": str(5 * MIB),
             f"{ENV_PREFIX}UPLOAD_PART_SIZE_BYTES": str(5 * MIB),
             f"{ENV_PREFIX}SWEEPER_INTERVAL_S": "0.5",
-            f"{ENV_PREFIX}S3_PUBLIC_ENDPOINT": f"http://localhost:{s3_port}",
+            f"{ENV_PREFIX}S3_PUBLIC_ENDPOINT": target.public_s3_url,
         },
     )
-    process = ServiceProcess(spec, {**os.environ, **system.env}, system.logs_dir)
+    process = ServiceProcess(spec, {**os.environ, **target.env}, target.logs_dir)
     process.start()
     try:
-        with httpx.Client(base_url=api_url(port), timeout=60, headers=system.auth_headers) as c:
+        headers = dict(target.auth_headers)
+        with httpx.Client(base_url=api_url(port), timeout=60, headers=headers) as c:
             yield c
     finally:
         process.stop()
@@ -150,12 +187,12 @@ def _assert_nothing_left(
 
 
 def test_a_single_put_upload_becomes_a_ready_image(
-    api: httpx.Client, s3: httpx.Client, store: ObjectStore, database_url: str
+    api: httpx.Client, s3: httpx.Client, store: ObjectStore, database_url: str, target: TargetSystem
 ) -> None:
     data = _jpeg(1001)
     ticket = _create(api, data)
     assert ticket["state"] == "pending" and ticket["parts"] == [] and ticket["part_size"] is None
-    assert ticket["url"].startswith("http://127.0.0.1:")  # no public endpoint: the S3 one
+    assert ticket["url"].startswith(f"{target.s3_url}/")  # no public endpoint: the S3 one
 
     _put(s3, ticket["url"], data, content_type="text/html")  # whatever the client says
     response = _complete(api, ticket)
@@ -174,6 +211,29 @@ def test_a_single_put_upload_becomes_a_ready_image(
     status = api.get(f"/v1/uploads/{ticket['id']}").json()
     assert status["state"] == "completed" and status["image_id"] == image["id"]
     wait_for(lambda: _ready(api, image["id"]), timeout_s=120, what="the image to be ready")
+
+
+def test_a_presigned_url_is_good_for_its_own_key_only(
+    api: httpx.Client, s3: httpx.Client, store: ObjectStore, target: TargetSystem
+) -> None:
+    """Another key in a presigned URL breaks its signature: a server that checks signatures
+    refuses the PUT. moto checks none (tests/s3_targets.py): there the PUT lands, and this
+    asserts so, so that a moto that starts checking fails here and the table is updated."""
+    ticket = _create(api, _jpeg(1010))
+    url = urlsplit(ticket["url"])
+    bucket, staged = url.path.lstrip("/").split("/", 1)
+    forged_key = f"{staged.rsplit('/', 1)[0]}/forged-{uuid.uuid4().hex}"
+    forged = urlunsplit(url._replace(path=f"/{bucket}/{forged_key}"))
+
+    response = s3.put(forged, content=b"not what was signed for")
+
+    if target.target.checks_signatures:
+        assert response.status_code == 403, response.text
+        assert "SignatureDoesNotMatch" in response.text
+        assert not store.exists(forged_key)
+    else:
+        assert response.status_code == 200, response.text
+        store.delete(forged_key)
 
 
 def test_completing_twice_answers_with_the_same_image(
@@ -227,7 +287,11 @@ def test_concurrent_completions_make_one_image(
 
 
 def test_a_multipart_upload_in_parts_becomes_a_ready_image(
-    small_parts: httpx.Client, s3: httpx.Client, store: ObjectStore, database_url: str
+    small_parts: httpx.Client,
+    s3: httpx.Client,
+    store: ObjectStore,
+    database_url: str,
+    target: TargetSystem,
 ) -> None:
     data = _big_png(7)
     ticket = _create(small_parts, data, content_type="image/png")
@@ -235,7 +299,7 @@ def test_a_multipart_upload_in_parts_becomes_a_ready_image(
     assert ticket["url"] is None and ticket["part_size"] == 5 * MIB
     assert [p["part_number"] for p in parts] == [1, 2, 3]
     assert sum(p["byte_size"] for p in parts) == len(data)
-    assert all(p["url"].startswith("http://localhost:") for p in parts)  # public endpoint
+    assert all(p["url"].startswith(f"{target.public_s3_url}/") for p in parts)  # public
 
     def send(part: dict[str, Any]) -> None:
         _put(s3, part["url"], data[part["offset"] : part["offset"] + part["byte_size"]])

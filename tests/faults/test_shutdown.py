@@ -14,6 +14,7 @@ import httpx
 import psutil
 
 from imgflow_localstack.system import LocalSystem
+from imgflow_upload_api.main import DRAIN_TIMEOUT_S
 from tests.faults.support import frozen, image, stage_status, upload, wait_ready
 from tests.support import encode, photo_like, query, wait_for
 
@@ -112,9 +113,10 @@ def _sigterm_and_wait_for_refusal(system: LocalSystem) -> float:
     api = system.service("api")
     api.child.request_stop()
     term_at = time.monotonic()
+    # Bounded by the drain (not a timing): refusing only after it would fail below.
     wait_for(
         lambda: _refused(system.api_port),
-        timeout_s=10,
+        timeout_s=DRAIN_TIMEOUT_S,
         what="the draining API to refuse new connections",
     )
     assert api.is_running(), "the API exited instead of draining"
@@ -225,7 +227,7 @@ def test_a_worker_sigtermed_mid_task_finishes_it_before_exiting(
         term_at = time.monotonic()
         wait_for(
             lambda: "Warm shutdown" in worker.child.read_log(),
-            timeout_s=10,
+            timeout_s=worker.spec.stop_timeout_s,  # the warm shutdown localstack grants
             what="the worker to begin its warm shutdown",
         )
         assert worker.is_running()
