@@ -163,11 +163,14 @@ def test_sigterm_drains_an_upload_still_streaming_and_refuses_new_connections(
         image_id = _accepted_id(*_read_response(sock))
     answered_after = time.monotonic() - term_at
     exited_after = _check_exit(system, term_at)
-    # The upload's jobs left with it: relayed before the lifespan shutdown, none left over.
-    assert _outbox_rows(fault_db, image_id) == 0
+    # Fair scheduling relays a job only while its queue has room, so the upload's jobs may
+    # still wait in the outbox (durable) when this API has gone: the next one relays them,
+    # and the image coming out ready with one set of renditions shows nothing lost or doubled.
+    waiting = _outbox_rows(fault_db, image_id)
     print(
         f"\nAPI SIGTERM mid-body: refused new connections after {refused_after:.2f} s,"
-        f" answered the upload 201 after {answered_after:.2f} s, exited after {exited_after:.2f} s"
+        f" answered the upload 201 after {answered_after:.2f} s, exited after {exited_after:.2f} s,"
+        f" {waiting} of its jobs still in the outbox"
     )
 
     system.start_service("api")
@@ -196,10 +199,11 @@ def test_sigterm_waits_for_an_upload_whose_s3_put_is_in_progress(
         image_id = _accepted_id(*_read_response(sock))  # S3 answers again
     answered_after = time.monotonic() - term_at
     exited_after = _check_exit(system, term_at)
-    assert _outbox_rows(fault_db, image_id) == 0
+    waiting = _outbox_rows(fault_db, image_id)  # may wait there durably: see the test above
     print(
         f"\nAPI SIGTERM mid-PUT: refused new connections after {refused_after:.2f} s,"
-        f" answered the upload 201 after {answered_after:.2f} s, exited after {exited_after:.2f} s"
+        f" answered the upload 201 after {answered_after:.2f} s, exited after {exited_after:.2f} s,"
+        f" {waiting} of its jobs still in the outbox"
     )
 
     system.start_service("api")
