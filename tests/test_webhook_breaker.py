@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,7 +22,6 @@ from tests.webhook_support import (
     hang,
     ok,
     queue_deliveries,
-    session_sender_stopped,
     status,
     tenant,
 )
@@ -32,16 +30,7 @@ PAUSE_AFTER = 3
 BACKLOG = 12
 
 
-@pytest.fixture(scope="module", autouse=True)
-def own_sender(system: LocalSystem) -> Iterator[None]:
-    with session_sender_stopped(system):
-        yield
-
-
-@pytest.fixture
-def account(system: LocalSystem) -> Iterator[Tenant]:
-    with tenant(system) as made:
-        yield made
+pytestmark = pytest.mark.usefixtures("own_sender")
 
 
 def _state_lines(caplog: pytest.LogCaptureFixture, webhook_id: str) -> list[str]:
