@@ -19,9 +19,6 @@ from tests.s3_targets import S3Target, moto_target, own_target, own_target_confi
 from tests.stack import api_client, running_system
 from tests.storage_backend import s3_container, wants_container
 
-# The webhook tests' fixtures (own_sender, account) live beside their receivers and senders.
-pytest_plugins = ["tests.webhook_support"]
-
 # The storage contract's servers (tests/s3_targets.py); "own" only when configured, and
 # "container" (an S3 container through testcontainers) only with IMGFLOW_TEST_STORAGE=container.
 S3_TARGETS = [
@@ -78,3 +75,7 @@ def s3_target(request: pytest.FixtureRequest, settings: CommonSettings) -> Itera
     else:
         with moto_target(settings, tls=request.param == "moto-tls") as target:
             yield target
+
+
+# The webhook tests' fixtures (own_sender, account) live beside their receivers and senders.
+pytest_plugins = ["tests.webhook_support"]
