@@ -65,3 +65,7 @@ def s3_target(request: pytest.FixtureRequest, settings: CommonSettings) -> Itera
     else:
         with moto_target(settings, tls=request.param == "moto-tls") as target:
             yield target
+
+
+# The webhook tests' fixtures (own_sender, account) live beside their receivers and senders.
+pytest_plugins = ["tests.webhook_support"]

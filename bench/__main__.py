@@ -36,6 +36,7 @@ SUITES = [
     "e2e",
     "fairness",
     "webhooks",
+    "webhook_isolation",
     "scale",
 ]
 
@@ -92,6 +93,13 @@ def main() -> None:
         default=defaults.ef_construction,
         help="embeddings: HNSW ef_construction of the searched index (migration 0003: 64)",
     )
+    parser.add_argument(
+        "--webhooks-phase",
+        choices=["steady", "discovery", "both"],
+        default="steady",
+        help="webhooks: its 'with' rounds beside dead endpoints already paused (steady), "
+        "fresh ones the sender is still finding dead (discovery), or both",
+    )
     args = parser.parse_args()
     names = args.only.split(",") if args.only else SUITES
     unknown = set(names) - set(SUITES)
@@ -115,8 +123,15 @@ def main() -> None:
     info = machine()
     folder = args.out or RESULTS / time.strftime("%Y%m%d-%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)
+    phases = ("steady", "discovery") if args.webhooks_phase == "both" else (args.webhooks_phase,)
     options = BenchOptions(
-        args.images, args.clients, concurrency, folder, vectors, args.ef_construction
+        args.images,
+        args.clients,
+        concurrency,
+        folder,
+        vectors,
+        args.ef_construction,
+        webhooks_phases=phases,
     )
     suites = run(names, args.quick, options)
     write(suites, folder, info)

@@ -25,6 +25,9 @@ class BenchOptions:
     vectors: tuple[int, ...] = (10_000, 100_000)
     # The HNSW build's ef_construction for that search (migration 0003 uses 64).
     ef_construction: int = 64
+    # webhooks: which "with" rounds run: "steady" (the dead endpoints already paused),
+    # "discovery" (fresh, while the sender finds them dead), or both.
+    webhooks_phases: tuple[str, ...] = ("steady",)
 
 
 def parse_concurrency(text: str) -> dict[str, int]:

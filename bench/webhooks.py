@@ -5,11 +5,17 @@ clients), alternately beside 50 dead webhook endpoints of two other tenants with
 pending deliveries, and without them, in one run of one system (started as `make run`
 starts it, the webhook sender included). Rounds go in ABBA order so a drift in the
 machine's speed (other work on it) falls on both sides. Each "with" round starts with the
-endpoints fresh (active, never tried); the sender finds them dead and its breakers pause
-them all before the uploads start (the issue's steady state: dead endpoints and a
-backlog, "nothing else happening"), and how long that took and what it cost is reported
-beside the round. Each round waits for its images to finish processing before the next
-begins.
+endpoints fresh (active, never tried). Two phases (`--webhooks-phase steady|discovery|
+both`, steady by default), each with its own ABBA rounds:
+
+- steady: the sender finds them dead and its breakers pause them all before the uploads
+  start (the issue's steady state: dead endpoints and a backlog, "nothing else
+  happening"); how long that took and what it cost is reported beside the round;
+- discovery: the uploads start at once, while the sender is still finding them dead and
+  trying their backlog (the 20 s idle measurement is left out of both sides of this
+  phase: the breakers would pause them meanwhile).
+
+Each round waits for its images to finish processing before the next begins.
 
 The figures: uploads/s and upload p50 with dead webhooks as ratios to those without
 (1.0 = no difference; the issue's target is within 5 %), and the CPU each round cost the
@@ -56,6 +62,9 @@ SETTLE_TIMEOUT_S = 900
 IDLE_S, QUICK_IDLE_S = 20.0, 2.0
 
 
+STEADY, DISCOVERY = "steady", "discovery"
+
+
 @dataclass
 class Round:
     dead: bool
@@ -73,6 +82,7 @@ class Round:
     idle_api_ms_s: float = 0.0
     idle_sender_ms_s: float = 0.0
     idle_log_lines_min: float = 0.0
+    phase: str = STEADY
 
     @property
     def throughput(self) -> float:
@@ -98,11 +108,13 @@ def run(quick: bool = False, options: BenchOptions | None = None) -> Suite:
         with LocalSystem.on_free_ports(data_dir, concurrency=options.concurrency) as system:
             # A first round warms the system (connections, caches) and is not counted.
             asyncio.run(_round(system, paths, clients, False, idle_s))
-            # ABBA: without, with, with, without, ...
+            # ABBA in each phase: without, with, with, without, ...
             order = [(p % 2 == 1) ^ (i == 1) for p in range(pairs) for i in range(2)]
-            for dead in order:
-                rounds.append(asyncio.run(_round(system, paths, clients, dead, idle_s)))
-                print(f"webhooks: round {len(rounds)} ({'with' if dead else 'without'}) done")
+            for phase in options.webhooks_phases:
+                for dead in order:
+                    rounds.append(asyncio.run(_round(system, paths, clients, dead, idle_s, phase)))
+                    side = "with" if dead else "without"
+                    print(f"webhooks: round {len(rounds)} ({phase}, {side}) done")
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
     return _suite(rounds, count, clients)
@@ -164,14 +176,21 @@ def _lines(path: Path) -> int:
 
 
 async def _round(
-    system: LocalSystem, paths: Sequence[Path], clients: int, dead: bool, idle_s: float
+    system: LocalSystem,
+    paths: Sequence[Path],
+    clients: int,
+    dead: bool,
+    idle_s: float,
+    phase: str = STEADY,
 ) -> Round:
+    if phase == DISCOVERY:
+        idle_s = 0.0  # the uploads start while the endpoints are fresh
     conn = await asyncpg.connect(system.stack.database_url)
     try:
         ids = await _dead_endpoints(system, conn) if dead else []
         hooks = [uuid.UUID(i) for i in ids]
         began = time.monotonic()
-        if hooks:
+        if hooks and phase == STEADY:
             await _until_paused(conn, hooks)
         pause_s = time.monotonic() - began
         key = _new_tenant(system, "uploads")
@@ -201,11 +220,13 @@ async def _round(
     finally:
         await conn.close()
     api_cpu, sender_cpu = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+    per_s = 1 / idle_s if idle_s else 0.0
     return Round(
         dead, uploads, api_cpu, sender_cpu, states, attempts, pause_s, attempts_before,
-        idle_api_ms_s=(idle1[0] - idle0[0]) * 1000 / idle_s,
-        idle_sender_ms_s=(idle1[1] - idle0[1]) * 1000 / idle_s,
-        idle_log_lines_min=(idle1[2] - idle0[2]) * 60 / idle_s,
+        idle_api_ms_s=(idle1[0] - idle0[0]) * 1000 * per_s,
+        idle_sender_ms_s=(idle1[1] - idle0[1]) * 1000 * per_s,
+        idle_log_lines_min=(idle1[2] - idle0[2]) * 60 * per_s,
+        phase=phase,
     )  # fmt: skip
 
 
@@ -247,9 +268,6 @@ async def _settle(conn: asyncpg.Connection, image_ids: list[uuid.UUID]) -> None:
 
 
 def _suite(rounds: list[Round], count: int, clients: int) -> Suite:
-    without = [r for r in rounds if not r.dead]
-    beside = [r for r in rounds if r.dead]
-
     def throughput(rs: list[Round]) -> float:
         return float(percentile([r.throughput for r in rs], 50))
 
@@ -259,32 +277,46 @@ def _suite(rounds: list[Round], count: int, clients: int) -> Suite:
     def idle(rs: list[Round], attribute: str) -> float:
         return float(percentile([getattr(r, attribute) for r in rs], 50))
 
-    label = f"beside {DEAD_ENDPOINTS} dead endpoints, {PENDING:,} pending"
-    measurements = [
-        Measurement("uploads/s, no dead webhooks", throughput(without), "images/s",
-                    lower_is_better=False),
-        Measurement(f"uploads/s {label}", throughput(beside), "images/s",
-                    baseline="uploads/s, no dead webhooks", lower_is_better=False),
-        Measurement("upload p50, no dead webhooks", p50(without), "ms"),
-        Measurement(f"upload p50 {label}", p50(beside), "ms",
-                    baseline="upload p50, no dead webhooks"),
-        Measurement("idle API CPU, no dead webhooks", idle(without, "idle_api_ms_s"), "ms/s"),
-        Measurement(f"idle API CPU {label}", idle(beside, "idle_api_ms_s"), "ms/s",
-                    baseline="idle API CPU, no dead webhooks"),
-        Measurement(f"idle sender CPU {label}", idle(beside, "idle_sender_ms_s"), "ms/s"),
-    ]  # fmt: skip
+    measurements: list[Measurement] = []
+    for phase in dict.fromkeys(r.phase for r in rounds):
+        without = [r for r in rounds if not r.dead and r.phase == phase]
+        beside = [r for r in rounds if r.dead and r.phase == phase]
+        # steady keeps the names of the suite's first results; discovery's are marked
+        base = "" if phase == STEADY else " (discovery phase)"
+        no = f"no dead webhooks{base}"
+        label = f"beside {DEAD_ENDPOINTS} dead endpoints, {PENDING:,} pending"
+        label += " (discovery: not yet paused)" if phase == DISCOVERY else ""
+        measurements += [
+            Measurement(f"uploads/s, {no}", throughput(without), "images/s",
+                        lower_is_better=False),
+            Measurement(f"uploads/s {label}", throughput(beside), "images/s",
+                        baseline=f"uploads/s, {no}", lower_is_better=False),
+            Measurement(f"upload p50, {no}", p50(without), "ms"),
+            Measurement(f"upload p50 {label}", p50(beside), "ms",
+                        baseline=f"upload p50, {no}"),
+        ]  # fmt: skip
+        if phase == STEADY:
+            measurements += [
+                Measurement(f"idle API CPU, {no}", idle(without, "idle_api_ms_s"), "ms/s"),
+                Measurement(f"idle API CPU {label}", idle(beside, "idle_api_ms_s"), "ms/s",
+                            baseline=f"idle API CPU, {no}"),
+                Measurement(f"idle sender CPU {label}", idle(beside, "idle_sender_ms_s"),
+                            "ms/s"),
+            ]  # fmt: skip
     table = Table(
         "rounds, in the order they ran",
-        ["round", "dead webhooks", "uploads/s", "p50 ms", "p90 ms", "API CPU-s", "sender CPU-s",
+        ["round", "phase", "dead webhooks", "uploads/s", "p50 ms", "p90 ms", "API CPU-s",
+         "sender CPU-s",
          "dead endpoints' states", "attempts on them", "paused all in (s, attempts)",
          "idle API CPU ms/s", "idle sender CPU ms/s", "idle log lines/min"],
         [
-            [i + 1, "yes" if r.dead else "no", round(r.throughput, 2),
+            [i + 1, r.phase, "yes" if r.dead else "no", round(r.throughput, 2),
              round(percentile(r.latencies_ms, 50)), round(percentile(r.latencies_ms, 90)),
              round(r.api_cpu_s, 2), round(r.sender_cpu_s, 2),
              ", ".join(f"{k} {v}" for k, v in sorted(r.states.items())) or "-",
              r.attempts if r.dead else "-",
-             f"{r.pause_s:.0f} s, {r.pause_attempts}" if r.dead else "-",
+             f"{r.pause_s:.0f} s, {r.pause_attempts}" if r.dead and r.phase == STEADY
+             else "-",
              round(r.idle_api_ms_s, 1), round(r.idle_sender_ms_s, 1),
              round(r.idle_log_lines_min, 1)]
             for i, r in enumerate(rounds)
@@ -297,7 +329,9 @@ def _suite(rounds: list[Round], count: int, clients: int) -> Suite:
         "(1.0 = no difference; the issue's target: within 5 %)",
         "the API makes no outbound call: the dead endpoints cost only the webhook sender; "
         "API and sender CPU-s are during the uploads; 'attempts on them' are the probes "
-        "made during the round",
+        "made during the round (in the discovery phase, every attempt of the round)",
+        "phases: steady = the dead endpoints paused before the uploads; discovery = the "
+        "uploads start while they are fresh (no idle measurement on either side)",
     ]
     if refused:
         notes.append(f"{refused} uploads were refused (see the rounds)")

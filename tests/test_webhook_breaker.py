@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,7 +22,6 @@ from tests.webhook_support import (
     hang,
     ok,
     queue_deliveries,
-    session_sender_stopped,
     status,
     tenant,
 )
@@ -32,16 +30,7 @@ PAUSE_AFTER = 3
 BACKLOG = 12
 
 
-@pytest.fixture(scope="module", autouse=True)
-def own_sender(system: LocalSystem) -> Iterator[None]:
-    with session_sender_stopped(system):
-        yield
-
-
-@pytest.fixture
-def account(system: LocalSystem) -> Iterator[Tenant]:
-    with tenant(system) as made:
-        yield made
+pytestmark = pytest.mark.usefixtures("own_sender")
 
 
 def _state_lines(caplog: pytest.LogCaptureFixture, webhook_id: str) -> list[str]:
@@ -203,3 +192,50 @@ def test_re_enabling_is_the_tenants_own_and_says_not_found_otherwise(
         assert bad.status_code == 422
         assert bad.headers["content-type"].startswith("application/problem+json")
         assert account.webhook(hook["id"])["state"] == "active"
+
+
+def test_a_disabled_endpoints_backlog_keeps_its_newest_deliveries_up_to_the_cap(
+    database_url: str, account: Tenant
+) -> None:
+    """Events keep queueing deliveries for a disabled endpoint; past the cap, the oldest
+    are dropped, counted on the webhook and in the sender's metric, and what is kept is
+    delivered in order once the tenant re-enables it."""
+    cap = 3
+    with Receiver(status(500)).running() as receiver:
+        hook = account.register(receiver.url)
+        queue_deliveries(database_url, hook["id"], 5)
+        with SenderThread(
+            database_url,
+            webhook_pause_after_failures=2,
+            webhook_probe_base_s=0.1,
+            webhook_probe_cap_s=0.2,
+            webhook_disable_after_s=1.0,
+            webhook_max_attempts=100,
+            webhook_per_endpoint=1,
+            webhook_disabled_backlog_max=cap,
+        ) as sender:
+            wait_for(lambda: account.webhook(hook["id"])["state"] == "disabled", what="disabled")
+            queue_deliveries(database_url, hook["id"], 4)  # events go on meanwhile
+            capped = wait_for(
+                lambda: (h := account.webhook(hook["id"]))["backlog_dropped"] == 9 - cap and h,
+                what="the backlog capped",
+            )
+            dropped_metric = sender.metrics.registry.get_sample_value(
+                "imgflow_webhook_deliveries_dropped_total"
+            )
+            kept = sorted(
+                (d for d in account.deliveries(hook["id"]) if d["status"] == "pending"),
+                key=lambda d: d["created_at"],
+            )
+            receiver.answer = ok
+            before = len(receiver.arrivals)
+            assert account.api.post(f"/v1/webhooks/{hook['id']}/enable").status_code == 200
+            wait_for(lambda: len(receiver.arrivals) >= before + cap, what="the kept backlog")
+    everything = sorted(account.deliveries(hook["id"]), key=lambda d: d["created_at"])
+    assert capped["pending_deliveries"] == cap and dropped_metric == 9 - cap
+    # the oldest went; the newest `cap` were kept, and then delivered in their order
+    assert [d["status"] for d in everything] == ["dropped"] * (9 - cap) + ["delivered"] * cap
+    assert [d["id"] for d in everything[-cap:]] == [d["id"] for d in kept]
+    assert [a.body["id"] for a in receiver.arrivals[before:]] == [d["id"] for d in kept]
+    assert all("more than 3 deliveries" in d["last_error"] for d in everything[: 9 - cap])
+    assert account.webhook(hook["id"])["backlog_dropped"] == 9 - cap

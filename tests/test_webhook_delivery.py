@@ -9,7 +9,6 @@ import ast
 import ssl
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,6 @@ from tests.webhook_support import (
     hang,
     ok,
     queue_deliveries,
-    session_sender_stopped,
     status,
     tenant,
 )
@@ -36,16 +34,7 @@ HTTP_CLIENTS = {"httpx", "requests", "urllib3", "aiohttp", "http.client", "urlli
 S3_MODULES = {"uploads/s3_writer.py", "images/streaming.py", "uploads/presigned/verification.py"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def own_sender(system: LocalSystem) -> Iterator[None]:
-    with session_sender_stopped(system):
-        yield
-
-
-@pytest.fixture
-def account(system: LocalSystem) -> Iterator[Tenant]:
-    with tenant(system) as made:
-        yield made
+pytestmark = pytest.mark.usefixtures("own_sender")
 
 
 def test_the_api_makes_no_outbound_call_the_sender_delivers(

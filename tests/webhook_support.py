@@ -1,8 +1,10 @@
-"""Real receivers on loopback and an in-process webhook sender, for tests/test_webhook_*.
+"""Real receivers on loopback, in-process and separate webhook senders, and the fixtures
+of tests/test_webhook_* (a pytest plugin: the root conftest.py names it).
 
 The session's own sender (a process of the local system) is stopped while these tests
-run (``own_sender`` fixtures), so each test drives a sender with the settings it needs
-(a short probe interval, a disable bound of a second) against the session's PostgreSQL.
+run (a module marked ``pytest.mark.usefixtures("own_sender")``), so each test drives a
+sender with the settings it needs (a short probe interval, a disable bound of a second)
+against the session's PostgreSQL.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,7 +30,9 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+import pytest
 
+from imgflow_localstack.ports import free_port
 from imgflow_localstack.system import LocalSystem
 from imgflow_runtime.db.pool import create_pool
 from imgflow_webhook_sender.metrics import SenderMetrics
@@ -68,8 +73,11 @@ class Receiver:
     answer: Answer = ok
     tls: ssl.SSLContext | None = None
     arrivals: list[Arrival] = field(default_factory=list)
+    # requests held unanswered: now, at most at once, and those that have ended
     open: int = 0
     most_open: int = 0
+    ended: int = 0
+    open_by_path: Counter[str] = field(default_factory=Counter)
     url: str = ""
 
     def __post_init__(self) -> None:
@@ -86,12 +94,15 @@ class Receiver:
                     answer = receiver.answer(body)
                     if answer is None:
                         receiver.open += 1
+                        receiver.open_by_path[self.path] += 1
                         receiver.most_open = max(receiver.most_open, receiver.open)
                 if answer is None:
                     while not receiver._release.wait(0.05) and not _closed(self.connection):
                         pass
                     with receiver._lock:
                         receiver.open -= 1
+                        receiver.open_by_path[self.path] -= 1
+                        receiver.ended += 1
                     return
                 code, extra = answer
                 self.send_response(code)
@@ -109,6 +120,10 @@ class Receiver:
             self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         scheme = "https" if self.tls else "http"
         self.url = f"{scheme}://127.0.0.1:{self._server.server_address[1]}/hook"
+
+    def on(self, host: str, path: str) -> str:
+        """This receiver's URL under another name of loopback, at another path."""
+        return self.url.replace("127.0.0.1", host).replace("/hook", path)
 
     def types(self) -> list[str]:
         return [a.body["type"] for a in self.arrivals]
@@ -189,6 +204,63 @@ class SenderThread:
         self._thread.join(30)
 
 
+class SenderProcess:
+    """A webhook sender as deployed: a process of its own (``python -m
+    imgflow_webhook_sender``) with the system's environment and these settings, its
+    /metrics on a free port; ``kill`` ends it as a crash would (SIGKILL)."""
+
+    def __init__(self, system: LocalSystem, log: Path, **settings: Any) -> None:
+        self.port = free_port()
+        values = {
+            "webhook_allow_private": True,
+            "webhook_dispatch_interval_s": 0.05,
+            "webhook_gauge_refresh_s": 0.05,
+            "webhook_sender_host": "127.0.0.1",
+            "webhook_sender_port": self.port,
+            **settings,
+        }
+        self.env = {
+            **os.environ,
+            **system.env,
+            **{f"IMGFLOW_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v)
+               for k, v in values.items()},
+        }  # fmt: skip
+        self.log = log
+        self.child: subprocess.Popen[bytes] | None = None
+
+    def metric(self, name: str) -> float | None:
+        """A sample of its /metrics (``name`` with its labels), None until it serves."""
+        try:
+            text = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
+        except httpx.HTTPError:
+            return None
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+    def __enter__(self) -> SenderProcess:
+        with self.log.open("ab") as log:
+            self.child = subprocess.Popen(
+                [sys.executable, "-m", "imgflow_webhook_sender"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def kill(self) -> None:
+        assert self.child is not None
+        self.child.kill()
+        self.child.wait(30)
+
+    def __exit__(self, *_: object) -> None:
+        assert self.child is not None
+        if self.child.poll() is None:
+            self.child.terminate()
+            self.child.wait(30)
+
+
 @contextlib.contextmanager
 def session_sender_stopped(system: LocalSystem) -> Iterator[None]:
     """The local system's sender is stopped, and started again afterwards."""
@@ -197,6 +269,20 @@ def session_sender_stopped(system: LocalSystem) -> Iterator[None]:
         yield
     finally:
         system.start_service(SENDER)
+
+
+@pytest.fixture(scope="module")
+def own_sender(system: LocalSystem) -> Iterator[None]:
+    """The module's tests drive their own senders: the session's is stopped meanwhile."""
+    with session_sender_stopped(system):
+        yield
+
+
+@pytest.fixture
+def account(system: LocalSystem) -> Iterator[Tenant]:
+    """A fresh tenant of the session's system, with its API client and CLI."""
+    with tenant(system) as made:
+        yield made
 
 
 @dataclass

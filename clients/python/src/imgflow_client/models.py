@@ -243,6 +243,8 @@ class Webhook:
     last_error_at: datetime | None = None
     next_probe_at: datetime | None = None
     pending_deliveries: int = 0
+    # dropped unsent (the oldest first) while disabled, past the deployment's backlog cap
+    backlog_dropped: int = 0
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,17 @@ class SenderMetrics:
             ["state"],
             registry=self.registry,
         )
+        self.dropped = Counter(
+            "imgflow_webhook_deliveries_dropped",
+            "Pending deliveries of disabled endpoints dropped unsent, the oldest first, past "
+            "IMGFLOW_WEBHOOK_DISABLED_BACKLOG_MAX (by this process).",
+            registry=self.registry,
+        )
+        self.passes = Counter(
+            "imgflow_webhook_dispatch_passes",
+            "Claim passes this process completed (what /healthz checks is recent).",
+            registry=self.registry,
+        )
         for state in STATES:
             self.pending.labels(state)
             self.endpoints.labels(state)

@@ -1,15 +1,19 @@
 """Every query of the webhook sender: claiming due deliveries and probes, recording an
-attempt with its endpoint's breaker, and the counts behind the gauges.
+attempt with its endpoint's breaker, capping disabled endpoints' backlogs, and the counts
+behind the gauges.
 
-Claims move a delivery's ``next_attempt_at`` past the attempt's deadline (a lease) under
-FOR UPDATE SKIP LOCKED: replicas never take the same row, no lock is held while a receiver
-answers, and a row of a process that died mid-attempt comes back once its lease passes.
-Lock order is always webhook, then delivery (as the API's delete and re-enable take them).
+A claim leases its deliveries: ``leased_until`` and ``next_attempt_at`` move past the
+attempt's deadline, under FOR UPDATE SKIP LOCKED, so replicas never take the same row, no
+lock is held while a receiver answers, and a row of a process that died mid-attempt comes
+back once its lease passes. The rows under a lease are the attempts in flight: the limits
+per endpoint, host and tenant count them, so they hold across replicas. Claims take one
+advisory lock in turn (each sees the leases of the claim before it; a claim is one short
+statement). Lock order is always webhook, then delivery (as the API's delete and
+re-enable take them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,13 +27,8 @@ _RETURNING = """d.id, d.webhook_id, w.url, w.secret, w.tenant_id, w.host, d.type
                 d.attempts, d.created_at, w.state = 'paused' AS probe"""
 
 
-@dataclass(frozen=True)
-class InFlight:
-    """Attempts this process is waiting on, per endpoint, tenant and host."""
-
-    webhooks: Mapping[UUID, int]
-    tenants: Mapping[UUID, int]
-    hosts: Mapping[str, int]
+# pg_advisory_xact_lock key of a claim (any fixed number no other lock of imgflow uses)
+CLAIM_LOCK = 0x1F_29_0020
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,8 @@ async def claim_probes(
                       FROM unnest($1::uuid[]) AS h)
                 UPDATE webhook_deliveries AS d
                    SET attempts = d.attempts + 1,
-                       next_attempt_at = now() + make_interval(secs => $2)
+                       next_attempt_at = now() + make_interval(secs => $2),
+                       leased_until = now() + make_interval(secs => $2)
                   FROM first, webhooks AS w
                  WHERE d.id = first.id AND w.id = d.webhook_id
              RETURNING {_RETURNING}""",
@@ -73,20 +73,38 @@ async def claim_probes(
         )
 
 
+async def claim(
+    conn: asyncpg.Connection, limit: int, lease_s: float, limits: Limits
+) -> list[asyncpg.Record]:
+    """Probes first, then due deliveries: up to ``limit`` attempts to start, leased for
+    ``lease_s``. Claims of all replicas go in turn, so each counts the leases of the last."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", CLAIM_LOCK)
+        rows = await claim_probes(conn, limit, lease_s)
+        if len(rows) < limit:
+            rows += await claim_due(conn, limit - len(rows), lease_s, limits)
+        return rows
+
+
 async def claim_due(
-    conn: asyncpg.Connection, limit: int, lease_s: float, limits: Limits, busy: InFlight
+    conn: asyncpg.Connection, limit: int, lease_s: float, limits: Limits
 ) -> list[asyncpg.Record]:
     """Up to ``limit`` due deliveries of active endpoints, each endpoint's in the order
-    they were queued, within the room this process has left per endpoint, tenant and
-    host; tenants take turns (the first of each tenant, then the second...), so one
-    tenant's thousands of events never fill every slot."""
+    they were queued, within the room left per endpoint, tenant and host by the attempts
+    in flight (leased rows, whichever replica holds them); tenants take turns (the first
+    of each tenant, then the second...), so one tenant's thousands of events never fill
+    every slot. Call it through :func:`claim`, which serialises claims."""
     return await conn.fetch(
-        f"""WITH busy_w AS (SELECT * FROM unnest($2::uuid[], $3::int[]) AS t(key, n)),
-                 busy_t AS (SELECT * FROM unnest($4::uuid[], $5::int[]) AS t(key, n)),
-                 busy_h AS (SELECT * FROM unnest($6::text[], $7::int[]) AS t(key, n)),
+        f"""WITH busy AS (
+                     SELECT w.id, w.tenant_id, w.host, count(*) AS n
+                       FROM webhook_deliveries AS d JOIN webhooks AS w ON w.id = d.webhook_id
+                      WHERE d.status = 'pending' AND d.leased_until > now()
+                      GROUP BY w.id),
+                 busy_t AS (SELECT tenant_id AS key, sum(n) AS n FROM busy GROUP BY tenant_id),
+                 busy_h AS (SELECT host AS key, sum(n) AS n FROM busy GROUP BY host),
                  hooks AS (
-                     SELECT w.id, w.tenant_id, w.host, $8 - coalesce(b.n, 0) AS room
-                       FROM webhooks AS w LEFT JOIN busy_w AS b ON b.key = w.id
+                     SELECT w.id, w.tenant_id, w.host, $2 - coalesce(b.n, 0) AS room
+                       FROM webhooks AS w LEFT JOIN busy AS b ON b.id = w.id
                       WHERE w.state = 'active'),
                  candidates AS (
                      SELECT c.id, c.created_at, h.tenant_id, h.host
@@ -96,40 +114,55 @@ async def claim_due(
                                AND next_attempt_at <= now()
                              ORDER BY created_at, id LIMIT h.room) AS c
                       WHERE h.room > 0),
+                 -- each tenant's turn: its first candidate, second...
+                 turns AS (
+                     SELECT c.*, row_number() OVER (
+                                PARTITION BY c.tenant_id ORDER BY c.created_at, c.id) AS turn
+                       FROM candidates AS c),
+                 -- the host's room goes by turn (tenants sharing a host alternate)...
+                 by_host AS (
+                     SELECT t.*, coalesce(bh.n, 0) + row_number() OVER (
+                                PARTITION BY t.host ORDER BY t.turn, t.created_at, t.id) AS nh
+                       FROM turns AS t LEFT JOIN busy_h AS bh ON bh.key = t.host),
+                 -- ...and the tenant's room to what its hosts allow (a delivery its host
+                 -- has no room for takes no turn from the tenant's others)
                  ranked AS (
-                     SELECT c.id, c.created_at,
-                            coalesce(bt.n, 0) + row_number() OVER (
-                                PARTITION BY c.tenant_id ORDER BY c.created_at, c.id) AS nt,
-                            coalesce(bh.n, 0) + row_number() OVER (
-                                PARTITION BY c.host ORDER BY c.created_at, c.id) AS nh
-                       FROM candidates AS c
-                       LEFT JOIN busy_t AS bt ON bt.key = c.tenant_id
-                       LEFT JOIN busy_h AS bh ON bh.key = c.host),
+                     SELECT h.id, h.created_at, coalesce(bt.n, 0) + row_number() OVER (
+                                PARTITION BY h.tenant_id ORDER BY h.created_at, h.id) AS nt
+                       FROM by_host AS h LEFT JOIN busy_t AS bt ON bt.key = h.tenant_id
+                      WHERE h.nh <= $4),
                  due AS (
                      SELECT d.id FROM webhook_deliveries AS d JOIN ranked AS r ON r.id = d.id
-                      -- rechecked on the row's latest version once locked: a row another
-                      -- replica claimed after this snapshot is no longer due
-                      WHERE r.nt <= $9 AND r.nh <= $10
+                      -- rechecked on the row's latest version once locked: a row whose
+                      -- attempt was recorded after this snapshot may no longer be due
+                      WHERE r.nt <= $3
                         AND d.status = 'pending' AND d.next_attempt_at <= now()
                       ORDER BY r.nt, r.created_at LIMIT $1
                         FOR UPDATE OF d SKIP LOCKED)
             UPDATE webhook_deliveries AS d
                SET attempts = d.attempts + 1,
-                   next_attempt_at = now() + make_interval(secs => $11)
+                   next_attempt_at = now() + make_interval(secs => $5),
+                   leased_until = now() + make_interval(secs => $5)
               FROM due, webhooks AS w
              WHERE d.id = due.id AND w.id = d.webhook_id
          RETURNING {_RETURNING}""",
         limit,
-        list(busy.webhooks),
-        list(busy.webhooks.values()),
-        list(busy.tenants),
-        list(busy.tenants.values()),
-        list(busy.hosts),
-        list(busy.hosts.values()),
         limits.per_endpoint,
         limits.per_tenant,
         limits.per_host,
         lease_s,
+    )
+
+
+async def release(conn: asyncpg.Connection, attempts: list[tuple[UUID, int]]) -> None:
+    """Attempts cut short (the process is stopping): their deliveries are due again now
+    and their slots free, rather than at the end of their leases."""
+    await conn.execute(
+        """UPDATE webhook_deliveries AS d SET leased_until = NULL, next_attempt_at = now()
+             FROM unnest($1::uuid[], $2::int[]) AS a(id, attempts)
+            WHERE d.id = a.id AND d.attempts = a.attempts AND d.status = 'pending'""",
+        [a[0] for a in attempts],
+        [a[1] for a in attempts],
     )
 
 
@@ -175,7 +208,7 @@ async def finish_attempt(
     done = await conn.execute(
         """UPDATE webhook_deliveries
               SET status = $3, last_status_code = $4, last_error = $5,
-                  next_attempt_at = now() + make_interval(secs => $6),
+                  next_attempt_at = now() + make_interval(secs => $6), leased_until = NULL,
                   finished_at = CASE WHEN $3 = 'pending' THEN NULL ELSE now() END
             WHERE id = $1 AND attempts = $2 AND status = 'pending'""",
         delivery_id,
@@ -216,10 +249,12 @@ async def save_endpoint(
 
 
 async def release_backlog(conn: asyncpg.Connection, webhook_id: UUID) -> None:
-    """A resumed endpoint's waiting deliveries are due now (in their order)."""
+    """A resumed endpoint's waiting deliveries are due now (in their order); those in
+    flight keep their leases."""
     await conn.execute(
         """UPDATE webhook_deliveries SET next_attempt_at = now()
-            WHERE webhook_id = $1 AND status = 'pending' AND next_attempt_at > now()""",
+            WHERE webhook_id = $1 AND status = 'pending' AND next_attempt_at > now()
+              AND (leased_until IS NULL OR leased_until <= now())""",
         webhook_id,
     )
 
@@ -234,6 +269,34 @@ async def announce_disabled(
         webhook_id,
         error,
     )
+
+
+async def cap_disabled_backlogs(conn: asyncpg.Connection, cap: int) -> dict[UUID, int]:
+    """Drop the oldest pending deliveries of each disabled endpoint past its newest ``cap``
+    (status ``dropped``), counted on the endpoint; how many per endpoint. An endpoint
+    another replica is capping (or the tenant re-enabling) is skipped this time."""
+    rows = await conn.fetch(
+        """WITH hooks AS (
+                    SELECT id FROM webhooks WHERE state = 'disabled' FOR UPDATE SKIP LOCKED),
+                over AS (
+                    SELECT d.id FROM hooks AS h CROSS JOIN LATERAL (
+                           SELECT id FROM webhook_deliveries
+                            WHERE webhook_id = h.id AND status = 'pending'
+                            ORDER BY created_at DESC, id DESC OFFSET $1) AS d),
+                dropped AS (
+                    UPDATE webhook_deliveries AS d
+                       SET status = 'dropped', finished_at = now(), leased_until = NULL,
+                           last_error = $2
+                      FROM over WHERE d.id = over.id AND d.status = 'pending'
+                 RETURNING d.webhook_id),
+                counted AS (SELECT webhook_id, count(*) AS n FROM dropped GROUP BY webhook_id)
+           UPDATE webhooks AS w SET backlog_dropped = w.backlog_dropped + c.n
+             FROM counted AS c WHERE w.id = c.webhook_id
+        RETURNING w.id, c.n""",
+        cap,
+        f"dropped: more than {cap} deliveries waited for the disabled webhook",
+    )
+    return {r["id"]: r["n"] for r in rows}
 
 
 async def gauges(conn: asyncpg.Connection) -> dict[str, Any]:

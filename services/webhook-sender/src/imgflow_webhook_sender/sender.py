@@ -3,7 +3,8 @@ outcome with its endpoint's circuit breaker.
 
 Every attempt runs as its own task and records its own outcome, so one slow receiver
 never delays deliveries to others: attempts in flight are bounded per endpoint, per target
-host, per tenant and per process (IMGFLOW_WEBHOOK_PER_*), and each ends within
+host and per tenant across all replicas (IMGFLOW_WEBHOOK_PER_*, counted from the leased
+rows in PostgreSQL), and per process (IMGFLOW_WEBHOOK_MAX_IN_FLIGHT), and each ends within
 IMGFLOW_WEBHOOK_TIMEOUT_S. A receiver may see a delivery twice (a lease that ran out); it
 dedupes on the ``Imgflow-Delivery`` header.
 """
@@ -15,7 +16,6 @@ import contextlib
 import logging
 import ssl
 import time
-from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +28,7 @@ from imgflow_runtime.webhook_destinations import NOT_ALLOWED, InvalidWebhook, ch
 from imgflow_webhook_sender import breaker, repository
 from imgflow_webhook_sender.metrics import SenderMetrics
 from imgflow_webhook_sender.outcomes import Attempt, RetryPolicy, Verdict, fate, from_status
-from imgflow_webhook_sender.repository import InFlight, Limits
+from imgflow_webhook_sender.repository import Limits
 from imgflow_webhook_sender.settings import SenderSettings
 from imgflow_webhook_sender.signing import (
     DELIVERY_HEADER,
@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 BATCH = 50
 DRAIN_S = 3.0
 MIN_PASS_GAP_S = 0.05
-LEASE_MARGIN_S = 30.0
 MAX_ERROR_LENGTH = 500
 USER_AGENT = "imgflow-webhooks/1"
 
@@ -85,10 +84,7 @@ class Sender:
         self._settings = settings
         self.metrics = metrics
         self._wake = asyncio.Event()
-        self._attempts: set[asyncio.Task[None]] = set()
-        self._by_webhook: Counter[UUID] = Counter()
-        self._by_tenant: Counter[UUID] = Counter()
-        self._by_host: Counter[str] = Counter()
+        self._attempts: dict[asyncio.Task[None], Claimed] = {}
         self._limits = Limits(
             settings.webhook_per_endpoint, settings.webhook_per_tenant, settings.webhook_per_host
         )
@@ -127,12 +123,13 @@ class Sender:
                 self._wake.clear()
                 try:
                     claimed = await self.dispatch_once()
-                    await self._refresh_gauges()
+                    await self._housekeeping()
                 except Exception:
                     log.exception("webhook dispatch pass failed")
                     claimed = 0
                 else:
                     self.last_pass_at = time.monotonic()
+                    self.metrics.passes.inc()
                 if claimed >= BATCH:
                     continue
                 await asyncio.sleep(MIN_PASS_GAP_S)
@@ -148,16 +145,27 @@ class Sender:
         back to a replica later), and close the client."""
         if self._attempts:
             _, late = await asyncio.wait(self._attempts, timeout=DRAIN_S)
+            cut = [(self._attempts[t].id, self._attempts[t].attempts) for t in late]
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+            if cut:
+                with contextlib.suppress(Exception):  # else their leases run out
+                    async with self._pool.acquire() as conn:
+                        await repository.release(conn, cut)
         await self._client.aclose()
 
-    async def _refresh_gauges(self) -> None:
+    async def _housekeeping(self) -> None:
+        """Every IMGFLOW_WEBHOOK_GAUGE_REFRESH_S: cap the disabled endpoints' backlogs,
+        then read the gauges."""
         if time.monotonic() - self._gauges_at < self._settings.webhook_gauge_refresh_s:
             return
         async with self._pool.acquire() as conn:
+            dropped = await repository.cap_disabled_backlogs(
+                conn, self._settings.webhook_disabled_backlog_max
+            )
             counts = await repository.gauges(conn)
+        self.metrics.dropped.inc(sum(dropped.values()))
         self.metrics.set_gauges(counts["pending"], counts["endpoints"])
         self._gauges_at = time.monotonic()
 
@@ -167,27 +175,18 @@ class Sender:
         room = self._settings.webhook_max_in_flight - len(self._attempts)
         if room <= 0:
             return 0
-        lease = self._settings.webhook_timeout_s + LEASE_MARGIN_S
-        busy = InFlight(dict(self._by_webhook), dict(self._by_tenant), dict(self._by_host))
+        lease = self._settings.webhook_timeout_s + self._settings.webhook_lease_margin_s
         async with self._pool.acquire() as conn:
-            rows = await repository.claim_probes(conn, min(BATCH, room), lease)
-            room -= len(rows)
-            if room > 0:
-                rows += await repository.claim_due(
-                    conn, min(BATCH, room), lease, self._limits, busy
-                )
+            rows = await repository.claim(conn, min(BATCH, room), lease, self._limits)
         for row in rows:
             self._start(Claimed(**dict(row)))
         return len(rows)
 
     def _start(self, delivery: Claimed) -> None:
-        self._by_webhook[delivery.webhook_id] += 1
-        self._by_tenant[delivery.tenant_id] += 1
-        self._by_host[delivery.host] += 1
         task = asyncio.create_task(self._deliver(delivery), name=f"webhook {delivery.id}")
-        self._attempts.add(task)
+        self._attempts[task] = delivery
         self.metrics.in_flight.set(len(self._attempts))
-        task.add_done_callback(self._attempts.discard)
+        task.add_done_callback(self._attempts.pop)
 
     async def _deliver(self, delivery: Claimed) -> None:
         try:
@@ -197,14 +196,6 @@ class Sender:
             # The lease runs out and another pass retries it.
             log.exception("webhook delivery %s attempt failed to run", delivery.id)
         finally:
-            for counts, key in (
-                (self._by_webhook, delivery.webhook_id),
-                (self._by_tenant, delivery.tenant_id),
-                (self._by_host, delivery.host),
-            ):
-                counts[key] -= 1
-                if counts[key] <= 0:
-                    del counts[key]
             self.metrics.in_flight.set(len(self._attempts) - 1)
             self.wake()  # what waited for this slot may go now
 

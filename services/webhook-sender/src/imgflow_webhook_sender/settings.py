@@ -47,18 +47,28 @@ class SenderSettings(CommonSettings):
         default=200, ge=1, description="Delivery attempts in flight per sender process."
     )
     webhook_per_endpoint: int = Field(
-        default=4, ge=1, description="Attempts in flight to one endpoint, per sender process."
+        default=4,
+        ge=1,
+        description="Attempts in flight to one endpoint, all sender replicas together.",
     )
     webhook_per_host: int = Field(
         default=8,
         ge=1,
-        description="Attempts in flight to one target host (all its endpoints), per sender "
-        "process.",
+        description="Attempts in flight to one target host (all its endpoints), all sender "
+        "replicas together.",
     )
     webhook_per_tenant: int = Field(
         default=16,
         ge=1,
-        description="Attempts in flight for one tenant (all its endpoints), per sender process.",
+        description="Attempts in flight for one tenant (all its endpoints), all sender "
+        "replicas together.",
+    )
+    webhook_lease_margin_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long past an attempt's time limit its claim holds: a replica that "
+        "died mid-attempt gives back its deliveries and concurrency slots after "
+        "IMGFLOW_WEBHOOK_TIMEOUT_S plus this.",
     )
     webhook_pause_after_failures: int = Field(
         default=5,
@@ -78,6 +88,13 @@ class SenderSettings(CommonSettings):
         description="An endpoint failing for this long is disabled (event webhook.disabled); "
         "a tenant re-enables it with POST /v1/webhooks/{id}/enable.",
     )
+    webhook_disabled_backlog_max: int = Field(
+        default=10_000,
+        ge=0,
+        description="Pending deliveries kept for a disabled endpoint (delivered in order if "
+        "the tenant re-enables it): past this, the oldest are dropped (status dropped, "
+        "counted in GET /v1/webhooks as backlog_dropped).",
+    )
     webhook_unresolvable_grace_s: float = Field(
         default=3_600.0,
         ge=0,
@@ -87,7 +104,8 @@ class SenderSettings(CommonSettings):
     webhook_gauge_refresh_s: float = Field(
         default=15.0,
         gt=0,
-        description="How often the pending-delivery and endpoint-state gauges are read.",
+        description="How often the pending-delivery and endpoint-state gauges are read, and "
+        "disabled endpoints' backlogs capped.",
     )
     webhook_sender_host: str = Field(
         default="0.0.0.0",

@@ -54,7 +54,8 @@ def webhooks(ctx: click.Context, as_json: bool) -> None:
             state,
             _when(hook.state_since),
             str(hook.consecutive_failures),
-            str(hook.pending_deliveries),
+            str(hook.pending_deliveries)
+            + (f" ({hook.backlog_dropped} dropped)" if hook.backlog_dropped else ""),
             last,
         )
     out.print(table)

@@ -43,6 +43,7 @@ def _view(hook: Webhook) -> WebhookView:
         last_error_at=hook.last_error_at,
         next_probe_at=hook.next_probe_at,
         pending_deliveries=hook.pending_deliveries,
+        backlog_dropped=hook.backlog_dropped,
     )
 
 

@@ -29,10 +29,11 @@ class Webhook:
     last_error_at: Any = None
     next_probe_at: Any = None
     pending_deliveries: int = 0
+    backlog_dropped: int = 0
 
 
 _COLUMNS = """w.id, w.url, w.events, w.created_at, w.state, w.state_since, w.consecutive_failures,
-              w.last_error, w.last_error_at, w.next_probe_at,
+              w.last_error, w.last_error_at, w.next_probe_at, w.backlog_dropped,
               (SELECT count(*) FROM webhook_deliveries AS d
                 WHERE d.webhook_id = w.id AND d.status = 'pending') AS pending_deliveries"""
 
@@ -118,7 +119,9 @@ async def enable(
             return before, int(done.split()[-1])
         await conn.execute(
             """UPDATE webhook_deliveries SET next_attempt_at = now()
-                WHERE webhook_id = $1 AND status = 'pending' AND next_attempt_at > now()""",
+                WHERE webhook_id = $1 AND status = 'pending' AND next_attempt_at > now()
+                  -- an attempt in flight keeps its lease (a sender is waiting on it)
+                  AND (leased_until IS NULL OR leased_until <= now())""",
             webhook_id,
         )
         return before, 0

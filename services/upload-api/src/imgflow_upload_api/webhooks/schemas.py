@@ -50,6 +50,12 @@ class WebhookView(BaseModel):
         description="While paused: when the next probe (its oldest pending delivery) goes."
     )
     pending_deliveries: int = Field(description="Deliveries not yet delivered or failed.")
+    backlog_dropped: int = Field(
+        default=0,
+        description="Deliveries dropped unsent, the oldest first, because more were waiting "
+        "for this webhook while it was disabled than the deployment keeps "
+        "(IMGFLOW_WEBHOOK_DISABLED_BACKLOG_MAX, 10,000 by default); since it was registered.",
+    )
 
 
 class WebhookCreated(WebhookView):
