@@ -207,6 +207,20 @@ def test_resolving_keeps_a_pick_trashes_only_what_is_named_and_announces_it(
     assert seen[0]["stack_id"] == stack["id"] and "image_id" not in seen[0]
 
 
+def test_a_restored_image_rejoins_its_stack(scene: Scene) -> None:
+    """The copy trashed above comes back: its check runs again and puts it back in the
+    photo's group, and so in their stack (the same id)."""
+    stack, copy = _stack(scene), scene.ids["copy"]
+    assert copy not in {m["id"] for m in stack["members"]}
+    restored = scene.client.post(f"/v1/images/{copy}/restore")
+    assert restored.status_code == 200, restored.text
+    wait_for(lambda: _dedupe_done(scene.client, [copy]), timeout_s=120, what="the recheck")
+    back = _stack(scene)
+    assert back["id"] == stack["id"] and back["version"] > stack["version"]
+    assert {m["id"] for m in back["members"]} == set(scene.ids.values())
+    assert scene.client.get(f"/v1/images/{copy}").json()["similar_stack"] == stack["id"]
+
+
 def test_an_unknown_stack_is_a_problem(scene: Scene) -> None:
     for path in ("/v1/similar-stacks/nope", f"/v1/similar-stacks/{scene.ids['photo']}"):
         response = scene.client.get(path)
