@@ -125,6 +125,20 @@ def test_every_member_image_names_its_stack(scene: Scene) -> None:
     stack = _stack(scene)
     for image_id in scene.ids.values():
         assert scene.client.get(f"/v1/images/{image_id}").json()["similar_stack"] == stack["id"]
+        relations = scene.client.get(f"/v1/images/{image_id}/duplicates").json()
+        assert relations["similar_stack"] == stack["id"]
+
+
+def test_the_listing_filters_on_resolved(scene: Scene) -> None:
+    [stack] = _stacks(scene.client)
+    assert stack["resolution"] is None
+    unresolved = scene.client.get("/v1/similar-stacks", params={"resolved": "false"})
+    assert [s["id"] for s in unresolved.json()["items"]] == [stack["id"]]
+    resolved = scene.client.get("/v1/similar-stacks", params={"resolved": "true"})
+    assert resolved.json()["items"] == []
+    bad = scene.client.get("/v1/similar-stacks", params={"resolved": "maybe"})
+    assert bad.status_code == 422
+    assert bad.headers["content-type"].startswith("application/problem+json")
 
 
 def _resolve(scene: Scene, stack_id: str, body: dict[str, Any]) -> httpx.Response:
@@ -170,6 +184,9 @@ def test_resolving_keeps_a_pick_trashes_only_what_is_named_and_announces_it(
     }
     assert _live(scene) == set(ids)
     assert _resolve(scene, stack["id"], keep).json() == kept.json()  # the same answer again
+    listed = scene.client.get("/v1/similar-stacks", params={"resolved": "true"}).json()
+    assert [s["id"] for s in listed["items"]] == [stack["id"]]
+    assert scene.client.get("/v1/similar-stacks?resolved=false").json()["items"] == []
     assert _stack(scene)["resolution"]["kept"] == ids["burst"]
     # a decision on the version before it is refused: read it again
     late = _resolve(scene, stack["id"], {"version": version, "trash": [ids["copy"]]})
