@@ -29,6 +29,7 @@ SUITES = [
     "thumbnails",
     "embeddings",
     "dedupe",
+    "stacks",
     "api",
     "client",
     "queueing",

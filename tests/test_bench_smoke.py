@@ -17,6 +17,7 @@ from PIL import Image
 from bench import api as bench_api
 from bench import dedupe
 from bench import revocation as bench_revocation
+from bench import stacks as bench_stacks
 from bench.e2e import to_suite, write_chart_for, write_raw
 from bench.e2e_driver import SERVERS, SERVICES, measure
 from bench.images import FULL, SMALL, ensure_images, render
@@ -213,3 +214,16 @@ def test_revocation_suite_times_every_round_against_the_cache_bound(tmp_path: Pa
     (rounds,) = saved["tables"]
     assert [row[0] for row in rounds["rows"]] == [1, 2, 3]
     assert all(row[1] > 0 for row in rounds["rows"])
+
+
+def test_stacks_suite_measures_upkeep_with_and_without_the_stacks_step() -> None:
+    suite = bench_stacks.run(quick=True)
+    assert not suite.failed
+    names = [m.name for m in suite.measurements]
+    assert len(names) == 2 * len(bench_stacks.QUICK_SIZES)
+    for m in suite.measurements[1::2]:  # each "groups + stacks" against its "groups only"
+        assert "groups + stacks" in m.name and m.baseline in names
+        assert suite.ratio(m) is not None
+    [table] = suite.tables
+    assert [row[0] for row in table.rows] == list(bench_stacks.QUICK_SIZES)
+    assert all(row[4] >= 1 for row in table.rows)  # the seeded components made stacks

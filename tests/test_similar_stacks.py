@@ -125,6 +125,20 @@ def test_every_member_image_names_its_stack(scene: Scene) -> None:
     stack = _stack(scene)
     for image_id in scene.ids.values():
         assert scene.client.get(f"/v1/images/{image_id}").json()["similar_stack"] == stack["id"]
+        relations = scene.client.get(f"/v1/images/{image_id}/duplicates").json()
+        assert relations["similar_stack"] == stack["id"]
+
+
+def test_the_listing_filters_on_resolved(scene: Scene) -> None:
+    [stack] = _stacks(scene.client)
+    assert stack["resolution"] is None
+    unresolved = scene.client.get("/v1/similar-stacks", params={"resolved": "false"})
+    assert [s["id"] for s in unresolved.json()["items"]] == [stack["id"]]
+    resolved = scene.client.get("/v1/similar-stacks", params={"resolved": "true"})
+    assert resolved.json()["items"] == []
+    bad = scene.client.get("/v1/similar-stacks", params={"resolved": "maybe"})
+    assert bad.status_code == 422
+    assert bad.headers["content-type"].startswith("application/problem+json")
 
 
 def _resolve(scene: Scene, stack_id: str, body: dict[str, Any]) -> httpx.Response:
@@ -170,6 +184,9 @@ def test_resolving_keeps_a_pick_trashes_only_what_is_named_and_announces_it(
     }
     assert _live(scene) == set(ids)
     assert _resolve(scene, stack["id"], keep).json() == kept.json()  # the same answer again
+    listed = scene.client.get("/v1/similar-stacks", params={"resolved": "true"}).json()
+    assert [s["id"] for s in listed["items"]] == [stack["id"]]
+    assert scene.client.get("/v1/similar-stacks?resolved=false").json()["items"] == []
     assert _stack(scene)["resolution"]["kept"] == ids["burst"]
     # a decision on the version before it is refused: read it again
     late = _resolve(scene, stack["id"], {"version": version, "trash": [ids["copy"]]})
@@ -205,6 +222,20 @@ def test_resolving_keeps_a_pick_trashes_only_what_is_named_and_announces_it(
                 if seen[-1]["type"] == "similar_stack.resolved":
                     break
     assert seen[0]["stack_id"] == stack["id"] and "image_id" not in seen[0]
+
+
+def test_a_restored_image_rejoins_its_stack(scene: Scene) -> None:
+    """The copy trashed above comes back: its check runs again and puts it back in the
+    photo's group, and so in their stack (the same id)."""
+    stack, copy = _stack(scene), scene.ids["copy"]
+    assert copy not in {m["id"] for m in stack["members"]}
+    restored = scene.client.post(f"/v1/images/{copy}/restore")
+    assert restored.status_code == 200, restored.text
+    wait_for(lambda: _dedupe_done(scene.client, [copy]), timeout_s=120, what="the recheck")
+    back = _stack(scene)
+    assert back["id"] == stack["id"] and back["version"] > stack["version"]
+    assert {m["id"] for m in back["members"]} == set(scene.ids.values())
+    assert scene.client.get(f"/v1/images/{copy}").json()["similar_stack"] == stack["id"]
 
 
 def test_an_unknown_stack_is_a_problem(scene: Scene) -> None:

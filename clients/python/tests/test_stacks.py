@@ -59,6 +59,13 @@ def test_stacks_list_show_and_resolve_trashing_only_what_is_named(
     assert kept.returncode == 0, kept.stderr
     assert f"kept {view.suggested_pick.id}" in kept.stdout and "trashed none" in kept.stdout
     assert _listed(cli) == set(ids.values())
+    to_review = cli.run("stacks", "--to-review", "--json")
+    assert to_review.returncode == 0 and _json_lines(to_review) == []
+    resolved = cli.run("stacks", "--resolved", "--json")
+    assert [str(s["id"]) for s in _json_lines(resolved)] == [stack_id]
+    with Client(tenant.url, tenant.api_key) as client:
+        assert client.list_similar_stacks(resolved=False).items == []
+        assert client.duplicates(ids["copy"]).similar_stack == view.id
 
     # a version the stack no longer has (the resolve made a new one) is refused
     stale = cli.run("stacks", "resolve", stack_id, "--trash", ids["copy"],

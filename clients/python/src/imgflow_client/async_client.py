@@ -443,16 +443,20 @@ class AsyncClient:
     # -- similar stacks ----------------------------------------------------------------
 
     async def list_similar_stacks(
-        self, *, limit: int | None = None, cursor: str | None = None
+        self, *, limit: int | None = None, cursor: str | None = None, resolved: bool | None = None
     ) -> SimilarStackPage:
-        response = await self._call(routes.LIST_STACKS, params=_params(limit=limit, cursor=cursor))
+        """A page of stacks; ``resolved``: only resolved ones (True) or those to review."""
+        params = _params(limit=limit, cursor=cursor, resolved=resolved)
+        response = await self._call(routes.LIST_STACKS, params=params)
         return decode(SimilarStackPage, response.json())
 
-    async def similar_stacks(self, *, page_size: int = 200) -> AsyncIterator[SimilarStackSummary]:
+    async def similar_stacks(
+        self, *, page_size: int = 200, resolved: bool | None = None
+    ) -> AsyncIterator[SimilarStackSummary]:
         """Every similar stack, the latest changed first, following the keyset pages."""
         cursor: str | None = None
         while True:
-            page = await self.list_similar_stacks(limit=page_size, cursor=cursor)
+            page = await self.list_similar_stacks(limit=page_size, cursor=cursor, resolved=resolved)
             for item in page.items:
                 yield item
             if page.next_cursor is None:

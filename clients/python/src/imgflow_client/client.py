@@ -183,14 +183,16 @@ class Client:
         )
 
     def list_similar_stacks(
-        self, *, limit: int | None = None, cursor: str | None = None
+        self, *, limit: int | None = None, cursor: str | None = None, resolved: bool | None = None
     ) -> SimilarStackPage:
         return self._kw(  # type: ignore[no-any-return]
-            self._async.list_similar_stacks, limit=limit, cursor=cursor
+            self._async.list_similar_stacks, limit=limit, cursor=cursor, resolved=resolved
         )
 
-    def similar_stacks(self, *, page_size: int = 200) -> Iterator[SimilarStackSummary]:
-        return self._iterate(self._async.similar_stacks(page_size=page_size))
+    def similar_stacks(
+        self, *, page_size: int = 200, resolved: bool | None = None
+    ) -> Iterator[SimilarStackSummary]:
+        return self._iterate(self._async.similar_stacks(page_size=page_size, resolved=resolved))
 
     def get_similar_stack(self, stack_id: object) -> SimilarStackView:
         return self._run(self._async.get_similar_stack, stack_id)  # type: ignore[no-any-return]

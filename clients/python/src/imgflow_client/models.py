@@ -99,6 +99,8 @@ class Duplicates:
     group_truncated: bool
     # The stored duplicate group holding the image (get_duplicate_group), if any.
     group_id: UUID | None = None
+    # The similar stack holding the image (get_similar_stack), if any.
+    similar_stack: UUID | None = None
 
 
 @dataclass(frozen=True)

@@ -35,10 +35,15 @@ if TYPE_CHECKING:
 
 @click.group(invoke_without_command=True)
 @click.option("-n", "--limit", type=click.IntRange(1), help="At most this many stacks.")
+@click.option(
+    "--resolved/--to-review",
+    default=None,
+    help="Only resolved stacks, or only those still to review (default: both).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per stack.")
 @click.pass_context
 @handled
-def stacks(ctx: click.Context, limit: int | None, as_json: bool) -> None:
+def stacks(ctx: click.Context, limit: int | None, resolved: bool | None, as_json: bool) -> None:
     """Similar stacks, the latest changed first; `show` and `resolve` act on one."""
     if ctx.invoked_subcommand is not None:
         return
@@ -47,7 +52,8 @@ def stacks(ctx: click.Context, limit: int | None, as_json: bool) -> None:
     async def work() -> list[SimilarStackSummary]:
         async with obj.client() as client:
             summaries = []
-            async for summary in client.similar_stacks(page_size=min(200, limit or 200)):
+            pages = client.similar_stacks(page_size=min(200, limit or 200), resolved=resolved)
+            async for summary in pages:
                 summaries.append(summary)
                 if limit is not None and len(summaries) >= limit:
                     break

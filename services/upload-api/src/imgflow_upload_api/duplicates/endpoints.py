@@ -28,6 +28,7 @@ from imgflow_upload_api.duplicates.schemas import (
 from imgflow_upload_api.duplicates.service import group_not_found, group_view, summary_keeper
 from imgflow_upload_api.paging import DEFAULT_LIMIT, CursorParam, Limit, Listing, after, page
 from imgflow_upload_api.problems import PROBLEM_RESPONSE, image_not_found
+from imgflow_upload_api.stacks import repository as stacks_repository
 
 router = APIRouter()
 
@@ -36,7 +37,10 @@ router = APIRouter()
     "/v1/images/{image_id}/duplicates",
     response_model=DuplicatesView,
     responses={401: PROBLEM_RESPONSE, 404: PROBLEM_RESPONSE},
-    summary="Images the deduper judged duplicates of this one, and its duplicate group",
+    summary=(
+        "Images the deduper judged duplicates of this one, its duplicate group and its "
+        "similar stack"
+    ),
 )
 async def get_duplicates(image_id: str, request: Request, caller: CurrentCaller) -> DuplicatesView:
     parsed = parse_id(image_id, image_not_found)
@@ -46,6 +50,7 @@ async def get_duplicates(image_id: str, request: Request, caller: CurrentCaller)
             raise image_not_found(repr(image_id))
         duplicates = await repository.fetch_duplicates(conn, parsed)
         group_id, group = await repository.stored_group(conn, parsed)
+        similar_stack = await stacks_repository.stack_of(conn, parsed)
     group = group or [parsed]
     return DuplicatesView(
         id=parsed,
@@ -54,6 +59,7 @@ async def get_duplicates(image_id: str, request: Request, caller: CurrentCaller)
         group=group[: repository.MAX_GROUP],
         group_truncated=len(group) > repository.MAX_GROUP,
         group_id=group_id,
+        similar_stack=similar_stack,
     )
 
 

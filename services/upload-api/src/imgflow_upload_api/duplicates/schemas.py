@@ -31,6 +31,9 @@ class DuplicatesView(BaseModel):
     group: list[UUID]
     group_truncated: bool
     group_id: UUID | None = None
+    # The similar stack holding the image (GET /v1/similar-stacks/{id}), as the image
+    # view names it: other pictures of the same scene. Null when it is in none.
+    similar_stack: UUID | None = None
 
 
 KeeperReason = Literal[

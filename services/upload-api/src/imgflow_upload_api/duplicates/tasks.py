@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from imgflow_runtime.db.duplicate_groups import regroup_dirty
+from imgflow_runtime.db.similar_stacks import regroup_and_restack_dirty
 from imgflow_upload_api.dependencies import Resources
 from imgflow_upload_api.duplicates.repository import PRUNE_BATCH, prune_resolutions
 
@@ -15,9 +15,10 @@ REGROUP_BATCH = 50
 
 async def regroup_flagged(res: Resources) -> None:
     """Regroup the groups a trash or a delete flagged, by the deduper's own rule
-    (imgflow_runtime.grouping), so they are right without waiting for another upload."""
+    (imgflow_runtime.grouping), so they are right without waiting for another upload; their
+    similar stacks are restacked in the same transaction (a stack holds whole groups)."""
     async with res.pool.acquire() as conn:
-        while (done := await regroup_dirty(conn, REGROUP_BATCH)) >= REGROUP_BATCH:
+        while (done := await regroup_and_restack_dirty(conn, REGROUP_BATCH)) >= REGROUP_BATCH:
             log.info("regrouped %d flagged duplicate group(s); more to do", done)
 
 

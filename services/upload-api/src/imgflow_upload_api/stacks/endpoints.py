@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 
 from imgflow_upload_api.auth import CurrentCaller
 from imgflow_upload_api.dependencies import parse_id, resources
@@ -42,7 +42,9 @@ router = APIRouter()
     summary="The caller's similar stacks, latest change first, a page at a time",
     description=(
         "`cursor` is opaque: pass back the `next_cursor` of a page of this tenant's "
-        "listing. Any other cursor is refused: 400 `bad-cursor`."
+        "listing. Any other cursor is refused: 400 `bad-cursor`. `resolved`: only the "
+        "stacks resolved at their current version (`true`) or those still to review "
+        "(`false`); a change of members reopens a stack."
     ),
 )
 async def list_stacks(
@@ -51,11 +53,19 @@ async def list_stacks(
     caller: CurrentCaller,
     cursor: CursorParam = None,
     limit: Limit = DEFAULT_LIMIT,
+    resolved: Annotated[
+        bool | None,
+        Query(description="Only resolved stacks (`true`) or only those to review (`false`)."),
+    ] = None,
 ) -> SimilarStackPage:
     start = after(cursor, caller.tenant_id, Listing.SIMILAR_STACKS)
     async with resources(request).pool.acquire() as conn:
         rows = await repository.stack_page(
-            conn, caller.tenant_id, (start.at, start.id) if start else None, limit + 1
+            conn,
+            caller.tenant_id,
+            (start.at, start.id) if start else None,
+            limit + 1,
+            resolved=resolved,
         )
     shown, next_cursor = page(
         rows,

@@ -26,10 +26,15 @@ _STACK_COLUMNS = "s.id, s.version, s.created_at, s.updated_at, s.resolved_at, s.
 
 
 async def stack_page(
-    conn: asyncpg.Connection, tenant_id: UUID, after: tuple[datetime, UUID] | None, limit: int
+    conn: asyncpg.Connection,
+    tenant_id: UUID,
+    after: tuple[datetime, UUID] | None,
+    limit: int,
+    resolved: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Up to ``limit`` of the tenant's stacks, latest change first, after the position,
-    each with its shown members' pick facts (``frames``), as the detail reads them."""
+    each with its shown members' pick facts (``frames``), as the detail reads them;
+    ``resolved``: only those resolved (True) or not (False) at their current version."""
     rows = await conn.fetch(
         f"""SELECT {_STACK_COLUMNS}, {_VISIBLE_COUNT} AS size,
                    (SELECT coalesce(jsonb_agg(to_jsonb(f) ORDER BY f.created_at, f.id), '[]')
@@ -43,6 +48,7 @@ async def stack_page(
               FROM similar_stacks AS s
              WHERE s.tenant_id = $1 AND {_SHOWN}
                AND ($2::timestamptz IS NULL OR (s.updated_at, s.id) < ($2, $3::uuid))
+               AND ($6::boolean IS NULL OR (s.resolved_at IS NOT NULL) = $6)
              ORDER BY s.updated_at DESC, s.id DESC
              LIMIT $4""",
         tenant_id,
@@ -50,6 +56,7 @@ async def stack_page(
         after[1] if after else None,
         limit,
         MAX_STACK,
+        resolved,
     )
     return [dict(r) for r in rows]
 

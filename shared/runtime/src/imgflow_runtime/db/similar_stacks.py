@@ -14,6 +14,10 @@ link before the rule runs, so a group is never cut (the rule's density inside a 
 image) is no stack: a stack holds two groups or ungrouped images at least, so a stack
 always has a similar pair inside it. Same lock as the groups: a tenant's regroupings,
 restackings and resolves never interleave.
+
+The API's background loop regroups a group a trash or a delete flagged and restacks its
+component in one transaction (``regroup_and_restack_dirty``), so a stack never holds a
+group that has just shrunk or split.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from imgflow_runtime.db.duplicate_groups import lock_tenant_groups
+from imgflow_runtime.db.duplicate_groups import lock_tenant_groups, regroup_around
 from imgflow_runtime.grouping import Regrouped
 from imgflow_runtime.stacking import restack
 
@@ -271,4 +275,39 @@ async def restack_dirty(conn: asyncpg.Connection, limit: int) -> int:
         except (asyncpg.PostgresError, ValueError):
             # one stack that cannot be restacked must not hold back those behind it
             log.exception("could not restack similar stack %s; it stays flagged", r["id"])
+    return done
+
+
+async def regroup_and_restack_dirty(conn: asyncpg.Connection, limit: int) -> int:
+    """Regroup up to ``limit`` groups a trash or a deletion flagged, each with its stacks
+    in the same transaction (a stack holds whole groups, so a group that shrank or split
+    changes its stack); returns how many were regrouped.
+
+    The deduper's order: the tenant's lock, the groups, then the stacks. A trash or a
+    delete (images, then groups, then stacks, by its triggers) takes its row locks in that
+    order too, so the two cannot deadlock.
+    """
+    # the flagged groups, oldest flag first, as duplicate_groups.regroup_dirty reads them
+    rows = await conn.fetch(
+        """SELECT g.id, g.tenant_id, array_agg(m.image_id) FILTER (WHERE m.image_id IS NOT NULL)
+                  AS members
+             FROM duplicate_groups AS g
+             LEFT JOIN duplicate_group_members AS m ON m.group_id = g.id
+            WHERE g.dirty GROUP BY g.id ORDER BY min(g.updated_at) LIMIT $1""",
+        limit,
+    )
+    done = 0
+    for r in rows:
+        members: list[UUID] = r["members"] or []
+        try:
+            async with conn.transaction():
+                await lock_tenant_groups(conn, r["tenant_id"])
+                await regroup_around(conn, r["tenant_id"], members, [r["id"]])
+                # every image the group held before: the stacks of each part it split into
+                if members:
+                    await restack_around(conn, r["tenant_id"], members)
+            done += 1
+        except (asyncpg.PostgresError, ValueError):
+            # one group that cannot be regrouped must not hold back those behind it
+            log.exception("could not regroup duplicate group %s; it stays flagged", r["id"])
     return done
