@@ -348,11 +348,13 @@ def report(
 ) -> tuple[str, GroupCounts]:
     total = _pooled(results)
     met = total.precision >= MIN_PRECISION and total.recall >= MIN_RECALL
-    halves = len({u.group for u in results[0].uploads})
+    shots = len({u.group for u in results[0].uploads})
+    similar = any(u.scene for u in results[0].uploads)
+    what = "shots (halves, and the similar cases' other shots)" if similar else "halves"
     lines = [
         "# Duplicate groups through the running API",
         "",
-        f"{len(results)} draws of the issue's test (the test split's {halves} halves, each "
+        f"{len(results)} draws of the issue's test (the test split's {shots} {what}, each "
         "with its original and two of the issue's edits), each uploaded by a tenant of its "
         "own in a random order, one image at a time; groups read from "
         "`GET /v1/duplicate-groups` once the event stream said every image finished.",

@@ -165,7 +165,15 @@ def _agreement(
 
 
 def overlap(a: Features, b: Features) -> Overlap:
-    """The pair's geometric evidence (b mapped onto a); 0 inliers with no consistent fit."""
+    """The pair's geometric evidence; 0 inliers with no consistent fit.
+
+    The same whichever image comes first: matching and agreement are measured one way
+    (b mapped onto a, a's cells), and a burst frame's agreement can read 0.65 one way and
+    0.73 the other, so the pair is put in one order by content first. The worker checks
+    (image checked, candidate) and the eval (earlier, later in its set): without the
+    order their verdicts differed on such pairs."""
+    if b.thumb.tobytes() < a.thumb.tobytes():
+        a, b = b, a
     keypoints = min(len(a.direct.points), len(b.direct.points))
     best: tuple[np.ndarray, int, bool] | None = None
     for mirrored, side in ((False, b.direct), (True, b.mirrored)):
