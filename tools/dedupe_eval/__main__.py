@@ -176,15 +176,23 @@ def relations_section(
         f"at duplicate-group precision >= {floor}, at probe cosine {PROBE_COSINES[0]}; then "
         f"the probe cosine likewise): {chosen.describe()}.",
         "",
-        "The probe cosine on the tuning split (the pairs checked, and what they make):",
+        "The probe cosine on the tuning split (the pairs checked, and what they make), and "
+        "for reference the test split's stacks (not used to choose):",
         "",
-        "| probe cosine | pairs checked | duplicate-group P / R | similar-stack P / R |",
-        "| ---: | ---: | --- | --- |",
+        "| probe cosine | pairs checked | duplicate-group P / R | similar-stack P / R | "
+        "similar-pair F1 | test: duplicate-group P / R | test: similar-stack P / R |",
+        "| ---: | ---: | --- | --- | ---: | --- | --- |",
         *(
-            f"| {c} | {int(probed(tune.table, chosen.thresholds, c).sum())} | "
-            f"{o.groups.precision:.3f} / {o.groups.recall:.3f} | "
-            f"{o.stacks.precision:.3f} / {o.stacks.recall:.3f} |"
-            for c, o in by_probe
+            f"| {p.probe_cosine} | "
+            f"{int(probed(tune.table, chosen.thresholds, p.probe_cosine).sum())} | "
+            f"{p.outcome.groups.precision:.3f} / {p.outcome.groups.recall:.3f} | "
+            f"{p.outcome.stacks.precision:.3f} / {p.outcome.stacks.recall:.3f} | "
+            f"{p.pair_f1:.3f} | {t.groups.precision:.3f} / {t.groups.recall:.3f} | "
+            f"{t.stacks.precision:.3f} / {t.stacks.recall:.3f} |"
+            for p, t in (
+                (p, outcome(test, scenes(test), replace(chosen, probe_cosine=p.probe_cosine)))
+                for p in by_probe
+            )
         ),
         "",
         "| decision | split | duplicate-group precision | recall | pure groups | "

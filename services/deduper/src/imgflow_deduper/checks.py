@@ -45,7 +45,7 @@ class CheckPolicy:
     limits: repo.SearchLimits
     thresholds: Thresholds
     geometry: GeometryThresholds | None = None  # None: no geometric check, no similar pairs
-    probe_cosine: float = 0.6  # the check runs on candidates this alike, or duplicates
+    probe_cosine: float = 0.5  # the check runs on candidates this alike, or duplicates
 
 
 @dataclass(frozen=True)
