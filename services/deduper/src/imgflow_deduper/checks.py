@@ -68,7 +68,9 @@ def judge(
 ) -> Judged:
     """Each candidate's relation; the geometric check runs only on those that look alike:
     a CNN similarity of at least ``probe_cosine``, or a pHash within the combined rule's
-    distance (every duplicate by CNN or pHash is among them; the eval's ``near``)."""
+    distance, or a CNN/pHash duplicate (the eval's ``rules.probed``). Below the CNN's own
+    thresholds this finds shots that share part of a frame but embed apart; those are
+    similar only on shared content (``relate``), never on looks."""
     out = Judged([], [])
     for c in candidates:
         signals = c.signals
