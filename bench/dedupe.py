@@ -16,6 +16,14 @@ copied out, each shrunk to 112 px and scaled back up to the 224 px model, normal
 by one, then two session runs (whole + mirror, the five crops) on threads that spin when
 idle (ONNX Runtime's default). Both get the worker's thread count: its CPU share over
 one pool process.
+
+The geometric check (issue 28) is measured in the same child as today's pipeline, on the
+same images, so "with" and "without" are one process's figures: for each upload, the
+features of its analysis copy (the thumbnailer's 512 px JPEG, made beforehand as the
+thumbnailer makes it before the deduper runs) and the check against one look-alike (a
+burst frame of the same photo: shifted, rolled, re-lit), whose features a burst's check
+finds in the process's cache. A look-alike not in the cache costs its features again
+(and an S3 GET, not measured). An upload with no look-alike pays none of it.
 """
 
 from __future__ import annotations
@@ -34,8 +42,11 @@ from PIL import Image, ImageOps
 
 from bench.images import FULL, SMALL, ensure_images
 from bench.results import Measurement, Suite
+from imgflow_contracts.keys import ANALYSIS_LONG_SIDE
+from imgflow_deduper import overlap
 from imgflow_deduper.encoder import CPU, Encoder, cpu_share, embed_views
 from imgflow_deduper.pixels import VIEW_BOXES, Normalisation, view_tensors
+from imgflow_deduper.probe import features_of
 from imgflow_deduper.settings import DedupeSettings
 from tools.build_model import ensure_model, weights_path
 from tools.embedding_model.onnx_export import build_embedding_model
@@ -51,10 +62,18 @@ class Cost:
     pixels: float = 0.0
     inference: float = 0.0
     images: int = 0
+    # the geometric check, where measured: the upload's features, one pair checked
+    features: float = 0.0
+    pair: float = 0.0
 
     def per_image_ms(self, part: str) -> float:
-        total = self.pixels + self.inference if part == "total" else getattr(self, part)
-        return 1000 * total / self.images
+        parts = {"total": self.pixels + self.inference,
+                 "checked": self.pixels + self.inference + self.features + self.pair}  # fmt: skip
+        return 1000 * parts.get(part, getattr(self, part, 0.0)) / self.images
+
+    def add(self, other: Cost) -> None:
+        for name in ("pixels", "inference", "images", "features", "pair"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 class Before:
@@ -122,6 +141,39 @@ class Now:
 PIPELINES: dict[str, Callable[[int], Before | Now]] = {"before": Before, "now": Now}
 
 
+def analysis_copy(data: bytes) -> bytes:
+    """The thumbnailer's analysis copy, near enough: the long side at 512 px, JPEG."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.draft("RGB", (ANALYSIS_LONG_SIDE, ANALYSIS_LONG_SIDE))
+        copy = ImageOps.exif_transpose(image).convert("RGB")
+    copy.thumbnail((ANALYSIS_LONG_SIDE, ANALYSIS_LONG_SIDE), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    copy.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def burst_frame(data: bytes) -> bytes:
+    """A look-alike: the next frame of a burst (the camera moved by a tenth and rolled
+    2 degrees, the light changed), as its analysis copy."""
+    with Image.open(io.BytesIO(analysis_copy(data))) as image:
+        w, h = image.size
+        frame = image.crop((w // 10, 0, w, h)).rotate(2.0, Image.Resampling.BILINEAR)
+    frame = frame.point(lambda v: min(255, round(v * 1.1)))
+    out = io.BytesIO()
+    frame.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def _check(copy: bytes, lookalike: overlap.Features, cost: Cost) -> None:
+    """The geometric check of one upload against one look-alike: what the worker adds."""
+    started = time.process_time()
+    mine = features_of(copy)
+    made = time.process_time()
+    overlap.overlap(mine, lookalike)
+    cost.features += made - started
+    cost.pair += time.process_time() - made
+
+
 def _measure(pipeline: Before | Now, data: bytes, cost: Cost) -> None:
     started, started_main = time.process_time(), time.thread_time()
     pixels = pipeline.pixels(data)
@@ -132,14 +184,21 @@ def _measure(pipeline: Before | Now, data: bytes, cost: Cost) -> None:
     cost.images += 1
 
 
-def _cost_of(name: str, threads: int, paths: list[Path]) -> Cost:
-    """In a child process: one pipeline over every image (after a warm-up)."""
+def _cost_of(name: str, threads: int, paths: list[Path], checked: bool = False) -> Cost:
+    """In a child process: one pipeline over every image (after a warm-up); ``checked``:
+    the geometric check of each image too, timed apart."""
     images = [p.read_bytes() for p in paths]
     pipeline = PIPELINES[name](threads)
     pipeline.embed(pipeline.pixels(images[0]))  # first runs allocate and pick kernels
+    if checked:  # made before the upload's check: the thumbnailer's copy, cached features
+        copies = [analysis_copy(data) for data in images]
+        lookalikes = [features_of(burst_frame(data)) for data in images]
+        _check(copies[0], lookalikes[0], Cost())  # warm-up
     cost = Cost()
-    for data in images:
+    for k, data in enumerate(images):
         _measure(pipeline, data, cost)
+        if checked:
+            _check(copies[k], lookalikes[k], cost)
     return cost
 
 
@@ -152,17 +211,20 @@ def run(quick: bool = False) -> Suite:
     paths = ensure_images(2 if quick else 8, spec)
     ensure_model()  # before the children start, so that none of them builds it
     threads = cpu_share()
-    runs = {"before": ("before", threads), "now": ("now", threads), "now, 1 thread": ("now", 1)}
+    runs = {
+        "before": ("before", threads, False),
+        "now": ("now", threads, True),  # with the geometric check, timed apart
+        "now, 1 thread": ("now", 1, False),
+    }
     costs = {name: Cost() for name in runs}
     spawn = multiprocessing.get_context("spawn")  # no ONNX Runtime state crosses a fork
     for turn in range(1 if quick else 2):
         order = list(runs) if turn % 2 == 0 else list(runs)[::-1]
         for name in order:
             with ProcessPoolExecutor(1, mp_context=spawn) as child:
-                cost = child.submit(_cost_of, *runs[name], paths).result()
-            costs[name].pixels += cost.pixels
-            costs[name].inference += cost.inference
-            costs[name].images += cost.images
+                pipeline, threads_, checked = runs[name]
+                cost = child.submit(_cost_of, pipeline, threads_, paths, checked).result()
+            costs[name].add(cost)
 
     before, now = costs["before"], costs["now"]
     label = f"{spec.width}x{spec.height} JPEG"
@@ -179,6 +241,15 @@ def run(quick: bool = False) -> Suite:
             "inference",
             "inference (7 inputs), now",
         ),
+        # the geometric check, measured in the same child processes as "now"
+        _ms(
+            f"upload with one look-alike, now + geometric check ({label})",
+            now,
+            "checked",
+            f"upload, now ({label})",
+        ),
+        _ms("geometric check: the upload's features (512 px analysis copy)", now, "features"),
+        _ms("geometric check: one look-alike checked (match, RANSAC, agreement)", now, "pair"),
     ]
     mean_bytes = sum(p.stat().st_size for p in paths) / len(paths)
     notes = [
@@ -188,5 +259,9 @@ def run(quick: bool = False) -> Suite:
         "Before: 224 px model fed a 112 px low-pass, JPEG decoded at 1/4 scale, two session "
         "runs on spinning threads. Now: 96 px model, JPEG decoded at 1/8 scale, every view "
         "resized straight from that one image, one session run, threads that sleep when idle.",
+        'Geometric check (OpenCV, one thread): measured beside "now" in the same child '
+        "processes on the same uploads; its features come from the 512 px analysis copy, "
+        "whatever the upload's size. Each further look-alike adds one pair checked, plus the "
+        "features again (and an S3 GET) when not in the process's cache.",
     ]
     return Suite("Deduper: CPU per upload, now against before", measurements, notes=notes)

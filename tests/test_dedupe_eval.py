@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from imgflow_deduper.decision import Thresholds
+from imgflow_deduper.decision import GeometryThresholds, Thresholds
 from imgflow_runtime.grouping import Rule
 from tools.dedupe_eval.dataset import SPLIT_SCENES, Sample
 from tools.dedupe_eval.edits import ISSUE_EDITS
-from tools.dedupe_eval.group_metrics import group_counts
+from tools.dedupe_eval.group_metrics import group_counts, stack_counts
 from tools.dedupe_eval.report import subset
-from tools.dedupe_eval.rules import Setting, check_against_decide, groups_of
+from tools.dedupe_eval.rules import Setting, check_against_decide, groups_of, related
 from tools.dedupe_eval.signals import PairTable
 from tools.dedupe_eval.splits import TEST, TUNE, issue_sets, split_of
 
@@ -87,3 +89,35 @@ def test_the_issue_sets_are_halves_with_two_of_the_issue_edits() -> None:
         assert {s.edit for s in chosen} <= {"original", *ISSUE_EDITS}
         per_group = {g: sum(s.group == g for s in chosen) for g in {s.group for s in chosen}}
         assert set(per_group.values()) == {3}
+
+
+def test_stacks_are_scored_on_the_pairs_of_different_shots() -> None:
+    labels = ["L", "L", "R", "R", "X"]  # two shots of scene s, one of scene t
+    scenes = ["s", "s", "s", "s", "t"]
+    # the four shots of s in one stack: all 4 similar pairs, no wrong one
+    right = stack_counts(labels, scenes, [[0, 1, 2, 3]])
+    assert (right.true_pairs, right.predicted_pairs, right.correct_pairs) == (4, 4, 4)
+    # X stacked with them: 4 wrong pairs more; R alone: nothing found
+    assert stack_counts(labels, scenes, [range(5)]).precision == pytest.approx(0.5)
+    assert stack_counts(labels, scenes, [[0, 1], [2, 3]]).recall == 0.0
+
+
+def test_the_check_counts_only_on_pairs_as_alike_as_the_probe_cosine() -> None:
+    # two shots of three images each; a cross pair shares content but embeds apart
+    n = 6
+    i, j = np.triu_indices(n, k=1)
+    same = np.array(list("aaabbb"))
+    cosine = np.where(same[i] == same[j], 0.97, 0.2)
+    cross = (i == 2) & (j == 3)
+    cosine[cross] = 0.6
+    t = table(n, list(same), cosine)
+    evidence = {"inliers": 40, "keypoints": 300, "iou": 0.25, "agreement": 1.0}
+    unchecked = {"inliers": -1, "keypoints": -1, "iou": np.nan, "agreement": np.nan}
+    t = replace(t, **{f: np.where(cross, v, unchecked[f]) for f, v in evidence.items()})
+    th = Thresholds(0.93, 0, 0.9, 0)
+    geometry = GeometryThresholds(10, 0.5, 0.7, 150)
+    for probe, similar in [(0.75, False), (0.55, True)]:
+        setting = Setting(Rule.AVERAGE_LINK, th, geometry=geometry, probe_cosine=probe)
+        check_against_decide(t, setting)  # the deduper's relate() sees the same evidence
+        assert related(t, th, geometry, probe).similar[cross].item() is similar
+        assert len(groups_of(t, setting)) == 2  # duplicate groups stay apart either way

@@ -25,12 +25,14 @@ from imgflow_deduper.settings import DedupeSettings
 from imgflow_runtime.grouping import Rule
 from tools.build_model import MODEL_FILE, ensure_model
 from tools.dedupe_eval.dataset import Sample, overlap_sweep, samples
-from tools.dedupe_eval.geometry import PairGeometry, near, pair_geometry
+from tools.dedupe_eval.geometry import NEAR_PHASH, PairGeometry, near, pair_geometry
 from tools.dedupe_eval.image_signals import ImageSignals, ModelSpec, image_signals
 from tools.dedupe_eval.relations import (
+    PROBE_COSINES,
     choose_geometry,
     outcome,
     separability,
+    similar_breakdown,
     sweep_rows,
 )
 from tools.dedupe_eval.report import (
@@ -41,7 +43,7 @@ from tools.dedupe_eval.report import (
     pairs_section,
     rules_section,
 )
-from tools.dedupe_eval.rules import Setting, check_against_decide
+from tools.dedupe_eval.rules import Setting, check_against_decide, probed
 from tools.dedupe_eval.signals import PairTable, pair_table
 from tools.dedupe_eval.splits import TEST, TUNE, indices, issue_sets, split_of
 
@@ -96,11 +98,21 @@ def parse() -> argparse.Namespace:
 def with_geometry(
     samples: list[Sample], spec: ModelSpec, cache: Path | None, signals: ImageSignals | None = None
 ) -> tuple[PairTable, PairGeometry]:
-    """Every pair's signals, the geometric check on those that look near."""
+    """Every pair's signals, the geometric check on those that look near at the lowest
+    probe cosine tried (in two parts, each cached: the pairs near at the first probe
+    cosine, then the others)."""
     signals = signals or image_signals(samples, spec, cache)
     plain = pair_table(samples, signals)
-    rows = np.flatnonzero(near(plain.cnn, plain.phash_distance))
-    geometry = pair_geometry(samples, plain.i, plain.j, rows, cache)
+    first = near(plain.cnn, plain.phash_distance)
+    wider = (plain.cnn >= min(PROBE_COSINES)) | (plain.phash_distance <= NEAR_PHASH)
+    geometry = pair_geometry(samples, plain.i, plain.j, np.flatnonzero(first), cache)
+    more = pair_geometry(samples, plain.i, plain.j, np.flatnonzero(wider & ~first), cache)
+    geometry = PairGeometry(
+        *(np.where(more.inliers >= 0, getattr(more, f), getattr(geometry, f))
+          for f in ("inliers", "keypoints", "iou", "agreement")),
+        geometry.feature_cpu_ms,
+        geometry.match_cpu_ms,
+    )  # fmt: skip
     return pair_table(samples, signals, geometry), geometry
 
 
@@ -119,13 +131,17 @@ def relations_section(
         return [everything[k].scene for k in split.nodes]
 
     base = configured(Rule.AVERAGE_LINK)
-    chosen = choose_geometry(tune, scenes(tune), base, floor)
+    chosen, by_probe = choose_geometry(tune, scenes(tune), base, floor)
     for split in (tune, test):  # the vectorised relations are the deduper's relate()
         check_against_decide(split.table, chosen)
     rows = []
     for name, setting in (
         ("CNN + pHash only (before)", base),
-        ("with the geometric check", chosen),
+        (
+            f"geometric check from CNN >= {PROBE_COSINES[0]}",
+            replace(chosen, probe_cosine=PROBE_COSINES[0]),
+        ),
+        (f"geometric check from CNN >= {chosen.probe_cosine}", chosen),
     ):
         for label, split in ((TUNE, tune), (TEST, test)):
             o = outcome(split, scenes(split), setting)
@@ -157,7 +173,27 @@ def relations_section(
         "",
         *separability(tune.table, base),
         f"Geometric thresholds chosen on the tuning split (best duplicate-group F1 + stack F1 "
-        f"at duplicate-group precision >= {floor}): {chosen.describe()}.",
+        f"at duplicate-group precision >= {floor}, at probe cosine {PROBE_COSINES[0]}; then "
+        f"the probe cosine likewise): {chosen.describe()}.",
+        "",
+        "The probe cosine on the tuning split (the pairs checked, and what they make), and "
+        "for reference the test split's stacks (not used to choose):",
+        "",
+        "| probe cosine | pairs checked | duplicate-group P / R | similar-stack P / R | "
+        "similar-pair F1 | test: duplicate-group P / R | test: similar-stack P / R |",
+        "| ---: | ---: | --- | --- | ---: | --- | --- |",
+        *(
+            f"| {p.probe_cosine} | "
+            f"{int(probed(tune.table, chosen.thresholds, p.probe_cosine).sum())} | "
+            f"{p.outcome.groups.precision:.3f} / {p.outcome.groups.recall:.3f} | "
+            f"{p.outcome.stacks.precision:.3f} / {p.outcome.stacks.recall:.3f} | "
+            f"{p.pair_f1:.3f} | {t.groups.precision:.3f} / {t.groups.recall:.3f} | "
+            f"{t.stacks.precision:.3f} / {t.stacks.recall:.3f} |"
+            for p, t in (
+                (p, outcome(test, scenes(test), replace(chosen, probe_cosine=p.probe_cosine)))
+                for p in by_probe
+            )
+        ),
         "",
         "| decision | split | duplicate-group precision | recall | pure groups | "
         "similar-stack precision | recall | stacks |",
@@ -171,6 +207,12 @@ def relations_section(
         "| overlap | IoU | pairs | CNN + pHash say duplicate | duplicate | similar |",
         "| ---: | ---: | ---: | ---: | ---: | ---: |",
         *sweep_rows(table, shares, chosen),
+        "",
+        "The test split's labelled similar pairs, by scene and shots (pairs between the "
+        "two shots' groups, edits included): how many the check ran on, how it called them, "
+        "and how many share a stack:",
+        "",
+        *similar_breakdown(test, everything, chosen),
         "",
         f"Cost (one thread, this process): embedding {embed_ms:.1f} CPU ms per image; the "
         f"geometric check {geometry.feature_cpu_ms:.1f} ms per image for its features "

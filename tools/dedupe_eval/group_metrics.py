@@ -64,3 +64,27 @@ def group_counts(labels: Sequence[str], groups: Iterable[Iterable[int]]) -> Grou
         predicted += _pairs(size)
         correct += sum(_pairs(n) for n in by_label.values())
     return GroupCounts(true_pairs, predicted, correct, count, pure)
+
+
+def stack_counts(
+    labels: Sequence[str], scenes: Sequence[str], stacks: Iterable[Iterable[int]]
+) -> GroupCounts:
+    """Score similar ``stacks`` (of indices) on the pairs of different originals
+    (``labels``): precision, the share of those in a stack that are of one scene;
+    recall, the share of the labelled similar pairs (one scene, two originals) in one."""
+    shots = Counter(zip(scenes, labels, strict=True))
+    per_scene = Counter(scenes)
+    true_pairs = sum(_pairs(n) for n in per_scene.values()) - sum(_pairs(n) for n in shots.values())
+    predicted = correct = count = pure = 0
+    for members in stacks:
+        members = list(members)
+        if len(members) < 2:
+            continue
+        count += 1
+        pure += len({scenes[k] for k in members}) == 1
+        for x, a in enumerate(members):
+            for b in members[x + 1 :]:
+                if labels[a] != labels[b]:
+                    predicted += 1
+                    correct += scenes[a] == scenes[b]
+    return GroupCounts(true_pairs, predicted, correct, count, pure)

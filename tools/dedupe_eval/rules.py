@@ -27,6 +27,7 @@ from imgflow_deduper.decision import (
 from imgflow_deduper.overlap import Overlap
 from imgflow_deduper.strength import StrongThresholds, is_strong
 from imgflow_runtime.grouping import Pair, Rule, group
+from tools.dedupe_eval.geometry import NEAR_COSINE, NEAR_PHASH
 from tools.dedupe_eval.metrics import Score, best, score
 from tools.dedupe_eval.signals import PairTable
 
@@ -41,6 +42,9 @@ class Setting:
     min_density: Fraction = field(default=Fraction(1, 2))  # AVERAGE_LINK only
     # the geometric check: None groups every pair that looks alike, as before it
     geometry: GeometryThresholds | None = None
+    # the check runs on pairs at least this alike to the CNN (or pHash-near, or duplicates):
+    # the deduper's IMGFLOW_DEDUPE_PROBE_COSINE
+    probe_cosine: float = NEAR_COSINE
 
     def describe(self) -> str:
         t = self.thresholds
@@ -54,7 +58,8 @@ class Setting:
             text += (
                 f"; geometry: shared content at >= {g.min_inliers} inliers, a copy at IoU"
                 f" >= {g.duplicate_iou:.3g} & agreement >= {g.duplicate_agreement:.3g}, "
-                f"no content in common when both have >= {g.rich_keypoints} keypoints"
+                f"no content in common when both have >= {g.rich_keypoints} keypoints; "
+                f"checked from CNN >= {self.probe_cosine:.3g}"
             )
         return text
 
@@ -76,11 +81,21 @@ class Related:
     similar: np.ndarray
 
 
-def related(t: PairTable, th: Thresholds, g: GeometryThresholds | None) -> Related:
+def probed(t: PairTable, th: Thresholds, probe_cosine: float) -> np.ndarray:
+    """The pairs the deduper's ``checks.judge`` runs the geometric check on: at least
+    ``probe_cosine`` alike to the CNN, pHash-near, or duplicates by the CNN and pHash
+    (where the table has the check's result: it ran on every pair that near or nearer)."""
+    near = (t.cnn >= probe_cosine) | (t.phash_distance <= NEAR_PHASH) | predicted(t, th)
+    return (t.inliers >= 0) & near
+
+
+def related(
+    t: PairTable, th: Thresholds, g: GeometryThresholds | None, probe_cosine: float = NEAR_COSINE
+) -> Related:
     looks = predicted(t, th)
     if g is None:
         return Related(looks, np.zeros(len(looks), bool))
-    checked = t.inliers >= 0
+    checked = probed(t, th, probe_cosine)
     shared = checked & (t.inliers >= g.min_inliers) & (t.iou >= MIN_SHARED_IOU)
     unchanged = ~(t.agreement < g.duplicate_agreement)  # NaN: nothing to compare, unchanged
     copy = shared & (t.iou >= g.duplicate_iou) & unchanged
@@ -105,8 +120,9 @@ def decided(
     th: Thresholds,
     strong: StrongThresholds | None,
     geometry: GeometryThresholds | None = None,
+    probe_cosine: float = NEAR_COSINE,
 ) -> Decided:
-    rows = np.flatnonzero(related(t, th, geometry).duplicate)
+    rows = np.flatnonzero(related(t, th, geometry, probe_cosine).duplicate)
     cnn, dist, sha = t.cnn[rows], t.phash_distance[rows], t.same_sha256[rows]
     by_cnn = (cnn >= th.cosine) | ((cnn >= th.combined_cosine)
                                    & (dist <= th.combined_phash_distance))  # fmt: skip
@@ -120,10 +136,11 @@ def decided(
     return Decided(rows, scores, is_strong_)
 
 
-def pair_signals(t: PairTable, k: int) -> PairSignals:
+def pair_signals(t: PairTable, k: int, checked: bool = True) -> PairSignals:
+    """The pair's signals as the deduper has them (``checked``: the check ran on it)."""
     view = None if np.isnan(t.view_cosine[k]) else float(t.view_cosine[k])
     found = None
-    if t.inliers[k] >= 0:
+    if checked and t.inliers[k] >= 0:
         found = Overlap(int(t.inliers[k]), float(t.iou[k]), float(t.agreement[k]), False,
                         int(t.keypoints[k]))  # fmt: skip
     return PairSignals(bool(t.same_sha256[k]), float(t.cosine[k]), int(t.phash_distance[k]),
@@ -132,11 +149,12 @@ def pair_signals(t: PairTable, k: int) -> PairSignals:
 
 def check_against_decide(t: PairTable, setting: Setting) -> None:
     """The vectorised relations, score and strength equal the deduper's, pair by pair."""
-    d = decided(t, setting.thresholds, setting.strong, setting.geometry)
-    similar = related(t, setting.thresholds, setting.geometry).similar
+    d = decided(t, setting.thresholds, setting.strong, setting.geometry, setting.probe_cosine)
+    similar = related(t, setting.thresholds, setting.geometry, setting.probe_cosine).similar
+    checked = probed(t, setting.thresholds, setting.probe_cosine)
     expected, expected_similar = [], []
     for k in range(len(t.i)):
-        signals = pair_signals(t, k)
+        signals = pair_signals(t, k, bool(checked[k]))
         verdict = relate(signals, setting.thresholds, setting.geometry)
         expected_similar.append(verdict.relation is Relation.SIMILAR)
         if verdict.relation is Relation.DUPLICATE:
@@ -152,7 +170,7 @@ def check_against_decide(t: PairTable, setting: Setting) -> None:
 
 def groups_of(t: PairTable, setting: Setting) -> list[frozenset[int]]:
     """The rule's groups of the table's images (indices as in the table)."""
-    d = decided(t, setting.thresholds, setting.strong, setting.geometry)
+    d = decided(t, setting.thresholds, setting.strong, setting.geometry, setting.probe_cosine)
     pairs = [
         Pair(int(t.i[k]), int(t.j[k]), float(s), bool(st))
         for k, s, st in zip(d.rows, d.scores, d.strong, strict=True)

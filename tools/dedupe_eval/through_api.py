@@ -12,6 +12,13 @@ groups from ``GET /v1/duplicate-groups``, and they are scored as the offline eva
 them (group_metrics). What differs from the offline eval is everything the running system
 adds: top-k retrieval by HNSW, pHashes that may arrive after a check, and groups kept
 incrementally as images arrive in upload order.
+
+``--similar`` adds the similar cases (issue 28): every other shot of those photos (the
+crop across the cut, the burst frames) and the motorcycle's stereo pair, each also with
+two of the issue's edits. Similar stacks are not served by the API on this branch: they
+are made from the pairs the deduper stored (``duplicate_pairs`` and ``similar_pairs``)
+by the rule the deduper will store them with (``imgflow_runtime.stacking.stacks``), and
+scored as the offline eval scores stacks.
 """
 
 from __future__ import annotations
@@ -40,13 +47,14 @@ from imgflow_contracts.settings import ENV_PREFIX
 from imgflow_localstack.system import LocalSystem
 from imgflow_runtime.db import tenants
 from imgflow_runtime.db.pool import connect
+from imgflow_runtime.stacking import stacks
 from tools.build_model import ensure_model
-from tools.dedupe_eval.dataset import HALVES, encode_jpeg
+from tools.dedupe_eval.dataset import HALVES, encode_jpeg, shots
 from tools.dedupe_eval.edits import EDITS, crop
-from tools.dedupe_eval.group_metrics import GroupCounts, group_counts
+from tools.dedupe_eval.group_metrics import GroupCounts, group_counts, stack_counts
 from tools.dedupe_eval.offline_reference import offline_results
-from tools.dedupe_eval.sources import bundled_photos
-from tools.dedupe_eval.splits import TEST, issue_draws, split_halves
+from tools.dedupe_eval.sources import bundled_photos, second_shots
+from tools.dedupe_eval.splits import TEST, issue_draws, split_halves, split_of
 
 OUT = Path(__file__).resolve().parent.parent.parent / ".bench" / "eval-dedupe"
 MIN_PRECISION, MIN_RECALL = 0.98, 0.95  # the issue's bar
@@ -55,9 +63,14 @@ SETTLE_TIMEOUT_S = 900.0
 
 @dataclass(frozen=True)
 class Upload:
-    group: str  # the half it derives from: the label
+    group: str  # the shot it derives from: the label
     edit: str
     data: bytes
+    scene: str = ""  # the photograph: shots of one scene are similar ("": the group's)
+
+    @property
+    def scene_name(self) -> str:
+        return self.scene or self.group.split("#")[0]
 
 
 def held_out_halves(photos: int | None = None) -> dict[str, Image.Image]:
@@ -70,16 +83,54 @@ def held_out_halves(photos: int | None = None) -> dict[str, Image.Image]:
     return {g: originals[g] for g in halves[: None if photos is None else 2 * photos]}
 
 
-def uploads(halves: dict[str, Image.Image], draw: Sequence[tuple[str, str]]) -> list[Upload]:
+def uploads(
+    halves: dict[str, Image.Image],
+    draw: Sequence[tuple[str, str]],
+    scenes: dict[str, str] | None = None,
+) -> list[Upload]:
     """The bytes of each (group, edit), as the offline eval encodes them."""
-    return [Upload(g, e, encode_jpeg(halves[g]) if e == "original" else EDITS[e](halves[g]))
+    scenes = scenes or {}
+    return [Upload(g, e, encode_jpeg(halves[g]) if e == "original" else EDITS[e](halves[g]),
+                   scenes.get(g, ""))
             for g, e in draw]  # fmt: skip
 
 
-def held_out_draws(draws: int, photos: int | None = None) -> list[list[Upload]]:
-    """The offline eval's issue-test draws, as bytes to upload."""
+def held_out_similar(photos: int | None = None) -> tuple[dict[str, Image.Image], dict[str, str]]:
+    """The other shots of the test split's split photos (across, burst frames) and the
+    test split's stereo pairs: (image by group, scene by group), as the offline set names
+    them."""
+    names = sorted(p.name for p in bundled_photos())
+    of = split_of(names)
+    halves = split_halves(names, TEST)
+    kept = sorted({g.split("#")[0] for g in halves})[:photos]
+    images, scenes = {}, {}
+    for photo in bundled_photos():
+        if photo.name in kept:
+            for shot, image in shots(photo):
+                if shot not in HALVES:
+                    images[f"{photo.name}#{shot}"] = image
+                    scenes[f"{photo.name}#{shot}"] = photo.name
+    for scene, other in second_shots():
+        if of.get(scene) == TEST:
+            whole = next(p for p in bundled_photos() if p.name == scene)
+            images[scene], scenes[scene] = whole.image, scene
+            images[other.name], scenes[other.name] = other.image, scene
+    return images, scenes
+
+
+def held_out_draws(
+    draws: int, photos: int | None = None, similar: bool = False
+) -> list[list[Upload]]:
+    """The offline eval's issue-test draws, as bytes to upload; ``similar``: each draw
+    followed by the similar cases' shots, each with two of the issue's edits (drawn
+    apart, so the halves' draws stay the offline issue test's)."""
     halves = held_out_halves(photos)
-    return [uploads(halves, draw) for draw in issue_draws(list(halves), draws)]
+    out = [uploads(halves, draw) for draw in issue_draws(list(halves), draws)]
+    if similar:
+        others, scenes = held_out_similar(photos)
+        extra = [uploads(others, d, scenes) for d in issue_draws(list(others), draws, seed=28)]
+        out = [a + b for a, b in zip(out, extra, strict=True)]
+    return out
 
 
 # --- the running system -----------------------------------------------------------------
@@ -151,6 +202,24 @@ async def awaiting_phash(database_url: str, ids: Sequence[str]) -> int:
         await conn.close()
 
 
+async def stored_pairs(database_url: str, ids: Sequence[str]) -> list[tuple[str, str]]:
+    """The duplicate and similar pairs the deduper stored among ``ids``: what stacks are
+    made of (not served by the API on this branch)."""
+    conn = await connect(database_url)
+    try:
+        rows = await conn.fetch(
+            """SELECT image_a, image_b FROM duplicate_pairs
+                WHERE image_a = ANY($1) AND image_b = ANY($1)
+               UNION
+               SELECT image_a, image_b FROM similar_pairs
+                WHERE image_a = ANY($1) AND image_b = ANY($1)""",
+            [uuid.UUID(i) for i in ids],
+        )
+        return [(str(r["image_a"]), str(r["image_b"])) for r in rows]
+    finally:
+        await conn.close()
+
+
 async def listed_groups(client: httpx.AsyncClient) -> list[set[str]]:
     """Every group of the tenant as ``GET /v1/duplicate-groups`` pages it, with members."""
     groups, url = [], "/v1/duplicate-groups?limit=200"
@@ -176,6 +245,8 @@ class DrawResult:
     failed: int  # images whose processing failed
     awaiting_phash: int  # checks still without their image's pHash when groups were read
     seconds: float
+    stacks: list[list[int]] = field(default_factory=list)  # from the stored pairs
+    stack_counts: GroupCounts = field(default_factory=GroupCounts)
 
 
 async def run_draw(
@@ -204,12 +275,15 @@ async def run_draw(
             reader.cancel()
         groups = await listed_groups(client)
     pending = await awaiting_phash(database_url, ids)
+    related = await stored_pairs(database_url, ids)
     index = {image_id: k for k, image_id in enumerate(ids)}
     as_indices = [sorted(index[m] for m in g) for g in groups]
     counts = group_counts([u.group for u in order], as_indices)
+    stacked = [sorted(index[m] for m in s) for s in stacks(related).groups]
+    scored = stack_counts([u.group for u in order], [u.scene_name for u in order], stacked)
     failed = sum(stream.finished[i] == "image.failed" for i in ids)
     seconds = time.perf_counter() - started
-    return DrawResult(counts, order, ids, as_indices, failed, pending, seconds)
+    return DrawResult(counts, order, ids, as_indices, failed, pending, seconds, stacked, scored)
 
 
 @contextlib.contextmanager
@@ -274,11 +348,13 @@ def report(
 ) -> tuple[str, GroupCounts]:
     total = _pooled(results)
     met = total.precision >= MIN_PRECISION and total.recall >= MIN_RECALL
-    halves = len({u.group for u in results[0].uploads})
+    shots = len({u.group for u in results[0].uploads})
+    similar = any(u.scene for u in results[0].uploads)
+    what = "shots (halves, and the similar cases' other shots)" if similar else "halves"
     lines = [
         "# Duplicate groups through the running API",
         "",
-        f"{len(results)} draws of the issue's test (the test split's {halves} halves, each "
+        f"{len(results)} draws of the issue's test (the test split's {shots} {what}, each "
         "with its original and two of the issue's edits), each uploaded by a tenant of its "
         "own in a random order, one image at a time; groups read from "
         "`GET /v1/duplicate-groups` once the event stream said every image finished.",
@@ -298,6 +374,34 @@ def report(
         f"{seconds:.0f} s in all, the system's start included.",
         "",
     ]
+    if any(r.stack_counts.true_pairs for r in results):
+        stacked = sum((r.stack_counts for r in results), GroupCounts())
+        offline_stacked = sum((o.stack_counts for o in offline), GroupCounts())
+        lines += [
+            "Similar stacks (not served by the API on this branch): the stored "
+            "`duplicate_pairs` and `similar_pairs` among each draw's images, stacked by "
+            "`imgflow_runtime.stacking.stacks` (the deduper's stack rule), scored on the "
+            "pairs of different shots: precision, the share of those in a stack that are of "
+            "one scene; recall, the share of the pairs of one scene in one stack.",
+            "",
+            "| draw | stack precision | stack recall | stack F1 | pure stacks | stacks | "
+            "true pairs |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            *(_row(str(k + 1), r.stack_counts) for k, r in enumerate(results)),
+            _row("pooled", stacked),
+            _row("offline, the same images", offline_stacked),
+            "",
+            *(
+                f"- draw {k + 1}, a stack: "
+                + ", ".join(
+                    f"{n} x {g}" for g, n in sorted(Counter(r.uploads[m].group for m in st).items())
+                )
+                for k, r in enumerate(results)
+                for st in r.stacks
+                if len({r.uploads[m].group for m in st}) > 1
+            ),
+            "",
+        ]
     errors = [
         f"- draw {k + 1}: {m}"
         for k, (r, o) in enumerate(zip(results, offline, strict=True))
@@ -320,6 +424,11 @@ def parse() -> argparse.Namespace:
                                      description=__doc__)  # fmt: skip
     parser.add_argument("--draws", type=int, default=3)
     parser.add_argument("--photos", type=int, default=None, help="only the first N test photos")
+    parser.add_argument(
+        "--similar",
+        action="store_true",
+        help="add the similar cases (other shots of the photos, stereo pairs) and score stacks",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     return parser.parse_args()
 
@@ -327,7 +436,7 @@ def parse() -> argparse.Namespace:
 def main() -> None:
     args = parse()
     started = time.perf_counter()
-    draws = held_out_draws(args.draws, args.photos)
+    draws = held_out_draws(args.draws, args.photos, args.similar)
     with running_system() as system:
         results = [asyncio.run(run_draw(system, d, seed=k)) for k, d in enumerate(draws)]
     offline = offline_results(results, args.out / "cache")
@@ -339,6 +448,8 @@ def main() -> None:
         "pooled": {**asdict(total), "precision": total.precision, "recall": total.recall,
                    "f1": total.f1, "pure_share": total.pure_share},
         "offline": asdict(_pooled(offline)),
+        "stacks": asdict(sum((r.stack_counts for r in results), GroupCounts())),
+        "offline_stacks": asdict(sum((o.stack_counts for o in offline), GroupCounts())),
         "draws": [{**asdict(r.counts), "seconds": r.seconds, "failed": r.failed,
                    "awaiting_phash": r.awaiting_phash,
                    "mistakes": mistakes(r), "offline_mistakes": mistakes(o)}

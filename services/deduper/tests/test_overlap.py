@@ -74,3 +74,10 @@ def test_unrelated_pictures_find_no_consistent_match(original: Features) -> None
     grass = Image.fromarray(np.asarray(data.grass())).convert("RGB")
     found = overlap(original, features(grass))
     assert found is None or found.inliers < 8
+
+
+def test_the_evidence_is_the_same_whichever_image_comes_first(original: Features) -> None:
+    # a burst frame: moved, rolled, re-lit; measured one way only, its agreement differed
+    later = ImageEnhance.Brightness(jpeg(crop(photo(), 0.1, 0.9).rotate(2.0), 50)).enhance(1.1)
+    frame = features(later)
+    assert overlap(original, frame) == overlap(frame, original)

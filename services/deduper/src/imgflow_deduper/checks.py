@@ -46,7 +46,7 @@ class CheckPolicy:
     limits: repo.SearchLimits
     thresholds: Thresholds
     geometry: GeometryThresholds | None = None  # None: no geometric check, no similar pairs
-    probe_cosine: float = 0.75  # the check runs on candidates this alike, or duplicates
+    probe_cosine: float = 0.5  # the check runs on candidates this alike, or duplicates
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,9 @@ def judge(
 ) -> Judged:
     """Each candidate's relation; the geometric check runs only on those that look alike:
     a CNN similarity of at least ``probe_cosine``, or a pHash within the combined rule's
-    distance (every duplicate by CNN or pHash is among them; the eval's ``near``)."""
+    distance, or a CNN/pHash duplicate (the eval's ``rules.probed``). Below the CNN's own
+    thresholds this finds shots that share part of a frame but embed apart; those are
+    similar only on shared content (``relate``), never on looks."""
     out = Judged([], [])
     for c in candidates:
         signals = c.signals

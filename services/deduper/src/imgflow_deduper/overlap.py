@@ -137,11 +137,15 @@ def _iou(transform: np.ndarray, a: tuple[int, int], b: tuple[int, int]) -> float
 
 
 def _agreement(
-    a: Features, b_thumb: np.ndarray, transform: np.ndarray, b_size: tuple[int, int]
+    a_thumb: np.ndarray,
+    a_size: tuple[int, int],
+    b_thumb: np.ndarray,
+    transform: np.ndarray,
+    b_size: tuple[int, int],
 ) -> float:
     """Share of a's covered, textured cells whose pixels correlate with b's mapped there."""
-    ta, tb = a.thumb, b_thumb
-    to_a = np.diag([ta.shape[1] / a.size[0], ta.shape[0] / a.size[1], 1.0])
+    ta, tb = a_thumb, b_thumb
+    to_a = np.diag([ta.shape[1] / a_size[0], ta.shape[0] / a_size[1], 1.0])
     from_b = np.diag([b_size[0] / tb.shape[1], b_size[1] / tb.shape[0], 1.0])
     m = (to_a @ np.vstack([transform, [0, 0, 1]]) @ from_b)[:2]
     h, w = ta.shape
@@ -165,7 +169,14 @@ def _agreement(
 
 
 def overlap(a: Features, b: Features) -> Overlap:
-    """The pair's geometric evidence (b mapped onto a); 0 inliers with no consistent fit."""
+    """The pair's geometric evidence; 0 inliers with no consistent fit.
+
+    The same whichever image comes first. The worker checks (image checked, candidate),
+    the eval (earlier, later in its set), and measured one way their verdicts differed:
+    so the fit is made in one order, chosen by content, and the agreement is the lower of
+    the two frames' (each frame's cells against the other mapped onto it)."""
+    if b.thumb.tobytes() < a.thumb.tobytes():
+        a, b = b, a
     keypoints = min(len(a.direct.points), len(b.direct.points))
     best: tuple[np.ndarray, int, bool] | None = None
     for mirrored, side in ((False, b.direct), (True, b.mirrored)):
@@ -178,10 +189,14 @@ def overlap(a: Features, b: Features) -> Overlap:
         return Overlap(0, 0.0, float("nan"), mirrored=False, keypoints=keypoints)
     transform, inliers, mirrored = best
     thumb = np.ascontiguousarray(b.thumb[:, ::-1]) if mirrored else b.thumb
+    # in both frames: a copy shows the other unchanged in each; a moved subject shows in
+    # at least one (one way only, a burst frame read 0.65 against 0.73 the other way)
+    onto_a = _agreement(a.thumb, a.size, thumb, transform, b.size)
+    onto_b = _agreement(thumb, b.size, a.thumb, cv2.invertAffineTransform(transform), a.size)
     return Overlap(
         inliers=inliers,
         iou=_iou(transform, a.size, b.size),
-        agreement=_agreement(a, thumb, transform, b.size),
+        agreement=float(np.fmin(onto_a, onto_b)),  # NaN only when neither has a cell
         mirrored=mirrored,
         keypoints=keypoints,
     )

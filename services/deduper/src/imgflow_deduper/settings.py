@@ -107,8 +107,10 @@ class DedupeSettings(WorkerSettings):
         ge=0,
         description="Both images this rich in corners yet matching nowhere: not copies.",
     )
+    # 0.5, not 0.75: shots that share part of a frame can embed apart (a half and a burst
+    # frame overlapping it: CNN 0.3-0.75); chosen on the eval's tuning split.
     dedupe_probe_cosine: float = Field(
-        default=0.75,
+        default=0.5,
         gt=0,
         le=1,
         description="The geometric check runs on candidates at least this alike (or duplicates).",

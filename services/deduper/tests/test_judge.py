@@ -1,0 +1,44 @@
+"""Which candidates the geometric check runs on (``checks.judge``), and what it makes of
+them: the eval's ``rules.probed`` and ``related`` are the same rule."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from uuid import UUID, uuid4
+
+from imgflow_deduper import repository as repo
+from imgflow_deduper.checks import CheckPolicy, judge
+from imgflow_deduper.decision import GeometryThresholds, PairSignals, Relation, Thresholds
+from imgflow_deduper.overlap import Overlap
+
+POLICY = CheckPolicy(
+    space=repo.EmbeddingSpace("m", 4),
+    limits=repo.SearchLimits(candidates=20, phash_distance=22, ef_search=40),
+    thresholds=Thresholds(0.91, 11, 0.82, 22),
+    geometry=GeometryThresholds(10, 0.5, 0.7, 150),
+)
+# another shot that shares a quarter of the frame: plenty of matches, a low IoU
+SHARED = Overlap(inliers=40, iou=0.25, agreement=1.0, mirrored=False, keypoints=300)
+
+
+def candidate(cnn: float) -> repo.Candidate:
+    return repo.Candidate(uuid4(), PairSignals(cosine=cnn, phash_distance=34))
+
+
+def test_a_shot_that_embeds_apart_is_checked_from_the_probe_cosine_down() -> None:
+    probed: list[UUID] = []
+
+    def probe(subject: UUID, other: UUID) -> Overlap:
+        probed.append(other)
+        return SHARED
+
+    apart, far = candidate(0.6), candidate(0.3)
+    at_first = judge(uuid4(), [apart, far], replace(POLICY, probe_cosine=0.75), probe)
+    assert probed == [] and at_first.similar == [] and at_first.duplicates == []
+
+    lower = judge(uuid4(), [apart, far], replace(POLICY, probe_cosine=0.55), probe)
+    assert probed == [apart.image_id]  # the unlike one is never fetched
+    assert [(c.image_id, v.relation) for c, v in lower.similar] == [
+        (apart.image_id, Relation.SIMILAR)
+    ]
+    assert "IoU < 0.5" in lower.similar[0][1].basis
