@@ -164,6 +164,36 @@ def test_an_import_flagged_bulk_waits_behind_new_uploads(fair_system: LocalSyste
     assert order[-1] in imported
 
 
+def test_later_stages_of_a_bulk_import_wait_as_bulk(fair_system: LocalSystem, db: str) -> None:
+    """The thumbnailer hands the hashing and dedupe jobs on; with their queues full they
+    go through the outbox, still of the import's kind (not as new uploads' work)."""
+    importer = new_tenant(fair_system, "importer-stages")
+    fair_system.stop_service("hasher")
+    fair_system.stop_service("deduper")
+    try:
+        _upload(fair_system, importer, range(600, 605), bulk=True)
+        # Each of the two queues holds TARGET jobs; the rest wait in the outbox.
+        wait_for(
+            lambda: sum(_later_stages_waiting(db).values()) == 2 * (5 - TARGET),
+            timeout_s=120,
+            what="the later stages' backlog",
+        )
+        assert _later_stages_waiting(db) == {"bulk": 2 * (5 - TARGET)}
+    finally:
+        fair_system.start_service("hasher")
+        fair_system.start_service("deduper")
+    wait_for(lambda: not _outbox(db), timeout_s=120, what="the backlog to drain")
+
+
+def _later_stages_waiting(db: str) -> dict[str, int]:
+    rows = query(
+        db,
+        """SELECT kind, count(*) AS n FROM outbox
+            WHERE queue IN ('hashing', 'dedupe') GROUP BY kind""",
+    )
+    return {r["kind"]: r["n"] for r in rows}
+
+
 def test_the_admin_api_sets_and_shows_a_tenants_limits(fair_system: LocalSystem) -> None:
     tenant = new_tenant(fair_system, "weighted")
     with httpx.Client(base_url=fair_system.api_url, timeout=30, headers=ADMIN) as admin:

@@ -33,7 +33,7 @@ import asyncpg
 import redis
 
 from imgflow_contracts.queues import Stage
-from imgflow_runtime.db.outbox import KINDS
+from imgflow_runtime.db.outbox import KIND_HEADER, KINDS
 from imgflow_upload_api.jobs import repository
 from imgflow_upload_api.jobs.broker import BrokerPublisher, Job
 from imgflow_upload_api.jobs.fair_order import FairOrder
@@ -61,8 +61,10 @@ def rooms(depths: dict[str, int], target_depth: int) -> dict[str, int]:
 def _job(row: asyncpg.Record) -> Job:
     # The stored W3C context goes straight into the message headers, where the workers'
     # CeleryInstrumentor reads it: the upload's trace continues in the worker without a
-    # publish span (about 2.5 ms of API CPU a job).
-    return Job(row["task_name"], row["queue"], row["payload"], row["trace_context"] or {})
+    # publish span (about 2.5 ms of API CPU a job). The kind goes with it, so that the
+    # stages the worker hands on are of the same kind.
+    headers = {**(row["trace_context"] or {}), KIND_HEADER: row["kind"]}
+    return Job(row["task_name"], row["queue"], row["payload"], headers)
 
 
 class OutboxRelay:
