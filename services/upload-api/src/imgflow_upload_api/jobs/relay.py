@@ -166,14 +166,15 @@ class OutboxRelay:
         scheduling = self.scheduling
         if scheduling.express_max_waiting <= 0:
             return []
+        room = {q: n for q, n in express_rooms(depths, scheduling.target_depth).items() if n}
+        if not room:
+            return []
+        rows = await repository.lock_light_lanes(
+            conn, list(room), UPLOAD, scheduling.express_max_waiting, scheduling.default_weight
+        )
         picked: list[asyncpg.Record] = []
-        for queue, room in express_rooms(depths, scheduling.target_depth).items():
-            if room <= 0:
-                continue
-            rows = await repository.lock_light_lanes(
-                conn, queue, UPLOAD, scheduling.express_max_waiting, scheduling.default_weight
-            )
-            picked += self._in_turns(UPLOAD, rows, room)
+        for queue, n in room.items():
+            picked += self._in_turns(UPLOAD, [r for r in rows if r["queue"] == queue], n)
         return picked
 
     def _in_turns(self, kind: str, rows: list[asyncpg.Record], room: int) -> list[asyncpg.Record]:

@@ -58,21 +58,27 @@ async def lock_lanes(
 
 
 async def lock_light_lanes(
-    conn: asyncpg.Connection, queue: str, kind: str, max_waiting: int, default_weight: int
+    conn: asyncpg.Connection,
+    queues: list[str],
+    kind: str,
+    max_waiting: int,
+    default_weight: int,
 ) -> list[asyncpg.Record]:
-    """Every row of the lanes of ``queue`` and ``kind`` that hold at most ``max_waiting``
-    rows (tenants with little waiting: the express lane), locked, with their weights."""
+    """Every row of the lanes of ``queues`` and ``kind`` that hold at most ``max_waiting``
+    rows (tenants with little waiting: the express lane), locked, with their weights; one
+    query for all the queues, as it runs on every relay pass."""
     return await conn.fetch(
         f"""SELECT o.*, coalesce(l.weight, $4) AS weight
-              FROM (SELECT tenant_id FROM outbox
-                     WHERE queue = $1 AND kind = $2
-                     GROUP BY tenant_id HAVING count(*) <= $3) AS lane
+              FROM (SELECT queue, tenant_id FROM outbox
+                     WHERE queue = ANY($1::text[]) AND kind = $2
+                     GROUP BY queue, tenant_id HAVING count(*) <= $3) AS lane
               CROSS JOIN LATERAL (
                     SELECT {_COLUMNS} FROM outbox AS o
-                     WHERE o.queue = $1 AND o.kind = $2 AND o.tenant_id = lane.tenant_id
+                     WHERE o.queue = lane.queue AND o.kind = $2
+                       AND o.tenant_id = lane.tenant_id
                      ORDER BY o.id FOR UPDATE SKIP LOCKED) AS o
               LEFT JOIN tenant_limits AS l ON l.tenant_id = lane.tenant_id""",
-        queue,
+        queues,
         kind,
         max_waiting,
         default_weight,
