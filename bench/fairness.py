@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,7 @@ import httpx
 from bench.images import ImageSpec, ensure_images
 from bench.options import BenchOptions
 from bench.results import Measurement, Suite, Table
+from imgflow_contracts.settings import CommonSettings
 from imgflow_localstack.system import LocalSystem
 
 # About 2 MP: large enough that the thumbnailer's decode dominates a job, as with real
@@ -41,6 +43,9 @@ SPEC = ImageSpec(1600, 1200, 150_000, 1_500_000, seed=30)
 FLOOD, QUICK_FLOOD = 120, 24
 LIBRARY, QUICK_LIBRARY = 60, 12
 TRICKLE = 3
+# The trickle alone is timed this many times (the median counts): on a shared machine a
+# single second-long sample is as noisy as the ratio it divides.
+ALONE_RUNS = 3
 FLOOD_CLIENTS = 8
 MODES = ("fifo", "fair")
 STAGES = ("thumbnails", "hashing", "dedupe")
@@ -55,6 +60,8 @@ class ModeResult:
     loaded_accepted_s: float
     all_done_s: float
     stages_done: int
+    # where the trickle's loaded time went: segment -> seconds (the slowest image's)
+    segments: dict[str, float]
 
     @property
     def stretch(self) -> float:
@@ -69,7 +76,7 @@ def run(quick: bool = False, options: BenchOptions | None = None) -> Suite:
     options = options or BenchOptions()
     flood = QUICK_FLOOD if quick else FLOOD
     library = QUICK_LIBRARY if quick else LIBRARY
-    per_mode = flood + library + 2 * TRICKLE
+    per_mode = flood + library + (ALONE_RUNS + 1) * TRICKLE
     paths = ensure_images(per_mode * len(MODES), SPEC)
     data_dir = Path(tempfile.mkdtemp(prefix="imgflow-bench-fair-"))
     results = []
@@ -94,8 +101,8 @@ def _measure(
     keys = {role: _tenant(system, f"{role}-{mode}") for role in ("library", "flood", "trickle")}
     lib_paths = paths[:library]
     flood_paths = paths[library : library + flood]
-    alone_paths = paths[library + flood : library + flood + TRICKLE]
-    loaded_paths = paths[library + flood + TRICKLE :]
+    alone_paths = paths[library + flood : library + flood + ALONE_RUNS * TRICKLE]
+    loaded_paths = paths[library + flood + ALONE_RUNS * TRICKLE :]
     return asyncio.run(
         _drive(system, mode, keys, lib_paths, flood_paths, alone_paths, loaded_paths)
     )
@@ -115,7 +122,11 @@ async def _drive(
         async with httpx.AsyncClient(base_url=system.api_url, timeout=120) as http:
             library_ids = await _upload_all(http, keys["library"][1], lib_paths, FLOOD_CLIENTS)
             await _wait_settled(db, library_ids)
-            alone_s, _ = await _trickle(http, db, keys["trickle"][1], alone_paths)
+            alone_runs = [
+                (await _trickle(http, db, keys["trickle"][1], alone_paths[i : i + TRICKLE]))[0]
+                for i in range(0, len(alone_paths), TRICKLE)
+            ]
+            alone_s = statistics.median(alone_runs)
 
             began = time.monotonic()
             run_id = await asyncio.to_thread(_reprocess, system, keys["library"][0])
@@ -131,7 +142,9 @@ async def _drive(
                 )
             )
             await third_in.wait()
-            loaded_s, accepted_s = await _trickle(http, db, keys["trickle"][1], loaded_paths)
+            loaded_s, accepted_s, segments = await _trickle(
+                http, db, keys["trickle"][1], loaded_paths
+            )
             flood_ids = await flooding
             await _wait_settled(db, flood_ids)
             await _wait_run(db, run_id)
@@ -142,11 +155,17 @@ async def _drive(
     # Every stage of the flood and the trickle, and every stage the run re-drove.
     stages_done = (len(flood_paths) + len(loaded_paths) + len(lib_paths)) * len(STAGES)
     print(
-        f"fairness {mode}: trickle alone {alone_s:.2f} s, during the flood {loaded_s:.2f} s; "
+        f"fairness {mode}: trickle alone {alone_s:.2f} s (median of {ALONE_RUNS}), "
+        f"during the flood {loaded_s:.2f} s; "
         f"all done in {all_done_s:.1f} s",
         flush=True,
     )
-    return ModeResult(mode, alone_s, loaded_s, accepted_s, all_done_s, stages_done)
+    print(
+        f"fairness {mode}: the slowest loaded trickle image: "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in segments.items()),
+        flush=True,
+    )
+    return ModeResult(mode, alone_s, loaded_s, accepted_s, all_done_s, stages_done, segments)
 
 
 def _tenant(system: LocalSystem, role: str) -> tuple[str, str]:
@@ -203,14 +222,52 @@ async def _upload_all(
 
 async def _trickle(
     http: httpx.AsyncClient, db: asyncpg.Connection, key: str, paths: Sequence[Path]
-) -> tuple[float, float]:
+) -> tuple[float, float, dict[str, float]]:
     """Seconds from the first of ``paths`` sent to the last one ready, and to the last
-    one answered by the API."""
+    one answered by the API; and where the slowest one's time went."""
     started = time.time()
     ids = await _upload_all(http, key, paths, clients=len(paths))
     accepted = time.time()
     finished = await _wait_settled(db, ids)
-    return finished - started, accepted - started
+    return finished - started, accepted - started, await _segments(db, ids, started)
+
+
+# Per trickle image, where its time went: the API taking the upload, then for each stage
+# the wait in the outbox (until the relay or the worker handed it to the broker: that
+# resets queued_at), in the broker's queue (until a worker started it) and the run.
+_SEGMENTS = """
+SELECT i.id,
+       extract(epoch FROM i.created_at)::float8 AS created,
+       s.stage,
+       extract(epoch FROM s.queued_at)::float8 AS queued,
+       extract(epoch FROM s.started_at)::float8 AS started,
+       extract(epoch FROM s.finished_at)::float8 AS finished
+  FROM images AS i JOIN image_stages AS s ON s.image_id = i.id
+ WHERE i.id = ANY($1::uuid[])
+"""
+
+
+async def _segments(db: asyncpg.Connection, ids: Sequence[str], sent_at: float) -> dict[str, float]:
+    """The slowest of ``ids``' time split into segments (seconds)."""
+    rows = await db.fetch(_SEGMENTS, list(ids))
+    per_image: dict[object, dict[str, asyncpg.Record]] = {}
+    for r in rows:
+        per_image.setdefault(r["id"], {})[r["stage"]] = r
+    worst: dict[str, float] = {}
+    worst_total = -1.0
+    for stages in per_image.values():
+        thumbs = stages["thumbnails"]
+        parts = {"upload (API)": thumbs["created"] - sent_at}
+        for stage in STAGES:
+            s = stages[stage]
+            ready = thumbs["created"] if stage == "thumbnails" else thumbs["finished"]
+            parts[f"{stage}: outbox"] = max(0.0, s["queued"] - ready)
+            parts[f"{stage}: broker queue"] = s["started"] - s["queued"]
+            parts[f"{stage}: run"] = s["finished"] - s["started"]
+        total = max(s["finished"] for s in stages.values()) - sent_at
+        if total > worst_total:
+            worst_total, worst = total, parts
+    return worst
 
 
 _SETTLED = """
@@ -235,6 +292,12 @@ async def _wait_run(db: asyncpg.Connection, run_id: str) -> None:
         if state in ("finished", "failed"):
             return
         await asyncio.sleep(0.1)
+
+
+def _setting(name: str) -> str:
+    """A setting as the API got it: the environment's value, else the default."""
+    value = os.environ.get(f"IMGFLOW_{name.upper()}")
+    return value if value is not None else f"{CommonSettings.model_fields[name].default} (default)"
 
 
 def _suite(results: list[ModeResult], flood: int, library: int, options: BenchOptions) -> Suite:
@@ -279,14 +342,23 @@ def _suite(results: list[ModeResult], flood: int, library: int, options: BenchOp
             for r in results
         ],
     )
+    segments = Table(
+        "Where the slowest loaded trickle image's time went (s)",
+        ["segment", *(r.mode for r in results)],
+        [[name, *(round(r.segments.get(name, 0.0), 2) for r in results)] for name in fair.segments],
+    )
     notes = [
         f"{flood} flood uploads at {FLOOD_CLIENTS} clients, a reprocess of a {library}-image "
-        f"library (every stage), {TRICKLE} trickle uploads sent once a third of the flood was "
+        f"library (every stage), {TRICKLE} trickle uploads (alone: the median of {ALONE_RUNS} "
+        f"runs) sent once a third of the flood was "
         f"in; {SPEC.width}x{SPEC.height} JPEGs; workers {dict(options.concurrency)}; broker "
-        f"target depth {os.environ.get('IMGFLOW_OUTBOX_BROKER_TARGET_DEPTH', 'default (4)')}.",
+        f"target depth {_setting('outbox_broker_target_depth')}, express lane up to "
+        f"{_setting('outbox_express_max_waiting')} jobs waiting.",
         f"trickle stretch (loaded / alone): fifo {fifo.stretch:.1f}x, fair {fair.stretch:.1f}x "
         f"(target: fair within 2x) -> {'met' if fair.stretch <= 2 else 'NOT met'}",
         f"throughput fair / fifo: {throughput:.3f} (target: within 5 %) -> "
         f"{'met' if throughput >= 0.95 else 'NOT met'}",
     ]
-    return Suite("Fairness: flood, trickle and bulk reprocess", measurements, notes, [table])
+    return Suite(
+        "Fairness: flood, trickle and bulk reprocess", measurements, notes, [table, segments]
+    )

@@ -113,6 +113,27 @@ def test_a_batch_lands_in_order_with_fresh_ids(settings: CommonSettings, queue: 
     assert len(ids) == len(tags) == 3
 
 
+def test_jobs_for_the_head_are_taken_next_in_their_order(
+    settings: CommonSettings, queue: str
+) -> None:
+    """The fair relay's express lane: jobs pushed to the head go before those in line."""
+    in_line, express = [_job(queue) for _ in range(2)], [_job(queue) for _ in range(2)]
+    _publish(settings, in_line)
+
+    async def run() -> None:
+        publisher = BrokerPublisher.connect(make_producer_app(settings), settings.broker_url)
+        try:
+            await publisher.publish([], to_head=express)
+        finally:
+            await publisher.close()
+
+    asyncio.run(run())
+    client = redis.Redis.from_url(settings.broker_url)
+    taken = [job_in_message(client.rpop(queue)) for _ in range(4)]  # as a worker's BRPOP
+    client.close()
+    assert taken == [ImageJob.model_validate(j.kwargs) for j in [*express, *in_line]]
+
+
 def test_an_unreachable_broker_raises(settings: CommonSettings, queue: str) -> None:
     """The relay keeps a job in the outbox only if publishing raises: a publisher that
     swallowed the failure would lose the job."""

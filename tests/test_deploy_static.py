@@ -931,6 +931,11 @@ def test_dashboard_uses_only_fixed_metric_names() -> None:
         "imgflow_tasks_total",
         "imgflow_task_duration_seconds_bucket",
         "imgflow_http_request_duration_seconds_bucket",
+        # fair scheduling and tenant limits (issue 30)
+        "imgflow_backlog_jobs",
+        "imgflow_backlog_oldest_seconds",
+        "imgflow_tenant_backlog_jobs",
+        "imgflow_uploads_total",
     } <= used
 
 
@@ -940,7 +945,8 @@ def test_dashboard_panels_are_well_formed() -> None:
     ids = [panel["id"] for panel in panels]
     assert len(ids) == len(set(ids)), "duplicate panel ids"
     titles = " ".join(panel["title"].lower() for panel in panels)
-    for topic in ("queue depth", "throughput", "p50 / p99", "failures", "upload latency"):
+    topics = ("queue depth", "throughput", "p50 / p99", "failures", "upload latency")
+    for topic in (*topics, "backlog by kind", "backlog per tenant", "refused by tenant limits"):
         assert topic in titles, f"no panel about {topic}"
     datasource = load_yaml(DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml")
     (source,) = datasource["datasources"]

@@ -4,7 +4,9 @@ after both (issue 30).
 
 The thumbnailer is stopped while the backlog builds, so what each queue holds is known
 exactly: the broker takes TARGET jobs, the rest wait in the outbox. The order in which the
-restarted thumbnailer then finishes the images is the order the relay chose.
+restarted thumbnailer then finishes the images is the order the relay chose. The express
+lane (a tenant with little waiting goes to the head of the queue) is off for those, so
+that the turns alone decide; its own test, last, restarts the API with it on.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from imgflow_localstack.system import LocalSystem
+from imgflow_upload_api.jobs.queue_heads import job_in_message
 from tests.stack import running_system
 from tests.support import admin_cli, bearer, encode, new_tenant, photo_like, query, wait_for
 
@@ -28,6 +32,7 @@ SETTINGS = {
     "REPROCESS_INTERVAL_S": "0.2",
     "REPROCESS_BATCH_SIZE": "50",
     "QUEUE_DEPTH_REFRESH_S": "0.2",
+    "OUTBOX_EXPRESS_MAX_WAITING": "0",
 }
 
 
@@ -164,6 +169,36 @@ def test_an_import_flagged_bulk_waits_behind_new_uploads(fair_system: LocalSyste
     assert order[-1] in imported
 
 
+def test_later_stages_of_a_bulk_import_wait_as_bulk(fair_system: LocalSystem, db: str) -> None:
+    """The thumbnailer hands the hashing and dedupe jobs on; with their queues full they
+    go through the outbox, still of the import's kind (not as new uploads' work)."""
+    importer = new_tenant(fair_system, "importer-stages")
+    fair_system.stop_service("hasher")
+    fair_system.stop_service("deduper")
+    try:
+        _upload(fair_system, importer, range(600, 605), bulk=True)
+        # Each of the two queues holds TARGET jobs; the rest wait in the outbox.
+        wait_for(
+            lambda: sum(_later_stages_waiting(db).values()) == 2 * (5 - TARGET),
+            timeout_s=120,
+            what="the later stages' backlog",
+        )
+        assert _later_stages_waiting(db) == {"bulk": 2 * (5 - TARGET)}
+    finally:
+        fair_system.start_service("hasher")
+        fair_system.start_service("deduper")
+    wait_for(lambda: not _outbox(db), timeout_s=120, what="the backlog to drain")
+
+
+def _later_stages_waiting(db: str) -> dict[str, int]:
+    rows = query(
+        db,
+        """SELECT kind, count(*) AS n FROM outbox
+            WHERE queue IN ('hashing', 'dedupe') GROUP BY kind""",
+    )
+    return {r["kind"]: r["n"] for r in rows}
+
+
 def test_the_admin_api_sets_and_shows_a_tenants_limits(fair_system: LocalSystem) -> None:
     tenant = new_tenant(fair_system, "weighted")
     with httpx.Client(base_url=fair_system.api_url, timeout=30, headers=ADMIN) as admin:
@@ -186,3 +221,49 @@ def test_the_admin_api_sets_and_shows_a_tenants_limits(fair_system: LocalSystem)
         missing = admin.get("/v1/admin/tenants/nobody-here/limits")
         assert (missing.status_code, missing.json()["code"]) == (404, "tenant-not-found")
         assert admin.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
+def test_a_tenant_with_little_waiting_goes_to_the_head_of_the_queue(
+    fair_system: LocalSystem, db: str
+) -> None:
+    """The express lane: with a flood's backlog in line, a newcomer's job is put at the
+    head of the queue (where the workers take from), not behind the TARGET jobs there."""
+    api = fair_system.service("api")
+    assert api.child.env is not None
+    broker = redis.Redis.from_url(fair_system.settings().broker_url)
+    flood, newcomer = new_tenant(fair_system, "flood-x"), new_tenant(fair_system, "newcomer-x")
+    taken: list[bytes] = []
+    fair_system.stop_service("thumbnailer")
+    try:
+        _restart_api(fair_system, express="4")
+        _upload(fair_system, flood, range(700, 712))
+        wait_for(
+            lambda: broker.llen("thumbnails") + _outbox(db).get("upload", 0) == 12,
+            what="the flood's backlog",
+        )
+        # Take what the queue holds, as the workers would: the relay refills TARGET from
+        # the flood, which has too much waiting for the express lane.
+        while (raw := broker.rpop("thumbnails")) is not None:
+            taken.append(raw)
+        wait_for(lambda: broker.llen("thumbnails") == TARGET, what="the queue refilled")
+        [fresh] = _upload(fair_system, newcomer, range(800, 801))
+        wait_for(lambda: broker.llen("thumbnails") == TARGET + 1, what="the newcomer's job")
+        head = broker.lindex("thumbnails", -1)
+        assert head is not None
+        job = job_in_message(head)
+        assert job is not None and str(job.image_id) == fresh
+    finally:
+        for raw in taken:  # back in line: their images still get their thumbnails
+            broker.lpush("thumbnails", raw)
+        broker.close()
+        _restart_api(fair_system, express="0")
+        fair_system.start_service("thumbnailer")
+    wait_for(lambda: not _outbox(db), timeout_s=120, what="the backlog to drain")
+
+
+def _restart_api(system: LocalSystem, express: str) -> None:
+    api = system.service("api")
+    api.stop()
+    assert api.child.env is not None
+    api.child.env["IMGFLOW_OUTBOX_EXPRESS_MAX_WAITING"] = express
+    api.start()

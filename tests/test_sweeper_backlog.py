@@ -63,11 +63,31 @@ def test_the_head_is_the_oldest_job_celery_queued(
     ]  # the empty dedupe queue has no head
 
 
+def test_a_window_of_heads_is_the_messages_nearest_the_head(
+    settings: CommonSettings, broker: redis.Redis
+) -> None:
+    queue = f"test-backlog-{secrets.token_hex(4)}"
+    jobs = [_job() for _ in range(3)]
+    producer = make_producer_app(settings)
+    try:
+        for job in jobs:
+            producer.send_task(job.stage.task_name, kwargs=job.to_message(), queue=queue)
+        heads = read_queue_heads(broker, {Stage.THUMBNAILS: queue}, window=2)
+    finally:
+        broker.delete(queue)
+        producer.close()
+    assert sorted(h.image_id for h in heads) == sorted(j.image_id for j in jobs[:2])
+
+
 def _sweep_and_see(
-    database_url: str, ages_min: list[int], heads_at: int | str | None, sweeps: int = 0
+    database_url: str,
+    ages_min: list[int],
+    heads_at: int | list[int] | str | None,
+    sweeps: int = 0,
 ) -> list[str]:
     """Pending thumbnail stages queued ``ages_min`` minutes ago; the queue's head is the
-    one at index ``heads_at`` (None: an unreadable head, "empty": no head). What each
+    one at index ``heads_at`` (a list: the messages nearest the head; None: an unreadable
+    head, "empty": no head). What each
     became: "waiting", "requeued" or "dead-lettered"."""
 
     async def scenario(conn: asyncpg.Connection) -> list[str]:
@@ -97,6 +117,8 @@ def _sweep_and_see(
                 )
             if heads_at == "empty":
                 heads = []
+            elif isinstance(heads_at, list):
+                heads = [QueueHead(Stage.THUMBNAILS, ids[i]) for i in heads_at]
             else:
                 head = ids[heads_at] if isinstance(heads_at, int) else None
                 heads = [QueueHead(Stage.THUMBNAILS, head)]
@@ -133,6 +155,16 @@ def test_jobs_in_line_behind_the_head_are_not_swept(database_url: str) -> None:
         "requeued",  # queued before the head: the queue moved past it, its message is gone
         "waiting",  # the head itself
         "waiting",  # behind it
+    ]
+
+
+def test_a_job_put_ahead_does_not_make_those_behind_it_look_lost(database_url: str) -> None:
+    # The express lane put the 90 min job at the head, ahead of the 120 min one: the
+    # oldest of the messages nearest the head is what counts.
+    assert _sweep_and_see(database_url, [180, 120, 90], heads_at=[2, 1]) == [
+        "requeued",
+        "waiting",
+        "waiting",
     ]
 
 

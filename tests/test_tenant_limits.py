@@ -1,17 +1,27 @@
 """Per-tenant limits through the real API (issue 30): rate, concurrency and quotas answer
-as documented, set by the operator CLI, and the tenant sees them in GET /v1/usage.
+as documented, set by the operator CLI, and the tenant sees them in GET /v1/usage. The
+rate and the uploads in progress hold across API replicas: a second API process on the
+same system shares them (through Valkey).
 
 Each test makes its own tenant, so the limits it sets touch no other test."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 
+from imgflow_contracts.settings import ENV_PREFIX
+from imgflow_localstack.ports import free_port
+from imgflow_localstack.processes import ServiceProcess
+from imgflow_localstack.readiness import HttpOk
+from imgflow_localstack.services import API, api_url
 from imgflow_localstack.system import LocalSystem
 from tests.support import admin_cli, bearer, encode, new_tenant, photo_like, wait_for
 
@@ -23,8 +33,29 @@ def _limited(system: LocalSystem, *limits: str) -> dict[str, Any]:
     return tenant
 
 
-def _client(system: LocalSystem, tenant: dict[str, Any]) -> httpx.Client:
-    return httpx.Client(base_url=system.api_url, timeout=30, headers=bearer(tenant["api_key"]))
+def _client(system: LocalSystem, tenant: dict[str, Any], url: str | None = None) -> httpx.Client:
+    return httpx.Client(
+        base_url=url or system.api_url, timeout=30, headers=bearer(tenant["api_key"])
+    )
+
+
+@pytest.fixture(scope="module")
+def second_api(system: LocalSystem) -> Iterator[str]:
+    """Another API process of the same system, on a port of its own: a second replica."""
+    spec = next(s for s in system.specs if s.name == API)
+    port = free_port()
+    twin = dataclasses.replace(
+        spec,
+        name="api-replica",
+        ready=HttpOk(f"{api_url(port)}/healthz"),
+        extra_env={**spec.extra_env, f"{ENV_PREFIX}API_PORT": str(port)},
+    )
+    replica = ServiceProcess(twin, {**os.environ, **system.env}, system.logs_dir)
+    replica.start()
+    try:
+        yield api_url(port)
+    finally:
+        replica.stop()
 
 
 def _jpeg(seed: int) -> bytes:
@@ -149,3 +180,44 @@ def test_a_presigned_upload_meets_the_same_quota(system: LocalSystem) -> None:
         refused = client.post(ticket["complete_url"])
     assert refused.status_code == 403, refused.text
     assert (refused.json()["code"], refused.json()["quota"]) == ("quota-exceeded", "images")
+
+
+def test_the_rate_is_shared_by_the_api_replicas(system: LocalSystem, second_api: str) -> None:
+    tenant = _limited(system, "--upload-rate-per-s", "0.01", "--upload-burst", "2")
+    with _client(system, tenant) as first, _client(system, tenant, second_api) as second:
+        assert first.post("/v1/images", content=_jpeg(20)).status_code == 201
+        assert second.post("/v1/images", content=_jpeg(21)).status_code == 201
+        # Counted per process, each replica would allow a burst of 2 of its own.
+        refused = [c.post("/v1/images", content=_jpeg(22)) for c in (first, second)]
+    assert [r.status_code for r in refused] == [429, 429], [r.text for r in refused]
+    assert {r.json()["code"] for r in refused} == {"rate-limited"}
+    assert refused[1].headers["ratelimit-policy"] == '"uploads";q=2;w=200'
+
+
+def test_uploads_in_progress_are_counted_across_the_replicas(
+    system: LocalSystem, second_api: str
+) -> None:
+    tenant = _limited(system, "--upload-concurrency", "1")
+    release = threading.Event()
+    answers: list[int] = []
+    with _client(system, tenant) as first, _client(system, tenant, second_api) as second:
+        slow = threading.Thread(
+            target=lambda: answers.append(
+                first.post("/v1/images", content=_slow_body(_jpeg(30), release)).status_code
+            )
+        )
+        slow.start()
+        try:
+            wait_for(
+                lambda: second.get("/v1/usage").json()["uploads_in_progress"] == 1,
+                what="the other replica to see the upload in progress",
+            )
+            refused = second.post("/v1/images", content=_jpeg(31))
+        finally:
+            release.set()
+            slow.join()
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["code"] == "too-many-uploads"
+        assert answers == [201]
+        assert second.get("/v1/usage").json()["uploads_in_progress"] == 0
+        assert second.post("/v1/images", content=_jpeg(32)).status_code == 201

@@ -1,12 +1,15 @@
 """The limits' and backpressure's rules as plain logic (tenants/limits.py,
-uploads/backpressure.py)."""
+uploads/backpressure.py), and the shared counts' answer when Valkey is away."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from uuid import uuid4
 
 import pytest
 
+from imgflow_localstack.ports import free_port
 from imgflow_runtime.db.tenant_limits import Limits
 from imgflow_upload_api.problems import Problem
 from imgflow_upload_api.tenants.limits import (
@@ -17,6 +20,7 @@ from imgflow_upload_api.tenants.limits import (
     check_queued,
     rate_headers,
 )
+from imgflow_upload_api.tenants.shared_state import SharedLimits, SharedStateUnavailable
 from imgflow_upload_api.uploads.backpressure import Backpressure
 
 
@@ -32,7 +36,8 @@ def test_a_tiny_rate_still_answers_a_finite_wait() -> None:
     bucket = TokenBucket(rate=5e-324, burst=1)
     assert bucket.take(0.0) == 0.0
     assert bucket.take(0.0) == 86_400.0
-    assert rate_headers(bucket, 86_400.0)["RateLimit-Policy"] == '"uploads";q=1;w=86400'
+    headers = rate_headers(bucket.rate, bucket.burst, bucket.remaining(), 86_400.0)
+    assert headers["RateLimit-Policy"] == '"uploads";q=1;w=86400'
 
 
 def test_a_tenants_own_limits_win_over_the_defaults() -> None:
@@ -76,3 +81,25 @@ def test_a_broker_queue_past_the_breaking_depth_refuses_everyone() -> None:
     pressure.update({"thumbnails": 500}, 0, {})
     with pytest.raises(Problem):
         pressure.admit(uuid4())
+
+
+def test_shared_counts_answer_unavailable_quickly_when_valkey_is_away() -> None:
+    """Admission then counts in its own process (admission.py): uploads go on."""
+    shared = SharedLimits(f"redis://127.0.0.1:{free_port()}/0", lease_s=60, timeout_s=0.2)
+    tenant = uuid4()
+
+    async def attempts() -> list[type[BaseException]]:
+        seen = []
+        for call in (
+            shared.take(tenant, 1.0, 1, time.time()),
+            shared.acquire(tenant, 1),
+            shared.in_progress(tenant),
+        ):
+            with pytest.raises(SharedStateUnavailable) as caught:
+                await call
+            seen.append(caught.type)
+        await shared.release(tenant, "gone")  # a lapsed lease: nothing to raise
+        await shared.close()
+        return seen
+
+    assert asyncio.run(attempts()) == [SharedStateUnavailable] * 3

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 from pathlib import Path
 
 from PIL import Image as PilImage
+
+from imgflow_localstack.system import LocalSystem
+from tests.support import admin_cli
 
 from .conftest import Cli, Tenant, summary_of, write_photos
 
@@ -133,3 +137,19 @@ def test_login_keeps_the_key_out_of_argv_in_a_file_only_its_owner_reads(
     assert tenant.api_key in config.read_text()
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
     assert after.returncode == 0, after.stderr
+
+
+def test_usage_shows_what_the_tenant_holds_beside_its_limits(cli: Cli, system: LocalSystem) -> None:
+    before = json.loads(cli.run("usage", "--json").stdout)
+    limited = admin_cli(system, "limits", "set", before["tenant"], "--max-images", "7")
+    assert limited.returncode == 0, limited.stderr
+
+    shown = cli.run("usage")
+    after = json.loads(cli.run("usage", "--json").stdout)
+
+    assert before["images"] == 0 and before["limits"]["max_images"] is None
+    assert shown.returncode == 0, shown.stderr
+    assert before["tenant"] in shown.stdout
+    (images_row,) = [line for line in shown.stdout.splitlines() if "images stored" in line]
+    assert re.findall(r"\d+", images_row) == ["0", "7"]
+    assert after["limits"]["max_images"] == 7

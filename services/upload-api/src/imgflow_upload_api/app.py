@@ -41,6 +41,7 @@ from imgflow_upload_api.stacks import endpoints as stacks
 from imgflow_upload_api.tenants import endpoints as usage
 from imgflow_upload_api.tenants.admission import Admission
 from imgflow_upload_api.tenants.service import tenant_defaults
+from imgflow_upload_api.tenants.shared_state import SharedLimits
 from imgflow_upload_api.uploads import endpoints as uploads
 from imgflow_upload_api.uploads.backpressure import Backpressure
 from imgflow_upload_api.uploads.presigned import endpoints as presigned
@@ -82,6 +83,7 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
             settings.outbox_broker_target_depth,
             settings.outbox_relay_poll_s,
             settings.tenant_default_weight,
+            settings.outbox_express_max_waiting,
         )
         relay = OutboxRelay(
             pool,
@@ -93,6 +95,8 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
         broker = redis.Redis.from_url(
             settings.broker_url, socket_timeout=2, socket_connect_timeout=2
         )
+        # The tenants' upload rate and uploads in progress, shared by the replicas.
+        shared_limits = SharedLimits(settings.broker_url, settings.tenant_upload_lease_s)
         resources = Resources(
             settings,
             pool,
@@ -103,7 +107,7 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
             metrics,
             Backpressure(settings.queue_breaking_depth),
             KeyCache(settings.api_key_cache_s),
-            Admission(tenant_defaults(settings), settings.tenant_limits_cache_s),
+            Admission(tenant_defaults(settings), settings.tenant_limits_cache_s, shared_limits),
         )
         await _bootstrap_key(pool, settings)
         # One LISTEN connection per process, shared by every event stream it serves.
@@ -129,6 +133,7 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
             await resources.event_hub.stop()
             await pool.close()
             broker.close()
+            await shared_limits.close()
             await publisher.close()
             await s3_writer.close()
             producer.close()

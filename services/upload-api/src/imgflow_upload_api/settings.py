@@ -113,8 +113,8 @@ class ApiSettings(CommonSettings):
     tenant_upload_rate_per_s: float | None = Field(
         default=None,
         gt=0,
-        description="Uploads a tenant may start per second, per API replica, unless set for "
-        "it (unset: no limit).",
+        description="Uploads a tenant may start per second (across the API replicas: counted "
+        "in Valkey), unless set for it (unset: no limit).",
     )
     tenant_upload_burst: int | None = Field(
         default=None,
@@ -125,14 +125,20 @@ class ApiSettings(CommonSettings):
     tenant_upload_concurrency: int | None = Field(
         default=None,
         ge=1,
-        description="Uploads of one tenant in progress at once, per API replica, unless set "
-        "for it (unset: no limit).",
+        description="Uploads of one tenant in progress at once (across the API replicas: "
+        "counted in Valkey), unless set for it (unset: no limit).",
     )
     tenant_max_queued_jobs: int | None = Field(
         default=None,
         ge=1,
         description="Jobs a tenant may have waiting in the outbox before its uploads get 429, "
         "unless set for it (unset: no limit).",
+    )
+    tenant_upload_lease_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="How long an upload's slot of its tenant's concurrency limit is held in "
+        "Valkey at most: an API process that dies holding slots frees them after this.",
     )
     tenant_limits_cache_s: float = Field(
         default=5.0,

@@ -70,6 +70,13 @@ class CommonSettings(BaseSettings):
         description="Fair scheduling: messages kept waiting in each broker queue (about its "
         "workers' total concurrency); the rest of the backlog waits in the outbox.",
     )
+    outbox_express_max_waiting: int = Field(
+        default=4,
+        ge=0,
+        description="Fair scheduling: a tenant with at most this many new-upload jobs waiting "
+        "for a queue goes to the head of it, up to the target depth beyond it (the express "
+        "lane); 0: off.",
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
     trace_dir: str | None = Field(
         default=None,

@@ -74,10 +74,12 @@ class WorkerContext:
 
         return self.loop.run(run())
 
-    def hand_on(self, job: ImageJob) -> None:
+    def hand_on(self, job: ImageJob, kind: str = outbox.UPLOAD) -> None:
         """Enqueue a stage that waited for this one: straight to its queue while that is
         short, else through the outbox, where the API's relay orders the backlog fairly
-        across tenants (fair scheduling, migration 0015). The idle path costs one LLEN."""
+        across tenants (fair scheduling, migration 0015). The idle path costs one LLEN.
+        ``kind``: the kind of work the finished stage was (its message says), so a bulk
+        import's later stages stay behind new uploads too."""
         settings = self.settings
         if settings.outbox_scheduling == "fair":
             if self._broker is None or self._broker_pid != os.getpid():
@@ -95,18 +97,21 @@ class WorkerContext:
                 # The task's trace context goes with the row, so the relay's publish (and the
                 # next stage) stay in the upload's one trace. Taken here: db() runs on
                 # another thread's loop, where this context is not current.
-                self.db(outbox.enqueue, [job], current_context_carrier())
+                self.db(outbox.enqueue, [job], current_context_carrier(), kind)
                 return
-        self.send(job)
+        self.send(job, kind)
 
-    def send(self, job: ImageJob) -> None:
+    def send(self, job: ImageJob, kind: str = outbox.UPLOAD) -> None:
         """Publish a job to its stage's queue (Celery retries a broker blip itself)."""
         # Per process, like the pool: a broker connection must not cross a fork.
         if self._producer is None or self._producer_pid != os.getpid():
             self._producer = make_producer_app(self.settings)
             self._producer_pid = os.getpid()
         self._producer.send_task(
-            job.stage.task_name, kwargs=job.to_message(), queue=job.stage.queue
+            job.stage.task_name,
+            kwargs=job.to_message(),
+            queue=job.stage.queue,
+            headers={outbox.KIND_HEADER: kind},
         )
 
     async def _get_pool(self) -> asyncpg.Pool:
@@ -122,6 +127,13 @@ class WorkerContext:
 
 
 Handler = Callable[[ImageJob, WorkerContext], None]
+
+
+def message_kind(task: Task) -> str:
+    """The kind of work (outbox.KINDS) a message's header says; a message without one
+    (sent by an older relay, or by hand) is an upload's."""
+    kind = getattr(task.request, outbox.KIND_HEADER, None)
+    return kind if kind in outbox.KINDS else outbox.UPLOAD
 
 
 def retry_delay_s(retries: int, *, base: float = 1.0, cap: float = 120.0) -> float:
@@ -235,7 +247,7 @@ def register_stage_task(
                 outcome = retry_or_give_up(self, job, ctx, exc)
         finally:
             TASK_DURATION.labels(stage).observe(time.perf_counter() - started)
-        enqueue_dependants(job, ctx, released)
+        enqueue_dependants(job, ctx, released, message_kind(self))
         TASKS.labels(stage, outcome).inc()
         log.info(
             "%s %s for %s in %.0f ms",
@@ -245,7 +257,9 @@ def register_stage_task(
             (time.perf_counter() - started) * 1000,
         )
 
-    def enqueue_dependants(job: ImageJob, ctx: WorkerContext, released: list[Stage] | None) -> None:
+    def enqueue_dependants(
+        job: ImageJob, ctx: WorkerContext, released: list[Stage] | None, kind: str
+    ) -> None:
         """Enqueue what waited for this stage; an image deleted meanwhile has none left."""
         if not dependants(stage):
             return
@@ -253,7 +267,7 @@ def register_stage_task(
             if released is None:
                 released = ctx.db(stages.release_dependants, job.image_id, stage)
             for next_stage in released:
-                ctx.hand_on(job.model_copy(update={"stage": next_stage}))
+                ctx.hand_on(job.model_copy(update={"stage": next_stage}), kind)
         except Exception as exc:
             # Settled already: failing the job now would run the stage again. The sweeper
             # re-drives pending stages whose predecessor has finished.

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from imgflow_client.async_client import AsyncClient
     from imgflow_client.cli.outcomes import FileOutcome
     from imgflow_client.cli.upload_run import UploadRun
-    from imgflow_client.models import Image
+    from imgflow_client.models import Image, Usage
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -429,6 +429,46 @@ def duplicates(obj: Context, image_id: str | None, as_json: bool) -> None:
     out.print(table)
     if image_id and views:
         out.print(f"group: {len(views[0].group)} image(s)")
+
+
+# -- the tenant ------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="The API's JSON.")
+@click.pass_obj
+@handled
+def usage(obj: Context, as_json: bool) -> None:
+    """What the tenant stores and has waiting, beside its limits and quotas."""
+
+    async def work() -> Usage:
+        async with obj.client() as client:
+            return await client.usage()
+
+    used = run_async(work())
+    if as_json:
+        print(json.dumps(jsonable(used)))
+        return
+    limits = used.limits
+    waiting = sum(used.queued_jobs.values())
+    by_kind = ", ".join(f"{kind} {n:,}" for kind, n in sorted(used.queued_jobs.items()))
+    table = new_table("", "now", "limit")
+    rows = [
+        ("images stored", f"{used.images:,}", limits.max_images),
+        ("bytes stored", f"{used.bytes:,}", limits.max_bytes),
+        ("jobs waiting", f"{waiting:,} ({by_kind})" if by_kind else "0", limits.max_queued_jobs),
+        ("uploads in progress", f"{used.uploads_in_progress:,}", limits.upload_concurrency),
+    ]
+    for name, now, limit in rows:
+        table.add_row(name, now, "none" if limit is None else f"{limit:,}")
+    if limits.upload_rate_per_s is None:
+        rate = "none"
+    else:
+        rate = f"{limits.upload_rate_per_s:g}/s, bursts of {limits.upload_burst or 1}"
+    table.add_row("upload rate", "", rate)
+    table.add_row("weight (share of the workers)", "", str(limits.weight or 1))
+    out.print(f"[bold]tenant {used.tenant}[/]")
+    out.print(table)
 
 
 cli.add_command(groups)

@@ -104,14 +104,19 @@ class BrokerPublisher:
         }
         return json_dumps(envelope).encode()
 
-    async def publish(self, jobs: Sequence[Job]) -> None:
-        """All of ``jobs`` or none of them, in one MULTI/EXEC round trip; raises
-        redis.RedisError (or OSError) when the broker cannot be reached."""
-        if not jobs:
+    async def publish(self, jobs: Sequence[Job], to_head: Sequence[Job] = ()) -> None:
+        """All of ``jobs`` (at the tail of their queues) and ``to_head`` (at the head, to
+        be taken next, in the order given) or none of them, in one MULTI/EXEC round trip;
+        raises redis.RedisError (or OSError) when the broker cannot be reached."""
+        if not jobs and not to_head:
             return
         async with self._client.pipeline(transaction=True) as pipe:
             for job in jobs:
                 pipe.lpush(job.queue, self.encode(job))
+            # kombu's consumers BRPOP: the right end is the head. Pushed last first, so
+            # the first of them is the first taken.
+            for job in reversed(to_head):
+                pipe.rpush(job.queue, self.encode(job))
             await pipe.execute()
 
     async def depths(self, queues: Sequence[str]) -> dict[str, int]:

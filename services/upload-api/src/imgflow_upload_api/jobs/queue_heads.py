@@ -39,20 +39,23 @@ def job_in_message(raw: bytes) -> ImageJob | None:
 
 
 def read_queue_heads(
-    broker: redis.Redis, queues: Mapping[Stage, str] = STAGE_QUEUES
+    broker: redis.Redis, queues: Mapping[Stage, str] = STAGE_QUEUES, window: int = 1
 ) -> list[QueueHead]:
-    """One QueueHead per non-empty queue, in one round trip."""
+    """A QueueHead for each of the ``window`` messages at the head of each non-empty
+    queue, in one round trip. More than one: the fair relay's express lane puts new jobs
+    ahead of older ones, so the oldest in line is one of the first few, not always the
+    first (the sweeper takes the oldest of those it is given)."""
     with broker.pipeline(transaction=False) as pipe:
         for queue in queues.values():
-            pipe.lindex(queue, -1)
-        oldest = pipe.execute()
+            pipe.lrange(queue, -window, -1)
+        nearest = pipe.execute()
     heads = []
-    for stage, raw in zip(queues, oldest, strict=True):
-        if raw is None:
-            continue  # empty: nothing is in line, the deadline alone decides
-        job = job_in_message(raw)
-        head = job.image_id if job is not None and job.stage is stage else None
-        if head is None:
-            log.warning("the oldest message in queue %s is not a %s job", queues[stage], stage)
-        heads.append(QueueHead(stage, head))
+    for stage, raws in zip(queues, nearest, strict=True):
+        # empty: nothing is in line, the deadline alone decides
+        for raw in raws:
+            job = job_in_message(raw)
+            head = job.image_id if job is not None and job.stage is stage else None
+            if head is None:
+                log.warning("a message at the head of %s is not a %s job", queues[stage], stage)
+            heads.append(QueueHead(stage, head))
     return heads

@@ -33,7 +33,7 @@ import asyncpg
 import redis
 
 from imgflow_contracts.queues import Stage
-from imgflow_runtime.db.outbox import KINDS
+from imgflow_runtime.db.outbox import KIND_HEADER, KINDS, UPLOAD
 from imgflow_upload_api.jobs import repository
 from imgflow_upload_api.jobs.broker import BrokerPublisher, Job
 from imgflow_upload_api.jobs.fair_order import FairOrder
@@ -51,6 +51,9 @@ class Scheduling:
     target_depth: int = 2
     poll_s: float = 0.05
     default_weight: int = 1
+    # Tenants with at most this many uploads' jobs waiting for a queue go to its head
+    # (the express lane); 0: off.
+    express_max_waiting: int = 4
 
 
 def rooms(depths: dict[str, int], target_depth: int) -> dict[str, int]:
@@ -58,11 +61,19 @@ def rooms(depths: dict[str, int], target_depth: int) -> dict[str, int]:
     return {queue: max(0, target_depth - depth) for queue, depth in depths.items()}
 
 
+def express_rooms(depths: dict[str, int], target_depth: int) -> dict[str, int]:
+    """Messages each queue may take at its head: the express lane may pass the target by
+    up to the target again, so that the queue stays bounded whatever arrives."""
+    return {queue: max(0, 2 * target_depth - depth) for queue, depth in depths.items()}
+
+
 def _job(row: asyncpg.Record) -> Job:
     # The stored W3C context goes straight into the message headers, where the workers'
     # CeleryInstrumentor reads it: the upload's trace continues in the worker without a
-    # publish span (about 2.5 ms of API CPU a job).
-    return Job(row["task_name"], row["queue"], row["payload"], row["trace_context"] or {})
+    # publish span (about 2.5 ms of API CPU a job). The kind goes with it, so that the
+    # stages the worker hands on are of the same kind.
+    headers = {**(row["trace_context"] or {}), KIND_HEADER: row["kind"]}
+    return Job(row["task_name"], row["queue"], row["payload"], headers)
 
 
 class OutboxRelay:
@@ -122,42 +133,81 @@ class OutboxRelay:
             except (redis.RedisError, OSError) as exc:
                 log.warning("broker unreachable, jobs wait in the outbox: %s", exc)
                 return 0
+            express = await self._pick_express(conn, depths)
             picked: list[asyncpg.Record] = []
+            skip = [r["id"] for r in express]
             for queue, room in rooms(depths, scheduling.target_depth).items():
+                room -= sum(1 for r in express if r["queue"] == queue)
                 for kind in KINDS:
                     left = room - sum(1 for r in picked if r["queue"] == queue)
                     if left <= 0:
                         break
                     rows = await repository.lock_lanes(
-                        conn, queue, kind, left, scheduling.default_weight
+                        conn, queue, kind, left, scheduling.default_weight, skip
                     )
-                    lanes: dict[tuple[str, object], list[asyncpg.Record]] = {}
-                    for row in rows:
-                        lanes.setdefault((kind, row["tenant_id"]), []).append(row)
-                    weights = {row["tenant_id"]: row["weight"] for row in rows}
-                    picked += self.order.pick(lanes, weights, left, seq=lambda r: r["id"])
-            sent = await self._publish(conn, picked)
+                    picked += self._in_turns(kind, rows, left)
+            sent = await self._publish(conn, picked, express)
             # Rows left wait for the workers to make room; a failed send waits for the
             # interval's retry instead, not hammering a broker that is away.
-            if sent == len(picked) and await repository.any_pending(conn):
+            if sent == len(picked) + len(express) and await repository.any_pending(conn):
                 self._later()
             return sent
 
-    async def _publish(self, conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> int:
-        if not rows:
+    async def _pick_express(
+        self, conn: asyncpg.Connection, depths: dict[str, int]
+    ) -> list[asyncpg.Record]:
+        """New uploads of tenants with little waiting, for the head of their queues.
+
+        In weighted turns a tenant that just arrived is next for its queue, but a FIFO
+        queue kept ``target_depth`` deep still makes it wait for the jobs already there
+        (chosen before it came), at each of its stages: the express lane puts it ahead
+        of them. A tenant with a backlog is not light, so it cannot use the lane to pass
+        others; the lane is bounded by the target depth beyond it."""
+        scheduling = self.scheduling
+        if scheduling.express_max_waiting <= 0:
+            return []
+        room = {q: n for q, n in express_rooms(depths, scheduling.target_depth).items() if n}
+        if not room:
+            return []
+        rows = await repository.lock_light_lanes(
+            conn, list(room), UPLOAD, scheduling.express_max_waiting, scheduling.default_weight
+        )
+        picked: list[asyncpg.Record] = []
+        for queue, n in room.items():
+            picked += self._in_turns(UPLOAD, [r for r in rows if r["queue"] == queue], n)
+        return picked
+
+    def _in_turns(self, kind: str, rows: list[asyncpg.Record], room: int) -> list[asyncpg.Record]:
+        """Up to ``room`` of ``rows`` (one queue, one kind) in the fair order."""
+        lanes: dict[tuple[str, object], list[asyncpg.Record]] = {}
+        for row in rows:
+            lanes.setdefault((kind, row["tenant_id"]), []).append(row)
+        weights = {row["tenant_id"]: row["weight"] for row in rows}
+        return self.order.pick(lanes, weights, room, seq=lambda r: r["id"])
+
+    async def _publish(
+        self,
+        conn: asyncpg.Connection,
+        rows: list[asyncpg.Record],
+        to_head: list[asyncpg.Record] | None = None,
+    ) -> int:
+        """Send ``rows`` to the tail of their queues and ``to_head`` to the head; all or
+        none. Returns how many were sent."""
+        to_head = to_head or []
+        if not rows and not to_head:
             return 0
-        ids = [r["id"] for r in rows]
+        ids = [r["id"] for r in [*rows, *to_head]]
         try:
-            await self.publisher.publish([_job(r) for r in rows])
+            await self.publisher.publish([_job(r) for r in rows], [_job(r) for r in to_head])
         except (redis.RedisError, OSError) as exc:  # all or none: the rows wait
             error = f"{type(exc).__name__}: {exc}"
             await repository.record_failure(conn, ids, error)
-            log.warning("broker unreachable, %d job(s) wait in the outbox: %s", len(rows), error)
+            log.warning("broker unreachable, %d job(s) wait in the outbox: %s", len(ids), error)
             return 0
         await repository.delete_sent(conn, ids)
         if self.on_sent is not None:
-            self.on_sent(len(rows))
-        return len(rows)
+            self.on_sent(len(ids))
+        return len(ids)
 
     async def pending(self) -> int:
         async with self.pool.acquire() as conn:

@@ -29,10 +29,16 @@ async def take_relay_turn(conn: asyncpg.Connection) -> bool:
 
 
 async def lock_lanes(
-    conn: asyncpg.Connection, queue: str, kind: str, per_lane: int, default_weight: int
+    conn: asyncpg.Connection,
+    queue: str,
+    kind: str,
+    per_lane: int,
+    default_weight: int,
+    skip: list[int] | None = None,
 ) -> list[asyncpg.Record]:
     """The oldest ``per_lane`` rows of each tenant's lane of ``queue`` and ``kind``,
-    locked, each with its tenant's weight."""
+    locked, each with its tenant's weight; rows in ``skip`` (already picked in this
+    transaction, which holds their locks) left out."""
     return await conn.fetch(
         f"""SELECT o.*, coalesce(l.weight, $4) AS weight
               FROM (SELECT DISTINCT tenant_id FROM outbox
@@ -40,11 +46,41 @@ async def lock_lanes(
               CROSS JOIN LATERAL (
                     SELECT {_COLUMNS} FROM outbox AS o
                      WHERE o.queue = $1 AND o.kind = $2 AND o.tenant_id = lane.tenant_id
+                       AND o.id <> ALL($5::bigint[])
                      ORDER BY o.id LIMIT $3 FOR UPDATE SKIP LOCKED) AS o
               LEFT JOIN tenant_limits AS l ON l.tenant_id = lane.tenant_id""",
         queue,
         kind,
         per_lane,
+        default_weight,
+        skip or [],
+    )
+
+
+async def lock_light_lanes(
+    conn: asyncpg.Connection,
+    queues: list[str],
+    kind: str,
+    max_waiting: int,
+    default_weight: int,
+) -> list[asyncpg.Record]:
+    """Every row of the lanes of ``queues`` and ``kind`` that hold at most ``max_waiting``
+    rows (tenants with little waiting: the express lane), locked, with their weights; one
+    query for all the queues, as it runs on every relay pass."""
+    return await conn.fetch(
+        f"""SELECT o.*, coalesce(l.weight, $4) AS weight
+              FROM (SELECT queue, tenant_id FROM outbox
+                     WHERE queue = ANY($1::text[]) AND kind = $2
+                     GROUP BY queue, tenant_id HAVING count(*) <= $3) AS lane
+              CROSS JOIN LATERAL (
+                    SELECT {_COLUMNS} FROM outbox AS o
+                     WHERE o.queue = lane.queue AND o.kind = $2
+                       AND o.tenant_id = lane.tenant_id
+                     ORDER BY o.id FOR UPDATE SKIP LOCKED) AS o
+              LEFT JOIN tenant_limits AS l ON l.tenant_id = lane.tenant_id""",
+        queues,
+        kind,
+        max_waiting,
         default_weight,
     )
 

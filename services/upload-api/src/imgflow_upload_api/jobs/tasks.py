@@ -9,7 +9,7 @@ import redis
 
 from imgflow_runtime.db.sweeper import QueueHead, SweepPolicy, sweep
 from imgflow_upload_api.dependencies import Resources
-from imgflow_upload_api.jobs.queue_heads import read_queue_heads
+from imgflow_upload_api.jobs.queue_heads import STAGE_QUEUES, read_queue_heads
 from imgflow_upload_api.jobs.relay import BATCH
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,12 @@ async def sweep_stages(res: Resources) -> None:
     )
     heads: list[QueueHead] = []
     try:
-        heads = await asyncio.to_thread(read_queue_heads, res.broker)
+        # The fair relay's express lane puts jobs ahead of up to 2 x the target depth
+        # (relay.express_rooms): the oldest job in line is among that many at the head.
+        window = (
+            2 * settings.outbox_broker_target_depth if settings.outbox_scheduling == "fair" else 1
+        )
+        heads = await asyncio.to_thread(read_queue_heads, res.broker, STAGE_QUEUES, window)
     except redis.RedisError as exc:
         # Messages may be gone with the broker: judge by the deadline alone, as before.
         log.warning("sweeping without the queues' heads (broker unreadable: %s)", exc)

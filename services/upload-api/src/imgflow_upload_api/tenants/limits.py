@@ -2,8 +2,8 @@
 request rate, and the checks an upload passes before its body is read.
 
 No framework here: a refusal is a ``Refusal`` the endpoint turns into a problem document.
-The state (buckets, uploads in progress) is per API process; the docs say how to size
-the limits for several replicas.
+The token bucket is the per-process fallback for when the shared counts in Valkey
+(shared_state.py) cannot be reached.
 """
 
 from __future__ import annotations
@@ -104,13 +104,19 @@ class TokenBucket:
         return max(0, math.floor(self.tokens))
 
 
-def rate_headers(bucket: TokenBucket, wait_s: float) -> dict[str, str]:
+def window_s(rate: float, burst: int) -> int:
+    """The window of the rate's policy: ``burst`` uploads at ``rate`` a second (at most
+    a day, as the Retry-After of an absurdly low rate)."""
+    return max(1, math.ceil(min(burst / rate, MAX_WAIT_S)))
+
+
+def rate_headers(rate: float, burst: int, remaining: int, wait_s: float) -> dict[str, str]:
     """The IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers): the policy
     (quota ``q`` per window ``w`` seconds) and what is left (``r``, reset in ``t`` s)."""
-    window = max(1, math.ceil(min(bucket.burst / bucket.rate, MAX_WAIT_S)))
+    window = window_s(rate, burst)
     return {
-        "RateLimit-Policy": f'"uploads";q={bucket.burst};w={window}',
-        "RateLimit": f'"uploads";r={bucket.remaining()};t={max(0, math.ceil(wait_s))}',
+        "RateLimit-Policy": f'"uploads";q={burst};w={window}',
+        "RateLimit": f'"uploads";r={remaining};t={max(0, math.ceil(wait_s))}',
     }
 
 

@@ -138,7 +138,7 @@ async def _accept_upload(
             request, res, caller, idempotency_key, limit, kind
         )
         if outcome.status == CREATED:
-            tenant.recorded(size)
+            tenant.state.recorded(size)
         return outcome
 
 

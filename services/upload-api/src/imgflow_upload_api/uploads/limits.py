@@ -9,17 +9,17 @@ from uuid import UUID
 
 from imgflow_upload_api.dependencies import Resources
 from imgflow_upload_api.problems import Problem
-from imgflow_upload_api.tenants.admission import TenantState
+from imgflow_upload_api.tenants.admission import Admitted
 from imgflow_upload_api.tenants.limits import Refusal
 
 
 @contextlib.asynccontextmanager
 async def within_limits(
     res: Resources, tenant: UUID, incoming_bytes: int | None
-) -> AsyncIterator[TenantState]:
+) -> AsyncIterator[Admitted]:
     """Hold one of the tenant's upload slots for the block, or raise its 429/403."""
     try:
-        state = await res.admission.admit(
+        admitted = await res.admission.admit(
             res.pool,
             tenant,
             res.backpressure.queued(tenant),
@@ -36,6 +36,6 @@ async def within_limits(
             **refusal.extensions,
         ) from refusal
     try:
-        yield state
+        yield admitted
     finally:
-        res.admission.release(state)
+        await res.admission.release(admitted)

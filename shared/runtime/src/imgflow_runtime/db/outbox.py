@@ -16,6 +16,9 @@ from imgflow_contracts.payloads import ImageJob
 UPLOAD = "upload"  # new uploads, replays, the sweeper's re-drives: someone is waiting
 BULK = "bulk"  # reprocess runs and imports flagged bulk: throughput, not latency
 KINDS = (UPLOAD, BULK)
+# The message header that carries a job's kind to the worker, which gives it to the
+# stages it hands on (a Celery message header is read back as ``task.request.<name>``).
+KIND_HEADER = "imgflow_kind"
 
 
 async def enqueue(

@@ -59,9 +59,10 @@ async def sweep(
 ) -> SweepResult:
     """One pass; a no-op when another replica holds the sweep lock.
 
-    ``heads``: the non-empty queues' oldest jobs. A pending stage queued no earlier than
-    its queue's head is still waiting in line (with an unreadable head, every pending
-    stage of that queue is); one queued before it was passed over: lost. Without heads
+    ``heads``: the non-empty queues' oldest jobs (several per queue: the oldest of them
+    counts). A pending stage queued no earlier than its queue's head is still waiting in
+    line (with an unreadable head, every pending stage of that queue is); one queued
+    before it was passed over: lost. Without heads
     (an empty queue, or the broker unreadable) the deadline alone decides, as before."""
     async with conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _SWEEP_LOCK_ID):

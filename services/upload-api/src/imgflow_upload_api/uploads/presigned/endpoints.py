@@ -138,7 +138,7 @@ async def complete(
         async with within_limits(res, caller.tenant_id, None) as tenant:
             outcome = await complete_upload(res, caller.tenant_id, parsed, key)
             if outcome.status == CREATED and outcome.summary is not None:
-                tenant.recorded(int(outcome.summary["byte_size"]))
+                tenant.state.recorded(int(outcome.summary["byte_size"]))
             return outcome
 
     return await answer_upload(res, caller, recording())
