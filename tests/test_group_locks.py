@@ -16,7 +16,9 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import pytest
 
+from imgflow_runtime.db import duplicate_groups
 from imgflow_runtime.db.duplicate_groups import (
     lock_group_images,
     lock_tenant_groups,
@@ -125,6 +127,31 @@ def test_a_resolve_holds_back_every_regrouping_of_its_tenant(
         await _pair(holder, tenant, b1, b2)
         async with holder.transaction():
             await lock_tenant_groups(holder, tenant)  # as a resolve does
+            task = asyncio.create_task(regroup_around(other, tenant, [b1]))
+            assert await _until(task, watcher, other.get_server_pid()) == "waiting"
+        await task
+
+    _two_connections(database_url, body)
+    group = group_of(db, b1)
+    assert group is not None and group["members"] == {b1, b2}
+
+
+def test_the_fallback_takes_the_tenant_and_waits_for_regroupings_in_flight(
+    db: Db,  # noqa: F811
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A regrouping whose set kept growing falls back to the tenant's lock (here at once):
+    it waits for every regrouping of the tenant in flight, even in another component."""
+    monkeypatch.setattr(duplicate_groups, "_LOCK_ATTEMPTS", 0)
+    tenant = new_tenant(db)
+    a1, a2, b1, b2 = (new_image(db, tenant) for _ in range(4))
+
+    async def body(holder: asyncpg.Connection, other: asyncpg.Connection, watcher: Any) -> None:
+        await _pair(holder, tenant, a1, a2)
+        await _pair(holder, tenant, b1, b2)
+        async with holder.transaction():
+            await lock_group_images(holder, tenant, {a1, a2})
             task = asyncio.create_task(regroup_around(other, tenant, [b1]))
             assert await _until(task, watcher, other.get_server_pid()) == "waiting"
         await task
