@@ -11,7 +11,7 @@ PROJECTS := pyproject.toml uv.lock $(wildcard shared/*/pyproject.toml) localstac
             $(wildcard services/*/pyproject.toml)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test bench lint format clean docs docs-serve images test-deploy
+.PHONY: help install run test bench lint format clean docs docs-serve images test-deploy soak-queued
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -71,6 +71,12 @@ docs: install ## Build the documentation site into site/ (--strict)
 
 docs-serve: install ## Serve the documentation on http://127.0.0.1:8001 with live reload
 	$(MKDOCS) serve --dev-addr 127.0.0.1:8001
+
+# The suite runs tests/faults/test_ten_thousand_queued.py with 600 jobs per relay mode;
+# this is its full size (issue 27). Not run yet: scaled from the 600-job run, its drain
+# alone takes about 2 h on a loaded 2-core machine (3 uploads/s through all stages).
+soak-queued: install model ## 20,000 jobs queued with the workers stopped, alerts in a real Prometheus, then drained
+	IMGFLOW_QUEUED_JOBS=20000 $(VENV)/bin/python -m pytest tests/faults/test_ten_thousand_queued.py -s -p no:cacheprovider
 
 # e.g. make bench ARGS="--only e2e --images 200 --concurrency thumbnailer=3"
 bench: install model ## Benchmarks with ratios to their baselines; results under .bench/ (ARGS=...)

@@ -19,9 +19,9 @@ from tests.monitoring.tools import RULES_FILE, binary
 SCRAPE_INTERVAL = "1s"
 
 
-def config(targets: Mapping[str, str]) -> dict[str, Any]:
-    """Scrape each job's metrics URL every second and evaluate the real alert rules.
-    Job names are prometheus.yml's, which the rules select on."""
+def config(targets: Mapping[str, str], rules_file: Path = RULES_FILE) -> dict[str, Any]:
+    """Scrape each job's metrics URL every second and evaluate the alert rules (the real
+    ones unless told). Job names are prometheus.yml's, which the rules select on."""
     jobs = []
     for job, url in targets.items():
         parts = urlsplit(url)
@@ -34,7 +34,7 @@ def config(targets: Mapping[str, str]) -> dict[str, Any]:
         )
     return {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
-        "rule_files": [str(RULES_FILE)],
+        "rule_files": [str(rules_file)],
         "scrape_configs": jobs,
     }
 
@@ -52,16 +52,27 @@ class Prometheus:
     def metric_names(self) -> set[str]:
         return set(self.http.get("/api/v1/label/__name__/values").json()["data"])
 
+    def firing(self) -> set[tuple[str, str]]:
+        """(alert name, queue label or "") of every alert firing now."""
+        alerts = self.http.get("/api/v1/alerts").json()["data"]["alerts"]
+        return {
+            (a["labels"]["alertname"], a["labels"].get("queue", ""))
+            for a in alerts
+            if a["state"] == "firing"
+        }
+
     def rules(self) -> list[dict[str, Any]]:
         groups = self.http.get("/api/v1/rules").json()["data"]["groups"]
         return [rule for group in groups for rule in group["rules"]]
 
 
 @contextlib.contextmanager
-def running_prometheus(targets: Mapping[str, str], work_dir: Path) -> Iterator[Prometheus]:
+def running_prometheus(
+    targets: Mapping[str, str], work_dir: Path, rules_file: Path = RULES_FILE
+) -> Iterator[Prometheus]:
     work_dir.mkdir(parents=True, exist_ok=True)
     config_file = work_dir / "prometheus.yml"
-    config_file.write_text(yaml.safe_dump(config(targets)))
+    config_file.write_text(yaml.safe_dump(config(targets, rules_file)))
     port = free_port()
     child = Child(
         "prometheus",

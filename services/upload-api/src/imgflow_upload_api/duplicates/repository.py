@@ -79,9 +79,11 @@ async def group_page(
     """Up to ``limit`` of the tenant's groups, latest change first, after the position,
     each with its shown members' keeper facts (``candidates``), the same members and
     order as ``fetch_group_detail`` so the list suggests the keeper the detail does."""
+    # The visible count once a group (a LATERAL join), for the filter and the size both:
+    # as two subqueries it read every member of each listed group twice, a third of the
+    # page's buffers at 4 members a group and more for a burst's large groups.
     rows = await conn.fetch(
-        f"""SELECT g.id, g.version, g.created_at, g.updated_at,
-                   {_VISIBLE_COUNT} AS size,
+        f"""SELECT g.id, g.version, g.created_at, g.updated_at, shown.size,
                    (SELECT coalesce(jsonb_agg(to_jsonb(f) ORDER BY f.created_at, f.id), '[]')
                       FROM (SELECT i.id, i.width, i.height, i.format, i.byte_size,
                                    i.captured_at, {_HAS_EXIF} AS has_exif, i.created_at
@@ -91,7 +93,11 @@ async def group_page(
                              ORDER BY i.created_at, i.id
                              LIMIT $5) AS f) AS candidates
               FROM duplicate_groups AS g
-             WHERE g.tenant_id = $1 AND {_SHOWN}
+             CROSS JOIN LATERAL (  -- an aggregate: the planner keeps it one subquery
+                   SELECT count(*) AS size FROM duplicate_group_members AS c
+                     JOIN images AS v ON v.id = c.image_id
+                    WHERE c.group_id = g.id AND v.deleting_since IS NULL) AS shown
+             WHERE g.tenant_id = $1 AND shown.size >= 2
                AND ($2::timestamptz IS NULL OR (g.updated_at, g.id) < ($2, $3::uuid))
              ORDER BY g.updated_at DESC, g.id DESC
              LIMIT $4""",

@@ -10,9 +10,12 @@ keeps it on the larger part), its version goes up when its members change, group
 longer made are deleted: an upload's group events are the groups it touched. Triggers
 announce each change (``duplicate_group.updated`` / ``.deleted``, migration 0011).
 
-One tenant's regroupings are serialised by an advisory lock, and each reads the pairs as
+Regroupings that touch the same images are serialised, and each reads the pairs as
 committed: every pair write is followed by a regrouping, so the last one of a component
-sees its final pairs, whatever the order the checks ran in.
+sees its final pairs, whatever the order the checks ran in. The locks are per image
+(``lock_group_images``): two checks in different components of one tenant regroup in
+parallel, and so do two in distant parts of one large component; a resolve still takes
+the whole tenant (``lock_tenant_groups``).
 """
 
 from __future__ import annotations
@@ -44,6 +47,11 @@ log = logging.getLogger(__name__)
 # 0.59.
 WHOLE_COMPONENT = 100
 _LOCK_CLASS = 9  # hashtextextended seed of the per-tenant regrouping lock
+_IMAGE_LOCK_CLASS = 0x0D0F_6E0A_0000_0027  # mixed into an image's lock key (one class)
+# Attempts at locking a regrouping's images before it falls back to the tenant's lock:
+# the set read before locking can grow before the locks are held (a concurrent check
+# joined it); each retry locks what the last one found, from the start, in key order.
+_LOCK_ATTEMPTS = 4
 
 
 @dataclass(frozen=True)
@@ -55,13 +63,46 @@ class GroupChanges:
 
 
 async def lock_tenant_groups(conn: asyncpg.Connection, tenant_id: UUID) -> None:
-    """Until the transaction ends: the tenant's regroupings and resolves never interleave,
-    so a group's version says all that changed it."""
+    """Until the transaction ends: nothing else regroups or resolves the tenant's groups
+    (a resolve takes this), so a group's version says all that changed it."""
     await conn.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended($1::text, $2))",
         str(tenant_id),
         _LOCK_CLASS,
     )
+
+
+def _image_lock_key(image: UUID) -> int:
+    """A signed 64-bit advisory lock key for an image (its id's first 8 bytes, mixed)."""
+    return int.from_bytes(image.bytes[:8], "big", signed=True) ^ _IMAGE_LOCK_CLASS
+
+
+async def lock_group_images(conn: asyncpg.Connection, tenant_id: UUID, images: set[UUID]) -> None:
+    """Until the transaction ends: this regrouping alone reads and writes the groups of
+    ``images`` (every image whose group it may read or write, see ``_touched``).
+
+    The tenant's lock is taken shared, so a resolve (exclusive) waits for the regroupings
+    in flight and they for it, as before; then each image's lock, in key order, so two
+    regroupings never wait on each other in a circle. One statement: ``unnest`` yields
+    the sorted keys in order. Each lock takes a slot of PostgreSQL's shared lock table
+    (``max_locks_per_transaction`` times connections: 6,400 by default) until the commit; a
+    regrouping holds at most a component of WHOLE_COMPONENT or a large one's neighbourhood.
+    """
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock_shared(hashtextextended($1::text, $2))",
+        str(tenant_id),
+        _LOCK_CLASS,
+    )
+    keys = sorted({_image_lock_key(i) for i in images})
+    await conn.execute(
+        "SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k", keys
+    )
+
+
+def _touched(images: set[UUID], previous: dict[UUID, frozenset[UUID]]) -> set[UUID]:
+    """What a regrouping of ``images`` over its stored groups ``previous`` may change the
+    group of: the images, and every member of those groups (they may leave them)."""
+    return images.union(*previous.values())
 
 
 async def _component(conn: asyncpg.Connection, tenant_id: UUID, seeds: Sequence[UUID]) -> set[UUID]:
@@ -253,23 +294,47 @@ async def regroup_around(
     component larger than WHOLE_COMPONENT, only the seeds' neighbourhood is regrouped
     (``_around``): the groups their pairs touch, from scratch, over the pairs among them.
     """
-    async with conn.transaction():
-        await lock_tenant_groups(conn, tenant_id)
-        previous = await _stored_groups(conn, tenant_id, seeds, group_ids)
-        start = set(seeds).union(*previous.values())
-        images = await _component(conn, tenant_id, sorted(start))
-        if len(images) <= WHOLE_COMPONENT:
-            images, previous = await _whole_component(conn, tenant_id, images, group_ids)
-        if len(images) > WHOLE_COMPONENT:
-            images, previous = await _around(conn, tenant_id, seeds, group_ids)
-        result: Regrouped[UUID, UUID] = regroup(
-            await _pairs(conn, images),
-            previous,
-            Rule.AVERAGE_LINK,
-            cannot_link=await _dismissals(conn, images),
-        )
-        await _write(conn, tenant_id, previous, result)
+    locked: set[UUID] = set()
+    for attempt in range(_LOCK_ATTEMPTS + 1):
+        async with conn.transaction():
+            if attempt == _LOCK_ATTEMPTS:  # still growing under concurrent checks
+                await lock_tenant_groups(conn, tenant_id)
+            else:
+                images, previous = await _regrouped(conn, tenant_id, seeds, group_ids)
+                locked |= _touched(images, previous)
+                await lock_group_images(conn, tenant_id, locked)
+            # Read again under the locks: what is stored now, with what committed meanwhile.
+            images, previous = await _regrouped(conn, tenant_id, seeds, group_ids)
+            if attempt < _LOCK_ATTEMPTS and not _touched(images, previous) <= locked:
+                # Taking the missing locks now could wait in a circle: end the
+                # transaction (nothing written; its locks go with it) and lock all of
+                # it, in order, afresh.
+                locked |= _touched(images, previous)
+                continue
+            result: Regrouped[UUID, UUID] = regroup(
+                await _pairs(conn, images),
+                previous,
+                Rule.AVERAGE_LINK,
+                cannot_link=await _dismissals(conn, images),
+            )
+            await _write(conn, tenant_id, previous, result)
+            break
     return GroupChanges(len(result.kept), len(result.changed), len(result.new), len(result.retired))
+
+
+async def _regrouped(
+    conn: asyncpg.Connection, tenant_id: UUID, seeds: Sequence[UUID], group_ids: Sequence[UUID]
+) -> tuple[set[UUID], dict[UUID, frozenset[UUID]]]:
+    """The images to regroup for ``seeds`` (and groups ``group_ids``), with their stored
+    groups: the whole component if small enough, else the seeds' neighbourhood."""
+    previous = await _stored_groups(conn, tenant_id, seeds, group_ids)
+    start = set(seeds).union(*previous.values())
+    images = await _component(conn, tenant_id, sorted(start))
+    if len(images) <= WHOLE_COMPONENT:
+        images, previous = await _whole_component(conn, tenant_id, images, group_ids)
+    if len(images) > WHOLE_COMPONENT:
+        images, previous = await _around(conn, tenant_id, seeds, group_ids)
+    return images, previous
 
 
 async def regroup_dirty(conn: asyncpg.Connection, limit: int) -> int:
