@@ -337,10 +337,10 @@ async def _regrouped(
     return images, previous
 
 
-async def regroup_dirty(conn: asyncpg.Connection, limit: int) -> int:
-    """Regroup up to ``limit`` groups a trash or a deletion left dirty (flagged); returns
-    how many were regrouped."""
-    rows = await conn.fetch(
+async def flagged_groups(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """Up to ``limit`` groups a trash or a deletion left dirty (flagged), oldest flag
+    first: ``id``, ``tenant_id`` and ``members`` (None when it has none left)."""
+    return await conn.fetch(
         """SELECT g.id, g.tenant_id, array_agg(m.image_id) FILTER (WHERE m.image_id IS NOT NULL)
                   AS members
              FROM duplicate_groups AS g
@@ -348,8 +348,13 @@ async def regroup_dirty(conn: asyncpg.Connection, limit: int) -> int:
             WHERE g.dirty GROUP BY g.id ORDER BY min(g.updated_at) LIMIT $1""",
         limit,
     )
+
+
+async def regroup_dirty(conn: asyncpg.Connection, limit: int) -> int:
+    """Regroup up to ``limit`` groups a trash or a deletion left dirty (flagged); returns
+    how many were regrouped."""
     regrouped = 0
-    for r in rows:
+    for r in await flagged_groups(conn, limit):
         try:
             await regroup_around(conn, r["tenant_id"], r["members"] or [], [r["id"]])
             regrouped += 1

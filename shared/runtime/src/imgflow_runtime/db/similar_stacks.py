@@ -30,7 +30,11 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from imgflow_runtime.db.duplicate_groups import lock_tenant_groups, regroup_around
+from imgflow_runtime.db.duplicate_groups import (
+    flagged_groups,
+    lock_tenant_groups,
+    regroup_around,
+)
 from imgflow_runtime.grouping import Regrouped
 from imgflow_runtime.stacking import restack
 
@@ -287,17 +291,8 @@ async def regroup_and_restack_dirty(conn: asyncpg.Connection, limit: int) -> int
     delete (images, then groups, then stacks, by its triggers) takes its row locks in that
     order too, so the two cannot deadlock.
     """
-    # the flagged groups, oldest flag first, as duplicate_groups.regroup_dirty reads them
-    rows = await conn.fetch(
-        """SELECT g.id, g.tenant_id, array_agg(m.image_id) FILTER (WHERE m.image_id IS NOT NULL)
-                  AS members
-             FROM duplicate_groups AS g
-             LEFT JOIN duplicate_group_members AS m ON m.group_id = g.id
-            WHERE g.dirty GROUP BY g.id ORDER BY min(g.updated_at) LIMIT $1""",
-        limit,
-    )
     done = 0
-    for r in rows:
+    for r in await flagged_groups(conn, limit):
         members: list[UUID] = r["members"] or []
         try:
             async with conn.transaction():
