@@ -274,3 +274,68 @@ def test_a_deep_images_page_seeks_to_its_cursor_under_a_generic_plan(
     assert "Index" in last["Node Type"], last
     assert "created_at" in last["Index Cond"], last
     assert last["Actual Rows"] == PAGE, last
+
+
+def test_a_status_filter_starts_from_the_stages_not_done(
+    db: Callable[..., Any], tenant: UUID
+) -> None:
+    """failed / processing: read from the few stages not done (migration 0024), not by
+    walking the tenant's images and computing each one's status."""
+
+    async def mark(conn: asyncpg.Connection) -> list[UUID]:
+        ids = [
+            r["id"]
+            for r in await conn.fetch(
+                """SELECT id FROM images WHERE tenant_id = $1 AND deleting_since IS NULL
+                    ORDER BY created_at OFFSET 100 LIMIT 3""",
+                tenant,
+            )
+        ]
+        await conn.execute(
+            """UPDATE image_stages SET status = 'failed'
+                WHERE image_id = ANY($1::uuid[]) AND stage = 'hashing'""",
+            ids[:2],
+        )
+        await conn.execute(
+            "UPDATE image_stages SET status = 'running' WHERE image_id = $1 AND stage = 'dedupe'",
+            ids[2],
+        )
+        await conn.execute("ANALYZE image_stages")
+        return ids
+
+    async def unmark(conn: asyncpg.Connection) -> None:
+        await conn.execute(
+            "UPDATE image_stages SET status = 'done' WHERE image_id = ANY($1::uuid[])", ids
+        )
+
+    async def not_done(conn: asyncpg.Connection) -> int:
+        return int(await conn.fetchval("SELECT count(*) FROM image_stages WHERE status <> 'done'"))
+
+    ids = db(mark)
+    try:
+        for status, expected in (("failed", ids[1::-1]), ("processing", ids[2:])):
+
+            async def page(conn: asyncpg.Connection, status: str = status) -> list[dict[str, Any]]:
+                for _ in range(6):
+                    rows = await images.fetch_page(
+                        conn,
+                        tenant,
+                        after=None,
+                        status=status,
+                        created_after=None,
+                        created_before=None,
+                        limit=PAGE,
+                    )
+                return rows
+
+            rows, plans = db(lambda conn, page=page: _generic_plans(conn, page))
+            assert [r["id"] for r in rows] == expected
+            assert all(r["status"] == status for r in rows)
+            last = plans[-1]
+            indexes = {n.get("Index Name") for n in _nodes(last)}
+            assert "image_stages_not_done" in indexes, indexes
+            # images read: those with a stage not done (any tenant's), not the tenant's 900
+            read = sum(n["Actual Rows"] * n["Actual Loops"] for n in _scans([last], "images"))
+            assert read <= db(not_done), read
+    finally:
+        db(unmark)
