@@ -333,9 +333,11 @@ async def order_independence(conn: asyncpg.Connection, library: Library, seed: i
 
 
 class ReadCpu:
-    """CPU seconds of the API process and of PostgreSQL's client backends (each read's
-    own and the idle ones beside it), so a read's cost is seen apart from the wait for a
-    core on a loaded machine, which wall times include."""
+    """CPU seconds of the API process and of PostgreSQL's client backends, so a read's
+    cost is seen apart from the wait for a core on a loaded machine, which wall times
+    include. Both also count what runs beside the reads for as long as they take: the
+    API's background loops (``idle_rate``) and any other connection's work (workers still
+    finishing an upload's jobs), so they are upper bounds."""
 
     def __init__(self, api_pid: int, conn: asyncpg.Connection) -> None:
         self.api = psutil.Process(api_pid)
@@ -355,6 +357,14 @@ class ReadCpu:
             out[row["pid"]] = t.user + t.system
         return out
 
+    async def idle_rate(self, seconds: float = 3.0) -> float:
+        """The API process's CPU seconds a second with no request (its background loops:
+        relay, queue depths, sweeps), which each read's CPU counts for its wall time."""
+        t0, w0 = self.api.cpu_times(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        t1 = self.api.cpu_times()
+        return ((t1.user + t1.system) - (t0.user + t0.system)) / (time.perf_counter() - w0)
+
     async def now(self) -> tuple[float, dict[int, float]]:
         t = self.api.cpu_times()
         return t.user + t.system, await self._backends()
@@ -368,13 +378,15 @@ class ReadCpu:
 
 async def api_latencies(
     system: LocalSystem, library: Library, seed: int
-) -> tuple[dict[str, list[float]], dict[str, tuple[float, float]]]:
-    """Each read's wall times, and its CPU seconds per request: (API, PostgreSQL)."""
+) -> tuple[dict[str, list[float]], dict[str, tuple[float, float]], float]:
+    """Each read's wall times, its CPU seconds per request (API, PostgreSQL), and the
+    API's idle CPU rate (seconds a second)."""
     rng = random.Random(seed)
     out: dict[str, list[float]] = {}
     cpu: dict[str, tuple[float, float]] = {}
     conn = await asyncpg.connect(system.env["IMGFLOW_DATABASE_URL"])
     clock = ReadCpu(system.service(API).child.pid, conn)
+    idle = await clock.idle_rate()
     async with httpx.AsyncClient(
         base_url=system.api_url, headers=system.auth_headers, timeout=60
     ) as client:
@@ -415,7 +427,7 @@ async def api_latencies(
 
         await timed("GET /v1/images/{id} (a grouped image)", grouped_image)
     await conn.close()
-    return out, cpu
+    return out, cpu, idle
 
 
 async def dedupe_stage_runs(system: LocalSystem, paths: list[Path]) -> list[float]:
@@ -523,6 +535,7 @@ class SizeResult:
     phash_build_s: float = 0.0
     build_settings: str = ""
     api_cpu: dict[str, tuple[float, float]] = field(default_factory=dict)  # (API, PostgreSQL)
+    api_idle_cpu: float = 0.0  # the API's CPU seconds a second with no request
 
 
 def build_settings(size: int) -> tuple[str, int]:
@@ -581,7 +594,7 @@ async def measure_size(
             await conn.execute(f"DROP INDEX {HALFVEC}")
         same = await order_independence(conn, library, seed=size) if do_order else None
         runs = await dedupe_stage_runs(system, upload_paths)
-        api, api_cpu = await api_latencies(system, library, seed=size)
+        api, api_cpu, api_idle = await api_latencies(system, library, seed=size)
         per, _, view_set = await storage(conn)
         total = int(await conn.fetchval("SELECT count(*) FROM images"))
     finally:
@@ -604,6 +617,7 @@ async def measure_size(
         phash_build_s,
         f"maintenance_work_mem {mem}, {workers} parallel workers",
         api_cpu,
+        api_idle,
     )
 
 
@@ -838,7 +852,9 @@ def run(quick: bool = False, options: BenchOptions | None = None) -> Suite:
                     f"{_label(size)}: loaded in {r.load_s:.0f} s; HNSW built in "
                     f"{r.build[0]:.0f} s ({r.build[2]:.0f} MB, backend peak RSS "
                     f"{r.build[1] / 1e6:.0f} MB; {r.build_settings}); pHash index built in "
-                    f"{r.phash_build_s:.0f} s; {len(library.bursts)} bursts so far"
+                    f"{r.phash_build_s:.0f} s; {len(library.bursts)} bursts so far; the API "
+                    f"idle {1000 * r.api_idle_cpu:.0f} ms CPU a second (its background loops, "
+                    "in each read's CPU for the read's wall time)"
                 )
         keep = False
     finally:
