@@ -17,7 +17,9 @@ tenants of 100 images sharing its HNSW index), then at each size of the big tena
   between): the same groups or not;
 - real uploads (12 MP JPEGs) through the API and workers: the dedupe stage's run time;
 - the API: GET /v1/images first page and 10,000 deep, GET /v1/duplicate-groups, an
-  image's view: p50/p99 over 50 requests each;
+  image's view: p50/p99 over 50 requests each, and the CPU a request costs in the API
+  process and in PostgreSQL (wall times on a loaded machine are mostly the wait for a
+  core);
 - storage: bytes per image by table and index, HNSW build time and the backend's peak
   memory, and (at the first size) a halfvec index beside it: size, build time,
   planted-copy recall.
@@ -68,6 +70,7 @@ from imgflow_deduper import repository as repo
 from imgflow_deduper.checks import CheckPolicy, judge
 from imgflow_deduper.decision import Thresholds
 from imgflow_deduper.settings import DedupeSettings
+from imgflow_localstack.services import API
 from imgflow_localstack.system import LocalSystem
 from imgflow_runtime.db.duplicate_groups import regroup_around, regroup_dirty
 from imgflow_runtime.db.tenants import tenant_for_key
@@ -329,23 +332,78 @@ async def order_independence(conn: asyncpg.Connection, library: Library, seed: i
     return outcomes[0] == outcomes[1]
 
 
-async def api_latencies(system: LocalSystem, library: Library, seed: int) -> dict[str, list[float]]:
+class ReadCpu:
+    """CPU seconds of the API process and of PostgreSQL's client backends, so a read's
+    cost is seen apart from the wait for a core on a loaded machine, which wall times
+    include. Both also count what runs beside the reads for as long as they take: the
+    API's background loops (``idle_rate``) and any other connection's work (workers still
+    finishing an upload's jobs), so they are upper bounds."""
+
+    def __init__(self, api_pid: int, conn: asyncpg.Connection) -> None:
+        self.api = psutil.Process(api_pid)
+        self.conn = conn
+
+    async def _backends(self) -> dict[int, float]:
+        pids = await self.conn.fetch(
+            """SELECT pid FROM pg_stat_activity
+                WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"""
+        )
+        out = {}
+        for row in pids:
+            try:
+                t = psutil.Process(row["pid"]).cpu_times()
+            except psutil.Error:
+                continue  # closed meanwhile
+            out[row["pid"]] = t.user + t.system
+        return out
+
+    async def idle_rate(self, seconds: float = 3.0) -> float:
+        """The API process's CPU seconds a second with no request (its background loops:
+        relay, queue depths, sweeps), which each read's CPU counts for its wall time."""
+        t0, w0 = self.api.cpu_times(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        t1 = self.api.cpu_times()
+        return ((t1.user + t1.system) - (t0.user + t0.system)) / (time.perf_counter() - w0)
+
+    async def now(self) -> tuple[float, dict[int, float]]:
+        t = self.api.cpu_times()
+        return t.user + t.system, await self._backends()
+
+    async def since(self, start: tuple[float, dict[int, float]]) -> tuple[float, float]:
+        """(API, PostgreSQL) CPU seconds since ``start``; a backend opened meanwhile
+        counts from zero."""
+        api, backends = await self.now()
+        return api - start[0], sum(t - start[1].get(pid, 0.0) for pid, t in backends.items())
+
+
+async def api_latencies(
+    system: LocalSystem, library: Library, seed: int
+) -> tuple[dict[str, list[float]], dict[str, tuple[float, float]], float]:
+    """Each read's wall times, its CPU seconds per request (API, PostgreSQL), and the
+    API's idle CPU rate (seconds a second)."""
     rng = random.Random(seed)
     out: dict[str, list[float]] = {}
+    cpu: dict[str, tuple[float, float]] = {}
+    conn = await asyncpg.connect(system.env["IMGFLOW_DATABASE_URL"])
+    clock = ReadCpu(system.service(API).child.pid, conn)
+    idle = await clock.idle_rate()
     async with httpx.AsyncClient(
         base_url=system.api_url, headers=system.auth_headers, timeout=60
     ) as client:
 
-        async def timed(name: str, url: str, **params: Any) -> None:
+        async def timed(name: str, urls: Callable[[], str], **params: Any) -> None:
+            started_cpu = await clock.now()
             for k in range(API_REQUESTS + 3):
                 started = time.perf_counter()
-                r = await client.get(url, params=params)
+                r = await client.get(urls(), params=params)
                 took = time.perf_counter() - started
                 r.raise_for_status()
                 if k >= 3:
                     out.setdefault(name, []).append(took)
+            api_s, pg_s = await clock.since(started_cpu)
+            cpu[name] = (api_s / (API_REQUESTS + 3), pg_s / (API_REQUESTS + 3))
 
-        await timed("GET /v1/images (first page)", "/v1/images")
+        await timed("GET /v1/images (first page)", lambda: "/v1/images")
         # 10,000 deep, or in a smaller tenant the deepest full page: at 10k, the page
         # 10,000 deep was the last one, near empty, and made every larger size look slower
         # (EXPLAIN: 3 buffers for 0 rows against 206 for 50; the keyset seek itself is one
@@ -360,17 +418,16 @@ async def api_latencies(system: LocalSystem, library: Library, seed: int) -> dic
             if cursor is None:
                 break
         if cursor:
-            await timed("GET /v1/images (10,000 deep)", "/v1/images", cursor=cursor)
-        await timed("GET /v1/duplicate-groups", "/v1/duplicate-groups")
-        views = []
-        for _ in range(API_REQUESTS):
+            await timed("GET /v1/images (10,000 deep)", lambda: "/v1/images", cursor=cursor)
+        await timed("GET /v1/duplicate-groups", lambda: "/v1/duplicate-groups")
+
+        def grouped_image() -> str:
             burst = library.bursts[rng.randrange(len(library.bursts))]
-            image = burst.ids[rng.randrange(len(burst.ids))]
-            started = time.perf_counter()
-            (await client.get(f"/v1/images/{image}")).raise_for_status()
-            views.append(time.perf_counter() - started)
-        out["GET /v1/images/{id} (a grouped image)"] = views
-    return out
+            return f"/v1/images/{burst.ids[rng.randrange(len(burst.ids))]}"
+
+        await timed("GET /v1/images/{id} (a grouped image)", grouped_image)
+    await conn.close()
+    return out, cpu, idle
 
 
 async def dedupe_stage_runs(system: LocalSystem, paths: list[Path]) -> list[float]:
@@ -477,6 +534,8 @@ class SizeResult:
     view_set_bytes: float
     phash_build_s: float = 0.0
     build_settings: str = ""
+    api_cpu: dict[str, tuple[float, float]] = field(default_factory=dict)  # (API, PostgreSQL)
+    api_idle_cpu: float = 0.0  # the API's CPU seconds a second with no request
 
 
 def build_settings(size: int) -> tuple[str, int]:
@@ -535,7 +594,7 @@ async def measure_size(
             await conn.execute(f"DROP INDEX {HALFVEC}")
         same = await order_independence(conn, library, seed=size) if do_order else None
         runs = await dedupe_stage_runs(system, upload_paths)
-        api = await api_latencies(system, library, seed=size)
+        api, api_cpu, api_idle = await api_latencies(system, library, seed=size)
         per, _, view_set = await storage(conn)
         total = int(await conn.fetchval("SELECT count(*) FROM images"))
     finally:
@@ -557,6 +616,8 @@ async def measure_size(
         view_set,
         phash_build_s,
         f"maintenance_work_mem {mem}, {workers} parallel workers",
+        api_cpu,
+        api_idle,
     )
 
 
@@ -634,6 +695,24 @@ def _tables(results: list[SizeResult]) -> list[Table]:
             for r in results
         ],
     )
+    cpu_names = sorted({n for r in results for n in r.api_cpu})
+    api_cpu = Table(
+        "API reads: CPU per request, ms, the API process + PostgreSQL's backends (what a "
+        "read costs apart from waiting for a core; the machine's load is in the notes)",
+        ["size", *cpu_names],
+        [
+            [
+                _label(r.size),
+                *[
+                    "{:.2f} + {:.2f}".format(*(1000 * t for t in r.api_cpu[n]))
+                    if n in r.api_cpu
+                    else ""
+                    for n in cpu_names
+                ],
+            ]
+            for r in results
+        ],
+    )
     tables_seen = sorted({t for r in results for t in r.storage})
     store = Table(
         "PostgreSQL bytes per image (table + indexes + TOAST, over every image of every "
@@ -664,7 +743,7 @@ def _tables(results: list[SizeResult]) -> list[Table]:
             for r in results
         ],
     )
-    return [checks, recall, api, store]
+    return [checks, recall, api, api_cpu, store]
 
 
 def _measurements(results: list[SizeResult]) -> list[Measurement]:
@@ -712,6 +791,15 @@ def _measurements(results: list[SizeResult]) -> list[Measurement]:
                     _ms(values, 99),
                     "ms",
                     baseline=ref and f"{name} p99, {ref}",
+                )
+            )
+        for name, (api_s, pg_s) in r.api_cpu.items():
+            out.append(
+                Measurement(
+                    f"{name} CPU per request, {label}",
+                    1000 * (api_s + pg_s),
+                    "ms",
+                    baseline=ref and f"{name} CPU per request, {ref}",
                 )
             )
     return out
@@ -764,7 +852,9 @@ def run(quick: bool = False, options: BenchOptions | None = None) -> Suite:
                     f"{_label(size)}: loaded in {r.load_s:.0f} s; HNSW built in "
                     f"{r.build[0]:.0f} s ({r.build[2]:.0f} MB, backend peak RSS "
                     f"{r.build[1] / 1e6:.0f} MB; {r.build_settings}); pHash index built in "
-                    f"{r.phash_build_s:.0f} s; {len(library.bursts)} bursts so far"
+                    f"{r.phash_build_s:.0f} s; {len(library.bursts)} bursts so far; the API "
+                    f"idle {1000 * r.api_idle_cpu:.0f} ms CPU a second (its background loops, "
+                    "in each read's CPU for the read's wall time)"
                 )
         keep = False
     finally:

@@ -79,33 +79,37 @@ async def group_page(
     """Up to ``limit`` of the tenant's groups, latest change first, after the position,
     each with its shown members' keeper facts (``candidates``), the same members and
     order as ``fetch_group_detail`` so the list suggests the keeper the detail does."""
-    # The visible count once a group (a LATERAL join), for the filter and the size both:
-    # as two subqueries it read every member of each listed group twice, a third of the
-    # page's buffers at 4 members a group and more for a burst's large groups.
+    # One pass over each listed group's visible members gives its size (for the filter
+    # and the answer) and its first MAX_GROUP members' facts: two passes read every
+    # member twice, half the page's buffers. (An aggregate: the planner keeps the
+    # LATERAL one subquery a group.)
+    # The keyset only when there is a cursor, as its own statement: written as
+    # "$2 IS NULL OR (updated_at, id) < ($2, $3)" a generic plan (asyncpg prepares,
+    # PostgreSQL may switch to one after five runs) filters every newer group instead of
+    # seeking to the position, and a page costs more the deeper it is.
+    keyset = "AND (g.updated_at, g.id) < ($4, $5)" if after is not None else ""
     rows = await conn.fetch(
         f"""SELECT g.id, g.version, g.created_at, g.updated_at, shown.size,
-                   (SELECT coalesce(jsonb_agg(to_jsonb(f) ORDER BY f.created_at, f.id), '[]')
-                      FROM (SELECT i.id, i.width, i.height, i.format, i.byte_size,
-                                   i.captured_at, {_HAS_EXIF} AS has_exif, i.created_at
-                              FROM duplicate_group_members AS m
-                              JOIN images AS i ON i.id = m.image_id
-                             WHERE m.group_id = g.id AND i.deleting_since IS NULL
-                             ORDER BY i.created_at, i.id
-                             LIMIT $5) AS f) AS candidates
+                   shown.candidates
               FROM duplicate_groups AS g
-             CROSS JOIN LATERAL (  -- an aggregate: the planner keeps it one subquery
-                   SELECT count(*) AS size FROM duplicate_group_members AS c
-                     JOIN images AS v ON v.id = c.image_id
-                    WHERE c.group_id = g.id AND v.deleting_since IS NULL) AS shown
-             WHERE g.tenant_id = $1 AND shown.size >= 2
-               AND ($2::timestamptz IS NULL OR (g.updated_at, g.id) < ($2, $3::uuid))
+             CROSS JOIN LATERAL (
+                   SELECT count(*) AS size,
+                          coalesce(jsonb_agg(to_jsonb(f) - 'n' ORDER BY f.n)
+                                     FILTER (WHERE f.n <= $3), '[]') AS candidates
+                     FROM (SELECT i.id, i.width, i.height, i.format, i.byte_size,
+                                  i.captured_at, {_HAS_EXIF} AS has_exif, i.created_at,
+                                  row_number() OVER (ORDER BY i.created_at, i.id) AS n
+                             FROM duplicate_group_members AS m
+                             JOIN images AS i ON i.id = m.image_id
+                            WHERE m.group_id = g.id AND i.deleting_since IS NULL) AS f
+                   ) AS shown
+             WHERE g.tenant_id = $1 AND shown.size >= 2 {keyset}
              ORDER BY g.updated_at DESC, g.id DESC
-             LIMIT $4""",
+             LIMIT $2""",
         tenant_id,
-        after[0] if after else None,
-        after[1] if after else None,
         limit,
         MAX_GROUP,
+        *(after or ()),
     )
     return [dict(r) for r in rows]
 
