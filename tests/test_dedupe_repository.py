@@ -26,6 +26,7 @@ from imgflow_deduper.repository import (
     SearchLimits,
     nearest_sql,
     phash_nearest_sql,
+    similar_candidates_sql,
 )
 from imgflow_localstack.system import LocalSystem
 from imgflow_runtime.db.tenants import DEFAULT_TENANT_ID
@@ -372,3 +373,55 @@ def test_another_frame_of_a_scene_is_similar_and_kept_out_of_duplicates(
     again = db(check_image, burst, near(v, 0.96), GEOMETRY_POLICY, None, probe)
     assert [c.image_id for c, _ in again.duplicates] == [original]
     assert set(similar_of(db, burst)) == {copy}
+
+
+@pytest.mark.parametrize("similar_candidates", [0, 20])
+def test_a_shot_behind_many_copies_is_checked_through_the_similar_candidates(
+    db: Callable[..., Any], similar_candidates: int
+) -> None:
+    """A tenant keeps 25 copies of one shot: they fill the 20 nearest of a new frame of the
+    scene, and another shot that shares part of its frame (CNN 0.6) is never a candidate,
+    unless the similar check draws the nearest image of each duplicate group too."""
+    v = random_vector()
+    copies = [new_image(db) for _ in range(25)]
+    for image in copies:  # no pixels: the CNN decides, and they make one group
+        db(check_image, image, near(v, 0.985), GEOMETRY_POLICY, None, lambda a, b: None)
+    subject_vector = near(v, 0.9)
+    other_shot = new_image(db)
+    db(check_image, other_shot, near(subject_vector, 0.6), GEOMETRY_POLICY)
+    subject = new_image(db)
+    shares_a_part = frozenset((subject, other_shot))
+
+    def probe(a: UUID, b: UUID) -> Overlap | None:
+        return Overlap(40, 0.3, 0.5, mirrored=False) if {a, b} == shares_a_part else None
+
+    limits = replace(POLICY.limits, similar_candidates=similar_candidates, probe_cosine=0.5)
+    policy = replace(GEOMETRY_POLICY, limits=limits, probe_cosine=0.5)
+
+    result = db(check_image, subject, subject_vector, policy, None, probe)
+
+    found = {c.image_id for c, _ in result.similar}
+    assert found == ({other_shot} if similar_candidates else set())
+    assert (other_shot in similar_of(db, subject)) == bool(similar_candidates)
+
+
+def test_the_similar_candidates_read_the_hnsw_index(db: Callable[..., Any]) -> None:
+    async def plan(conn: asyncpg.Connection) -> str:
+        async with conn.transaction():
+            await conn.execute("SET LOCAL enable_seqscan = off")
+            rows = await conn.fetch(
+                "EXPLAIN WITH u AS (SELECT $4::int, $5::bigint, $6::int)"
+                f" {similar_candidates_sql(POLICY.space)}",
+                uuid4(),
+                DEFAULT_TENANT_ID,
+                random_vector().tolist(),
+                20,
+                None,
+                20,
+                20,
+                100,
+                0.5,
+            )
+        return "\n".join(r[0] for r in rows)
+
+    assert "image_embeddings_efficientnet_lite0_hnsw" in db(plan)

@@ -13,6 +13,9 @@ them (group_metrics). What differs from the offline eval is everything the runni
 adds: top-k retrieval by HNSW, pHashes that may arrive after a check, and groups kept
 incrementally as images arrive in upload order.
 
+``--unseen`` uploads the unseen confirmation set instead (unseen.py: photos never tuned
+or tested on, every shot with two of the issue's edits), groups and stacks scored.
+
 ``--similar`` adds the similar cases (issue 28): every other shot of those photos (the
 crop across the cut, the burst frames) and the motorcycle's stereo pair, each also with
 two of the issue's edits. Similar stacks are not served by the API on this branch: they
@@ -131,6 +134,17 @@ def held_out_draws(
         extra = [uploads(others, d, scenes) for d in issue_draws(list(others), draws, seed=28)]
         out = [a + b for a, b in zip(out, extra, strict=True)]
     return out
+
+
+def unseen_draws(draws: int) -> list[list[Upload]]:
+    """The unseen confirmation set (unseen.py): every shot of its photos, each with its
+    original and two of the issue's edits, drawn ``draws`` times (seed 30)."""
+    from tools.dedupe_eval.unseen import shot_images
+
+    shots_by_group = shot_images()
+    images = {g: image for g, (_, image) in shots_by_group.items()}
+    scenes = {g: scene for g, (scene, _) in shots_by_group.items()}
+    return [uploads(images, d, scenes) for d in issue_draws(list(images), draws, seed=30)]
 
 
 # --- the running system -----------------------------------------------------------------
@@ -351,6 +365,8 @@ def report(
     shots = len({u.group for u in results[0].uploads})
     similar = any(u.scene for u in results[0].uploads)
     what = "shots (halves, and the similar cases' other shots)" if similar else "halves"
+    if results[0].uploads[0].group.startswith("mate/"):
+        what = "shots of the unseen set's photos (not the test split's)"
     lines = [
         "# Duplicate groups through the running API",
         "",
@@ -429,6 +445,11 @@ def parse() -> argparse.Namespace:
         action="store_true",
         help="add the similar cases (other shots of the photos, stereo pairs) and score stacks",
     )
+    parser.add_argument(
+        "--unseen",
+        action="store_true",
+        help="the unseen confirmation set (make unseen-photos) instead: every shot, stacks too",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     return parser.parse_args()
 
@@ -436,15 +457,19 @@ def parse() -> argparse.Namespace:
 def main() -> None:
     args = parse()
     started = time.perf_counter()
-    draws = held_out_draws(args.draws, args.photos, args.similar)
+    if args.unseen:
+        draws = unseen_draws(args.draws)
+    else:
+        draws = held_out_draws(args.draws, args.photos, args.similar)
     with running_system() as system:
         results = [asyncio.run(run_draw(system, d, seed=k)) for k, d in enumerate(draws)]
     offline = offline_results(results, args.out / "cache")
     text, total = report(results, offline, time.perf_counter() - started)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "api-results.md").write_text(text + "\n")
-    (args.out / "api-results.json").write_text(json.dumps({
+    name = "api-unseen-results" if args.unseen else "api-results"
+    (args.out / f"{name}.md").write_text(text + "\n")
+    (args.out / f"{name}.json").write_text(json.dumps({
         "pooled": {**asdict(total), "precision": total.precision, "recall": total.recall,
                    "f1": total.f1, "pure_share": total.pure_share},
         "offline": asdict(_pooled(offline)),

@@ -118,6 +118,17 @@ class DedupeSettings(WorkerSettings):
     dedupe_candidates: int = Field(
         default=20, ge=1, le=1000, description="Nearest neighbours fetched per image."
     )
+    # The nearest fill up with copies where a tenant keeps many of each shot: a shot that
+    # shares only part of its scene (CNN 0.5-0.7) then never meets it (the eval's
+    # retrieval replay, docs/duplicates/similar.md). One image per group suffices to stack.
+    dedupe_similar_candidates: int = Field(
+        default=20,
+        ge=0,
+        le=1000,
+        description="For the similar check: the nearest image of at most this many other "
+        "duplicate groups, among the HNSW search's nearest at least the probe cosine alike "
+        "(0: off).",
+    )
     # make bench (embeddings, 1M vectors in one tenant): near-duplicates found 0.80 at 100,
     # 0.86 at 200, for ~1.5 ms more per search (p50 8.7 -> 10.2 ms).
     dedupe_hnsw_ef_search: int = Field(

@@ -112,6 +112,8 @@ def _model() -> tuple[Encoder, CheckPolicy]:
                     settings.dedupe_phash_max_distance, settings.dedupe_combined_phash_distance
                 ),
                 ef_search=settings.dedupe_hnsw_ef_search,
+                similar_candidates=settings.dedupe_similar_candidates if GEOMETRY else 0,
+                probe_cosine=settings.dedupe_probe_cosine,
             ),
             thresholds=THRESHOLDS,
             geometry=GEOMETRY,
