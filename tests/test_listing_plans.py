@@ -31,6 +31,7 @@ from imgflow_runtime.db.pool import connect
 from imgflow_upload_api.duplicates import repository as duplicates
 from imgflow_upload_api.images import repository as images
 from imgflow_upload_api.paging import Cursor
+from imgflow_upload_api.stacks import repository as stacks
 
 T = TypeVar("T")
 GROUPS, MEMBERS = 300, 3
@@ -230,6 +231,59 @@ def test_the_groups_page_counts_and_shows_only_visible_members(
     (cut,) = db(lambda conn: duplicates.group_page(conn, tenant, None, 1))
     assert cut["size"] == MEMBERS
     assert [c["id"] for c in cut["candidates"]] == [c["id"] for c in first[:2]]
+
+
+@pytest.fixture(scope="module")
+def stacked(db: Callable[..., Any], tenant: UUID) -> UUID:
+    """The tenant's groups mirrored as similar stacks (same ids, times and members),
+    every other one resolved."""
+
+    async def seed(conn: asyncpg.Connection) -> None:
+        await conn.execute(
+            """INSERT INTO similar_stacks (id, tenant_id, created_at, updated_at, resolved_at)
+               SELECT id, tenant_id, created_at, updated_at,
+                      CASE WHEN row_number() OVER (ORDER BY updated_at) % 2 = 0
+                           THEN updated_at END
+                 FROM duplicate_groups WHERE tenant_id = $1""",
+            tenant,
+        )
+        await conn.execute(
+            """INSERT INTO similar_stack_members (image_id, stack_id)
+               SELECT m.image_id, m.group_id FROM duplicate_group_members AS m
+                 JOIN duplicate_groups AS g ON g.id = m.group_id WHERE g.tenant_id = $1""",
+            tenant,
+        )
+        await conn.execute("ANALYZE similar_stacks, similar_stack_members")
+
+    db(seed)
+    return tenant
+
+
+@pytest.mark.parametrize("resolved", [None, True, False])
+def test_a_deep_stacks_page_seeks_to_its_cursor_under_a_generic_plan(
+    db: Callable[..., Any], stacked: UUID, resolved: bool | None
+) -> None:
+    position = _middle_group(db, stacked)  # a stack's position: the stacks mirror the groups
+
+    async def page(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+        for _ in range(5):  # the plan cache's own switch comes after five runs
+            await stacks.stack_page(conn, stacked, position, PAGE, resolved)
+        return await stacks.stack_page(conn, stacked, position, PAGE, resolved)
+
+    rows, plans = db(lambda conn: _generic_plans(conn, page))
+    assert len(rows) == PAGE and all(r["updated_at"] < position[0] for r in rows)
+    assert [r["updated_at"] for r in rows] == sorted((r["updated_at"] for r in rows), reverse=True)
+    if resolved is not None:
+        assert all((r["resolved_at"] is not None) == resolved for r in rows)
+    assert all(r["size"] == MEMBERS == len(r["frames"]) for r in rows)
+    (last,) = _scans(plans[-1:], "similar_stacks")
+    assert "Index" in last["Node Type"], last
+    assert "updated_at" in last["Index Cond"], last
+    # one read of each listed stack's members (size and frames in one pass)
+    member_reads = sum(n["Actual Loops"] for n in _scans(plans[-1:], "similar_stack_members"))
+    assert member_reads == last["Actual Rows"]
+    if resolved is None:  # the filter, when asked, removes what it must and no more
+        assert last.get("Rows Removed by Filter", 0) == 0, last
 
 
 def test_a_deep_images_page_seeks_to_its_cursor_under_a_generic_plan(

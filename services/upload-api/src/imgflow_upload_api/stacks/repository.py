@@ -35,28 +35,36 @@ async def stack_page(
     """Up to ``limit`` of the tenant's stacks, latest change first, after the position,
     each with its shown members' pick facts (``frames``), as the detail reads them;
     ``resolved``: only those resolved (True) or not (False) at their current version."""
+    # As the groups' page (duplicates/repository.py, group_page): one pass over each
+    # listed stack's visible members gives its size and its first MAX_STACK frames, and
+    # the keyset and the resolved filter are written only when asked for: as
+    # "$2 IS NULL OR ..." a generic plan (asyncpg prepares, PostgreSQL may switch to one
+    # after five runs) filters every newer stack instead of seeking to the position.
+    args: list[Any] = [tenant_id, limit, MAX_STACK]
+    where = ""
+    if after is not None:
+        args += after
+        where += f" AND (s.updated_at, s.id) < (${len(args) - 1}, ${len(args)})"
+    if resolved is not None:
+        where += " AND s.resolved_at IS NOT NULL" if resolved else " AND s.resolved_at IS NULL"
     rows = await conn.fetch(
-        f"""SELECT {_STACK_COLUMNS}, {_VISIBLE_COUNT} AS size,
-                   (SELECT coalesce(jsonb_agg(to_jsonb(f) ORDER BY f.created_at, f.id), '[]')
-                      FROM (SELECT i.id, i.sharpness, i.width, i.height,
-                                   {_METADATA} AS metadata, i.created_at
-                              FROM similar_stack_members AS m
-                              JOIN images AS i ON i.id = m.image_id
-                             WHERE m.stack_id = s.id AND i.deleting_since IS NULL
-                             ORDER BY i.created_at, i.id
-                             LIMIT $5) AS f) AS frames
+        f"""SELECT {_STACK_COLUMNS}, shown.size, shown.frames
               FROM similar_stacks AS s
-             WHERE s.tenant_id = $1 AND {_SHOWN}
-               AND ($2::timestamptz IS NULL OR (s.updated_at, s.id) < ($2, $3::uuid))
-               AND ($6::boolean IS NULL OR (s.resolved_at IS NOT NULL) = $6)
+             CROSS JOIN LATERAL (
+                   SELECT count(*) AS size,
+                          coalesce(jsonb_agg(to_jsonb(f) - 'n' ORDER BY f.n)
+                                     FILTER (WHERE f.n <= $3), '[]') AS frames
+                     FROM (SELECT i.id, i.sharpness, i.width, i.height,
+                                  {_METADATA} AS metadata, i.created_at,
+                                  row_number() OVER (ORDER BY i.created_at, i.id) AS n
+                             FROM similar_stack_members AS m
+                             JOIN images AS i ON i.id = m.image_id
+                            WHERE m.stack_id = s.id AND i.deleting_since IS NULL) AS f
+                   ) AS shown
+             WHERE s.tenant_id = $1 AND shown.size >= 2{where}
              ORDER BY s.updated_at DESC, s.id DESC
-             LIMIT $4""",
-        tenant_id,
-        after[0] if after else None,
-        after[1] if after else None,
-        limit,
-        MAX_STACK,
-        resolved,
+             LIMIT $2""",
+        *args,
     )
     return [dict(r) for r in rows]
 
