@@ -35,6 +35,7 @@ from bench.images import ImageSpec, ensure_images
 from bench.options import BenchOptions
 from bench.results import Measurement, Suite, Table
 from imgflow_contracts.settings import CommonSettings
+from imgflow_localstack.services import WORKER_NICE_VARIABLE
 from imgflow_localstack.system import LocalSystem
 
 # About 2 MP: large enough that the thumbnailer's decode dominates a job, as with real
@@ -399,7 +400,9 @@ def _suite(results: list[ModeResult], flood: int, library: int, options: BenchOp
         f"runs) sent once a third of the flood was "
         f"in; {SPEC.width}x{SPEC.height} JPEGs; workers {dict(options.concurrency)}; broker "
         f"target depth {_setting('outbox_broker_target_depth')}, express lane up to "
-        f"{_setting('outbox_express_max_waiting')} jobs waiting.",
+        f"{_setting('outbox_express_max_waiting')} jobs waiting, express queues "
+        f"{_setting('outbox_express_queue_depth')} deep; the stages' workers at nice "
+        f"{os.environ.get(WORKER_NICE_VARIABLE, '0')}.",
         f"trickle stretch (loaded / alone): fifo {fifo.stretch:.1f}x, fair {fair.stretch:.1f}x "
         f"(target: fair within 2x) -> {'met' if fair.stretch <= 2 else 'NOT met'}",
         f"throughput fair / fifo: {throughput:.3f} (target: within 5 %) -> "

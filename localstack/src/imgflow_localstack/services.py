@@ -22,6 +22,7 @@ WEBHOOK_SENDER = "webhook-sender"
 FLOWER_USER = "imgflow"
 TASK_EVENTS_VARIABLE = f"{ENV_PREFIX}WORKER_SEND_TASK_EVENTS"
 ALLOW_PRIVATE_VARIABLE = f"{ENV_PREFIX}WEBHOOK_ALLOW_PRIVATE"
+WORKER_NICE_VARIABLE = "IMGFLOW_LOCAL_WORKER_NICE"
 
 # (Celery app module, queue) per worker.
 _WORKERS: dict[str, tuple[str, str]] = {
@@ -97,8 +98,14 @@ def service_specs(
             (f"{name}{EXPRESS_SUFFIX}", app, Stage(queue).express_queue, 1)
             for name, (app, queue) in _WORKERS.items()
         ]
+    # An experiment, off by default: the stages' own workers at a lower CPU priority than
+    # everything else (the express workers, the API, the servers), measured in
+    # docs/operating/scheduling.md before anything is claimed for it.
+    nice = int(os.environ.get(WORKER_NICE_VARIABLE, "0"))
     for name, app, queue, processes in workers:
+        niced = ("nice", "-n", str(nice)) if nice and name in _WORKERS else ()
         argv = [
+            *niced,
             *(sys.executable, "-m", "celery", "-A", app, "worker"),
             *("-Q", queue, "-n", f"{name}@%h"),
             *("--concurrency", str(processes)),
