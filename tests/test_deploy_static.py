@@ -26,7 +26,7 @@ import yaml
 from pydantic_settings import BaseSettings
 
 import imgflow_contracts.settings as contracts_settings
-from imgflow_contracts.queues import QUEUES
+from imgflow_contracts.queues import QUEUES, Stage
 from imgflow_contracts.settings import ENV_PREFIX
 from imgflow_localstack.services import API_STOP_TIMEOUT_S
 from imgflow_upload_api.main import DRAIN_TIMEOUT_S
@@ -47,6 +47,8 @@ WORKERS = {
     "hasher": ("imgflow_hasher", "hashing"),
     "deduper": ("imgflow_deduper", "dedupe"),
 }
+# Each worker's express worker: the same image, its stage's express queue, one process.
+EXPRESS_WORKERS = {f"{name}-express": name for name in WORKERS}
 # Service directory under services/ -> distribution name; one Dockerfile each.
 SERVICES = {
     "upload-api": "imgflow-upload-api",
@@ -474,7 +476,7 @@ def test_prometheus_scrapes_the_api_and_every_worker() -> None:
     services = compose_services()
     jobs = {job["job_name"]: job for job in load_yaml(PROMETHEUS_FILE)["scrape_configs"]}
     expected = {"imgflow-api": ("api", 8000)}
-    expected |= {f"imgflow-{w}": (w, 9100) for w in WORKERS}
+    expected |= {f"imgflow-{w}": (w, 9100) for w in [*WORKERS, *EXPRESS_WORKERS]}
     expected[f"imgflow-{SENDER}"] = (SENDER, SENDER_PORT)
     for job_name, (service, port) in expected.items():
         sd = jobs[job_name]["dns_sd_configs"][0]
@@ -621,7 +623,7 @@ def test_secret_template_holds_placeholders_only() -> None:
 
 def test_deployment_selectors_match_their_pods() -> None:
     deployments = k8s_objects("Deployment")
-    assert set(deployments) == {"upload-api", "flower", SENDER, *WORKERS}
+    assert set(deployments) == {"upload-api", "flower", SENDER, *WORKERS, *EXPRESS_WORKERS}
     for name, deployment in deployments.items():
         selector = deployment["spec"]["selector"]["matchLabels"]
         labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -684,6 +686,48 @@ def test_k8s_worker_deployment(worker: str) -> None:
     assert f"celery -A {module}.worker inspect ping -d {worker}@$HOSTNAME" in probe
     assert probe.startswith("sh -c"), "$HOSTNAME needs a shell to expand"
     assert "memory" in container["resources"]["limits"]
+
+
+@pytest.mark.parametrize("express", EXPRESS_WORKERS)
+def test_k8s_express_worker_deployment(express: str) -> None:
+    """One process on the stage's express queue, a fixed replica (no ScaledObject), the
+    same image and configuration as the stage's own workers."""
+    worker = EXPRESS_WORKERS[express]
+    module, queue = WORKERS[worker]
+    deployments = k8s_objects("Deployment")
+    deployment = deployments[express]
+    assert deployment["spec"]["replicas"] == 1
+    assert express not in {
+        o["spec"]["scaleTargetRef"]["name"] for o in k8s_objects("ScaledObject").values()
+    }
+    container = only_container(deployment)
+    args = container["command"] + container["args"]
+    assert flag_value(args, "-A") == f"{module}.worker"
+    assert flag_value(args, "-Q") == f"{queue}.express" == Stage(queue).express_queue
+    assert flag_value(args, "-n") == f"{express}@%h"
+    assert flag_value(args, "--concurrency") == "1"
+    assert container["image"] == only_container(deployments[worker])["image"]
+    assert container["envFrom"] == only_container(deployments[worker])["envFrom"]
+    probe = " ".join(container["livenessProbe"]["exec"]["command"])
+    assert f"inspect ping -d {express}@$HOSTNAME" in probe
+    assert "cpu" in container["resources"]["requests"]
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/job"] == f"imgflow-{express}"
+
+
+@pytest.mark.parametrize("express", EXPRESS_WORKERS)
+def test_compose_express_worker(express: str) -> None:
+    services = compose_services()
+    worker = EXPRESS_WORKERS[express]
+    module, queue = WORKERS[worker]
+    svc = services[express]
+    assert svc["image"] == services[worker]["image"]
+    command = svc["command"]
+    assert flag_value(command, "-A") == f"{module}.worker"
+    assert flag_value(command, "-Q") == f"{queue}.express"
+    assert flag_value(command, "--concurrency") == "1"
+    assert flag_value(command, "-n") == f"{express}@%h"
+    assert parse_duration_s(svc["stop_grace_period"]) > TASK_HARD_LIMIT_S
 
 
 def test_k8s_deduper_gpu_is_optional() -> None:

@@ -12,6 +12,8 @@ def test_make_run_serves_each_workers_metrics_and_flower_on_fixed_ports() -> Non
     ports = ProcessPorts.local_defaults({})
     workers = ("thumbnailer", "hasher", "deduper", "webhook-sender")
     assert [ports.metrics(w) for w in workers] == [9101, 9102, 9103, 9104]
+    express = ("thumbnailer-express", "hasher-express", "deduper-express")
+    assert [ports.metrics(w) for w in express] == [9105, 9106, 9107]
     assert ports.flower == 5555
 
 
@@ -25,4 +27,4 @@ def test_each_port_moves_with_its_variable() -> None:
 
 
 def test_free_ports_are_distinct() -> None:
-    assert len(set(ProcessPorts.free().listeners().values())) == 5
+    assert len(set(ProcessPorts.free().listeners().values())) == 8

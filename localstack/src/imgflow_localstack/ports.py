@@ -90,6 +90,9 @@ LOCAL_METRICS_PORTS = {
     "hasher": 9102,
     "deduper": 9103,
     "webhook_sender": 9104,
+    "thumbnailer_express": 9105,
+    "hasher_express": 9106,
+    "deduper_express": 9107,
 }
 LOCAL_FLOWER_PORT = 5555
 
@@ -103,6 +106,9 @@ class ProcessPorts:
     hasher_metrics: int
     deduper_metrics: int
     webhook_sender_metrics: int
+    thumbnailer_express_metrics: int
+    hasher_express_metrics: int
+    deduper_express_metrics: int
     flower: int
 
     @classmethod
@@ -122,7 +128,8 @@ class ProcessPorts:
         return cls(**chosen)
 
     def metrics(self, worker: str) -> int:
-        """The /metrics port of a worker (thumbnailer, hasher, deduper, webhook-sender)."""
+        """The /metrics port of a worker (thumbnailer, hasher, deduper, webhook-sender, and
+        the express workers: thumbnailer-express ...)."""
         return getattr(self, f"{worker.replace('-', '_')}_metrics")
 
     def listeners(self) -> dict[str, int]:

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from imgflow_contracts.queues import Stage
 from imgflow_contracts.settings import ENV_PREFIX
 from imgflow_localstack.ports import HOST, ProcessPorts
 from imgflow_localstack.readiness import CELERY_READY, AllOf, HttpOk, Readiness
@@ -21,6 +22,7 @@ WEBHOOK_SENDER = "webhook-sender"
 FLOWER_USER = "imgflow"
 TASK_EVENTS_VARIABLE = f"{ENV_PREFIX}WORKER_SEND_TASK_EVENTS"
 ALLOW_PRIVATE_VARIABLE = f"{ENV_PREFIX}WEBHOOK_ALLOW_PRIVATE"
+WORKER_NICE_VARIABLE = "IMGFLOW_LOCAL_WORKER_NICE"
 
 # (Celery app module, queue) per worker.
 _WORKERS: dict[str, tuple[str, str]] = {
@@ -34,6 +36,10 @@ _WORKERS: dict[str, tuple[str, str]] = {
 API_STOP_TIMEOUT_S = 30.0
 
 WORKERS = tuple(_WORKERS)
+# Each worker's express worker: the stage's express queue only, one process, idle until a
+# tenant with little waiting has a job (fair scheduling's express lane, scheduling.md).
+EXPRESS_SUFFIX = "-express"
+EXPRESS_WORKERS = tuple(f"{name}{EXPRESS_SUFFIX}" for name in WORKERS)
 
 # What `make run` uses; tests default to 1 everywhere.
 RUN_CONCURRENCY: Mapping[str, int] = {THUMBNAILER: 2, HASHER: 1, DEDUPER: 1}
@@ -63,9 +69,11 @@ def service_specs(
     concurrency: Mapping[str, int] | None = None,
     ports: ProcessPorts | None = None,
     flower_password: str | None = None,
+    express: bool = False,
 ) -> list[ServiceSpec]:
-    """The API, the three workers, the webhook sender and Flower, in start order.
-    ``concurrency`` is per worker name. Without ``ports`` the workers serve no metrics and
+    """The API, the three workers (with ``express``, their express workers too), the
+    webhook sender and Flower, in start order. ``concurrency`` is per worker name (an
+    express worker has one process). Without ``ports`` the workers serve no metrics and
     there is no webhook sender; without a password there is no Flower."""
     concurrency = concurrency or {}
     specs = [
@@ -82,11 +90,25 @@ def service_specs(
             stop_timeout_s=API_STOP_TIMEOUT_S,
         )
     ]
-    for name, (app, queue) in _WORKERS.items():
+    workers = [
+        (name, app, queue, concurrency.get(name, 1)) for name, (app, queue) in _WORKERS.items()
+    ]
+    if express:
+        workers += [
+            (f"{name}{EXPRESS_SUFFIX}", app, Stage(queue).express_queue, 1)
+            for name, (app, queue) in _WORKERS.items()
+        ]
+    # An experiment, off by default: the stages' own workers at a lower CPU priority than
+    # everything else (the express workers, the API, the servers), measured in
+    # docs/operating/scheduling.md before anything is claimed for it.
+    nice = int(os.environ.get(WORKER_NICE_VARIABLE, "0"))
+    for name, app, queue, processes in workers:
+        niced = ("nice", "-n", str(nice)) if nice and name in _WORKERS else ()
         argv = [
+            *niced,
             *(sys.executable, "-m", "celery", "-A", app, "worker"),
             *("-Q", queue, "-n", f"{name}@%h"),
-            *("--concurrency", str(concurrency.get(name, 1))),
+            *("--concurrency", str(processes)),
             *("--loglevel", "INFO"),
         ]
         ready: Readiness = CELERY_READY

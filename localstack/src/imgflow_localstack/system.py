@@ -26,6 +26,7 @@ from imgflow_localstack.ports import (
 from imgflow_localstack.processes import ServiceGroup, ServiceProcess
 from imgflow_localstack.services import (
     API,
+    EXPRESS_WORKERS,
     FLOWER,
     WEBHOOK_SENDER,
     WORKERS,
@@ -70,6 +71,17 @@ def flower_password(data_dir: Path) -> str:
     return _kept_secret(data_dir, FLOWER_PASSWORD_VARIABLE, FLOWER_PASSWORD_FILE)
 
 
+def express_queues_on() -> bool:
+    """Whether this environment's settings send jobs to express queues (fair scheduling,
+    its express lane on, express queues kept): then the express workers must run."""
+    settings = CommonSettings()
+    return (
+        settings.outbox_scheduling == "fair"
+        and settings.outbox_express_max_waiting > 0
+        and settings.outbox_express_queue_depth > 0
+    )
+
+
 class LocalSystem:
     """LocalStack + migrations + imgflow processes, as a context manager.
 
@@ -89,6 +101,7 @@ class LocalSystem:
         s3_secret_key: str = DEFAULT_S3_SECRET_KEY,
         specs: Sequence[ServiceSpec] | None = None,
         migrate: bool = True,
+        express: bool | None = None,
     ) -> None:
         self.stack = LocalStack(
             data_dir, ports, s3_access_key=s3_access_key, s3_secret_key=s3_secret_key
@@ -98,10 +111,14 @@ class LocalSystem:
         self.flower_password = flower_password(data_dir)
         self.process_ports = process_ports or ProcessPorts.free()
         self.migrate = migrate
+        if express is None:
+            express = express_queues_on()
         self.specs = (
             list(specs)
             if specs is not None
-            else service_specs(api_port, concurrency, self.process_ports, self.flower_password)
+            else service_specs(
+                api_port, concurrency, self.process_ports, self.flower_password, express
+            )
         )
         self.services: ServiceGroup | None = None
 
@@ -109,6 +126,10 @@ class LocalSystem:
     def on_free_ports(cls, data_dir: Path, **kwargs) -> LocalSystem:
         """A system on ports free right now: what a test session wants."""
         return cls(data_dir, StackPorts.free(), free_port(), **kwargs)
+
+    def runs(self, name: str) -> bool:
+        """Whether this system has a process of that name (express workers are optional)."""
+        return any(spec.name == name for spec in self.specs)
 
     @property
     def data_dir(self) -> Path:
@@ -129,7 +150,8 @@ class LocalSystem:
     def metrics_urls(self) -> dict[str, str]:
         """Every process's Prometheus endpoint, by service name."""
         urls = {API: f"{self.api_url}/metrics"}
-        urls.update({w: metrics_url(self.process_ports.metrics(w)) for w in WORKERS})
+        workers = [*WORKERS, *(w for w in EXPRESS_WORKERS if self.runs(w))]
+        urls.update({w: metrics_url(self.process_ports.metrics(w)) for w in workers})
         if any(spec.name == WEBHOOK_SENDER for spec in self.specs):
             urls[WEBHOOK_SENDER] = metrics_url(self.process_ports.metrics(WEBHOOK_SENDER))
         return urls
@@ -154,7 +176,9 @@ class LocalSystem:
         began = time.monotonic()
         if not port_is_free(self.api_port):
             raise PortInUseError(self.api_port, "the upload API", "choose another --api-port")
-        if any(spec.name in (FLOWER, WEBHOOK_SENDER, *WORKERS) for spec in self.specs):
+        if any(
+            spec.name in (FLOWER, WEBHOOK_SENDER, *WORKERS, *EXPRESS_WORKERS) for spec in self.specs
+        ):
             ensure_ports_free(self.process_ports.listeners(), "imgflow's processes")
         self.stack.start()
         try:

@@ -16,7 +16,8 @@ def test_worker_app_carries_the_decision_record_safeguards():
     assert conf.result_expires == 3600
     assert conf.accept_content == ["json"] and conf.task_serializer == "json"
     assert conf.broker_transport_options["visibility_timeout"] > conf.task_time_limit
-    assert [q.name for q in conf.task_queues] == ["thumbnails"]
+    # its own queue and its express queue (-Q picks which one a worker consumes)
+    assert [q.name for q in conf.task_queues] == ["thumbnails", "thumbnails.express"]
 
 
 def test_visibility_timeout_below_the_hard_limit_is_refused():

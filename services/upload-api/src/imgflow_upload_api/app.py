@@ -84,6 +84,8 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
             settings.outbox_relay_poll_s,
             settings.tenant_default_weight,
             settings.outbox_express_max_waiting,
+            settings.outbox_express_queue_depth,
+            settings.outbox_express_queue_wait_s,
         )
         relay = OutboxRelay(
             pool,

@@ -145,6 +145,13 @@ class ApiSettings(CommonSettings):
         ge=0,
         description="How long a process trusts a tenant's limits and usage as last read.",
     )
+    outbox_express_queue_wait_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="Fair scheduling: a job waiting this long in an express queue (its "
+        "express worker busy or not running) moves to the head of the stage's queue, and "
+        "that express queue is left alone for 15 times as long.",
+    )
     outbox_relay_poll_s: float = Field(
         default=0.05,
         gt=0,

@@ -17,6 +17,10 @@ class Stage(StrEnum):
         return QUEUES[self]
 
     @property
+    def express_queue(self) -> str:
+        return EXPRESS_QUEUES[self]
+
+    @property
     def task_name(self) -> str:
         return TASK_NAMES[self]
 
@@ -26,6 +30,11 @@ QUEUES: dict[Stage, str] = {
     Stage.HASHING: "hashing",
     Stage.DEDUPE: "dedupe",
 }
+
+# Each stage's express queue: jobs of tenants with little waiting (fair scheduling's
+# express lane), consumed only by the stage's express worker, a small one kept free for
+# them so that they never wait for a running job of someone else's backlog.
+EXPRESS_QUEUES: dict[Stage, str] = {stage: f"{queue}.express" for stage, queue in QUEUES.items()}
 
 TASK_NAMES: dict[Stage, str] = {
     Stage.THUMBNAILS: "imgflow.thumbnails.render",

@@ -74,8 +74,16 @@ class CommonSettings(BaseSettings):
         default=4,
         ge=0,
         description="Fair scheduling: a tenant with at most this many new-upload jobs waiting "
-        "for a queue goes to the head of it, up to the target depth beyond it (the express "
-        "lane); 0: off.",
+        "for any one queue is light: its jobs take the express lane (the express queue, "
+        "else the head of the queue, up to the target depth beyond it); 0: off.",
+    )
+    outbox_express_queue_depth: int = Field(
+        default=1,
+        ge=0,
+        description="Fair scheduling: express-lane jobs kept in each stage's express queue "
+        "(`<queue>.express`), which only the stage's express worker (concurrency 1) "
+        "consumes, so a light tenant's job does not wait for a running job; the rest go to "
+        "the head of the stage's queue. 0: no express queues (run no express workers).",
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
     trace_dir: str | None = Field(

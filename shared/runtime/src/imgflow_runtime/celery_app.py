@@ -41,9 +41,10 @@ def celery_config(settings: WorkerSettings, stage: Stage) -> dict[str, Any]:
         # Must exceed the hard time limit, or Redis redelivers a task still running.
         "broker_transport_options": {"visibility_timeout": settings.broker_visibility_timeout_s},
         "broker_connection_retry_on_startup": True,
-        # One queue per deployable: this worker consumes only its own.
+        # One queue per deployable, and its express queue: a worker consumes the one its
+        # -Q names (the express worker, the express queue only).
         "task_default_queue": stage.queue,
-        "task_queues": (Queue(stage.queue),),
+        "task_queues": (Queue(stage.queue), Queue(stage.express_queue)),
         "task_routes": _routes(),
         "task_create_missing_queues": False,
         "worker_hijack_root_logger": False,

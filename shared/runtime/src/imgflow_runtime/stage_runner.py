@@ -74,44 +74,76 @@ class WorkerContext:
 
         return self.loop.run(run())
 
-    def hand_on(self, job: ImageJob, kind: str = outbox.UPLOAD) -> None:
-        """Enqueue a stage that waited for this one: straight to its queue while that is
-        short, else through the outbox, where the API's relay orders the backlog fairly
-        across tenants (fair scheduling, migration 0015). The idle path costs one LLEN.
-        ``kind``: the kind of work the finished stage was (its message says), so a bulk
-        import's later stages stay behind new uploads too."""
-        settings = self.settings
-        if settings.outbox_scheduling == "fair":
-            if self._broker is None or self._broker_pid != os.getpid():
-                self._broker = redis.Redis.from_url(
-                    settings.broker_url, socket_timeout=2, socket_connect_timeout=2
-                )
-                self._broker_pid = os.getpid()
-            try:
-                short = (
-                    int(self._broker.llen(job.stage.queue)) < settings.outbox_broker_target_depth
-                )
-            except (redis.RedisError, OSError):
-                short = False  # the broker is away: the outbox keeps the job until it is back
-            if not short:
-                # The task's trace context goes with the row, so the relay's publish (and the
-                # next stage) stay in the upload's one trace. Taken here: db() runs on
-                # another thread's loop, where this context is not current.
-                self.db(outbox.enqueue, [job], current_context_carrier(), kind)
-                return
-        self.send(job, kind)
+    def hand_on(self, job: ImageJob, kind: str = outbox.UPLOAD, express: bool = False) -> None:
+        """Enqueue a stage that waited for this one, in fair scheduling (migration 0015)
+        as the relay would: ``kind`` is the kind of work the finished stage was (its
+        message says), so a bulk import's later stages stay behind new uploads too.
 
-    def send(self, job: ImageJob, kind: str = outbox.UPLOAD) -> None:
-        """Publish a job to its stage's queue (Celery retries a broker blip itself)."""
+        - ``express`` (the relay sent the finished stage by the express lane: its tenant
+          had little waiting): to the stage's express queue while that is short, else to
+          the queue itself if it is empty, else through the outbox, whose relay puts it at
+          the head of the queue if the tenant is still light. Never to the tail behind
+          someone else's jobs.
+        - otherwise straight to the queue while it is short, else through the outbox,
+          where the relay orders the backlog fairly across tenants.
+
+        The idle path costs one round trip (the queues' lengths)."""
+        settings = self.settings
+        if settings.outbox_scheduling != "fair":
+            self.send(job, kind)
+            return
+        express_depth = settings.outbox_express_queue_depth if express else 0
+        try:
+            queued, express_queued = self._lengths(job.stage.queue, job.stage.express_queue)
+        except (redis.RedisError, OSError):
+            queued = express_queued = None  # the broker is away: the outbox keeps the job
+        # An express job goes straight to the queue only when nothing is ahead of it there.
+        short = 1 if express else settings.outbox_broker_target_depth
+        if express and express_queued is not None and express_queued < express_depth:
+            self.send(job, kind, express=True, queue=job.stage.express_queue)
+        elif queued is not None and queued < short:
+            self.send(job, kind, express=express)
+        else:
+            # The task's trace context goes with the row, so the relay's publish (and the
+            # next stage) stay in the upload's one trace. Taken here: db() runs on
+            # another thread's loop, where this context is not current.
+            self.db(outbox.enqueue, [job], current_context_carrier(), kind)
+
+    def _lengths(self, queue: str, express_queue: str) -> tuple[int, int]:
+        """Messages waiting in a stage's queue and in its express queue (one round trip)."""
+        if self._broker is None or self._broker_pid != os.getpid():
+            self._broker = redis.Redis.from_url(
+                self.settings.broker_url, socket_timeout=2, socket_connect_timeout=2
+            )
+            self._broker_pid = os.getpid()
+        with self._broker.pipeline(transaction=False) as pipe:
+            pipe.llen(queue)
+            pipe.llen(express_queue)
+            queued, express_queued = pipe.execute()
+        return int(queued), int(express_queued)
+
+    def send(
+        self,
+        job: ImageJob,
+        kind: str = outbox.UPLOAD,
+        *,
+        express: bool = False,
+        queue: str | None = None,
+    ) -> None:
+        """Publish a job to its stage's queue, or ``queue`` (its express queue); Celery
+        retries a broker blip itself. ``express``: marked as sent by the express lane."""
         # Per process, like the pool: a broker connection must not cross a fork.
         if self._producer is None or self._producer_pid != os.getpid():
             self._producer = make_producer_app(self.settings)
             self._producer_pid = os.getpid()
+        headers = {outbox.KIND_HEADER: kind}
+        if express:
+            headers[outbox.LANE_HEADER] = outbox.EXPRESS
         self._producer.send_task(
             job.stage.task_name,
             kwargs=job.to_message(),
-            queue=job.stage.queue,
-            headers={outbox.KIND_HEADER: kind},
+            queue=queue or job.stage.queue,
+            headers=headers,
         )
 
     async def _get_pool(self) -> asyncpg.Pool:
@@ -134,6 +166,11 @@ def message_kind(task: Task) -> str:
     (sent by an older relay, or by hand) is an upload's."""
     kind = getattr(task.request, outbox.KIND_HEADER, None)
     return kind if kind in outbox.KINDS else outbox.UPLOAD
+
+
+def sent_express(task: Task) -> bool:
+    """Whether the relay (or the worker before) sent this message by the express lane."""
+    return getattr(task.request, outbox.LANE_HEADER, None) == outbox.EXPRESS
 
 
 def retry_delay_s(retries: int, *, base: float = 1.0, cap: float = 120.0) -> float:
@@ -247,7 +284,7 @@ def register_stage_task(
                 outcome = retry_or_give_up(self, job, ctx, exc)
         finally:
             TASK_DURATION.labels(stage).observe(time.perf_counter() - started)
-        enqueue_dependants(job, ctx, released, message_kind(self))
+        enqueue_dependants(job, ctx, released, message_kind(self), sent_express(self))
         TASKS.labels(stage, outcome).inc()
         log.info(
             "%s %s for %s in %.0f ms",
@@ -258,7 +295,11 @@ def register_stage_task(
         )
 
     def enqueue_dependants(
-        job: ImageJob, ctx: WorkerContext, released: list[Stage] | None, kind: str
+        job: ImageJob,
+        ctx: WorkerContext,
+        released: list[Stage] | None,
+        kind: str,
+        express: bool,
     ) -> None:
         """Enqueue what waited for this stage; an image deleted meanwhile has none left."""
         if not dependants(stage):
@@ -267,7 +308,7 @@ def register_stage_task(
             if released is None:
                 released = ctx.db(stages.release_dependants, job.image_id, stage)
             for next_stage in released:
-                ctx.hand_on(job.model_copy(update={"stage": next_stage}), kind)
+                ctx.hand_on(job.model_copy(update={"stage": next_stage}), kind, express)
         except Exception as exc:
             # Settled already: failing the job now would run the stage again. The sweeper
             # re-drives pending stages whose predecessor has finished.

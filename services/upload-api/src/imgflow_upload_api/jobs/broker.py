@@ -37,6 +37,17 @@ _PRIORITY = 0
 _PERSISTENT = 2  # kombu's delivery_mode for durable messages, what Celery sends
 
 
+# Pop the head of KEYS[1] (kombu's consumers BRPOP: the right end) and push it onto the
+# head of KEYS[2], only if it is still ARGV[1]: one message moved, never lost or doubled.
+_MOVE_HEAD = """
+if redis.call('LINDEX', KEYS[1], -1) == ARGV[1] then
+  redis.call('RPUSH', KEYS[2], redis.call('RPOP', KEYS[1]))
+  return 1
+end
+return 0
+"""
+
+
 @dataclass(frozen=True)
 class Job:
     task_name: str
@@ -54,6 +65,7 @@ class BrokerPublisher:
         self._client = client
         self._origin = anon_nodename()
         self._reply_to = app.thread_oid
+        self._move_head = client.register_script(_MOVE_HEAD)
 
     @classmethod
     def connect(cls, app: Celery, broker_url: str, timeout_s: float = 2.0) -> BrokerPublisher:
@@ -118,6 +130,28 @@ class BrokerPublisher:
             for job in reversed(to_head):
                 pipe.rpush(job.queue, self.encode(job))
             await pipe.execute()
+
+    async def survey(
+        self, queues: Sequence[str], heads_of: Sequence[str] = ()
+    ) -> tuple[dict[str, int], dict[str, bytes | None]]:
+        """Each queue's length, and the message at the head of each of ``heads_of`` (None:
+        empty), in one round trip; raises redis.RedisError (or OSError) when
+        unreachable."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                pipe.llen(queue)
+            for queue in heads_of:
+                pipe.lindex(queue, -1)
+            answers = await pipe.execute()
+        depths = {queue: int(n) for queue, n in zip(queues, answers, strict=False)}
+        heads = dict(zip(heads_of, answers[len(queues) :], strict=True))
+        return depths, heads
+
+    async def move_to_head(self, source: str, queue: str, message: bytes) -> bool:
+        """Move ``message`` from the head of ``source`` to the head of ``queue`` if it is
+        still at the head of ``source`` (atomic: taken by a worker meanwhile, it stays
+        where it is); returns whether it moved."""
+        return bool(await self._move_head(keys=[source, queue], args=[message]))
 
     async def depths(self, queues: Sequence[str]) -> dict[str, int]:
         """Messages waiting in each queue's list (what workers have not taken yet), in

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -33,7 +34,7 @@ import asyncpg
 import redis
 
 from imgflow_contracts.queues import Stage
-from imgflow_runtime.db.outbox import KIND_HEADER, KINDS, UPLOAD
+from imgflow_runtime.db.outbox import EXPRESS, KIND_HEADER, KINDS, LANE_HEADER, UPLOAD
 from imgflow_upload_api.jobs import repository
 from imgflow_upload_api.jobs.broker import BrokerPublisher, Job
 from imgflow_upload_api.jobs.fair_order import FairOrder
@@ -43,6 +44,11 @@ log = logging.getLogger(__name__)
 BATCH = 200
 
 QUEUES = [stage.queue for stage in Stage]
+# Each stage's queue -> its express queue (queues.EXPRESS_QUEUES).
+EXPRESS_QUEUES = {stage.queue: stage.express_queue for stage in Stage}
+# After a job waited too long in an express queue (its worker absent or busy), the relay
+# leaves that express queue alone for this many times the wait, then tries it again.
+EXPRESS_STALL_WAITS = 15
 
 
 @dataclass(frozen=True)
@@ -51,9 +57,14 @@ class Scheduling:
     target_depth: int = 2
     poll_s: float = 0.05
     default_weight: int = 1
-    # Tenants with at most this many uploads' jobs waiting for a queue go to its head
-    # (the express lane); 0: off.
+    # Tenants with at most this many uploads' jobs waiting for any one queue take the
+    # express lane; 0: off.
     express_max_waiting: int = 4
+    # Express-lane jobs kept in each stage's express queue (its own worker); the rest go
+    # to the head of the queue. 0: no express queues.
+    express_queue_depth: int = 1
+    # A job waiting longer than this in an express queue moves to the head of the queue.
+    express_queue_wait_s: float = 2.0
 
 
 def rooms(depths: dict[str, int], target_depth: int) -> dict[str, int]:
@@ -67,13 +78,35 @@ def express_rooms(depths: dict[str, int], target_depth: int) -> dict[str, int]:
     return {queue: max(0, 2 * target_depth - depth) for queue, depth in depths.items()}
 
 
-def _job(row: asyncpg.Record) -> Job:
+def _job(row: asyncpg.Record, *, express: bool = False, queue: str | None = None) -> Job:
     # The stored W3C context goes straight into the message headers, where the workers'
     # CeleryInstrumentor reads it: the upload's trace continues in the worker without a
-    # publish span (about 2.5 ms of API CPU a job). The kind goes with it, so that the
-    # stages the worker hands on are of the same kind.
+    # publish span (about 2.5 ms of API CPU a job). The kind (and the express lane) go
+    # with it, so that the stages the worker hands on go the same way.
     headers = {**(row["trace_context"] or {}), KIND_HEADER: row["kind"]}
-    return Job(row["task_name"], row["queue"], row["payload"], headers)
+    if express:
+        headers[LANE_HEADER] = EXPRESS
+    return Job(row["task_name"], queue or row["queue"], row["payload"], headers)
+
+
+@dataclass
+class _ExpressHead:
+    """The message last seen at the head of an express queue, and since when."""
+
+    message: bytes
+    since: float
+
+
+@dataclass
+class ExpressPicks:
+    """The express lane's jobs of one pass: to the express queues, to the queues' heads."""
+
+    to_express: list[asyncpg.Record]
+    to_head: list[asyncpg.Record]
+
+    @property
+    def ids(self) -> list[int]:
+        return [r["id"] for r in [*self.to_express, *self.to_head]]
 
 
 class OutboxRelay:
@@ -96,6 +129,8 @@ class OutboxRelay:
         # and one broker round trip per batch rather than per upload.
         self.due = asyncio.Event()
         self._look_again: asyncio.TimerHandle | None = None
+        self._express_heads: dict[str, _ExpressHead] = {}
+        self._express_stalled_until: dict[str, float] = {}
 
     def soon(self) -> None:
         """Jobs were just committed to the outbox: relay them on the next pass, now."""
@@ -129,15 +164,20 @@ class OutboxRelay:
                 self._later()  # another replica is choosing now
                 return 0
             try:
-                depths = await self.publisher.depths(QUEUES)
+                depths, heads = await self.publisher.survey(
+                    [*QUEUES, *EXPRESS_QUEUES.values()], list(EXPRESS_QUEUES.values())
+                )
+                await self._move_stale_express(heads)
             except (redis.RedisError, OSError) as exc:
                 log.warning("broker unreachable, jobs wait in the outbox: %s", exc)
                 return 0
             express = await self._pick_express(conn, depths)
             picked: list[asyncpg.Record] = []
-            skip = [r["id"] for r in express]
-            for queue, room in rooms(depths, scheduling.target_depth).items():
-                room -= sum(1 for r in express if r["queue"] == queue)
+            skip = express.ids
+            for queue, room in rooms(
+                {q: depths[q] for q in QUEUES}, scheduling.target_depth
+            ).items():
+                room -= sum(1 for r in express.to_head if r["queue"] == queue)
                 for kind in KINDS:
                     left = room - sum(1 for r in picked if r["queue"] == queue)
                     if left <= 0:
@@ -149,33 +189,74 @@ class OutboxRelay:
             sent = await self._publish(conn, picked, express)
             # Rows left wait for the workers to make room; a failed send waits for the
             # interval's retry instead, not hammering a broker that is away.
-            if sent == len(picked) + len(express) and await repository.any_pending(conn):
+            if sent == len(picked) + len(skip) and await repository.any_pending(conn):
                 self._later()
             return sent
 
-    async def _pick_express(
-        self, conn: asyncpg.Connection, depths: dict[str, int]
-    ) -> list[asyncpg.Record]:
-        """New uploads of tenants with little waiting, for the head of their queues.
+    async def _move_stale_express(self, heads: dict[str, bytes | None]) -> None:
+        """A job that waited ``express_queue_wait_s`` at the head of an express queue (its
+        worker busy with a long job, or not running) moves to the head of the stage's
+        queue, where any worker takes it next; that express queue then rests for a while
+        (EXPRESS_STALL_WAITS), so an absent express worker costs a light tenant that wait
+        once, not on every job. Nothing is lost or doubled: the move is atomic."""
+        wait_s = self.scheduling.express_queue_wait_s
+        now = time.monotonic()
+        for queue, express_queue in EXPRESS_QUEUES.items():
+            head = heads.get(express_queue)
+            seen = self._express_heads.get(express_queue)
+            if head is None:
+                self._express_heads.pop(express_queue, None)
+            elif seen is None or seen.message != head:
+                self._express_heads[express_queue] = _ExpressHead(head, now)
+            elif now - seen.since >= wait_s:
+                if await self.publisher.move_to_head(express_queue, queue, head):
+                    log.warning(
+                        "a job waited %.1f s in %s (its express worker busy or not running): "
+                        "moved to the head of %s",
+                        now - seen.since,
+                        express_queue,
+                        queue,
+                    )
+                    self._express_stalled_until[express_queue] = now + EXPRESS_STALL_WAITS * wait_s
+                self._express_heads.pop(express_queue, None)
+
+    async def _pick_express(self, conn: asyncpg.Connection, depths: dict[str, int]) -> ExpressPicks:
+        """New uploads of tenants with little waiting (light), for the express lane: the
+        stage's express queue while it holds less than ``express_queue_depth``, then the
+        head of the queue itself.
 
         In weighted turns a tenant that just arrived is next for its queue, but a FIFO
         queue kept ``target_depth`` deep still makes it wait for the jobs already there
-        (chosen before it came), at each of its stages: the express lane puts it ahead
-        of them. A tenant with a backlog is not light, so it cannot use the lane to pass
-        others; the lane is bounded by the target depth beyond it."""
+        (chosen before it came), and at the head it still waits for a worker to finish a
+        running job: the express queue's own worker is free for it. A tenant with a
+        backlog at any stage is not light, so it cannot use the lane to pass others; the
+        lane is bounded (the express queue's depth, the target depth beyond it)."""
         scheduling = self.scheduling
+        none = ExpressPicks([], [])
         if scheduling.express_max_waiting <= 0:
-            return []
-        room = {q: n for q, n in express_rooms(depths, scheduling.target_depth).items() if n}
+            return none
+        now = time.monotonic()
+        head_room = express_rooms({q: depths[q] for q in QUEUES}, scheduling.target_depth)
+        express_room = {
+            queue: (
+                max(0, scheduling.express_queue_depth - depths[express_queue])
+                if self._express_stalled_until.get(express_queue, 0.0) <= now
+                else 0
+            )
+            for queue, express_queue in EXPRESS_QUEUES.items()
+        }
+        room = {q: head_room[q] + express_room[q] for q in QUEUES if head_room[q] + express_room[q]}
         if not room:
-            return []
+            return none
         rows = await repository.lock_light_lanes(
             conn, list(room), UPLOAD, scheduling.express_max_waiting, scheduling.default_weight
         )
-        picked: list[asyncpg.Record] = []
+        picks = ExpressPicks([], [])
         for queue, n in room.items():
-            picked += self._in_turns(UPLOAD, [r for r in rows if r["queue"] == queue], n)
-        return picked
+            chosen = self._in_turns(UPLOAD, [r for r in rows if r["queue"] == queue], n)
+            picks.to_express += chosen[: express_room[queue]]
+            picks.to_head += chosen[express_room[queue] :]
+        return picks
 
     def _in_turns(self, kind: str, rows: list[asyncpg.Record], room: int) -> list[asyncpg.Record]:
         """Up to ``room`` of ``rows`` (one queue, one kind) in the fair order."""
@@ -189,16 +270,20 @@ class OutboxRelay:
         self,
         conn: asyncpg.Connection,
         rows: list[asyncpg.Record],
-        to_head: list[asyncpg.Record] | None = None,
+        express: ExpressPicks | None = None,
     ) -> int:
-        """Send ``rows`` to the tail of their queues and ``to_head`` to the head; all or
-        none. Returns how many were sent."""
-        to_head = to_head or []
-        if not rows and not to_head:
+        """Send ``rows`` to the tail of their queues and the express lane's to their
+        express queues and the queues' heads; all or none. Returns how many were sent."""
+        express = express or ExpressPicks([], [])
+        ids = [r["id"] for r in rows] + express.ids
+        if not ids:
             return 0
-        ids = [r["id"] for r in [*rows, *to_head]]
+        tail = [_job(r) for r in rows]
+        tail += [
+            _job(r, express=True, queue=EXPRESS_QUEUES[r["queue"]]) for r in express.to_express
+        ]
         try:
-            await self.publisher.publish([_job(r) for r in rows], [_job(r) for r in to_head])
+            await self.publisher.publish(tail, [_job(r, express=True) for r in express.to_head])
         except (redis.RedisError, OSError) as exc:  # all or none: the rows wait
             error = f"{type(exc).__name__}: {exc}"
             await repository.record_failure(conn, ids, error)

@@ -64,20 +64,23 @@ async def lock_light_lanes(
     max_waiting: int,
     default_weight: int,
 ) -> list[asyncpg.Record]:
-    """Every row of the lanes of ``queues`` and ``kind`` that hold at most ``max_waiting``
-    rows (tenants with little waiting: the express lane), locked, with their weights; one
-    query for all the queues, as it runs on every relay pass."""
+    """Every row of ``kind`` for ``queues`` of the tenants with at most ``max_waiting``
+    such rows waiting for any one queue (light tenants: the express lane), locked, with
+    their weights. A tenant with a backlog at one stage is not light at the others either
+    (its later stages would otherwise pass others at a stage its workers keep up with).
+    One query for all the queues, as it runs on every relay pass."""
     return await conn.fetch(
         f"""SELECT o.*, coalesce(l.weight, $4) AS weight
-              FROM (SELECT queue, tenant_id FROM outbox
-                     WHERE queue = ANY($1::text[]) AND kind = $2
-                     GROUP BY queue, tenant_id HAVING count(*) <= $3) AS lane
+              FROM (SELECT tenant_id
+                      FROM (SELECT tenant_id, count(*) AS waiting FROM outbox
+                             WHERE kind = $2 GROUP BY tenant_id, queue) AS per_queue
+                     GROUP BY tenant_id HAVING max(waiting) <= $3) AS light
               CROSS JOIN LATERAL (
                     SELECT {_COLUMNS} FROM outbox AS o
-                     WHERE o.queue = lane.queue AND o.kind = $2
-                       AND o.tenant_id = lane.tenant_id
+                     WHERE o.queue = ANY($1::text[]) AND o.kind = $2
+                       AND o.tenant_id = light.tenant_id
                      ORDER BY o.id FOR UPDATE SKIP LOCKED) AS o
-              LEFT JOIN tenant_limits AS l ON l.tenant_id = lane.tenant_id""",
+              LEFT JOIN tenant_limits AS l ON l.tenant_id = light.tenant_id""",
         queues,
         kind,
         max_waiting,

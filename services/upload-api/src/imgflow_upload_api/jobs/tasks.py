@@ -32,9 +32,13 @@ async def sweep_stages(res: Resources) -> None:
     heads: list[QueueHead] = []
     try:
         # The fair relay's express lane puts jobs ahead of up to 2 x the target depth
-        # (relay.express_rooms): the oldest job in line is among that many at the head.
+        # (relay.express_rooms), and moves a job left in an express queue to the head
+        # (one more per express queue's depth): the oldest job in line is among that
+        # many at the head. The express queues themselves hold only jobs seconds old.
         window = (
-            2 * settings.outbox_broker_target_depth if settings.outbox_scheduling == "fair" else 1
+            2 * settings.outbox_broker_target_depth + settings.outbox_express_queue_depth
+            if settings.outbox_scheduling == "fair"
+            else 1
         )
         heads = await asyncio.to_thread(read_queue_heads, res.broker, STAGE_QUEUES, window)
     except redis.RedisError as exc:

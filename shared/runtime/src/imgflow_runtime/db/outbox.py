@@ -19,6 +19,10 @@ KINDS = (UPLOAD, BULK)
 # The message header that carries a job's kind to the worker, which gives it to the
 # stages it hands on (a Celery message header is read back as ``task.request.<name>``).
 KIND_HEADER = "imgflow_kind"
+# The header the relay sets on a job it sent by the express lane (its tenant had little
+# waiting); the worker hands the stages that follow on by the express lane too.
+LANE_HEADER = "imgflow_lane"
+EXPRESS = "express"
 
 
 async def enqueue(

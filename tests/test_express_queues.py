@@ -1,0 +1,143 @@
+"""The express queues: a worker slot per stage kept for tenants with little waiting
+(fair scheduling's express lane, docs/operating/scheduling.md), on a system that runs
+the express workers.
+
+Which worker ran a stage is read from the workers' own logs ("thumbnails done for <id>"):
+what matters is that the light tenant's job did not wait for the workers the backlog
+occupies, and that nothing is lost or run twice when the express worker is away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from imgflow_contracts.queues import Stage
+from imgflow_localstack.system import LocalSystem
+from tests.stack import running_system
+from tests.support import bearer, encode, new_tenant, photo_like, query, wait_for
+
+TARGET = 2
+SETTINGS = {
+    "OUTBOX_BROKER_TARGET_DEPTH": str(TARGET),
+    "OUTBOX_RELAY_INTERVAL_S": "0.2",
+    "OUTBOX_EXPRESS_MAX_WAITING": "4",
+    "OUTBOX_EXPRESS_QUEUE_DEPTH": "1",
+    "OUTBOX_EXPRESS_QUEUE_WAIT_S": "1",
+}
+IMPORT = 8
+
+
+@pytest.fixture(scope="module")
+def express_system() -> Iterator[LocalSystem]:
+    with running_system("imgflow-express-", SETTINGS) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def db(express_system: LocalSystem) -> str:
+    return express_system.settings().database_url
+
+
+def _upload(
+    system: LocalSystem, tenant: dict[str, Any], seeds: range, bulk: bool = False
+) -> list[str]:
+    ids = []
+    with httpx.Client(
+        base_url=system.api_url, timeout=30, headers=bearer(tenant["api_key"])
+    ) as client:
+        for seed in seeds:
+            response = client.post(
+                "/v1/images",
+                content=encode(photo_like(64, 48, seed), "JPEG"),
+                params={"bulk": "true"} if bulk else {},
+            )
+            assert response.status_code == 201, response.text
+            ids.append(response.json()["id"])
+    return ids
+
+
+def _runs(system: LocalSystem, worker: str, stage: Stage, image_id: str) -> int:
+    """How many times ``worker`` ran ``stage`` of the image (its log's done lines)."""
+    log = system.service(worker).log_path.read_text(errors="replace")
+    return log.count(f"{stage.value} done for {image_id}")
+
+
+def _stages(db: str, image_id: str) -> dict[str, dict[str, Any]]:
+    rows = query(
+        db,
+        "SELECT stage, status, attempts, sweeps FROM image_stages WHERE image_id = $1::uuid",
+        image_id,
+    )
+    return {r["stage"]: r for r in rows}
+
+
+def _all_done(db: str, image_id: str) -> bool:
+    stages = _stages(db, image_id)
+    return len(stages) == 3 and all(s["status"] == "done" for s in stages.values())
+
+
+def test_a_light_tenants_job_is_run_by_the_express_worker_while_the_queue_waits(
+    express_system: LocalSystem, db: str
+) -> None:
+    """The thumbnailer is away (as good as busy: it takes nothing) and an import waits
+    for it; a newcomer's image is still processed, every stage by the stages' express
+    workers, while the import's thumbnails wait for their own worker. (The import is
+    flagged bulk, which never takes the express lane: a flood of uploads would, for its
+    first few jobs, while it still had little waiting.)"""
+    importer = new_tenant(express_system, "importer")
+    newcomer = new_tenant(express_system, "light")
+    express_system.stop_service("thumbnailer")
+    try:
+        imported = _upload(express_system, importer, range(0, IMPORT), bulk=True)
+        [fresh] = _upload(express_system, newcomer, range(100, 101))
+        wait_for(lambda: _all_done(db, fresh), timeout_s=120, what="the newcomer's image")
+        waiting = query(
+            db,
+            """SELECT count(*) AS n FROM image_stages
+                WHERE image_id = ANY($1::uuid[]) AND stage = 'thumbnails'
+                  AND status = 'pending'""",
+            imported,
+        )
+        assert waiting[0]["n"] == IMPORT  # the express worker took none of them
+    finally:
+        express_system.start_service("thumbnailer")
+    for stage, worker in (
+        (Stage.THUMBNAILS, "thumbnailer"),
+        (Stage.HASHING, "hasher"),
+        (Stage.DEDUPE, "deduper"),
+    ):
+        assert _runs(express_system, f"{worker}-express", stage, fresh) == 1, stage
+        assert _runs(express_system, worker, stage, fresh) == 0, stage
+    wait_for(lambda: all(_all_done(db, i) for i in imported), timeout_s=180, what="the import")
+    for image_id in imported:
+        assert _runs(express_system, "thumbnailer", Stage.THUMBNAILS, image_id) == 1
+        assert _runs(express_system, "thumbnailer-express", Stage.THUMBNAILS, image_id) == 0
+
+
+def test_without_the_express_worker_its_job_moves_to_the_head_of_the_queue(
+    express_system: LocalSystem, db: str
+) -> None:
+    """An express queue nobody consumes: the relay moves the job that waits there to the
+    head of the stage's queue, where the thumbnailer runs it, once."""
+    newcomer = new_tenant(express_system, "light-alone")
+    broker = redis.Redis.from_url(express_system.settings().broker_url)
+    express_system.stop_service("thumbnailer-express")
+    try:
+        [fresh] = _upload(express_system, newcomer, range(200, 201))
+        wait_for(lambda: _all_done(db, fresh), timeout_s=120, what="the image")
+        assert broker.llen(Stage.THUMBNAILS.express_queue) == 0
+    finally:
+        express_system.start_service("thumbnailer-express")
+        broker.close()
+    thumbnails = _stages(db, fresh)["thumbnails"]
+    assert (thumbnails["attempts"], thumbnails["sweeps"]) == (1, 0)
+    assert _runs(express_system, "thumbnailer", Stage.THUMBNAILS, fresh) == 1
+    assert _runs(express_system, "thumbnailer-express", Stage.THUMBNAILS, fresh) == 0
+    # It got there by the express queue and the relay's move, not around them.
+    api_log = express_system.service("api").log_path.read_text(errors="replace")
+    assert "moved to the head of thumbnails" in api_log
