@@ -73,8 +73,8 @@ docs-serve: install ## Serve the documentation on http://127.0.0.1:8001 with liv
 	$(MKDOCS) serve --dev-addr 127.0.0.1:8001
 
 # The suite runs tests/faults/test_ten_thousand_queued.py with 600 jobs per relay mode;
-# this is its full size (issue 27). Not run yet: scaled from the 600-job run, its drain
-# alone takes about 2 h on a loaded 2-core machine (3 uploads/s through all stages).
+# this is its full size (issue 27). Not run to its end yet (capacity.md, "The 20,000-job
+# run"): expect about an hour on a quiet 2-core machine.
 soak-queued: install model ## 20,000 jobs queued with the workers stopped, alerts in a real Prometheus, then drained
 	IMGFLOW_QUEUED_JOBS=20000 $(VENV)/bin/python -m pytest tests/faults/test_ten_thousand_queued.py -s -p no:cacheprovider
 
