@@ -153,7 +153,9 @@ def relate(signals: PairSignals, t: Thresholds, g: GeometryThresholds | None) ->
     evidence = f"{o.inliers} inliers, IoU {o.iou:.2f}, agreement {o.agreement:.2f}"
     if not shares_content(o, g):
         if o.keypoints < g.rich_keypoints:
-            return _without_geometry(looks, f"geometry inconclusive: {o.inliers} inliers")
+            return _without_geometry(
+                looks, f"geometry inconclusive: {o.inliers} inliers{_overlay_only(o, g)}"
+            )
         if looks is None:
             return Verdict(Relation.NEITHER, f"no signal; {evidence}{_overlay_only(o, g)}", None)
         # alike to the CNN or pHash, but no content in common: another view or frame
