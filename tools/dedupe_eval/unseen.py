@@ -67,7 +67,11 @@ class PhotoSet:
     excluded: tuple[str, ...] = ()  # not photographs
 
     def name_of(self, path: Path) -> str:
-        return self.prefix + path.relative_to(SHARE).parts[1 if self.name == "plasma" else -1]
+        """mate: the file's name; plasma: the wallpaper's folder (a stand-in's stem)."""
+        if self.name != "plasma":
+            return self.prefix + path.name
+        return self.prefix + (path.relative_to(SHARE).parts[1] if path.is_relative_to(SHARE)
+                              else path.stem)  # fmt: skip
 
 
 SHARE = Path("/usr/share")
@@ -92,7 +96,7 @@ OUT = Path(__file__).resolve().parent.parent.parent / ".bench" / "eval-dedupe"
 def unseen_photos(directory: Path | None = None, photo_set: PhotoSet = MATE) -> list[Photo]:
     """The set's photos in name order (``directory``: stand-ins, every *.jpg in it)."""
     if directory is not None:
-        found = {f"{photo_set.prefix}{p.name}": p for p in directory.glob("*.jpg")}
+        found = {photo_set.name_of(p): p for p in directory.glob("*.jpg")}
     else:
         found = {photo_set.name_of(p): p for p in SHARE.glob(photo_set.pattern)}
     names = sorted(n for n in found if n.removeprefix(photo_set.prefix) not in photo_set.excluded)
