@@ -100,7 +100,8 @@ def main() -> None:
     full, _ = with_geometry(everything, spec, cache)
     tune = Split.of(full, everything, indices(everything, TUNE))
     test = Split.of(full, everything, indices(everything, TEST))
-    scenes = [s.scene for s in everything]
+    scenes = [everything[k].scene for k in tune.nodes]
+    test_scenes = [everything[k].scene for k in test.nodes]
     hard = hard_cases.samples()
     hard_table, _ = with_geometry(hard, spec, cache)
     hard_split = Split.of(hard_table, hard, np.arange(len(hard)))
@@ -138,7 +139,7 @@ def main() -> None:
     mate_table, _ = with_geometry(mate, spec, cache)
     mate_split = Split.of(mate_table, mate, np.arange(len(mate)))
     mate_scenes = [s.scene for s in mate]
-    for name, split, sc in (("test", test, scenes), ("mate (read)", mate_split, mate_scenes)):
+    for name, split, sc in (("test", test, test_scenes), ("mate (read)", mate_split, mate_scenes)):
         for rule, s in (("configured", base), ("chosen", chosen)):
             lines.append(f"| {name} | {rule} | {_pr(outcome(split, sc, s))} |")
     lines += ["", f"Ran in {time.perf_counter() - started:.0f} s."]

@@ -102,8 +102,10 @@ class DedupeSettings(WorkerSettings):
         le=1,
         description="A copy's shared cells agree at least this often (else: similar).",
     )
+    # 75, not 150: chosen with the overlay floor's grid on the tuning split and its hard
+    # cases (stacks4; tools/dedupe_eval/overlay_floor.py), where the floor itself lost.
     dedupe_rich_keypoints: int = Field(
-        default=150,
+        default=75,
         ge=0,
         description="Both images this rich in corners yet matching nowhere: not copies.",
     )
