@@ -109,9 +109,11 @@ eval-dedupe: model ## Duplicate detection P/R/F1 on real photos; results in .ben
 eval-dedupe-api: model ## Duplicate groups scored through the running API (ARGS="--draws N")
 	$(VENV)/bin/python -m tools.dedupe_eval.through_api $(ARGS)
 
-# The unseen confirmation set's photos: Debian's mate-backgrounds (GPL-2+), never tuned on.
-unseen-photos: ## Install the unseen set's photos (Debian's mate-backgrounds) if missing
+# The unseen sets' photos (GPL-2+): Debian's mate-backgrounds (stacks3's, read since) and
+# plasma-workspace-wallpapers (stacks4's fresh set).
+unseen-photos: ## Install the unseen sets' photos (mate-backgrounds, plasma-workspace-wallpapers) if missing
 	@test -d /usr/share/backgrounds/mate/nature || apt-get install -y --no-install-recommends mate-backgrounds
+	@test -d /usr/share/wallpapers/Path || apt-get install -y --no-install-recommends plasma-workspace-wallpapers
 
-eval-dedupe-unseen: model unseen-photos ## The rule as configured on the unseen photos (offline; through the API: make eval-dedupe-api ARGS="--unseen")
+eval-dedupe-unseen: model unseen-photos ## The rule as configured on an unseen set (ARGS="--set plasma": the fresh one; through the API: make eval-dedupe-api ARGS="--unseen")
 	$(VENV)/bin/python -m tools.dedupe_eval.unseen $(ARGS)

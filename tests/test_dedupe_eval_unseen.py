@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from tools.dedupe_eval.dataset import DUPLICATE, NEITHER, SIMILAR, relation
-from tools.dedupe_eval.unseen import LONG_SIDE, TEXTURES, plan, samples, unseen_photos
+from tools.dedupe_eval.unseen import LONG_SIDE, PLASMA, TEXTURES, plan, samples, unseen_photos
 
 
 def _photos(folder: Path) -> None:
@@ -43,3 +43,15 @@ def test_shots_of_one_photo_are_similar_and_other_photos_neither(tmp_path: Path)
     assert relation(left, by[("A.jpg#right", "original")]) == SIMILAR
     assert relation(by[("C.jpg", "original")], by[("C.jpg#second", "webp")]) == SIMILAR
     assert relation(left, by[("D.jpg#left", "original")]) == NEITHER
+
+
+def test_the_fresh_plasma_set_is_planned_by_name_order(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    for name in ("Autumn", "BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour"):
+        pixels = rng.integers(0, 255, (400, 640, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / f"{name}.jpg")
+    photos = unseen_photos(tmp_path, PLASMA)
+    kinds = {name.removeprefix("plasma/"): kind for name, kind in plan(photos, PLASMA).items()}
+    # Autumn is a painting: left out; a pattern stays whole; the others cycle
+    assert kinds == {"BytheWater": "across", "ColdRipple": "burst", "ColorfulCups": "whole",
+                     "DarkestHour": "viewpoint"}  # fmt: skip

@@ -58,7 +58,8 @@ class Setting:
             text += (
                 f"; geometry: shared content at >= {g.min_inliers} inliers, a copy at IoU"
                 f" >= {g.duplicate_iou:.3g} & agreement >= {g.duplicate_agreement:.3g}, "
-                f"no content in common when both have >= {g.rich_keypoints} keypoints; "
+                f"no content in common when both have >= {g.rich_keypoints} keypoints"
+                f" or the shared area agrees < {g.similar_agreement:.3g}; "
                 f"checked from CNN >= {self.probe_cosine:.3g}"
             )
         return text
@@ -96,7 +97,8 @@ def related(
     if g is None:
         return Related(looks, np.zeros(len(looks), bool))
     checked = probed(t, th, probe_cosine)
-    shared = checked & (t.inliers >= g.min_inliers) & (t.iou >= MIN_SHARED_IOU)
+    overlay = t.agreement < g.similar_agreement  # NaN: no such evidence (decision.overlay_only)
+    shared = checked & (t.inliers >= g.min_inliers) & (t.iou >= MIN_SHARED_IOU) & ~overlay
     unchanged = ~(t.agreement < g.duplicate_agreement)  # NaN: nothing to compare, unchanged
     copy = shared & (t.iou >= g.duplicate_iou) & unchanged
     apart = checked & ~shared & (t.keypoints >= g.rich_keypoints)  # rich, nothing in common

@@ -136,12 +136,12 @@ def held_out_draws(
     return out
 
 
-def unseen_draws(draws: int) -> list[list[Upload]]:
-    """The unseen confirmation set (unseen.py): every shot of its photos, each with its
+def unseen_draws(draws: int, photo_set: str = "mate") -> list[list[Upload]]:
+    """An unseen confirmation set (unseen.py): every shot of its photos, each with its
     original and two of the issue's edits, drawn ``draws`` times (seed 30)."""
-    from tools.dedupe_eval.unseen import shot_images
+    from tools.dedupe_eval.unseen import SETS, shot_images
 
-    shots_by_group = shot_images()
+    shots_by_group = shot_images(photo_set=SETS[photo_set])
     images = {g: image for g, (_, image) in shots_by_group.items()}
     scenes = {g: scene for g, (scene, _) in shots_by_group.items()}
     return [uploads(images, d, scenes) for d in issue_draws(list(images), draws, seed=30)]
@@ -450,6 +450,12 @@ def parse() -> argparse.Namespace:
         action="store_true",
         help="the unseen confirmation set (make unseen-photos) instead: every shot, stacks too",
     )
+    parser.add_argument(
+        "--unseen-set",
+        choices=("mate", "plasma"),
+        default="mate",
+        help="with --unseen: mate (stacks3's, read since) or plasma (stacks4's fresh set)",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     return parser.parse_args()
 
@@ -458,7 +464,7 @@ def main() -> None:
     args = parse()
     started = time.perf_counter()
     if args.unseen:
-        draws = unseen_draws(args.draws)
+        draws = unseen_draws(args.draws, args.unseen_set)
     else:
         draws = held_out_draws(args.draws, args.photos, args.similar)
     with running_system() as system:
@@ -467,7 +473,9 @@ def main() -> None:
     text, total = report(results, offline, time.perf_counter() - started)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    name = "api-unseen-results" if args.unseen else "api-results"
+    name = "api-results"
+    if args.unseen:
+        name = "api-unseen-results" if args.unseen_set == "mate" else "api-unseen-plasma-results"
     (args.out / f"{name}.md").write_text(text + "\n")
     (args.out / f"{name}.json").write_text(json.dumps({
         "pooled": {**asdict(total), "precision": total.precision, "recall": total.recall,

@@ -31,7 +31,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,36 +52,73 @@ from tools.dedupe_eval.edits import crop
 from tools.dedupe_eval.group_metrics import GroupCounts
 from tools.dedupe_eval.sources import Photo
 
-PHOTO_DIR = Path("/usr/share/backgrounds/mate/nature")
-PACKAGE = "mate-backgrounds"
-PREFIX = "mate/"
 LONG_SIDE = 1024
-TEXTURES = ("Blinds.jpg", "GreenMeadow.jpg", "Wood.jpg")  # kept whole
+
+
+@dataclass(frozen=True)
+class PhotoSet:
+    """Where an unseen set's photos are, and which of them stay whole (texture-like)."""
+
+    name: str
+    package: str
+    pattern: str  # glob under /usr/share, sorted by name
+    prefix: str
+    textures: tuple[str, ...]
+    excluded: tuple[str, ...] = ()  # not photographs
+
+    def name_of(self, path: Path) -> str:
+        """mate: the file's name; plasma: the wallpaper's folder (a stand-in's stem)."""
+        if self.name != "plasma":
+            return self.prefix + path.name
+        return self.prefix + (path.relative_to(SHARE).parts[1] if path.is_relative_to(SHARE)
+                              else path.stem)  # fmt: skip
+
+
+SHARE = Path("/usr/share")
+# stacks3's set: read while the overlay floor was being proposed, so no longer unseen.
+MATE = PhotoSet(
+    "mate", "mate-backgrounds", "backgrounds/mate/nature/*.jpg", "mate/",
+    ("Blinds.jpg", "GreenMeadow.jpg", "Wood.jpg"),
+)  # fmt: skip
+# stacks4's fresh set, fixed before any figure: the KDE wallpapers whose image is a
+# 2560x1600 JPEG are the photographs, but Autumn (a painting); three patterns stay whole.
+PLASMA = PhotoSet(
+    "plasma", "plasma-workspace-wallpapers", "wallpapers/*/contents/images/2560x1600.jpg",
+    "plasma/", ("ColorfulCups", "Grey", "OneStandsOut"), ("Autumn",),
+)  # fmt: skip
+SETS = {s.name: s for s in (MATE, PLASMA)}
+PACKAGE, PREFIX, TEXTURES = MATE.package, MATE.prefix, MATE.textures  # stacks3's names
 KINDS = ("across", "burst", "viewpoint")  # cycled over the other photos in name order
 VIEW_SHIFT, VIEW_KEYSTONE, PARALLAX = 0.05, 0.03, 0.05  # of the frame's width
 OUT = Path(__file__).resolve().parent.parent.parent / ".bench" / "eval-dedupe"
 
 
-def unseen_photos(directory: Path = PHOTO_DIR) -> list[Photo]:
-    names = sorted(p.name for p in directory.glob("*.jpg"))
+def unseen_photos(directory: Path | None = None, photo_set: PhotoSet = MATE) -> list[Photo]:
+    """The set's photos in name order (``directory``: stand-ins, every *.jpg in it)."""
+    if directory is not None:
+        found = {photo_set.name_of(p): p for p in directory.glob("*.jpg")}
+    else:
+        found = {photo_set.name_of(p): p for p in SHARE.glob(photo_set.pattern)}
+    names = sorted(n for n in found if n.removeprefix(photo_set.prefix) not in photo_set.excluded)
     if not names:
         raise SystemExit(
-            f"no photos in {directory}: install Debian's {PACKAGE} (make unseen-photos)"
+            f"no photos for {photo_set.pattern}: install Debian's {photo_set.package} "
+            "(make unseen-photos)"
         )
     photos = []
     for name in names:
-        with Image.open(directory / name) as image:
+        with Image.open(found[name]) as image:
             rgb = image.convert("RGB")
         rgb.thumbnail((LONG_SIDE, LONG_SIDE), Image.Resampling.LANCZOS)
-        photos.append(Photo(f"{PREFIX}{name}", rgb))
+        photos.append(Photo(name, rgb))
     return photos
 
 
-def plan(photos: Sequence[Photo]) -> dict[str, str]:
+def plan(photos: Sequence[Photo], photo_set: PhotoSet = MATE) -> dict[str, str]:
     """Each photo's kind: "whole" for the textures, else across/burst/viewpoint cycled."""
     out, k = {}, 0
     for photo in photos:
-        if photo.name.removeprefix(PREFIX) in TEXTURES:
+        if photo.name.removeprefix(photo_set.prefix) in photo_set.textures:
             out[photo.name] = "whole"
         else:
             out[photo.name] = KINDS[k % len(KINDS)]
@@ -121,10 +158,12 @@ def shots(photo: Photo, kind: str) -> Iterator[tuple[str, Image.Image]]:
         yield "burst-later", _burst_later(photo)
 
 
-def shot_images(photos: Sequence[Photo] | None = None) -> dict[str, tuple[str, Image.Image]]:
+def shot_images(
+    photos: Sequence[Photo] | None = None, photo_set: PhotoSet = MATE
+) -> dict[str, tuple[str, Image.Image]]:
     """Every shot's original by group name: (scene, image)."""
-    photos = photos if photos is not None else unseen_photos()
-    kinds = plan(photos)
+    photos = photos if photos is not None else unseen_photos(photo_set=photo_set)
+    kinds = plan(photos, photo_set)
     out = {}
     for photo in photos:
         for shot, image in shots(photo, kinds[photo.name]):
@@ -133,22 +172,22 @@ def shot_images(photos: Sequence[Photo] | None = None) -> dict[str, tuple[str, I
     return out
 
 
-def samples(photos: Sequence[Photo] | None = None) -> list[Sample]:
+def samples(photos: Sequence[Photo] | None = None, photo_set: PhotoSet = MATE) -> list[Sample]:
     out = []
-    for group, (scene, image) in shot_images(photos).items():
+    for group, (scene, image) in shot_images(photos, photo_set).items():
         shot = group.split("#")[1] if "#" in group else "whole"
         out.extend(group_samples(group, scene, shot, image))
     return out
 
 
 def _members(items: Sequence[Sample], members: Iterable[int]) -> str:
-    shots = Counter(items[k].group.removeprefix(PREFIX) for k in members)
+    shots = Counter(items[k].group.partition("/")[2] for k in members)
     return ", ".join(f"{n} x {g}" for g, n in sorted(shots.items()))
 
 
 def _across_scenes(split: Any, items: Sequence[Sample], r: Any) -> list[str]:
     t = split.table
-    scene = np.array([items[k].scene.removeprefix(PREFIX) for k in split.nodes])
+    scene = np.array([items[k].scene.partition("/")[2] for k in split.nodes])
     shot = np.array([items[k].shot for k in split.nodes])
     counts: Counter[tuple[str, str]] = Counter()
     for k in np.flatnonzero((r.duplicate | r.similar) & ~t.duplicate & ~t.similar):
@@ -170,20 +209,27 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(prog="python -m tools.dedupe_eval.unseen", description=__doc__)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--set",
+        choices=sorted(SETS),
+        default="mate",
+        help="mate: stacks3's set (read since); plasma: stacks4's fresh one",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
-    items = samples()
+    photo_set = SETS[args.set]
+    items = samples(photo_set=photo_set)
     setting = configured_setting()
     table, _ = with_geometry(items, configured_model(), args.out / "cache")
     split = Split.of(table, items, np.arange(len(items)))
     result = outcome(split, [s.scene for s in items], setting)
-    kinds = plan(unseen_photos())
+    kinds = plan(unseen_photos(photo_set=photo_set), photo_set)
     lines = [
         "# The unseen confirmation set (offline)",
         "",
         f"{len(items)} images in {len({s.group for s in items})} groups from "
-        f"{len({s.scene for s in items})} photographs of Debian's {PACKAGE} "
-        f"({', '.join(f'{n.removeprefix(PREFIX)}: {k}' for n, k in kinds.items())}); "
+        f"{len({s.scene for s in items})} photographs of Debian's {photo_set.package} "
+        f"({', '.join(f'{n.removeprefix(photo_set.prefix)}: {k}' for n, k in kinds.items())}); "
         f"{int(split.table.duplicate.sum())} duplicate pairs, "
         f"{int(split.table.similar.sum())} similar. The rule as configured, untuned: "
         f"{setting.describe()}, checking from CNN {setting.probe_cosine}.",
@@ -234,8 +280,9 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "unseen-results.md").write_text(text + "\n")
-    (args.out / "unseen-results.json").write_text(json.dumps({
+    stem = "unseen-results" if photo_set is MATE else f"unseen-{photo_set.name}-results"
+    (args.out / f"{stem}.md").write_text(text + "\n")
+    (args.out / f"{stem}.json").write_text(json.dumps({
         "groups": asdict(result.groups), "stacks": asdict(result.stacks),
         "setting": setting.describe(),
     }, indent=2))  # fmt: skip

@@ -128,3 +128,47 @@ def test_a_geometric_duplicate_names_its_method_and_score() -> None:
     verdict = relate(PairSignals(cosine=0.6, overlap=seen(100, 0.93, 1.0)), T, G)
     assert verdict.duplicate is not None and verdict.duplicate.method is Method.GEOMETRY
     assert verdict.score == pytest.approx(0.93)
+
+
+FLOORED = GeometryThresholds(12, 0.5, 0.7, 200, similar_agreement=0.3)
+
+
+@pytest.mark.parametrize(
+    ("signals", "unfloored", "floored"),
+    [
+        # two different photos with the same watermark: the identity fit on the mark alone,
+        # the rest of the shared area disagrees (stacks3's unseen set: median 0.07)
+        (PairSignals(cosine=0.4, overlap=seen(24, 0.89, 0.07)), Relation.SIMILAR, Relation.NEITHER),
+        # the same, but alike to the CNN too: rich in corners, so no longer shared content,
+        # yet still similar by looks (as two halves of one photo)
+        (
+            PairSignals(cosine=0.95, overlap=seen(24, 0.89, 0.07)),
+            Relation.SIMILAR,
+            Relation.SIMILAR,
+        ),
+        # ... and where the features cannot tell, the CNN's word stands, as before
+        (
+            PairSignals(cosine=0.95, overlap=seen(24, 0.89, 0.07, keypoints=80)),
+            Relation.SIMILAR,
+            Relation.DUPLICATE,
+        ),
+        # a burst frame whose subject moved: part of the shared area agrees, still similar
+        (PairSignals(cosine=0.4, overlap=seen(60, 0.8, 0.45)), Relation.SIMILAR, Relation.SIMILAR),
+        # a crop across the cut: little shared, but what is shared agrees
+        (PairSignals(cosine=0.6, overlap=seen(40, 0.3, 1.0)), Relation.SIMILAR, Relation.SIMILAR),
+        # nothing textured in common (NaN) is no evidence of an overlay
+        (
+            PairSignals(cosine=0.6, overlap=seen(40, 0.3, float("nan"))),
+            Relation.SIMILAR,
+            Relation.SIMILAR,
+        ),
+    ],
+)
+def test_an_overlay_alone_is_no_shared_scene(
+    signals: PairSignals, unfloored: Relation, floored: Relation
+) -> None:
+    assert relate(signals, T, G).relation is unfloored
+    verdict = relate(signals, T, FLOORED)
+    assert verdict.relation is floored
+    if floored is not unfloored:
+        assert "an overlay only" in verdict.basis

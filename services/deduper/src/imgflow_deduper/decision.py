@@ -95,6 +95,10 @@ class GeometryThresholds:
     # they are not copies (a copy of a picture rich in corners always matches). Fewer: a
     # tiny or flat picture, the check cannot tell and the CNN and pHash decide.
     rich_keypoints: int = 10**9
+    # Shared content whose shared area agrees on less than this is no shared scene: two
+    # different photos carrying the same watermark, caption or frame match on the overlay
+    # alone (the identity fit), and the rest of the frame disagrees. 0: off.
+    similar_agreement: float = 0.0
 
 
 # A fit whose frames share less than this is no evidence of common content.
@@ -120,6 +124,21 @@ def _without_geometry(looks: Decision | None, why: str) -> Verdict:
     return Verdict(Relation.DUPLICATE, f"{looks.method}; {why}", looks)
 
 
+def overlay_only(o: Overlap, g: GeometryThresholds) -> bool:
+    """The match covers an overlay, not the scene: the shared area barely agrees. NaN
+    agreement (nothing textured in common) is no such evidence."""
+    return o.agreement < g.similar_agreement
+
+
+def shares_content(o: Overlap, g: GeometryThresholds) -> bool:
+    """Enough consistent matches over enough of the frame, and not only an overlay."""
+    return o.inliers >= g.min_inliers and o.iou >= MIN_SHARED_IOU and not overlay_only(o, g)
+
+
+def _overlay_only(o: Overlap, g: GeometryThresholds) -> str:
+    return f" < {g.similar_agreement}: an overlay only" if overlay_only(o, g) else ""
+
+
 def relate(signals: PairSignals, t: Thresholds, g: GeometryThresholds | None) -> Verdict:
     """Duplicate, similar or neither. The CNN and pHash decide whether two images look
     alike; where the geometric check found enough matches, it decides which relation:
@@ -132,16 +151,18 @@ def relate(signals: PairSignals, t: Thresholds, g: GeometryThresholds | None) ->
     if g is None or o is None:
         return _without_geometry(looks, "no geometric check")
     evidence = f"{o.inliers} inliers, IoU {o.iou:.2f}, agreement {o.agreement:.2f}"
-    if o.inliers < g.min_inliers or o.iou < MIN_SHARED_IOU:
+    if not shares_content(o, g):
         if o.keypoints < g.rich_keypoints:
-            return _without_geometry(looks, f"geometry inconclusive: {o.inliers} inliers")
+            return _without_geometry(
+                looks, f"geometry inconclusive: {o.inliers} inliers{_overlay_only(o, g)}"
+            )
         if looks is None:
-            return Verdict(Relation.NEITHER, f"no signal; {evidence}", None)
+            return Verdict(Relation.NEITHER, f"no signal; {evidence}{_overlay_only(o, g)}", None)
         # alike to the CNN or pHash, but no content in common: another view or frame
         return Verdict(
             Relation.SIMILAR,
-            f"{looks.method}, but no content in common ({o.inliers} inliers < "
-            f"{g.min_inliers}, {o.keypoints} keypoints)",
+            f"{looks.method}, but no content in common ({evidence}{_overlay_only(o, g)}; "
+            f"{o.keypoints} keypoints)",
             looks,
         )
     # NaN agreement (nothing textured in common) counts as unchanged: IoU alone decides

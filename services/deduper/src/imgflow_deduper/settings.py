@@ -102,10 +102,21 @@ class DedupeSettings(WorkerSettings):
         le=1,
         description="A copy's shared cells agree at least this often (else: similar).",
     )
+    # 75, not 150: chosen with the overlay floor's grid on the tuning split and its hard
+    # cases (stacks4; tools/dedupe_eval/overlay_floor.py), where the floor itself lost.
     dedupe_rich_keypoints: int = Field(
-        default=150,
+        default=75,
         ge=0,
         description="Both images this rich in corners yet matching nowhere: not copies.",
+    )
+    # Two photos with the same watermark or caption match on it alone; the rest of the
+    # shared area disagrees (issue 28, stacks4; chosen on the eval's tuning split).
+    dedupe_similar_agreement: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Shared content counts as one scene only where this share of the shared "
+        "area agrees (less: an overlay such as a watermark matched; 0: off).",
     )
     # 0.5, not 0.75: shots that share part of a frame can embed apart (a half and a burst
     # frame overlapping it: CNN 0.3-0.75); chosen on the eval's tuning split.

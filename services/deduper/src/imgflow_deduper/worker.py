@@ -71,6 +71,7 @@ GEOMETRY = (
         duplicate_iou=settings.dedupe_duplicate_iou,
         duplicate_agreement=settings.dedupe_duplicate_agreement,
         rich_keypoints=settings.dedupe_rich_keypoints,
+        similar_agreement=settings.dedupe_similar_agreement,
     )
     if settings.dedupe_geometry
     else None

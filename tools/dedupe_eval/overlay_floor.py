@@ -1,0 +1,153 @@
+"""Choose the similar call's agreement floor (and re-check the copy's) on the tuning split.
+
+    .venv/bin/python -m tools.dedupe_eval.overlay_floor [--out .bench/eval-dedupe]
+
+The grid was fixed before any figure was seen (stacks4). Each candidate starts from the
+rule as configured (``offline_reference.configured_setting``) and changes only the
+geometric thresholds below; each is scored on the labelled tuning split *and* on its hard
+cases (hard_cases.py: shared overlays, a soft second viewpoint, fog halves), both from the
+tuning photos only. Choice, the eval's criterion: duplicate-group precision >= 0.98 on
+both first, then the best sum of duplicate-group and stack F1 over both, ties broken by
+the similar pairs' own F1 (relations.similar_pair_f1, summed over both), then by the grid's
+order (nearest the configured rule). Disclosed: the pair-F1 tie-break was added after
+the hard cases' figures (tuning photos) showed every candidate tied on the F1 sum there.
+Every candidate's figures are printed; the test split and the mate set (stacks3's
+unseen set, read since) only for the configured and the chosen rule, after the choice.
+The fresh set: ``make eval-dedupe-unseen ARGS="--set plasma"``, once the choice is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from tools.dedupe_eval import hard_cases, unseen
+from tools.dedupe_eval.dataset import samples as labelled_samples
+from tools.dedupe_eval.relations import Outcome, outcome, similar_pair_f1
+from tools.dedupe_eval.report import Split
+from tools.dedupe_eval.rules import Setting
+from tools.dedupe_eval.splits import TEST, TUNE, indices
+
+OUT = Path(__file__).resolve().parent.parent.parent / ".bench" / "eval-dedupe"
+# Fixed beforehand; the configured value first in each, so ties keep the configured rule.
+GRID = {
+    "similar_agreement": (0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
+    "duplicate_agreement": (0.7, 0.8),
+    "rich_keypoints": (150, 75),
+}
+FLOOR = 0.98
+
+
+def candidates(base: Setting) -> list[Setting]:
+    assert base.geometry is not None
+    return [
+        replace(base, geometry=replace(base.geometry, similar_agreement=a,
+                                       duplicate_agreement=d, rich_keypoints=k))
+        for a, d, k in itertools.product(*GRID.values())
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Tried:
+    setting: Setting
+    tune: Outcome
+    hard: Outcome
+    pair_f1: float  # similar_pair_f1, tuning split + hard cases
+
+
+def choose(tried: list[Tried]) -> Setting:
+    """``tried`` in the grid's order; ``max`` keeps the first of ties."""
+    ok = [x for x in tried if min(x.tune.groups.precision, x.hard.groups.precision) >= FLOOR]
+    best = max(ok or tried, key=lambda x: (round(_f1s(x.tune) + _f1s(x.hard), 6),
+                                           round(x.pair_f1, 3)))  # fmt: skip
+    return best.setting
+
+
+def _f1s(o: Outcome) -> float:
+    return o.groups.f1 + o.stacks.f1
+
+
+def _pr(o: Outcome) -> str:
+    g, s = o.groups, o.stacks
+    return f"{g.precision:.3f} / {g.recall:.3f} | {s.precision:.3f} / {s.recall:.3f}"
+
+
+def _label(s: Setting) -> str:
+    g = s.geometry
+    assert g is not None
+    return f"{g.similar_agreement} | {g.duplicate_agreement} | {g.rich_keypoints}"
+
+
+def main() -> None:
+    from tools.dedupe_eval.__main__ import with_geometry
+    from tools.dedupe_eval.offline_reference import configured_model, configured_setting
+
+    parser = argparse.ArgumentParser(prog="python -m tools.dedupe_eval.overlay_floor")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    spec, cache = configured_model(), args.out / "cache"
+    base = replace(configured_setting())
+    assert base.geometry is not None
+    base = replace(base, geometry=replace(base.geometry, similar_agreement=0.0))
+
+    everything = list(labelled_samples())
+    full, _ = with_geometry(everything, spec, cache)
+    tune = Split.of(full, everything, indices(everything, TUNE))
+    test = Split.of(full, everything, indices(everything, TEST))
+    scenes = [everything[k].scene for k in tune.nodes]
+    test_scenes = [everything[k].scene for k in test.nodes]
+    hard = hard_cases.samples()
+    hard_table, _ = with_geometry(hard, spec, cache)
+    hard_split = Split.of(hard_table, hard, np.arange(len(hard)))
+    hard_scenes = [s.scene for s in hard]
+
+    tried = [Tried(s, outcome(tune, scenes, s), outcome(hard_split, hard_scenes, s),
+                   similar_pair_f1(tune, s) + similar_pair_f1(hard_split, s))
+             for s in candidates(base)]  # fmt: skip
+    chosen = choose(tried)
+    lines = [
+        "# The similar call's agreement floor, chosen on the tuning split",
+        "",
+        f"Tuning split: {len(tune.nodes)} images; its hard cases: {len(hard)} images in "
+        f"{len({s.group for s in hard})} groups from {len(set(hard_scenes))} tuning photos, "
+        f"{int(hard_table.duplicate.sum())} duplicate pairs, {int(hard_table.similar.sum())} "
+        f"similar. Base: {base.describe()}.",
+        "",
+        "| similar agreement | duplicate agreement | rich keypoints | tune: groups P / R | "
+        "tune: stacks P / R | hard: groups P / R | hard: stacks P / R | pair F1 (sum) |",
+        "| ---: | ---: | ---: | --- | --- | --- | --- | ---: |",
+        *(
+            f"| {_label(x.setting)} | {_pr(x.tune)} | {_pr(x.hard)} | {x.pair_f1:.3f} |"
+            + (" **chosen**" if x.setting is chosen else "")
+            for x in tried
+        ),
+        "",
+        f"Chosen: {_label(chosen)}.",
+        "",
+        "After the choice, for the configured rule (floor off) and the chosen one:",
+        "",
+        "| set | rule | groups P / R | stacks P / R |",
+        "| --- | --- | --- | --- |",
+    ]
+    mate = unseen.samples(photo_set=unseen.MATE)
+    mate_table, _ = with_geometry(mate, spec, cache)
+    mate_split = Split.of(mate_table, mate, np.arange(len(mate)))
+    mate_scenes = [s.scene for s in mate]
+    for name, split, sc in (("test", test, test_scenes), ("mate (read)", mate_split, mate_scenes)):
+        for rule, s in (("configured", base), ("chosen", chosen)):
+            lines.append(f"| {name} | {rule} | {_pr(outcome(split, sc, s))} |")
+    lines += ["", f"Ran in {time.perf_counter() - started:.0f} s."]
+    text = "\n".join(lines)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "overlay-floor.md").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
