@@ -84,15 +84,21 @@ async def fetch_page(
         where.append(f"i.created_at < {arg(created_before)}")
     if status is not None:
         where.append(f"st.status = {arg(status)}")
+    source = "images"
     if status in ("failed", "processing"):
         # Such an image has a stage not done (its stages are written with it: 0013's
-        # record_upload). Said so, the planner can start from those stages' index
-        # (migration 0024), few whatever the tenant's size, instead of walking the tenant.
-        where.append("i.id IN (SELECT u.image_id FROM image_stages AS u WHERE u.status <> 'done')")
+        # record_upload). Those stages are few whatever the tenant's size (migration
+        # 0024's index): read them first and the images by their ids. Written as a
+        # filter ("IN (subquery)" or "= ANY (ARRAY(...))") the planner walks the tenant's
+        # images newest first and probes each, expecting the LIMIT to stop it early; a
+        # tenant with few such images is then read whole. OFFSET 0 keeps the set apart.
+        source = """(SELECT * FROM images WHERE id = ANY (ARRAY(
+                         SELECT u.image_id FROM image_stages AS u WHERE u.status <> 'done'))
+                     OFFSET 0)"""
     rows = await conn.fetch(
         f"""SELECT i.id, i.created_at, i.content_type, i.byte_size, i.sha256, i.format,
                    i.width, i.height, st.status, st.stages
-              FROM images AS i
+              FROM {source} AS i
              CROSS JOIN LATERAL (
                    SELECT {_STATUS_SQL} AS status,
                           coalesce(jsonb_object_agg(s.stage, s.status), '{{}}') AS stages
