@@ -257,13 +257,16 @@ def _member_rows(db: Db, images: list[UUID]) -> dict[UUID, tuple[UUID, str]]:  #
 def test_a_member_joining_rewrites_only_its_own_row(db: Db) -> None:  # noqa: F811
     v = random_vector()
     images = [new_image(db) for _ in range(6)]
-    for image, cos in zip(images[:5], (1.0, 0.99, 0.98, 0.97, 0.96), strict=True):
+    # Every pair well above POLICY's cosine 0.94 (the least ~0.965): with 0.96-0.99 some
+    # pairs sat within a random draw of it (0.94 +- 0.002) and the group's shape
+    # depended on the RNG's state, that is on which tests ran before.
+    for image, cos in zip(images[:5], (1.0, 0.995, 0.99, 0.985, 0.98), strict=True):
         db(check_image, image, near(v, cos) if cos < 1 else v, POLICY)
     before = group_of(db, images[0])
     rows = _member_rows(db, images[:5])
     assert before is not None and before["members"] == set(images[:5])
 
-    db(check_image, images[5], near(v, 0.975), POLICY)
+    db(check_image, images[5], near(v, 0.9875), POLICY)
 
     after = group_of(db, images[0])
     assert after is not None and after["members"] == set(images)
