@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
+import httpx
 from PIL import Image, ImageDraw, ImageFilter
 
 from imgflow_runtime.db.pool import connect
@@ -106,3 +107,21 @@ def new_tenant(system: System, prefix: str = "tenant") -> dict[str, Any]:
 
 def bearer(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"}
+
+
+def upload_photos(
+    api_url: str, tenant: dict[str, Any], seeds: range, bulk: bool = False
+) -> list[str]:
+    """One small photo-like JPEG per seed uploaded by ``tenant`` (as bulk work if asked),
+    each answered 201; their ids in order."""
+    ids = []
+    with httpx.Client(base_url=api_url, timeout=30, headers=bearer(tenant["api_key"])) as client:
+        for seed in seeds:
+            response = client.post(
+                "/v1/images",
+                content=encode(photo_like(64, 48, seed), "JPEG"),
+                params={"bulk": "true"} if bulk else {},
+            )
+            assert response.status_code == 201, response.text
+            ids.append(response.json()["id"])
+    return ids

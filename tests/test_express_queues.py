@@ -12,14 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 import redis
 
 from imgflow_contracts.queues import Stage
 from imgflow_localstack.system import LocalSystem
 from tests.stack import running_system
-from tests.support import bearer, encode, new_tenant, photo_like, query, wait_for
+from tests.support import new_tenant, query, upload_photos, wait_for
 
 TARGET = 2
 SETTINGS = {
@@ -41,24 +40,6 @@ def express_system() -> Iterator[LocalSystem]:
 @pytest.fixture(scope="module")
 def db(express_system: LocalSystem) -> str:
     return express_system.settings().database_url
-
-
-def _upload(
-    system: LocalSystem, tenant: dict[str, Any], seeds: range, bulk: bool = False
-) -> list[str]:
-    ids = []
-    with httpx.Client(
-        base_url=system.api_url, timeout=30, headers=bearer(tenant["api_key"])
-    ) as client:
-        for seed in seeds:
-            response = client.post(
-                "/v1/images",
-                content=encode(photo_like(64, 48, seed), "JPEG"),
-                params={"bulk": "true"} if bulk else {},
-            )
-            assert response.status_code == 201, response.text
-            ids.append(response.json()["id"])
-    return ids
 
 
 def _runs(system: LocalSystem, worker: str, stage: Stage, image_id: str) -> int:
@@ -93,8 +74,8 @@ def test_a_light_tenants_job_is_run_by_the_express_worker_while_the_queue_waits(
     newcomer = new_tenant(express_system, "light")
     express_system.stop_service("thumbnailer")
     try:
-        imported = _upload(express_system, importer, range(0, IMPORT), bulk=True)
-        [fresh] = _upload(express_system, newcomer, range(100, 101))
+        imported = upload_photos(express_system.api_url, importer, range(0, IMPORT), bulk=True)
+        [fresh] = upload_photos(express_system.api_url, newcomer, range(100, 101))
         wait_for(lambda: _all_done(db, fresh), timeout_s=120, what="the newcomer's image")
         waiting = query(
             db,
@@ -128,7 +109,7 @@ def test_without_the_express_worker_its_job_moves_to_the_head_of_the_queue(
     broker = redis.Redis.from_url(express_system.settings().broker_url)
     express_system.stop_service("thumbnailer-express")
     try:
-        [fresh] = _upload(express_system, newcomer, range(200, 201))
+        [fresh] = upload_photos(express_system.api_url, newcomer, range(200, 201))
         wait_for(lambda: _all_done(db, fresh), timeout_s=120, what="the image")
         assert broker.llen(Stage.THUMBNAILS.express_queue) == 0
     finally:

@@ -12,7 +12,6 @@ that the turns alone decide; its own test, last, restarts the API with it on.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -21,7 +20,13 @@ import redis
 from imgflow_localstack.system import LocalSystem
 from imgflow_upload_api.jobs.queue_heads import job_in_message
 from tests.stack import running_system
-from tests.support import admin_cli, bearer, encode, new_tenant, photo_like, query, wait_for
+from tests.support import (
+    admin_cli,
+    new_tenant,
+    query,
+    upload_photos,
+    wait_for,
+)
 
 TARGET = 2
 ADMIN = {"Authorization": "Bearer fair-tests-admin-token"}
@@ -45,24 +50,6 @@ def fair_system() -> Iterator[LocalSystem]:
 @pytest.fixture(scope="module")
 def db(fair_system: LocalSystem) -> str:
     return fair_system.settings().database_url
-
-
-def _upload(
-    system: LocalSystem, tenant: dict[str, Any], seeds: range, bulk: bool = False
-) -> list[str]:
-    ids = []
-    with httpx.Client(
-        base_url=system.api_url, timeout=30, headers=bearer(tenant["api_key"])
-    ) as client:
-        for seed in seeds:
-            response = client.post(
-                "/v1/images",
-                content=encode(photo_like(64, 48, seed), "JPEG"),
-                params={"bulk": "true"} if bulk else {},
-            )
-            assert response.status_code == 201, response.text
-            ids.append(response.json()["id"])
-    return ids
 
 
 def _thumbnail_order(db: str, since: str) -> list[str]:
@@ -91,8 +78,8 @@ def test_a_trickle_is_served_in_turn_with_a_flood(fair_system: LocalSystem, db: 
     since = _now(db)
     fair_system.stop_service("thumbnailer")
     try:
-        flooded = _upload(fair_system, flood, range(0, 16))
-        trickled = _upload(fair_system, trickle, range(100, 103))
+        flooded = upload_photos(fair_system.api_url, flood, range(0, 16))
+        trickled = upload_photos(fair_system.api_url, trickle, range(100, 103))
         # The broker holds TARGET of the flood's jobs; everything else waits in PostgreSQL.
         wait_for(lambda: _outbox(db) == {"upload": 16 + 3 - TARGET}, what="the backlog")
     finally:
@@ -113,7 +100,7 @@ def test_a_trickle_is_served_in_turn_with_a_flood(fair_system: LocalSystem, db: 
 
 def test_new_uploads_go_before_a_bulk_reprocess_run(fair_system: LocalSystem, db: str) -> None:
     library, newcomer = new_tenant(fair_system, "library"), new_tenant(fair_system, "newcomer")
-    _upload(fair_system, library, range(200, 212))
+    upload_photos(fair_system.api_url, library, range(200, 212))
     wait_for(
         lambda: _outbox_drained_and_thumbnails_done(db, library["tenant"], 12),
         timeout_s=120,
@@ -127,7 +114,7 @@ def test_new_uploads_go_before_a_bulk_reprocess_run(fair_system: LocalSystem, db
         assert run.returncode == 0, run.stderr
         wait_for(lambda: _outbox(db).get("bulk") == 12 - TARGET, what="the run's batch")
         since = _now(db)
-        fresh = _upload(fair_system, newcomer, range(300, 303))
+        fresh = upload_photos(fair_system.api_url, newcomer, range(300, 303))
         wait_for(lambda: _outbox(db).get("upload") == 3, what="the new uploads' jobs")
     finally:
         fair_system.start_service("thumbnailer")
@@ -157,9 +144,9 @@ def test_an_import_flagged_bulk_waits_behind_new_uploads(fair_system: LocalSyste
     since = _now(db)
     fair_system.stop_service("thumbnailer")
     try:
-        imported = _upload(fair_system, importer, range(400, 406), bulk=True)
+        imported = upload_photos(fair_system.api_url, importer, range(400, 406), bulk=True)
         wait_for(lambda: _outbox(db) == {"bulk": 6 - TARGET}, what="the import's backlog")
-        [fresh] = _upload(fair_system, newcomer, range(500, 501))
+        [fresh] = upload_photos(fair_system.api_url, newcomer, range(500, 501))
         wait_for(lambda: _outbox(db).get("upload") == 1, what="the new upload's job")
     finally:
         fair_system.start_service("thumbnailer")
@@ -176,7 +163,7 @@ def test_later_stages_of_a_bulk_import_wait_as_bulk(fair_system: LocalSystem, db
     fair_system.stop_service("hasher")
     fair_system.stop_service("deduper")
     try:
-        _upload(fair_system, importer, range(600, 605), bulk=True)
+        upload_photos(fair_system.api_url, importer, range(600, 605), bulk=True)
         # Each of the two queues holds TARGET jobs; the rest wait in the outbox.
         wait_for(
             lambda: sum(_later_stages_waiting(db).values()) == 2 * (5 - TARGET),
@@ -236,7 +223,7 @@ def test_a_tenant_with_little_waiting_goes_to_the_head_of_the_queue(
     fair_system.stop_service("thumbnailer")
     try:
         _restart_api(fair_system, express="4")
-        _upload(fair_system, flood, range(700, 712))
+        upload_photos(fair_system.api_url, flood, range(700, 712))
         wait_for(
             lambda: broker.llen("thumbnails") + _outbox(db).get("upload", 0) == 12,
             what="the flood's backlog",
@@ -246,7 +233,7 @@ def test_a_tenant_with_little_waiting_goes_to_the_head_of_the_queue(
         while (raw := broker.rpop("thumbnails")) is not None:
             taken.append(raw)
         wait_for(lambda: broker.llen("thumbnails") == TARGET, what="the queue refilled")
-        [fresh] = _upload(fair_system, newcomer, range(800, 801))
+        [fresh] = upload_photos(fair_system.api_url, newcomer, range(800, 801))
         wait_for(lambda: broker.llen("thumbnails") == TARGET + 1, what="the newcomer's job")
         head = broker.lindex("thumbnails", -1)
         assert head is not None
