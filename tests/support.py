@@ -10,9 +10,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
+import asyncpg
 import httpx
 from PIL import Image, ImageDraw, ImageFilter
 
@@ -84,6 +85,26 @@ def query(database_url: str, sql: str, *args: Any) -> list[dict[str, Any]]:
             await conn.close()
 
     return asyncio.run(run())
+
+
+def db_runner(
+    database_url: str,
+    open_connection: Callable[[str], Awaitable[asyncpg.Connection]] = asyncpg.connect,
+) -> Callable[..., Any]:
+    """``run(fn, *args)``: ``await fn(conn, *args)`` on a fresh connection, from sync test
+    code (``imgflow_runtime.db.pool.connect`` for the API's codecs, jsonb as objects)."""
+
+    def run(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        async def go() -> T:
+            conn = await open_connection(database_url)
+            try:
+                return await fn(conn, *args)
+            finally:
+                await conn.close()
+
+        return asyncio.run(go())
+
+    return run
 
 
 def admin_cli(system: System, *args: str) -> subprocess.CompletedProcess[str]:

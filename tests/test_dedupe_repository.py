@@ -6,12 +6,11 @@ model itself is tested in services/deduper/tests, and end to end in test_dedupe_
 
 from __future__ import annotations
 
-import asyncio
 import random
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -30,8 +29,8 @@ from imgflow_deduper.repository import (
 )
 from imgflow_localstack.system import LocalSystem
 from imgflow_runtime.db.tenants import DEFAULT_TENANT_ID
+from tests.support import db_runner
 
-T = TypeVar("T")
 DIM = 1280
 POLICY = CheckPolicy(
     space=EmbeddingSpace("efficientnet-lite0", DIM),
@@ -60,17 +59,7 @@ def near(v: np.ndarray, cosine: float) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def db(system: LocalSystem, database_url: str) -> Callable[..., Any]:
-    def run(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        async def go() -> T:
-            conn = await asyncpg.connect(database_url)
-            try:
-                return await fn(conn, *args)
-            finally:
-                await conn.close()
-
-        return asyncio.run(go())
-
-    return run
+    return db_runner(database_url)
 
 
 def new_image(

@@ -16,7 +16,6 @@ off to ask what the query allows, not what a small table costs.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -32,6 +31,7 @@ from imgflow_upload_api.duplicates import repository as duplicates
 from imgflow_upload_api.images import repository as images
 from imgflow_upload_api.paging import Cursor
 from imgflow_upload_api.stacks import repository as stacks
+from tests.support import db_runner
 
 T = TypeVar("T")
 GROUPS, MEMBERS = 300, 3
@@ -40,17 +40,7 @@ PAGE = 20
 
 @pytest.fixture(scope="module")
 def db(system: LocalSystem, database_url: str) -> Callable[..., Any]:
-    def run(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        async def go() -> T:
-            conn = await connect(database_url)  # the API's codecs (jsonb as objects)
-            try:
-                return await fn(conn, *args)
-            finally:
-                await conn.close()
-
-        return asyncio.run(go())
-
-    return run
+    return db_runner(database_url, connect)
 
 
 @pytest.fixture(scope="module")

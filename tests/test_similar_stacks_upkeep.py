@@ -9,9 +9,8 @@ test_similar_stacks.py.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -24,26 +23,16 @@ from imgflow_localstack.system import LocalSystem
 from imgflow_runtime.db.similar_stacks import only_stacks, restack_around, restack_dirty
 from imgflow_runtime.grouping import Regrouped
 from imgflow_runtime.stacking import restack
+from tests.support import db_runner
 from tests.test_dedupe_repository import GEOMETRY_POLICY, near, new_image, random_vector
 
-T = TypeVar("T")
 COPY = Overlap(120, 0.95, 1.0, mirrored=False)
 FRAME = Overlap(90, 0.45, 0.9, mirrored=False)  # shares part of the frame: similar
 
 
 @pytest.fixture(scope="module")
 def db(system: LocalSystem, database_url: str) -> Callable[..., Any]:
-    def run(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        async def go() -> T:
-            conn = await asyncpg.connect(database_url)
-            try:
-                return await fn(conn, *args)
-            finally:
-                await conn.close()
-
-        return asyncio.run(go())
-
-    return run
+    return db_runner(database_url)
 
 
 class Scene:
