@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from imgflow_contracts.queues import Stage
 from imgflow_localstack.system import LocalSystem
@@ -122,3 +124,15 @@ def test_without_the_express_worker_its_job_moves_to_the_head_of_the_queue(
     # It got there by the express queue and the relay's move, not around them.
     api_log = express_system.service("api").log_path.read_text(errors="replace")
     assert "moved to the head of thumbnails" in api_log
+    # and the operator sees it counted, without reading logs
+    metrics = httpx.get(f"{express_system.api_url}/metrics", timeout=10).text
+    assert _sample(metrics, "imgflow_express_jobs_moved_total", queue="thumbnails") >= 1
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    """One sample's value from a Prometheus text exposition (0 when absent)."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return 0.0

@@ -33,6 +33,7 @@ def test_health_readiness_and_metrics(api: httpx.Client) -> None:
     metrics = api.get("/metrics").text
     for name in (
         'imgflow_queue_depth{queue="thumbnails"}',
+        'imgflow_queue_depth{queue="thumbnails.express"}',
         "imgflow_outbox_pending",
         "imgflow_http_request_duration_seconds_bucket",
     ):

@@ -93,6 +93,7 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
             settings.outbox_relay_interval_s,
             scheduling,
             on_sent=metrics.outbox_relayed.inc,
+            on_express_moved=lambda queue: metrics.express_moved.labels(queue).inc(),
         )
         broker = redis.Redis.from_url(
             settings.broker_url, socket_timeout=2, socket_connect_timeout=2

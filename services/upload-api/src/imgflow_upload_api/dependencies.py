@@ -42,13 +42,16 @@ class Resources:
     queued_by_tenant_kind: dict[UUID, dict[str, int]] = field(default_factory=dict)
 
     async def queue_depths(self) -> dict[str, int]:
+        # Each stage's queue and its express queue (fair scheduling's reserved slot).
+        queues = [q for stage in Stage for q in (stage.queue, stage.express_queue)]
+
         def read() -> dict[str, int]:
             # Celery's Redis transport keeps each queue as a list named after it.
             with self.broker.pipeline(transaction=False) as pipe:
-                for stage in Stage:
-                    pipe.llen(stage.queue)
+                for queue in queues:
+                    pipe.llen(queue)
                 depths = pipe.execute()
-            return {stage.queue: int(n) for stage, n in zip(Stage, depths, strict=True)}
+            return {queue: int(n) for queue, n in zip(queues, depths, strict=True)}
 
         return await asyncio.to_thread(read)
 

@@ -117,12 +117,14 @@ class OutboxRelay:
         interval_s: float,
         scheduling: Scheduling | None = None,
         on_sent: Callable[[int], None] | None = None,
+        on_express_moved: Callable[[str], None] | None = None,
     ) -> None:
         self.pool = pool
         self.publisher = publisher
         self.interval_s = interval_s
         self.scheduling = scheduling or Scheduling()
         self.on_sent = on_sent  # counts what was handed over (a metric)
+        self.on_express_moved = on_express_moved  # counts moves out of express queues, by queue
         self.order = FairOrder(KINDS)
         # Set when jobs were committed: the relay loop (background.py) wakes at once and
         # sends pending rows in one pass, so a burst of uploads costs one transaction
@@ -218,6 +220,8 @@ class OutboxRelay:
                         queue,
                     )
                     self._express_stalled_until[express_queue] = now + EXPRESS_STALL_WAITS * wait_s
+                    if self.on_express_moved is not None:
+                        self.on_express_moved(queue)
                 self._express_heads.pop(express_queue, None)
 
     async def _pick_express(self, conn: asyncpg.Connection, depths: dict[str, int]) -> ExpressPicks:

@@ -54,6 +54,13 @@ class ApiMetrics:
             "Jobs this process handed from the outbox to the broker.",
             registry=self.registry,
         )
+        self.express_moved = Counter(
+            "imgflow_express_jobs_moved",
+            "Jobs that waited too long in an express queue (its worker busy or down) and "
+            "moved to the head of the stage's queue, by the queue they moved to.",
+            ["queue"],
+            registry=self.registry,
+        )
         self.backlog_jobs = Gauge(
             "imgflow_backlog_jobs",
             "Jobs waiting in the outbox for the fair relay, by kind of work (upload, bulk).",
