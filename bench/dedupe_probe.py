@@ -1,0 +1,281 @@
+"""The duplicate check's cost per upload in a tenant that already holds many alike images.
+
+``bench --only dedupe_probe``. The 20,000-job soak (docs/operating/capacity.md) found the
+deduper's check growing with the tenant: two thirds of it the geometric check's
+candidates, their features recomputed from analysis copies fetched from S3. This runs
+that case on a real PostgreSQL and SeaweedFS (the local stack, no workers): a tenant of
+``N`` pictures of the soak's kind (64x48, a few random shapes: more than half of them
+CNN-alike at 0.5), each stored as the pipeline stores it (the thumbnailer's analysis copy
+in S3, the embedding in PostgreSQL), then new uploads checked as the worker checks them
+(``checks.check_image`` with a ``StoreProbe``), in this process. Each way of probing has a
+probe of its own, with the worker's cache size (256 images), as a pool process keeps it;
+the ways take turns, upload by upload, so both see the same tenant and the same load.
+
+Reported per upload checked: wall and CPU of the check (search, geometric check, record,
+regroup), split into the probe's S3 fetches (wall), features made (CPU), pairs matched
+(CPU) and the rest (the SQL, wall). Not measured: the upload's own embedding (bench
+``--only dedupe``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import os
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import asyncpg
+import numpy as np
+from PIL import Image, ImageDraw
+
+from bench.results import Measurement, Suite
+from imgflow_contracts.keys import analysis_key
+from imgflow_contracts.schema.migrate import run_migrations
+from imgflow_contracts.settings import CommonSettings
+from imgflow_deduper import overlap
+from imgflow_deduper.checks import CheckPolicy, check_image
+from imgflow_deduper.decision import GeometryThresholds, Thresholds
+from imgflow_deduper.encoder import CPU, Encoder, embed_views
+from imgflow_deduper.pixels import Normalisation, view_tensors
+from imgflow_deduper.probe import StoreProbe
+from imgflow_deduper.repository import EmbeddingSpace, SearchLimits
+from imgflow_deduper.settings import DedupeSettings
+from imgflow_localstack.ports import StackPorts
+from imgflow_localstack.stack import LocalStack
+from imgflow_runtime.storage import ObjectStore
+from tools.build_model import ensure_model
+from tools.dedupe_eval.image_signals import analysis_copy
+
+DEFAULTS = DedupeSettings()
+
+
+def soak_picture(i: int) -> bytes:
+    """The soak's picture ``i`` (tests/faults/test_ten_thousand_queued.py ``tiny_png``)."""
+    rng = random.Random(i)
+    image = Image.new("RGB", (64, 48), tuple(rng.randrange(256) for _ in range(3)))
+    draw = ImageDraw.Draw(image)
+    for _ in range(4):
+        x, y = rng.randrange(48), rng.randrange(36)
+        w, h = rng.randrange(8, 40), rng.randrange(6, 30)
+        shape = draw.rectangle if rng.random() < 0.5 else draw.ellipse
+        shape((x, y, x + w, y + h), fill=tuple(rng.randrange(256) for _ in range(3)))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+@dataclass
+class Split:
+    """Seconds spent over the uploads checked one way."""
+
+    checks: int = 0
+    wall: float = 0.0
+    cpu: float = 0.0
+    fetch: float = 0.0  # S3 GETs (and PUTs) of the probe
+    features: float = 0.0  # features made (or read) for the probe
+    match: float = 0.0  # pairs checked
+    probed: list[int] = field(default_factory=list)
+
+    def ms(self, part: str) -> float:
+        value = self.wall - self.fetch - self.features - self.match if part == "db" else None
+        return 1000 * (getattr(self, part) if value is None else value) / max(1, self.checks)
+
+
+class TimedProbe(StoreProbe):
+    """The worker's probe, its parts timed into ``split``."""
+
+    def __init__(self, fetch: Callable[[UUID], bytes | None], split: Split) -> None:
+        self.split = split
+
+        def timed_fetch(image_id: UUID) -> bytes | None:
+            started = time.perf_counter()
+            try:
+                return fetch(image_id)
+            finally:
+                split.fetch += time.perf_counter() - started
+
+        super().__init__(timed_fetch)
+
+    def features(self, image_id: UUID) -> overlap.Features | None:
+        fetched, started = self.split.fetch, time.perf_counter()
+        found = super().features(image_id)
+        self.split.features += time.perf_counter() - started - (self.split.fetch - fetched)
+        return found
+
+    def __call__(self, subject: UUID, other: UUID) -> overlap.Overlap | None:
+        a, b = self.features(subject), self.features(other)
+        started = time.perf_counter()
+        try:
+            return None if a is None or b is None else overlap.overlap(a, b)
+        finally:
+            self.split.match += time.perf_counter() - started
+            self.split.probed[-1] += 1
+
+
+def _policy(dim: int) -> CheckPolicy:
+    s = DEFAULTS
+    return CheckPolicy(
+        space=EmbeddingSpace(s.dedupe_model_name, dim),
+        limits=SearchLimits(
+            candidates=s.dedupe_candidates,
+            phash_distance=max(s.dedupe_phash_max_distance, s.dedupe_combined_phash_distance),
+            ef_search=s.dedupe_hnsw_ef_search,
+            similar_candidates=s.dedupe_similar_candidates,
+            probe_cosine=s.dedupe_probe_cosine,
+        ),
+        thresholds=Thresholds(
+            cosine=s.dedupe_cosine_threshold,
+            phash_distance=s.dedupe_phash_max_distance,
+            combined_cosine=s.dedupe_combined_cosine,
+            combined_phash_distance=s.dedupe_combined_phash_distance,
+        ),
+        geometry=GeometryThresholds(
+            min_inliers=s.dedupe_geometry_min_inliers,
+            duplicate_iou=s.dedupe_duplicate_iou,
+            duplicate_agreement=s.dedupe_duplicate_agreement,
+            rich_keypoints=s.dedupe_rich_keypoints,
+            similar_agreement=s.dedupe_similar_agreement,
+        ),
+        probe_cosine=s.dedupe_probe_cosine,
+    )
+
+
+class Library:
+    """A tenant's images, stored as the pipeline stores them."""
+
+    def __init__(self, conn: asyncpg.Connection, store: ObjectStore, encoder: Encoder) -> None:
+        self.conn, self.store, self.encoder = conn, store, encoder
+        self.tenant = uuid4()
+        self.norm = Normalisation.of(
+            DEFAULTS.dedupe_input_size,
+            DEFAULTS.dedupe_mean,
+            DEFAULTS.dedupe_std,
+            DEFAULTS.dedupe_detail_size,
+        )
+        self.policy = _policy(encoder.info.dim)
+
+    async def create(self) -> None:
+        await self.conn.execute(
+            "INSERT INTO tenants (id, name) VALUES ($1, $2)", self.tenant, f"bench-{self.tenant}"
+        )
+
+    async def add(self, picture: bytes) -> tuple[UUID, bytes, np.ndarray, np.ndarray]:
+        """Store one image's row and analysis copy; its embeddings (not stored yet)."""
+        image_id, copy = uuid4(), analysis_copy(picture)
+        await self.conn.execute(
+            """INSERT INTO images (id, tenant_id, object_key, content_type, byte_size, sha256)
+               VALUES ($1, $2, $3, 'image/png', $4, $5)""",
+            image_id,
+            self.tenant,
+            f"originals/{image_id}",
+            len(picture),
+            hashlib.sha256(picture).hexdigest(),
+        )
+        self.store.put_bytes(analysis_key(image_id), copy, "image/jpeg")
+        whole, views = embed_views(
+            self.encoder, view_tensors(copy, self.norm, True), mirror_invariant=True
+        )
+        return image_id, copy, whole, views
+
+    async def check(self, picture: bytes, probe: StoreProbe) -> None:
+        image_id, copy, whole, views = await self.add(picture)
+        probe.seed(image_id, copy)
+        await check_image(self.conn, image_id, whole, self.policy, views, probe)
+
+
+async def _measure(
+    library: Library, seeded: int, uploads: int, ways: dict[str, Callable[[Split], StoreProbe]]
+) -> dict[str, Split]:
+    await library.create()
+    for i in range(seeded):  # checked as they came, without the geometric check (faster)
+        image_id, _, whole, views = await library.add(soak_picture(i))
+        await check_image(library.conn, image_id, whole, library.policy, views, None)
+    await library.conn.execute("ANALYZE")
+    splits = {name: Split() for name in ways}
+    probes = {name: make(splits[name]) for name, make in ways.items()}
+    for k in range(uploads):
+        for name in list(ways)[:: 1 if k % 2 == 0 else -1]:
+            split = splits[name]
+            split.probed.append(0)
+            picture = soak_picture(seeded + 2 * k + list(ways).index(name))
+            wall, cpu = time.perf_counter(), time.process_time()
+            await library.check(picture, probes[name])
+            split.wall += time.perf_counter() - wall
+            split.cpu += time.process_time() - cpu
+            split.checks += 1
+    return splits
+
+
+def _ways(store: ObjectStore) -> dict[str, Callable[[Split], StoreProbe]]:
+    def copies(image_id: UUID) -> bytes | None:
+        return store.get_bytes_if_exists(analysis_key(image_id))
+
+    return {"recomputed from analysis copies": lambda split: TimedProbe(copies, split)}
+
+
+def run(quick: bool = False) -> Suite:
+    seeded, uploads = (60, 4) if quick else (1000, 20)
+    model = ensure_model()
+    with tempfile.TemporaryDirectory(prefix="imgflow-bench-probe-") as folder:
+        stack = LocalStack(Path(folder), StackPorts.free())
+        with stack:
+            run_migrations(stack.database_url)
+            saved = dict(os.environ)
+            os.environ.update(stack.env())
+            try:
+                store = ObjectStore.from_settings(CommonSettings())
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
+            encoder = Encoder(str(model), [CPU], 1)
+
+            async def go() -> dict[str, Split]:
+                conn = await asyncpg.connect(stack.database_url)
+                try:
+                    return await _measure(
+                        Library(conn, store, encoder), seeded, uploads, _ways(store)
+                    )
+                finally:
+                    await conn.close()
+
+            splits = asyncio.run(go())
+    measurements: list[Measurement] = []
+    first = next(iter(splits))
+    for name, split in splits.items():
+        base = None if name == first else first
+        for part, unit, label in (
+            ("wall", "ms", "check, wall"),
+            ("cpu", "CPU ms", "check, CPU"),
+            ("fetch", "ms", "S3 fetches, wall"),
+            ("features", "ms", "features made, wall"),
+            ("match", "ms", "pairs matched, wall"),
+            ("db", "ms", "the rest (SQL), wall"),
+        ):
+            measurements.append(
+                Measurement(
+                    f"{label}, {name}",
+                    split.ms(part),
+                    f"{unit}/upload",
+                    baseline=None if base is None else f"{label}, {base}",
+                )
+            )
+        measurements.append(
+            Measurement(f"pairs probed per upload, {name}", statistics.mean(split.probed), "pairs")
+        )
+    notes = [
+        f"One tenant of {seeded} soak pictures (64x48, random shapes), then {uploads} "
+        "uploads checked each way, the ways taking turns; PostgreSQL and SeaweedFS of the "
+        "local stack on this machine, the check in this process (one thread for the model).",
+        "Parts in wall time (the machine is shared: see its load); the rest is the check's "
+        "wall less the probe's parts: the SQL. The check's CPU is this process's, not "
+        "PostgreSQL's or SeaweedFS's.",
+    ]
+    return Suite("Deduper: the check per upload in a tenant of alike images", measurements, notes)
