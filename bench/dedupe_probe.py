@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from bench.results import Measurement, Suite
-from imgflow_contracts.keys import analysis_key
+from imgflow_contracts.keys import analysis_key, features_key
 from imgflow_contracts.schema.migrate import run_migrations
 from imgflow_contracts.settings import CommonSettings
 from imgflow_deduper import overlap
@@ -45,7 +45,7 @@ from imgflow_deduper.checks import CheckPolicy, check_image
 from imgflow_deduper.decision import GeometryThresholds, Thresholds
 from imgflow_deduper.encoder import CPU, Encoder, embed_views
 from imgflow_deduper.pixels import Normalisation, view_tensors
-from imgflow_deduper.probe import StoreProbe
+from imgflow_deduper.probe import FETCHERS, KeptFeatures, S3Features, StoreProbe
 from imgflow_deduper.repository import EmbeddingSpace, SearchLimits
 from imgflow_deduper.settings import DedupeSettings
 from imgflow_localstack.ports import StackPorts
@@ -83,6 +83,8 @@ class Split:
     features: float = 0.0  # features made (or read) for the probe
     match: float = 0.0  # pairs checked
     probed: list[int] = field(default_factory=list)
+    made: int = 0  # features made
+    read: int = 0  # features read where kept
 
     def ms(self, part: str) -> float:
         value = self.wall - self.fetch - self.features - self.match if part == "db" else None
@@ -90,25 +92,17 @@ class Split:
 
 
 class TimedProbe(StoreProbe):
-    """The worker's probe, its parts timed into ``split``."""
+    """The worker's probe, its pairs timed (its fetches and features time themselves)."""
 
-    def __init__(self, fetch: Callable[[UUID], bytes | None], split: Split) -> None:
+    def __init__(
+        self,
+        fetch: Callable[[UUID], bytes | None],
+        split: Split,
+        kept: KeptFeatures | None,
+        fetchers: int,
+    ) -> None:
+        super().__init__(fetch, kept=kept, fetchers=fetchers)
         self.split = split
-
-        def timed_fetch(image_id: UUID) -> bytes | None:
-            started = time.perf_counter()
-            try:
-                return fetch(image_id)
-            finally:
-                split.fetch += time.perf_counter() - started
-
-        super().__init__(timed_fetch)
-
-    def features(self, image_id: UUID) -> overlap.Features | None:
-        fetched, started = self.split.fetch, time.perf_counter()
-        found = super().features(image_id)
-        self.split.features += time.perf_counter() - started - (self.split.fetch - fetched)
-        return found
 
     def __call__(self, subject: UUID, other: UUID) -> overlap.Overlap | None:
         a, b = self.features(subject), self.features(other)
@@ -191,34 +185,74 @@ class Library:
         await check_image(self.conn, image_id, whole, self.policy, views, probe)
 
 
+@dataclass
+class Backfill:
+    """Every stored image's features made and kept once, as checks leave them."""
+
+    images: int = 0
+    seconds: float = 0.0
+    bytes: int = 0
+
+
 async def _measure(
-    library: Library, seeded: int, uploads: int, ways: dict[str, Callable[[Split], StoreProbe]]
-) -> dict[str, Split]:
+    library: Library, seeded: int, uploads: int, ways: dict[str, Way]
+) -> tuple[dict[str, Split], Backfill]:
     await library.create()
+    ids = []
     for i in range(seeded):  # checked as they came, without the geometric check (faster)
         image_id, _, whole, views = await library.add(soak_picture(i))
         await check_image(library.conn, image_id, whole, library.policy, views, None)
+        ids.append(image_id)
     await library.conn.execute("ANALYZE")
+    # Each image's features kept once (its own check, or the first check that met it):
+    # the ways that read kept features then find every stored image's.
+    store = library.store
+    filler = StoreProbe(lambda i: store.get_bytes_if_exists(analysis_key(i)),
+                        kept=S3Features(store), fetchers=FETCHERS)  # fmt: skip
+    started = time.perf_counter()
+    filler.prefetch(ids)
+    backfill = Backfill(len(ids), time.perf_counter() - started)
+    backfill.bytes = sum(len(store.get_bytes(features_key(i))) for i in ids[:50])
     splits = {name: Split() for name in ways}
-    probes = {name: make(splits[name]) for name, make in ways.items()}
+    probes = {name: way.probe(store, splits[name]) for name, way in ways.items()}
     for k in range(uploads):
         for name in list(ways)[:: 1 if k % 2 == 0 else -1]:
             split = splits[name]
             split.probed.append(0)
-            picture = soak_picture(seeded + 2 * k + list(ways).index(name))
+            picture = soak_picture(seeded + len(ways) * k + list(ways).index(name))
             wall, cpu = time.perf_counter(), time.process_time()
             await library.check(picture, probes[name])
             split.wall += time.perf_counter() - wall
             split.cpu += time.process_time() - cpu
             split.checks += 1
-    return splits
+    for name, probe in probes.items():
+        splits[name].fetch = probe.stats.fetch_s
+        splits[name].features = probe.stats.make_s
+        splits[name].made, splits[name].read = probe.stats.made, probe.stats.read
+    return splits, backfill
 
 
-def _ways(store: ObjectStore) -> dict[str, Callable[[Split], StoreProbe]]:
-    def copies(image_id: UUID) -> bytes | None:
-        return store.get_bytes_if_exists(analysis_key(image_id))
+@dataclass(frozen=True)
+class Way:
+    """A way of probing: features kept or not, fetched one by one or side by side."""
 
-    return {"recomputed from analysis copies": lambda split: TimedProbe(copies, split)}
+    kept: bool
+    fetchers: int
+
+    def probe(self, store: ObjectStore, split: Split) -> TimedProbe:
+        def copy(image_id: UUID) -> bytes | None:
+            return store.get_bytes_if_exists(analysis_key(image_id))
+
+        kept = S3Features(store) if self.kept else None
+        return TimedProbe(copy, split, kept, self.fetchers)
+
+
+BEFORE = "made from analysis copies, one by one (before)"
+WAYS = {
+    BEFORE: Way(kept=False, fetchers=1),
+    "kept features, one by one": Way(kept=True, fetchers=1),
+    f"kept features, {FETCHERS} side by side (now)": Way(kept=True, fetchers=FETCHERS),
+}
 
 
 def run(quick: bool = False) -> Suite:
@@ -237,16 +271,14 @@ def run(quick: bool = False) -> Suite:
                 os.environ.update(saved)
             encoder = Encoder(str(model), [CPU], 1)
 
-            async def go() -> dict[str, Split]:
+            async def go() -> tuple[dict[str, Split], Backfill]:
                 conn = await asyncpg.connect(stack.database_url)
                 try:
-                    return await _measure(
-                        Library(conn, store, encoder), seeded, uploads, _ways(store)
-                    )
+                    return await _measure(Library(conn, store, encoder), seeded, uploads, WAYS)
                 finally:
                     await conn.close()
 
-            splits = asyncio.run(go())
+            splits, backfill = asyncio.run(go())
     measurements: list[Measurement] = []
     first = next(iter(splits))
     for name, split in splits.items():
@@ -267,13 +299,27 @@ def run(quick: bool = False) -> Suite:
                     baseline=None if base is None else f"{label}, {base}",
                 )
             )
-        measurements.append(
-            Measurement(f"pairs probed per upload, {name}", statistics.mean(split.probed), "pairs")
-        )
+        measurements += [
+            Measurement(f"pairs probed per upload, {name}", statistics.mean(split.probed),
+                        "pairs"),
+            Measurement(f"features made per upload, {name}", split.made / split.checks,
+                        "features"),
+            Measurement(f"features read where kept per upload, {name}",
+                        split.read / split.checks, "features"),
+        ]  # fmt: skip
+    measurements += [
+        Measurement("features kept: made and written once (the first check to meet an "
+                    "image), side by side", 1000 * backfill.seconds / backfill.images,
+                    "ms/image"),
+        Measurement("features kept: size of the object in S3", backfill.bytes / 50, "bytes/image"),
+    ]  # fmt: skip
     notes = [
         f"One tenant of {seeded} soak pictures (64x48, random shapes), then {uploads} "
         "uploads checked each way, the ways taking turns; PostgreSQL and SeaweedFS of the "
-        "local stack on this machine, the check in this process (one thread for the model).",
+        "local stack on this machine, the check in this process (one thread for the model). "
+        "Before the uploads, every stored image's features were made and kept once (as "
+        "checks leave them); the first way never reads them (the deduper before they were "
+        "kept), each way has its own in-memory cache of 256 images, as a pool process has.",
         "Parts in wall time (the machine is shared: see its load); the rest is the check's "
         "wall less the probe's parts: the SQL. The check's CPU is this process's, not "
         "PostgreSQL's or SeaweedFS's.",
