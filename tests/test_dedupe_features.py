@@ -68,7 +68,9 @@ def test_features_are_kept_made_again_when_unreadable_and_follow_the_image(
 
     # Unreadable (a torn write, another version): made again, the check unharmed. In a
     # fresh deduper: the one that made them still has them in memory.
-    store.put_bytes(features_key(UUID(first)), b"PK\x03\x04torn", "application/x-npz")
+    store.put_bytes(
+        features_key(UUID(first)), b"imgflow-features\ntorn", "application/octet-stream"
+    )
     system.stop_service("deduper")
     system.start_service("deduper")
     again = api.post(f"/v1/images/{second}/reprocess", json={"stages": ["dedupe"]})

@@ -35,8 +35,8 @@ def analysis_key(image_id: UUID) -> str:
 
 
 def features_key(image_id: UUID) -> str:
-    """The deduper's geometric-check features of the analysis copy (a small ``.npz``, its
+    """The deduper's geometric-check features of the analysis copy (tens of KB, its
     format version inside: imgflow_deduper.stored_features), made once and read by every
     later check that meets the image. Under the renditions' prefix, so deleting an image
     deletes them; the thumbnailer deletes them when it writes a new analysis copy."""
-    return f"{rendition_prefix(image_id)}features.npz"
+    return f"{rendition_prefix(image_id)}features.bin"
