@@ -140,15 +140,16 @@ class StoreProbe:
             self.stats.made += 1
             self.stats.make_s += time.perf_counter() - started
 
-    def _write(self, item: tuple[UUID, overlap.Features]) -> None:
+    def _write(self, item: tuple[UUID, overlap.Features]) -> bool:
+        """Keep one image's features (on a fetcher thread); False when that failed."""
         assert self._kept is not None
         image_id, features = item
         try:
             self._kept.put(image_id, stored_features.encode(features))
         except Exception:  # kept features save work; not keeping them loses none
             log.warning("could not keep the features of %s", image_id, exc_info=True)
-        else:
-            self.stats.written += 1
+            return False
+        return True
 
     def prefetch(self, image_ids: Iterable[UUID]) -> dict[UUID, overlap.Features | None]:
         """The features of these images, those not in memory fetched side by side."""
@@ -177,7 +178,7 @@ class StoreProbe:
             self._remember(image_id, out[image_id])
         if self._kept is not None and to_keep:
             started = time.perf_counter()
-            self._map(self._write, to_keep)
+            self.stats.written += sum(self._map(self._write, to_keep))
             self.stats.fetch_s += time.perf_counter() - started
         return out
 
