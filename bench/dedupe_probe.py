@@ -29,7 +29,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -223,39 +223,61 @@ class Backfill:
     bytes: int = 0
 
 
-async def _measure(
-    library: Library, seeded: int, uploads: int, ways: dict[str, Way]
-) -> tuple[dict[str, Split], Backfill]:
-    await library.create()
-    ids = []
-    for i in range(seeded):  # checked as they came, without the geometric check (faster)
+async def _grow(library: Library, ids: list[UUID], size: int) -> None:
+    """Store images until the tenant holds ``size``; keep each one's features once (its
+    own check, or the first check that met it, leaves them): the ways that read kept
+    features find every stored image's."""
+    added = []
+    for i in range(len(ids), size):  # checked as they came, without the geometric check
         image_id, _, whole, views = await library.add(soak_picture(i))
         await check_image(library.conn, image_id, whole, library.policy, views, None)
-        ids.append(image_id)
+        added.append(image_id)
+    ids += added
     await library.conn.execute("ANALYZE")
-    # Each image's features kept once (its own check, or the first check that met it):
-    # the ways that read kept features then find every stored image's.
     store = library.store
     filler = StoreProbe(lambda i: store.get_bytes_if_exists(analysis_key(i)),
                         kept=S3Features(store), fetchers=FETCHERS)  # fmt: skip
+    filler.prefetch(added)
+
+
+async def _measure(
+    library: Library, sizes: tuple[int, ...], uploads: int, ways: dict[str, Way]
+) -> tuple[dict[int, dict[str, Split]], Backfill]:
+    """Each way's checks at each tenant size. A way's probe lives through the sizes, as a
+    pool process does; each size starts with a warm-up upload per way, not counted."""
+    await library.create()
+    ids: list[UUID] = []
+    probes = {name: way.probe(library.store, Split()) for name, way in ways.items()}
+    uploaded = 0
+    out: dict[int, dict[str, Split]] = {}
+    for size in sizes:
+        await _grow(library, ids, size)
+        splits = out[size] = {name: Split() for name in ways}
+        for k in range(uploads + 1):
+            for name in list(ways)[:: 1 if k % 2 == 0 else -1]:
+                probe, split = probes[name], splits[name] if k else Split()
+                probe.split, before = split, replace(probe.stats)
+                split.probed.append(0)
+                uploaded += 1
+                with timed_search(split):
+                    await library.check(soak_picture(1_000_000 + uploaded), probe, split)
+                after = probe.stats
+                split.fetch += after.fetch_s - before.fetch_s
+                split.features += after.make_s - before.make_s
+                split.made += after.made - before.made
+                split.read += after.read - before.read
+    # the cost of keeping an image's features the first time, and their size
+    store = library.store
+    sample = ids[:50]
+    for image_id in sample:
+        store.delete(features_key(image_id))
+    filler = StoreProbe(lambda i: store.get_bytes_if_exists(analysis_key(i)),
+                        kept=S3Features(store), fetchers=FETCHERS)  # fmt: skip
     started = time.perf_counter()
-    filler.prefetch(ids)
-    backfill = Backfill(len(ids), time.perf_counter() - started)
-    backfill.bytes = sum(len(store.get_bytes(features_key(i))) for i in ids[:50])
-    splits = {name: Split() for name in ways}
-    probes = {name: way.probe(store, splits[name]) for name, way in ways.items()}
-    for k in range(uploads):
-        for name in list(ways)[:: 1 if k % 2 == 0 else -1]:
-            split = splits[name]
-            split.probed.append(0)
-            picture = soak_picture(seeded + len(ways) * k + list(ways).index(name))
-            with timed_search(split):
-                await library.check(picture, probes[name], split)
-    for name, probe in probes.items():
-        splits[name].fetch = probe.stats.fetch_s
-        splits[name].features = probe.stats.make_s
-        splits[name].made, splits[name].read = probe.stats.made, probe.stats.read
-    return splits, backfill
+    filler.prefetch(sample)
+    backfill = Backfill(len(sample), time.perf_counter() - started)
+    backfill.bytes = sum(len(store.get_bytes(features_key(i))) for i in sample)
+    return out, backfill
 
 
 @dataclass(frozen=True)
@@ -281,8 +303,37 @@ WAYS = {
 }
 
 
+PARTS = (
+    ("wall", "ms", "check, wall"),
+    ("cpu", "CPU ms", "check, CPU"),
+    ("fetch", "ms", "S3 fetches, wall"),
+    ("features", "ms", "features made, wall"),
+    ("match", "ms", "pairs matched, wall"),
+    ("search", "ms", "candidate search (SQL), wall"),
+    ("rest", "ms", "the rest (record, regroup, restack: SQL), wall"),
+)
+
+
+def _measurements(size: int, splits: dict[str, Split]) -> list[Measurement]:
+    out = []
+    for name, split in splits.items():
+        for part, unit, label in PARTS:
+            baseline = None if name == BEFORE else f"{label}, {BEFORE} ({size} images)"
+            out.append(Measurement(f"{label}, {name} ({size} images)", split.ms(part),
+                                   f"{unit}/upload", baseline=baseline))  # fmt: skip
+        out += [
+            Measurement(f"pairs probed per upload, {name} ({size} images)",
+                        statistics.mean(split.probed), "pairs"),
+            Measurement(f"features made per upload, {name} ({size} images)",
+                        split.made / split.checks, "features"),
+            Measurement(f"features read where kept per upload, {name} ({size} images)",
+                        split.read / split.checks, "features"),
+        ]  # fmt: skip
+    return out
+
+
 def run(quick: bool = False) -> Suite:
-    seeded, uploads = (60, 4) if quick else (1000, 20)
+    sizes, uploads = ((30, 60), 4) if quick else ((250, 1000), 20)
     model = ensure_model()
     with tempfile.TemporaryDirectory(prefix="imgflow-bench-probe-") as folder:
         stack = LocalStack(Path(folder), StackPorts.free())
@@ -297,56 +348,41 @@ def run(quick: bool = False) -> Suite:
                 os.environ.update(saved)
             encoder = Encoder(str(model), [CPU], 1)
 
-            async def go() -> tuple[dict[str, Split], Backfill]:
+            async def go() -> tuple[dict[int, dict[str, Split]], Backfill]:
                 conn = await asyncpg.connect(stack.database_url)
                 try:
-                    return await _measure(Library(conn, store, encoder), seeded, uploads, WAYS)
+                    return await _measure(Library(conn, store, encoder), sizes, uploads, WAYS)
                 finally:
                     await conn.close()
 
-            splits, backfill = asyncio.run(go())
-    measurements: list[Measurement] = []
-    first = next(iter(splits))
-    for name, split in splits.items():
-        base = None if name == first else first
-        for part, unit, label in (
-            ("wall", "ms", "check, wall"),
-            ("cpu", "CPU ms", "check, CPU"),
-            ("fetch", "ms", "S3 fetches, wall"),
-            ("features", "ms", "features made, wall"),
-            ("match", "ms", "pairs matched, wall"),
-            ("search", "ms", "candidate search (SQL), wall"),
-            ("rest", "ms", "the rest (record, regroup, restack: SQL), wall"),
-        ):
-            measurements.append(
-                Measurement(
-                    f"{label}, {name}",
-                    split.ms(part),
-                    f"{unit}/upload",
-                    baseline=None if base is None else f"{label}, {base}",
-                )
+            by_size, backfill = asyncio.run(go())
+    measurements = [m for size, splits in by_size.items() for m in _measurements(size, splits)]
+    small, big = sizes
+    for name in WAYS:  # what grows with the tenant, each way
+        before, after = by_size[small][name], by_size[big][name]
+        measurements.append(
+            Measurement(
+                f"check CPU at {big} images over at {small}, {name}",
+                after.ms("cpu") / before.ms("cpu"),
+                "x",
             )
-        measurements += [
-            Measurement(f"pairs probed per upload, {name}", statistics.mean(split.probed),
-                        "pairs"),
-            Measurement(f"features made per upload, {name}", split.made / split.checks,
-                        "features"),
-            Measurement(f"features read where kept per upload, {name}",
-                        split.read / split.checks, "features"),
-        ]  # fmt: skip
+        )
     measurements += [
         Measurement("features kept: made and written once (the first check to meet an "
                     "image), side by side", 1000 * backfill.seconds / backfill.images,
                     "ms/image"),
-        Measurement("features kept: size of the object in S3", backfill.bytes / 50, "bytes/image"),
+        Measurement("features kept: size of the object in S3",
+                    backfill.bytes / backfill.images, "bytes/image"),
     ]  # fmt: skip
     notes = [
-        f"One tenant of {seeded} soak pictures (64x48, random shapes), then {uploads} "
-        "uploads checked each way, the ways taking turns; PostgreSQL and SeaweedFS of the "
-        "local stack on this machine, the check in this process (one thread for the model). "
-        "Before the uploads, every stored image's features were made and kept once (as "
-        "checks leave them); the first way never reads them (the deduper before they were "
-        "kept), each way has its own in-memory cache of 256 images, as a pool process has.",
+        f"One tenant of the soak's pictures (64x48, random shapes), grown to {small} then "
+        f"{big}; at each size {uploads} uploads checked each way (after one warm-up each), "
+        "the ways taking turns; PostgreSQL and SeaweedFS of the local stack on this "
+        "machine, the check in this process (one thread for the model). Every stored "
+        "image's features were made and kept once as it was stored (as checks leave them); "
+        "the first way never reads them (the deduper before they were kept); each way has "
+        "its own probe with an in-memory cache of 256 images, living through both sizes as "
+        "a pool process does.",
         "Timed: the check alone (checks.check_image), not the upload's embedding. Parts in "
         "wall time (the machine is shared: see its load); the rest is the check's wall less "
         "the probe's parts and the search: recording pairs, regrouping, restacking. The "

@@ -118,16 +118,21 @@ def test_dedupe_probe_suite_reads_kept_features_where_the_old_way_makes_them() -
     assert not suite.failed
     by_name = {m.name: m for m in suite.measurements}
     before, now = dedupe_probe.BEFORE, list(dedupe_probe.WAYS)[-1]
-    for way in dedupe_probe.WAYS:
-        assert by_name[f"check, wall, {way}"].value > 0
-        assert by_name[f"pairs probed per upload, {way}"].value > 0  # alike, as in the soak
-    assert by_name[f"check, wall, {now}"].baseline == f"check, wall, {before}"
-    assert by_name[f"features read where kept per upload, {before}"].value == 0
-    assert by_name[f"features read where kept per upload, {now}"].value > 0
-    # kept: the upload's own features are made, and those of the uploads the old way
+    for size in (30, 60):
+        for way in dedupe_probe.WAYS:
+            assert by_name[f"check, wall, {way} ({size} images)"].value > 0
+            # alike, as in the soak: the geometric check runs
+            assert by_name[f"pairs probed per upload, {way} ({size} images)"].value > 0
+            assert by_name[f"check CPU at 60 images over at 30, {way}"].value > 0
+        wall = by_name[f"check, wall, {now} ({size} images)"]
+        assert wall.baseline == f"check, wall, {before} ({size} images)"
+        read = {w: by_name[f"features read where kept per upload, {w} ({size} images)"].value
+                for w in (before, now)}  # fmt: skip
+        assert read[before] == 0 and read[now] > 0
+    # kept, the upload's own features are made, and those of the uploads the old way
     # checked (it keeps none); the old way makes every candidate's not in its memory
-    made = {way: by_name[f"features made per upload, {way}"].value for way in (before, now)}
-    assert 2 * made[now] < made[before]
+    made = {w: by_name[f"features made per upload, {w} (60 images)"].value for w in (before, now)}
+    assert made[now] < made[before]
     assert 1_000 < by_name["features kept: size of the object in S3"].value < 64_000
 
 
