@@ -29,6 +29,7 @@ SUITES = [
     "thumbnails",
     "embeddings",
     "dedupe",
+    "dedupe_probe",
     "stacks",
     "api",
     "client",

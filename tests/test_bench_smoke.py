@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from bench import api as bench_api
-from bench import dedupe
+from bench import dedupe, dedupe_probe
 from bench import revocation as bench_revocation
 from bench import stacks as bench_stacks
 from bench.e2e import to_suite, write_chart_for, write_raw
@@ -110,6 +110,30 @@ def test_dedupe_suite_bills_each_pipeline_for_decode_and_inference() -> None:
     assert by_name["geometric checks per upload, 20 nearest"].value == 20
     assert 20 < by_name["geometric checks per upload, + similar candidates"].value <= 22
     assert by_name["candidate search, 20 nearest (240 images)"].value > 0
+
+
+def test_dedupe_probe_suite_reads_kept_features_where_the_old_way_makes_them() -> None:
+    suite = dedupe_probe.run(quick=True)
+
+    assert not suite.failed
+    by_name = {m.name: m for m in suite.measurements}
+    before, now = dedupe_probe.BEFORE, list(dedupe_probe.WAYS)[-1]
+    for size in (30, 60):
+        for way in dedupe_probe.WAYS:
+            assert by_name[f"check, wall, {way} ({size} images)"].value > 0
+            # alike, as in the soak: the geometric check runs
+            assert by_name[f"pairs probed per upload, {way} ({size} images)"].value > 0
+            assert by_name[f"check CPU at 60 images over at 30, {way}"].value > 0
+        wall = by_name[f"check, wall, {now} ({size} images)"]
+        assert wall.baseline == f"check, wall, {before} ({size} images)"
+        read = {w: by_name[f"features read where kept per upload, {w} ({size} images)"].value
+                for w in (before, now)}  # fmt: skip
+        assert read[before] == 0 and read[now] > 0
+    # kept, the upload's own features are made, and those of the uploads the old way
+    # checked (it keeps none); the old way makes every candidate's not in its memory
+    made = {w: by_name[f"features made per upload, {w} (60 images)"].value for w in (before, now)}
+    assert made[now] < made[before]
+    assert 1_000 < by_name["features kept: size of the object in S3"].value < 64_000
 
 
 def test_images_are_cached_deterministic_and_distinct(tmp_path: Path) -> None:

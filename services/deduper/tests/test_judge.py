@@ -42,3 +42,20 @@ def test_a_shot_that_embeds_apart_is_checked_from_the_probe_cosine_down() -> Non
         (apart.image_id, Relation.SIMILAR)
     ]
     assert "IoU < 0.5" in lower.similar[0][1].basis
+
+
+def test_a_prefetching_probe_is_handed_every_image_to_compare_before_the_first_pair() -> None:
+    events: list[object] = []
+
+    class Probe:
+        def prefetch(self, image_ids: list[UUID]) -> None:
+            events.append(list(image_ids))
+
+        def __call__(self, subject: UUID, other: UUID) -> Overlap:
+            events.append(other)
+            return SHARED
+
+    subject, alike, other_alike, far = uuid4(), candidate(0.6), candidate(0.7), candidate(0.2)
+    judge(subject, [alike, far, other_alike], POLICY, Probe())
+    assert events == [[subject, alike.image_id, other_alike.image_id], alike.image_id,
+                      other_alike.image_id]  # fmt: skip

@@ -11,8 +11,9 @@ hash exists, and the other's, written earlier, is never removed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from typing import Protocol, runtime_checkable
 from uuid import UUID
 
 import asyncpg
@@ -22,6 +23,7 @@ from imgflow_deduper import repository as repo
 from imgflow_deduper.decision import (
     Decision,
     GeometryThresholds,
+    PairSignals,
     Relation,
     Thresholds,
     Verdict,
@@ -38,6 +40,14 @@ log = logging.getLogger(__name__)
 # The geometric check of one image (the one checked) against another, by id: None when it
 # found no consistent match or an image's pixels are gone.
 Probe = Callable[[UUID, UUID], Overlap | None]
+
+
+@runtime_checkable
+class Prefetching(Protocol):
+    """A probe that can fetch the images a check will compare, all at once, before it
+    compares them one by one (probe.StoreProbe: side by side, not forty GETs in a row)."""
+
+    def prefetch(self, image_ids: Iterable[UUID]) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -73,21 +83,31 @@ def judge(
     thresholds this finds shots that share part of a frame but embed apart; those are
     similar only on shared content (``relate``), never on looks."""
     out = Judged([], [])
+    probed = (
+        {c.image_id for c in candidates if _worth_probing(c.signals, policy)}
+        if probe is not None and policy.geometry is not None
+        else set()
+    )
+    if probed and isinstance(probe, Prefetching):
+        probe.prefetch([subject, *(c.image_id for c in candidates if c.image_id in probed)])
     for c in candidates:
-        signals = c.signals
-        if probe is not None and policy.geometry is not None:
-            cnn, distance = signals.cnn, signals.phash_distance
-            alike = (cnn is not None and cnn >= policy.probe_cosine) or (
-                distance is not None and distance <= policy.thresholds.combined_phash_distance
-            )
-            if alike or decide(signals, policy.thresholds):
-                c = replace(c, signals=replace(signals, overlap=probe(subject, c.image_id)))
+        if probe is not None and c.image_id in probed:
+            overlap = probe(subject, c.image_id)
+            c = replace(c, signals=replace(c.signals, overlap=overlap))
         verdict = relate(c.signals, policy.thresholds, policy.geometry)
         if verdict.relation is Relation.DUPLICATE:
             out.duplicates.append((c, verdict))
         elif verdict.relation is Relation.SIMILAR:
             out.similar.append((c, verdict))
     return out
+
+
+def _worth_probing(signals: PairSignals, policy: CheckPolicy) -> bool:
+    cnn, distance = signals.cnn, signals.phash_distance
+    alike = (cnn is not None and cnn >= policy.probe_cosine) or (
+        distance is not None and distance <= policy.thresholds.combined_phash_distance
+    )
+    return alike or decide(signals, policy.thresholds) is not None
 
 
 async def _search_and_record(

@@ -29,7 +29,7 @@ from imgflow_deduper.encoder import (
     embed_views,
 )
 from imgflow_deduper.pixels import Normalisation, view_tensors
-from imgflow_deduper.probe import StoreProbe
+from imgflow_deduper.probe import FETCHERS, S3Features, StoreProbe
 from imgflow_deduper.repository import EmbeddingSpace, SearchLimits, store_sharpness
 from imgflow_deduper.settings import DedupeSettings
 from imgflow_deduper.sharpness import laplacian_variance
@@ -128,12 +128,15 @@ _probes: dict[int, StoreProbe] = {}
 
 
 def _probe(ctx: WorkerContext) -> StoreProbe:
-    """One per pool process (and store): candidates' features from their analysis copies."""
+    """One per pool process (and store): candidates' features, kept in S3 beside their
+    analysis copies or made from them."""
     key = id(ctx.store)
     if key not in _probes:
         store = ctx.store
         _probes[key] = StoreProbe(
-            lambda image_id: store.get_bytes_if_exists(analysis_key(image_id))
+            lambda image_id: store.get_bytes_if_exists(analysis_key(image_id)),
+            kept=S3Features(store),
+            fetchers=min(FETCHERS, settings.s3_max_connections),  # a pooled connection each
         )
     return _probes[key]
 
@@ -143,6 +146,7 @@ def check_duplicates(job: ImageJob, ctx: WorkerContext) -> None:
     # The thumbnailer's analysis copy: decoding the original again would cost more than
     # the model. Missing when the thumbnailer failed (or ran before it made one).
     data = ctx.store.get_bytes_if_exists(analysis_key(job.image_id))
+    is_copy = data is not None
     if data is None:
         data = ctx.store.get_bytes(job.object_key)
     pixels = view_tensors(data, NORMALISATION, settings.dedupe_sub_views)
@@ -150,7 +154,7 @@ def check_duplicates(job: ImageJob, ctx: WorkerContext) -> None:
     probe = None
     if GEOMETRY is not None:
         probe = _probe(ctx)
-        probe.seed(job.image_id, data)
+        probe.seed(job.image_id, data, is_analysis_copy=is_copy)
     sharpness = laplacian_variance(data)
     if sharpness is not None:  # before the check: the stack it joins may suggest it
         ctx.db(store_sharpness, job.image_id, sharpness)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from imgflow_contracts.keys import ANALYSIS_LONG_SIDE, analysis_key, rendition_key
+from imgflow_contracts.keys import ANALYSIS_LONG_SIDE, analysis_key, features_key, rendition_key
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage
 from imgflow_runtime.celery_app import make_worker_app
@@ -35,6 +35,9 @@ def make_thumbnails(job: ImageJob, ctx: WorkerContext) -> None:
     if rendered.analysis is not None:  # first: the stages after this one read it
         written.append(analysis_key(job.image_id))
         ctx.store.put_bytes(written[-1], rendered.analysis, "image/jpeg")
+        # The deduper's features of the copy it replaces (a reprocess): made again from
+        # this one when next needed. Deleting a missing key is no error.
+        ctx.store.delete(features_key(job.image_id))
     stored = []
     for rendition in rendered.renditions:
         key = rendition_key(job.image_id, rendition.size, rendition.format.value)

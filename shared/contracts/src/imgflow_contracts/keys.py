@@ -32,3 +32,11 @@ def analysis_key(image_id: UUID) -> str:
     which the hasher and the deduper decode instead of the original. Under the renditions'
     prefix, so deleting an image deletes it; it is not a rendition clients are offered."""
     return f"{rendition_prefix(image_id)}analysis.jpg"
+
+
+def features_key(image_id: UUID) -> str:
+    """The deduper's geometric-check features of the analysis copy (tens of KB, its
+    format version inside: imgflow_deduper.stored_features), made once and read by every
+    later check that meets the image. Under the renditions' prefix, so deleting an image
+    deletes them; the thumbnailer deletes them when it writes a new analysis copy."""
+    return f"{rendition_prefix(image_id)}features.bin"
