@@ -59,7 +59,8 @@ class Setting:
                 f"; geometry: shared content at >= {g.min_inliers} inliers, a copy at IoU"
                 f" >= {g.duplicate_iou:.3g} & agreement >= {g.duplicate_agreement:.3g}, "
                 f"no content in common when both have >= {g.rich_keypoints} keypoints"
-                f" or the shared area agrees < {g.similar_agreement:.3g}; "
+                f" or the shared area agrees < {g.similar_agreement:.3g}"
+                f" or its inliers hold < {g.similar_spread:.3g} of its cells; "
                 f"checked from CNN >= {self.probe_cosine:.3g}"
             )
         return text
@@ -97,7 +98,8 @@ def related(
     if g is None:
         return Related(looks, np.zeros(len(looks), bool))
     checked = probed(t, th, probe_cosine)
-    overlay = t.agreement < g.similar_agreement  # NaN: no such evidence (decision.overlay_only)
+    # NaN: no such evidence (decision.overlay_only)
+    overlay = (t.agreement < g.similar_agreement) | (t.spread < g.similar_spread)
     shared = checked & (t.inliers >= g.min_inliers) & (t.iou >= MIN_SHARED_IOU) & ~overlay
     unchanged = ~(t.agreement < g.duplicate_agreement)  # NaN: nothing to compare, unchanged
     copy = shared & (t.iou >= g.duplicate_iou) & unchanged
@@ -144,7 +146,7 @@ def pair_signals(t: PairTable, k: int, checked: bool = True) -> PairSignals:
     found = None
     if checked and t.inliers[k] >= 0:
         found = Overlap(int(t.inliers[k]), float(t.iou[k]), float(t.agreement[k]), False,
-                        int(t.keypoints[k]))  # fmt: skip
+                        int(t.keypoints[k]), float(t.spread[k]))  # fmt: skip
     return PairSignals(bool(t.same_sha256[k]), float(t.cosine[k]), int(t.phash_distance[k]),
                        view, found)  # fmt: skip
 

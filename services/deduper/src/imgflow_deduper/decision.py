@@ -99,6 +99,10 @@ class GeometryThresholds:
     # different photos carrying the same watermark, caption or frame match on the overlay
     # alone (the identity fit), and the rest of the frame disagrees. 0: off.
     similar_agreement: float = 0.0
+    # Shared content whose inliers hold less than this share of the shared area's cells is
+    # no shared scene either: the fit is carried by one small overlay (a watermark, a caption,
+    # a logo), wherever the rest of the frame is flat or textured. 0: off.
+    similar_spread: float = 0.0
 
 
 # A fit whose frames share less than this is no evidence of common content.
@@ -125,9 +129,10 @@ def _without_geometry(looks: Decision | None, why: str) -> Verdict:
 
 
 def overlay_only(o: Overlap, g: GeometryThresholds) -> bool:
-    """The match covers an overlay, not the scene: the shared area barely agrees. NaN
-    agreement (nothing textured in common) is no such evidence."""
-    return o.agreement < g.similar_agreement
+    """The match covers an overlay, not the scene: the shared area barely agrees, or the
+    inliers sit in a small part of it. NaN (nothing textured, no cell shared) is no such
+    evidence."""
+    return o.agreement < g.similar_agreement or o.spread < g.similar_spread
 
 
 def shares_content(o: Overlap, g: GeometryThresholds) -> bool:
@@ -136,7 +141,13 @@ def shares_content(o: Overlap, g: GeometryThresholds) -> bool:
 
 
 def _overlay_only(o: Overlap, g: GeometryThresholds) -> str:
-    return f" < {g.similar_agreement}: an overlay only" if overlay_only(o, g) else ""
+    if o.agreement < g.similar_agreement:
+        return f" < {g.similar_agreement}: an overlay only"
+    if o.spread < g.similar_spread:
+        return (
+            f", inliers in {o.spread:.2f} of the shared cells < {g.similar_spread}: an overlay only"
+        )
+    return ""
 
 
 def relate(signals: PairSignals, t: Thresholds, g: GeometryThresholds | None) -> Verdict:
