@@ -59,8 +59,8 @@ class Setting:
                 f"; geometry: shared content at >= {g.min_inliers} inliers, a copy at IoU"
                 f" >= {g.duplicate_iou:.3g} & agreement >= {g.duplicate_agreement:.3g}, "
                 f"no content in common when both have >= {g.rich_keypoints} keypoints"
-                f" or the shared area agrees < {g.similar_agreement:.3g}"
-                f" or its inliers hold < {g.similar_spread:.3g} of its cells; "
+                f" or the shared area agrees < {g.similar_agreement:.3g}; "
+                f"neither when the inliers hold < {g.similar_spread:.3g} of its cells; "
                 f"checked from CNN >= {self.probe_cosine:.3g}"
             )
         return text
@@ -98,15 +98,16 @@ def related(
     if g is None:
         return Related(looks, np.zeros(len(looks), bool))
     checked = probed(t, th, probe_cosine)
-    # NaN: no such evidence (decision.overlay_only)
-    overlay = (t.agreement < g.similar_agreement) | (t.spread < g.similar_spread)
+    overlay = t.agreement < g.similar_agreement  # NaN: no such evidence (decision.overlay_only)
+    # decision.overlay_fit: only an overlay in common, neither whatever the CNN says
+    marked = checked & (t.inliers >= g.min_inliers) & (t.spread < g.similar_spread)
     shared = checked & (t.inliers >= g.min_inliers) & (t.iou >= MIN_SHARED_IOU) & ~overlay
     unchanged = ~(t.agreement < g.duplicate_agreement)  # NaN: nothing to compare, unchanged
     copy = shared & (t.iou >= g.duplicate_iou) & unchanged
     apart = checked & ~shared & (t.keypoints >= g.rich_keypoints)  # rich, nothing in common
     undecided = ~shared & ~apart  # no check, or one that cannot tell: CNN and pHash decide
-    duplicate = t.same_sha256 | copy | (undecided & looks)
-    similar = ~duplicate & ((shared & ~copy) | (apart & looks))
+    duplicate = t.same_sha256 | ((copy | (undecided & looks)) & ~marked)
+    similar = ~duplicate & ~marked & ((shared & ~copy) | (apart & looks))
     return Related(duplicate, similar)
 
 

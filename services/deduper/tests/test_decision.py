@@ -198,6 +198,18 @@ def spread(inliers: int, iou: float, agreement: float, cells: float) -> Overlap:
             Relation.SIMILAR,
             Relation.NEITHER,
         ),
+        # ... and where the CNN calls two flat pictures alike, the overlay still decides
+        (
+            PairSignals(cosine=0.97, overlap=spread(40, 0.98, 1.0, 2 / 36)),
+            Relation.DUPLICATE,
+            Relation.NEITHER,
+        ),
+        # too few inliers for a fit: no evidence of an overlay, decided as before
+        (
+            PairSignals(cosine=0.97, overlap=spread(6, 0.98, 1.0, 1 / 36)),
+            Relation.SIMILAR,
+            Relation.SIMILAR,
+        ),
         # a burst frame: the inliers spread over the shared frame, still similar
         (
             PairSignals(cosine=0.4, overlap=spread(60, 0.8, 0.45, 0.5)),

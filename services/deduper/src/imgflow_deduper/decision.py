@@ -99,9 +99,10 @@ class GeometryThresholds:
     # different photos carrying the same watermark, caption or frame match on the overlay
     # alone (the identity fit), and the rest of the frame disagrees. 0: off.
     similar_agreement: float = 0.0
-    # Shared content whose inliers hold less than this share of the shared area's cells is
-    # no shared scene either: the fit is carried by one small overlay (a watermark, a caption,
-    # a logo), wherever the rest of the frame is flat or textured. 0: off.
+    # A fit whose inliers hold less than this share of the shared area's grid cells is
+    # carried by one small overlay (a watermark, a caption, a logo on two different photos),
+    # however flat or textured the rest: the pair is neither, whatever the CNN says (on fog
+    # or sky it says "alike"). 0: off.
     similar_spread: float = 0.0
 
 
@@ -129,10 +130,15 @@ def _without_geometry(looks: Decision | None, why: str) -> Verdict:
 
 
 def overlay_only(o: Overlap, g: GeometryThresholds) -> bool:
-    """The match covers an overlay, not the scene: the shared area barely agrees, or the
-    inliers sit in a small part of it. NaN (nothing textured, no cell shared) is no such
-    evidence."""
-    return o.agreement < g.similar_agreement or o.spread < g.similar_spread
+    """The match covers an overlay, not the scene: the shared area barely agrees. NaN
+    agreement (nothing textured in common) is no such evidence."""
+    return o.agreement < g.similar_agreement
+
+
+def overlay_fit(o: Overlap, g: GeometryThresholds) -> bool:
+    """A consistent fit whose inliers sit in a few of the shared area's cells: all the two
+    have in common is an overlay. NaN spread (no cell wholly shared) is no such evidence."""
+    return o.inliers >= g.min_inliers and o.spread < g.similar_spread
 
 
 def shares_content(o: Overlap, g: GeometryThresholds) -> bool:
@@ -141,13 +147,7 @@ def shares_content(o: Overlap, g: GeometryThresholds) -> bool:
 
 
 def _overlay_only(o: Overlap, g: GeometryThresholds) -> str:
-    if o.agreement < g.similar_agreement:
-        return f" < {g.similar_agreement}: an overlay only"
-    if o.spread < g.similar_spread:
-        return (
-            f", inliers in {o.spread:.2f} of the shared cells < {g.similar_spread}: an overlay only"
-        )
-    return ""
+    return f" < {g.similar_agreement}: an overlay only" if overlay_only(o, g) else ""
 
 
 def relate(signals: PairSignals, t: Thresholds, g: GeometryThresholds | None) -> Verdict:
@@ -162,6 +162,13 @@ def relate(signals: PairSignals, t: Thresholds, g: GeometryThresholds | None) ->
     if g is None or o is None:
         return _without_geometry(looks, "no geometric check")
     evidence = f"{o.inliers} inliers, IoU {o.iou:.2f}, agreement {o.agreement:.2f}"
+    if overlay_fit(o, g):
+        return Verdict(
+            Relation.NEITHER,
+            f"{evidence}; inliers in {o.spread:.2f} of the shared cells < {g.similar_spread}: "
+            "only an overlay in common",
+            None,
+        )
     if not shares_content(o, g):
         if o.keypoints < g.rich_keypoints:
             return _without_geometry(
