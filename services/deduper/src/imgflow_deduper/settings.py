@@ -125,9 +125,8 @@ class DedupeSettings(WorkerSettings):
         default=0.0,
         ge=0,
         le=1,
-        description="Shared content counts as one scene only where its matches lie in this "
-        "share of the shared area's grid cells (less: one overlay such as a watermark "
-        "matched; 0: off).",
+        description="A fit whose matches lie in less than this share of the shared area's "
+        "grid cells is one overlay (a watermark on two photos): the pair is neither. 0: off.",
     )
     # 0.5, not 0.75: shots that share part of a frame can embed apart (a half and a burst
     # frame overlapping it: CNN 0.3-0.75); chosen on the eval's tuning split.
