@@ -144,7 +144,7 @@ def main() -> None:
         "",
         f"Chosen: {_floor(chosen)}.",
         "",
-        "After the choice, for the configured rule (floor off) and the chosen one:",
+        "After the choice, for the rule with the floor off (as before) and the chosen one:",
         "",
         "| set | rule | groups P / R | stacks P / R |",
         "| --- | --- | --- | --- |",
@@ -158,12 +158,12 @@ def main() -> None:
         sets.append((label, Split.of(table, items, np.arange(len(items))),
                      [s.scene for s in items]))  # fmt: skip
     for name, split, sc in sets:
-        for rule, s in (("configured", base), ("chosen", chosen)):
+        for rule, s in (("off (before)", base), ("chosen", chosen)):
             lines.append(f"| {name} | {rule} | {_pr(outcome(split, sc, s))} |")
     for photo_set, label in ((unseen.MATE, "mate (read)"), (unseen.PLASMA, "plasma (read)"),
                              (unseen.LOMIRI, "lomiri (fresh)")):  # fmt: skip
         found = draws_offline(photo_set, [base, chosen], spec, cache)
-        for rule, o in zip(("configured", "chosen"), found, strict=True):
+        for rule, o in zip(("off (before)", "chosen"), found, strict=True):
             lines.append(f"| {label}, the API's 3 draws offline | {rule} | {_pr(o)} |")
     lines += ["", f"Ran in {time.perf_counter() - started:.0f} s."]
     text = "\n".join(lines)

@@ -119,10 +119,10 @@ class DedupeSettings(WorkerSettings):
         "area agrees (less: an overlay such as a watermark matched; 0: off).",
     )
     # The same watermark, caption or logo on two photos carries a fit with its inliers in a
-    # few cells, on flat or textured pictures alike (issue 28, stacks5; tools/dedupe_eval/
-    # inlier_spread.py chooses it on the tuning split with its hard cases).
+    # few cells, on flat or textured pictures alike. 0.1: chosen on the tuning split with its
+    # hard cases (issue 28, stacks5; tools/dedupe_eval/inlier_spread.py).
     dedupe_similar_spread: float = Field(
-        default=0.0,
+        default=0.1,
         ge=0,
         le=1,
         description="A fit whose matches lie in less than this share of the shared area's "
