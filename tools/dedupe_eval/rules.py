@@ -18,6 +18,7 @@ import numpy as np
 from imgflow_deduper.decision import (
     MIN_SHARED_IOU,
     PHASH_BITS,
+    SPREAD_MIN_IOU,
     GeometryThresholds,
     PairSignals,
     Relation,
@@ -60,7 +61,8 @@ class Setting:
                 f" >= {g.duplicate_iou:.3g} & agreement >= {g.duplicate_agreement:.3g}, "
                 f"no content in common when both have >= {g.rich_keypoints} keypoints"
                 f" or the shared area agrees < {g.similar_agreement:.3g}; "
-                f"neither when the inliers hold < {g.similar_spread:.3g} of its cells; "
+                f"neither when both are that rich and the inliers hold < {g.similar_spread:.3g}"
+                " of its cells; "
                 f"checked from CNN >= {self.probe_cosine:.3g}"
             )
         return text
@@ -100,7 +102,8 @@ def related(
     checked = probed(t, th, probe_cosine)
     overlay = t.agreement < g.similar_agreement  # NaN: no such evidence (decision.overlay_only)
     # decision.overlay_fit: only an overlay in common, neither whatever the CNN says
-    marked = checked & (t.inliers >= g.min_inliers) & (t.spread < g.similar_spread)
+    marked = (checked & (t.keypoints >= g.rich_keypoints) & (t.iou >= SPREAD_MIN_IOU)
+              & (t.inliers >= g.min_inliers) & (t.spread < g.similar_spread))  # fmt: skip
     shared = checked & (t.inliers >= g.min_inliers) & (t.iou >= MIN_SHARED_IOU) & ~overlay
     unchanged = ~(t.agreement < g.duplicate_agreement)  # NaN: nothing to compare, unchanged
     copy = shared & (t.iou >= g.duplicate_iou) & unchanged

@@ -177,32 +177,35 @@ def test_an_overlay_alone_is_no_shared_scene(
 SPREAD = GeometryThresholds(12, 0.5, 0.7, 200, similar_spread=0.15)
 
 
-def spread(inliers: int, iou: float, agreement: float, cells: float) -> Overlap:
-    return Overlap(inliers, iou, agreement, mirrored=False, keypoints=400, spread=cells)
+def spread(
+    inliers: int, iou: float, agreement: float, cells: float, keypoints: int = 400
+) -> Overlap:
+    return Overlap(inliers, iou, agreement, mirrored=False, keypoints=keypoints, spread=cells)
 
 
 @pytest.mark.parametrize(
     ("signals", "off", "on"),
     [
-        # the same watermark on two photos, the rest of them flat (fog, sky): the agreement
-        # counts textured cells only, so it reads 1.0 and the pair passed for a copy; the
-        # inliers hold 2 of 36 cells
-        (
-            PairSignals(cosine=0.4, overlap=spread(95, 0.99, 1.0, 2 / 36)),
-            Relation.DUPLICATE,
-            Relation.NEITHER,
-        ),
-        # the same mark on two textured photos: the rest disagrees, read as a burst
+        # the same watermark on two textured photos: the identity fit on the mark, 1 of 36
+        # cells; the rest disagrees, which passed for a burst
         (
             PairSignals(cosine=0.4, overlap=spread(24, 0.95, 0.05, 1 / 36)),
             Relation.SIMILAR,
             Relation.NEITHER,
         ),
-        # ... and where the CNN calls two flat pictures alike, the overlay still decides
+        # the mark's cells the only textured ones shared (agreement 1.0), the CNN sure: the
+        # pair passed for a copy; the inliers hold 2 of 36 cells, so the overlay decides
         (
             PairSignals(cosine=0.97, overlap=spread(40, 0.98, 1.0, 2 / 36)),
             Relation.DUPLICATE,
             Relation.NEITHER,
+        ),
+        # a flat copy (few keypoints): its inliers sit where its texture is, no evidence of
+        # an overlay, so the CNN's word stands
+        (
+            PairSignals(cosine=0.97, overlap=spread(15, 0.98, 1.0, 2 / 36, keypoints=60)),
+            Relation.DUPLICATE,
+            Relation.DUPLICATE,
         ),
         # too few inliers for a fit: no evidence of an overlay, decided as before
         (
