@@ -115,10 +115,12 @@ eval-dedupe-api: model ## Duplicate groups scored through the running API (ARGS=
 	$(VENV)/bin/python -m tools.dedupe_eval.through_api $(ARGS)
 
 # The unseen sets' photos (GPL-2+): Debian's mate-backgrounds (stacks3's, read since) and
-# plasma-workspace-wallpapers (stacks4's fresh set).
-unseen-photos: ## Install the unseen sets' photos (mate-backgrounds, plasma-workspace-wallpapers) if missing
+# plasma-workspace-wallpapers (stacks4's, read since) and lomiri-wallpapers-16.04 (stacks5's
+# fresh set).
+unseen-photos: ## Install the unseen sets' photos (mate-backgrounds, plasma-workspace-wallpapers, lomiri-wallpapers-16.04) if missing
 	@test -d /usr/share/backgrounds/mate/nature || apt-get install -y --no-install-recommends mate-backgrounds
 	@test -d /usr/share/wallpapers/Path || apt-get install -y --no-install-recommends plasma-workspace-wallpapers
+	@test -f /usr/share/backgrounds/Bridge_by_Sander_Klootwijk.jpg || apt-get install -y --no-install-recommends lomiri-wallpapers-16.04
 
 eval-dedupe-unseen: model unseen-photos ## The rule as configured on an unseen set (ARGS="--set plasma": the fresh one; through the API: make eval-dedupe-api ARGS="--unseen")
 	$(VENV)/bin/python -m tools.dedupe_eval.unseen $(ARGS)

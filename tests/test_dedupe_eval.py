@@ -38,7 +38,7 @@ def table(n: int, groups: list[str], cosine: np.ndarray) -> PairTable:
     return PairTable(i, j, labels[i] == labels[j], cosine.astype(np.float32),
                      np.full(len(i), 64), np.zeros(len(i), bool), none,
                      np.zeros(len(i), bool), np.full(len(i), -1), np.full(len(i), -1),
-                     none, none)  # fmt: skip
+                     none, none, none)  # fmt: skip
 
 
 def test_a_subset_keeps_its_pairs_signals_renumbered() -> None:
@@ -121,3 +121,23 @@ def test_the_check_counts_only_on_pairs_as_alike_as_the_probe_cosine() -> None:
         check_against_decide(t, setting)  # the deduper's relate() sees the same evidence
         assert related(t, th, geometry, probe).similar[cross].item() is similar
         assert len(groups_of(t, setting)) == 2  # duplicate groups stay apart either way
+
+
+def test_a_fit_held_by_few_cells_is_no_shared_content_in_the_eval_as_in_the_deduper() -> None:
+    # two photos of a scene each with one copy; the two photos' copies carry one watermark
+    n = 4
+    i, j = np.triu_indices(n, k=1)
+    groups = list("aabb")
+    t = table(n, groups, np.where(np.array(groups)[i] == np.array(groups)[j], 0.97, 0.6))
+    mark = (i == 1) & (j == 3)  # the watermark pair: the identity fit, 2 of 36 cells
+    evidence = {"inliers": np.where(mark, 30, -1), "keypoints": np.where(mark, 300, -1),
+                "iou": np.where(mark, 0.98, np.nan), "agreement": np.where(mark, 1.0, np.nan),
+                "spread": np.where(mark, 2 / 36, np.nan)}  # fmt: skip
+    t = replace(t, **evidence)
+    th = Thresholds(0.93, 0, 0.9, 0)
+    for floor, joined in [(0.0, True), (0.15, False)]:
+        geometry = GeometryThresholds(10, 0.5, 0.7, 150, similar_spread=floor)
+        setting = Setting(Rule.AVERAGE_LINK, th, geometry=geometry, probe_cosine=0.5)
+        check_against_decide(t, setting)  # the deduper's relate() sees the same evidence
+        r = related(t, th, geometry, 0.5)
+        assert bool(r.duplicate[mark].item() or r.similar[mark].item()) is joined

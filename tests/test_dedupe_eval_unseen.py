@@ -9,7 +9,15 @@ import numpy as np
 from PIL import Image
 
 from tools.dedupe_eval.dataset import DUPLICATE, NEITHER, SIMILAR, relation
-from tools.dedupe_eval.unseen import LONG_SIDE, PLASMA, TEXTURES, plan, samples, unseen_photos
+from tools.dedupe_eval.unseen import (
+    LOMIRI,
+    LONG_SIDE,
+    PLASMA,
+    TEXTURES,
+    plan,
+    samples,
+    unseen_photos,
+)
 
 
 def _photos(folder: Path) -> None:
@@ -55,3 +63,18 @@ def test_the_fresh_plasma_set_is_planned_by_name_order(tmp_path: Path) -> None:
     # Autumn is a painting: left out; a pattern stays whole; the others cycle
     assert kinds == {"BytheWater": "across", "ColdRipple": "burst", "ColorfulCups": "whole",
                      "DarkestHour": "viewpoint"}  # fmt: skip
+
+
+def test_the_fresh_lomiri_set_is_planned_by_name_order(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    names = ("Bridge_by_X", "Wine_by_Y", "analogpattern_by_Peter_Nerlich", "free_by_Z",
+             "umang_by_Abhishek_Mudgal", "notes")  # fmt: skip
+    for name in names:
+        pixels = rng.integers(0, 255, (400, 640, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / f"{name}.jpg")
+    photos = unseen_photos(tmp_path, LOMIRI)
+    kinds = {name.removeprefix("lomiri/"): kind for name, kind in plan(photos, LOMIRI).items()}
+    # umang is a drawn gradient: left out; the grain stays whole; capitals sort first
+    assert kinds == {"Bridge_by_X.jpg": "across", "Wine_by_Y.jpg": "burst",
+                     "analogpattern_by_Peter_Nerlich.jpg": "whole", "free_by_Z.jpg": "viewpoint",
+                     "notes.jpg": "across"}  # fmt: skip

@@ -37,6 +37,7 @@ class PairGeometry:
     keypoints: np.ndarray  # int: the poorer image's keypoints; -1 where not run
     iou: np.ndarray
     agreement: np.ndarray
+    spread: np.ndarray  # share of the shared cells holding an inlier; NaN likewise
     feature_cpu_ms: float  # per image: decode, trim, ORB both orientations
     match_cpu_ms: float  # per pair checked
 
@@ -83,7 +84,8 @@ def pair_geometry(
     if path is not None and path.exists():
         with np.load(path) as s:
             return PairGeometry(s["inliers"], s["keypoints"], s["iou"], s["agreement"],
-                                float(s["feature_cpu_ms"]), float(s["match_cpu_ms"]))  # fmt: skip
+                                s["spread"], float(s["feature_cpu_ms"]),
+                                float(s["match_cpu_ms"]))  # fmt: skip
     needed = sorted(set(i[rows].tolist()) | set(j[rows].tolist()))
     with ProcessPoolExecutor(WORKERS, mp_context=get_context("spawn")) as pool:
         timed = list(pool.map(_features_of, [[samples[k].data for k in needed[c::WORKERS]]
@@ -98,14 +100,15 @@ def pair_geometry(
     keypoints = np.full(len(i), -1, np.int64)
     iou = np.full(len(i), np.nan, np.float32)
     agreement = np.full(len(i), np.nan, np.float32)
+    spread = np.full(len(i), np.nan, np.float32)
     for c, (found, _) in enumerate(matched):
         for r, o in zip(rows[c::WORKERS], found, strict=True):
             inliers[r], keypoints[r] = o.inliers, o.keypoints
-            iou[r], agreement[r] = o.iou, o.agreement
+            iou[r], agreement[r], spread[r] = o.iou, o.agreement, o.spread
     match_ms = 1000 * sum(t for _, t in matched) / max(1, len(rows))
-    result = PairGeometry(inliers, keypoints, iou, agreement, feature_ms, match_ms)
+    result = PairGeometry(inliers, keypoints, iou, agreement, spread, feature_ms, match_ms)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, inliers=inliers, keypoints=keypoints, iou=iou, agreement=agreement,
-                 feature_cpu_ms=feature_ms, match_cpu_ms=match_ms)  # fmt: skip
+                 spread=spread, feature_cpu_ms=feature_ms, match_cpu_ms=match_ms)  # fmt: skip
     return result

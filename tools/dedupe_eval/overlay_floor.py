@@ -94,7 +94,8 @@ def main() -> None:
     spec, cache = configured_model(), args.out / "cache"
     base = replace(configured_setting())
     assert base.geometry is not None
-    base = replace(base, geometry=replace(base.geometry, similar_agreement=0.0))
+    # as stacks4 chose: the inlier-spread floor (stacks5, inlier_spread.py) off
+    base = replace(base, geometry=replace(base.geometry, similar_agreement=0.0, similar_spread=0.0))
 
     everything = list(labelled_samples())
     full, _ = with_geometry(everything, spec, cache)

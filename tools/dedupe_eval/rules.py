@@ -18,6 +18,7 @@ import numpy as np
 from imgflow_deduper.decision import (
     MIN_SHARED_IOU,
     PHASH_BITS,
+    SPREAD_MIN_IOU,
     GeometryThresholds,
     PairSignals,
     Relation,
@@ -60,6 +61,8 @@ class Setting:
                 f" >= {g.duplicate_iou:.3g} & agreement >= {g.duplicate_agreement:.3g}, "
                 f"no content in common when both have >= {g.rich_keypoints} keypoints"
                 f" or the shared area agrees < {g.similar_agreement:.3g}; "
+                f"neither when both are that rich and the inliers hold < {g.similar_spread:.3g}"
+                " of its cells; "
                 f"checked from CNN >= {self.probe_cosine:.3g}"
             )
         return text
@@ -98,13 +101,16 @@ def related(
         return Related(looks, np.zeros(len(looks), bool))
     checked = probed(t, th, probe_cosine)
     overlay = t.agreement < g.similar_agreement  # NaN: no such evidence (decision.overlay_only)
+    # decision.overlay_fit: only an overlay in common, neither whatever the CNN says
+    marked = (checked & (t.keypoints >= g.rich_keypoints) & (t.iou >= SPREAD_MIN_IOU)
+              & (t.inliers >= g.min_inliers) & (t.spread < g.similar_spread))  # fmt: skip
     shared = checked & (t.inliers >= g.min_inliers) & (t.iou >= MIN_SHARED_IOU) & ~overlay
     unchanged = ~(t.agreement < g.duplicate_agreement)  # NaN: nothing to compare, unchanged
     copy = shared & (t.iou >= g.duplicate_iou) & unchanged
     apart = checked & ~shared & (t.keypoints >= g.rich_keypoints)  # rich, nothing in common
     undecided = ~shared & ~apart  # no check, or one that cannot tell: CNN and pHash decide
-    duplicate = t.same_sha256 | copy | (undecided & looks)
-    similar = ~duplicate & ((shared & ~copy) | (apart & looks))
+    duplicate = t.same_sha256 | ((copy | (undecided & looks)) & ~marked)
+    similar = ~duplicate & ~marked & ((shared & ~copy) | (apart & looks))
     return Related(duplicate, similar)
 
 
@@ -144,7 +150,7 @@ def pair_signals(t: PairTable, k: int, checked: bool = True) -> PairSignals:
     found = None
     if checked and t.inliers[k] >= 0:
         found = Overlap(int(t.inliers[k]), float(t.iou[k]), float(t.agreement[k]), False,
-                        int(t.keypoints[k]))  # fmt: skip
+                        int(t.keypoints[k]), float(t.spread[k]))  # fmt: skip
     return PairSignals(bool(t.same_sha256[k]), float(t.cosine[k]), int(t.phash_distance[k]),
                        view, found)  # fmt: skip
 

@@ -28,6 +28,7 @@ class PairTable:
     keypoints: np.ndarray  # the poorer image's keypoints; -1 where it did not run
     iou: np.ndarray  # NaN likewise
     agreement: np.ndarray  # NaN likewise
+    spread: np.ndarray  # NaN likewise
 
     @property
     def cnn(self) -> np.ndarray:
@@ -67,4 +68,5 @@ def pair_table(
         # float64: compared with thresholds as the deduper compares Python floats
         iou=geometry.iou.astype(np.float64) if geometry else none,
         agreement=geometry.agreement.astype(np.float64) if geometry else none,
+        spread=geometry.spread.astype(np.float64) if geometry else none,
     )

@@ -86,7 +86,15 @@ PLASMA = PhotoSet(
     "plasma", "plasma-workspace-wallpapers", "wallpapers/*/contents/images/2560x1600.jpg",
     "plasma/", ("ColorfulCups", "Grey", "OneStandsOut"), ("Autumn",),
 )  # fmt: skip
-SETS = {s.name: s for s in (MATE, PLASMA)}
+# stacks5's fresh set, fixed by name before any figure: the Ubuntu Touch 16.04 community
+# wallpapers (CC-BY-4.0, CC-BY-SA-4.0, CC0; /usr/share/doc/lomiri-wallpapers-16.04/copyright)
+# are photographs but umang (a drawn gradient); analogpattern (a photographed grain) stays
+# whole.
+LOMIRI = PhotoSet(
+    "lomiri", "lomiri-wallpapers-16.04", "backgrounds/*_by_*.jpg", "lomiri/",
+    ("analogpattern_by_Peter_Nerlich.jpg",), ("umang_by_Abhishek_Mudgal.jpg",),
+)  # fmt: skip
+SETS = {s.name: s for s in (MATE, PLASMA, LOMIRI)}
 PACKAGE, PREFIX, TEXTURES = MATE.package, MATE.prefix, MATE.textures  # stacks3's names
 KINDS = ("across", "burst", "viewpoint")  # cycled over the other photos in name order
 VIEW_SHIFT, VIEW_KEYSTONE, PARALLAX = 0.05, 0.03, 0.05  # of the frame's width

@@ -172,3 +172,77 @@ def test_an_overlay_alone_is_no_shared_scene(
     assert verdict.relation is floored
     if floored is not unfloored:
         assert "an overlay only" in verdict.basis
+
+
+SPREAD = GeometryThresholds(12, 0.5, 0.7, 200, similar_spread=0.15)
+
+
+def spread(
+    inliers: int, iou: float, agreement: float, cells: float, keypoints: int = 400
+) -> Overlap:
+    return Overlap(inliers, iou, agreement, mirrored=False, keypoints=keypoints, spread=cells)
+
+
+@pytest.mark.parametrize(
+    ("signals", "off", "on"),
+    [
+        # the same watermark on two textured photos: the identity fit on the mark, 1 of 36
+        # cells; the rest disagrees, which passed for a burst
+        (
+            PairSignals(cosine=0.4, overlap=spread(24, 0.95, 0.05, 1 / 36)),
+            Relation.SIMILAR,
+            Relation.NEITHER,
+        ),
+        # the mark's cells the only textured ones shared (agreement 1.0), the CNN sure: the
+        # pair passed for a copy; the inliers hold 2 of 36 cells, so the overlay decides
+        (
+            PairSignals(cosine=0.97, overlap=spread(40, 0.98, 1.0, 2 / 36)),
+            Relation.DUPLICATE,
+            Relation.NEITHER,
+        ),
+        # a flat copy (few keypoints): its inliers sit where its texture is, no evidence of
+        # an overlay, so the CNN's word stands
+        (
+            PairSignals(cosine=0.97, overlap=spread(15, 0.98, 1.0, 2 / 36, keypoints=60)),
+            Relation.DUPLICATE,
+            Relation.DUPLICATE,
+        ),
+        # too few inliers for a fit: no evidence of an overlay, decided as before
+        (
+            PairSignals(cosine=0.97, overlap=spread(6, 0.98, 1.0, 1 / 36)),
+            Relation.SIMILAR,
+            Relation.SIMILAR,
+        ),
+        # a burst frame: the inliers spread over the shared frame, still similar
+        (
+            PairSignals(cosine=0.4, overlap=spread(60, 0.8, 0.45, 0.5)),
+            Relation.SIMILAR,
+            Relation.SIMILAR,
+        ),
+        # a crop across the cut: little shared, inliers across what is
+        (
+            PairSignals(cosine=0.6, overlap=spread(40, 0.3, 1.0, 0.6)),
+            Relation.SIMILAR,
+            Relation.SIMILAR,
+        ),
+        # an edited copy stays a copy
+        (
+            PairSignals(cosine=0.9, overlap=spread(130, 0.98, 1.0, 0.4)),
+            Relation.DUPLICATE,
+            Relation.DUPLICATE,
+        ),
+        # no cell of the shared area is whole (NaN): no evidence of an overlay
+        (
+            PairSignals(cosine=0.6, overlap=spread(40, 0.1, 1.0, float("nan"))),
+            Relation.SIMILAR,
+            Relation.SIMILAR,
+        ),
+    ],
+)
+def test_a_fit_held_by_a_few_cells_is_an_overlay(
+    signals: PairSignals, off: Relation, on: Relation
+) -> None:
+    assert relate(signals, T, G).relation is off
+    verdict = relate(signals, T, SPREAD)
+    assert verdict.relation is on
+    assert ("of the shared cells" in verdict.basis) is (on is not off)

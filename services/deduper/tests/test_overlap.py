@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 
 import numpy as np
 import pytest
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 from skimage import data
 
 from imgflow_deduper.overlap import Features, features, overlap
@@ -81,3 +82,32 @@ def test_the_evidence_is_the_same_whichever_image_comes_first(original: Features
     later = ImageEnhance.Brightness(jpeg(crop(photo(), 0.1, 0.9).rotate(2.0), 50)).enhance(1.1)
     frame = features(later)
     assert overlap(original, frame) == overlap(frame, original)
+
+
+def watermarked(image: Image.Image) -> Image.Image:
+    """The same stock-photo mark on any picture: a light box with a word, bottom right."""
+    out = image.convert("RGB").resize((512, 512))
+    draw = ImageDraw.Draw(out)
+    draw.rectangle((370, 440, 500, 500), fill=(235, 235, 235))
+    draw.text((380, 450), "PHOTO", fill=(20, 20, 20), font_size=36)
+    return out
+
+
+def foggy(image: Image.Image) -> Image.Image:
+    return ImageEnhance.Contrast(image).enhance(0.1).filter(ImageFilter.GaussianBlur(2))
+
+
+@pytest.mark.parametrize("weather", [lambda x: x, foggy], ids=["clear", "fog"])
+def test_one_watermark_on_two_pictures_holds_few_cells(weather: Callable) -> None:
+    astronaut = watermarked(weather(photo()))
+    coffee = jpeg(watermarked(weather(Image.fromarray(data.coffee()))))
+    found = overlap(features(astronaut), features(coffee))
+    assert found.inliers >= 3 and found.iou > 0.9  # the mark fits as the identity...
+    assert found.spread < 0.1  # ...on two or three of the frame's 36 cells
+
+
+def test_shared_scene_content_holds_inliers_across_the_shared_area(original: Features) -> None:
+    left, right = crop(photo(), 0.0, 0.6), crop(photo(), 0.4, 1.0)
+    assert overlap(features(left), features(jpeg(right))).spread > 0.4
+    copy = overlap(original, features(jpeg(watermarked(photo()))))
+    assert copy.iou > 0.9 and copy.spread > 0.4

@@ -99,10 +99,19 @@ class GeometryThresholds:
     # different photos carrying the same watermark, caption or frame match on the overlay
     # alone (the identity fit), and the rest of the frame disagrees. 0: off.
     similar_agreement: float = 0.0
+    # A fit between two images rich in corners (rich_keypoints) whose inliers hold less than
+    # this share of the shared area's grid cells is carried by one small overlay (a
+    # watermark, a caption, a logo on two different photos): the pair is neither, whatever
+    # the CNN says. 0: off.
+    similar_spread: float = 0.0
 
 
 # A fit whose frames share less than this is no evidence of common content.
 MIN_SHARED_IOU = 0.05
+# The spread speaks only where the frames share most of their area (an overlay fits near
+# the identity): a narrow shared strip has a few whole cells, and its inliers sit on the
+# cells it covers in part (a burst frame's 10-15 inliers read 0.00 at IoU 0.2-0.3).
+SPREAD_MIN_IOU = 0.5
 
 
 @dataclass(frozen=True)
@@ -130,6 +139,16 @@ def overlay_only(o: Overlap, g: GeometryThresholds) -> bool:
     return o.agreement < g.similar_agreement
 
 
+def overlay_fit(o: Overlap, g: GeometryThresholds) -> bool:
+    """A consistent fit over most of both frames whose inliers sit in a few of the shared
+    area's cells, between two images rich in corners: all they have in common is an
+    overlay. Few keypoints cover few
+    cells whatever the fit (a flat copy's inliers sit where its texture is), and NaN spread
+    (no cell wholly shared) is no evidence either."""
+    rich = o.keypoints >= g.rich_keypoints and o.iou >= SPREAD_MIN_IOU
+    return rich and o.inliers >= g.min_inliers and o.spread < g.similar_spread
+
+
 def shares_content(o: Overlap, g: GeometryThresholds) -> bool:
     """Enough consistent matches over enough of the frame, and not only an overlay."""
     return o.inliers >= g.min_inliers and o.iou >= MIN_SHARED_IOU and not overlay_only(o, g)
@@ -151,6 +170,13 @@ def relate(signals: PairSignals, t: Thresholds, g: GeometryThresholds | None) ->
     if g is None or o is None:
         return _without_geometry(looks, "no geometric check")
     evidence = f"{o.inliers} inliers, IoU {o.iou:.2f}, agreement {o.agreement:.2f}"
+    if overlay_fit(o, g):
+        return Verdict(
+            Relation.NEITHER,
+            f"{evidence}; inliers in {o.spread:.2f} of the shared cells < {g.similar_spread}: "
+            "only an overlay in common",
+            None,
+        )
     if not shares_content(o, g):
         if o.keypoints < g.rich_keypoints:
             return _without_geometry(

@@ -12,6 +12,11 @@ fits one similarity transform (shift, scale, rotation) to the matches, and then
   correlate after the mapping. Edits of one picture keep it near 1 (a watermark or a
   caption costs a cell or two); a burst frame whose subject moved, or a second viewpoint
   (parallax), does not.
+- ``spread``: the share of the shared area's grid cells that hold an inlier, the lower of
+  the two frames'. A fit carried by one small overlay (the same watermark, caption or logo
+  on two different photos) holds a few cells; shared scene content holds inliers across the
+  shared area. Unlike the agreement it counts flat cells too, so a watermark on fog or sky
+  still reads as small.
 
 A mirrored copy is matched through the mirror image's features. A transform that shrinks
 or grows the frame more than threefold is no match (features are compared at about one
@@ -72,6 +77,7 @@ class Overlap:
     agreement: float  # NaN when no cell was textured and covered
     mirrored: bool
     keypoints: int = 0  # the poorer image's keypoint count: few make a poor match no evidence
+    spread: float = float("nan")  # share of the shared cells holding an inlier; NaN: none shared
 
 
 def _side(grey: np.ndarray, orb: cv2.ORB) -> Side:
@@ -102,8 +108,19 @@ def features(image: Image.Image) -> Features:
     )
 
 
-def _fit(a: Side, b: Side) -> tuple[np.ndarray, int] | None:
-    """The similarity transform from b's points to a's, and its inlier count."""
+@dataclass(frozen=True)
+class _Fit:
+    transform: np.ndarray  # b's points to a's
+    a_points: np.ndarray  # the inliers in a's frame
+    b_points: np.ndarray  # and in b's (of the side fitted)
+
+    @property
+    def inliers(self) -> int:
+        return len(self.a_points)
+
+
+def _fit(a: Side, b: Side) -> _Fit | None:
+    """The similarity transform from b's points to a's, with its inliers."""
     if len(a.points) < 2 or len(b.points) < 2:
         return None
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
@@ -121,7 +138,8 @@ def _fit(a: Side, b: Side) -> tuple[np.ndarray, int] | None:
     scale = abs(float(np.linalg.det(transform[:, :2]))) ** 0.5
     if not 1 / MAX_SCALE <= scale <= MAX_SCALE:
         return None
-    return transform, int(inliers.sum())
+    kept = inliers.ravel().astype(bool)
+    return _Fit(transform, dst[kept], src[kept])
 
 
 def _corners(w: int, h: int) -> np.ndarray:
@@ -168,6 +186,30 @@ def _agreement(
     return agreeing / counted if counted else float("nan")
 
 
+def _spread(
+    size: tuple[int, int], points: np.ndarray, to_other: np.ndarray, other: tuple[int, int]
+) -> float:
+    """Share of this frame's GRID x GRID cells inside the other frame (mapped by
+    ``to_other``, CELL_COVER of a cell) that hold at least one of ``points``."""
+    w, h = size
+    steps = (np.arange(8) + 0.5) / 8  # 8 x 8 samples a cell tell how much of it is covered
+    cx, cy = np.meshgrid(np.arange(GRID), np.arange(GRID))
+    sx, sy = np.meshgrid(steps, steps)
+    xs = (cx.ravel()[:, None] + sx.ravel()[None]) * w / GRID
+    ys = (cy.ravel()[:, None] + sy.ravel()[None]) * h / GRID
+    mapped = cv2.transform(np.stack([xs, ys], -1).reshape(1, -1, 2), to_other)[0]
+    inside = ((mapped[:, 0] >= 0) & (mapped[:, 0] < other[0])
+              & (mapped[:, 1] >= 0) & (mapped[:, 1] < other[1]))  # fmt: skip
+    shared = inside.reshape(GRID * GRID, -1).mean(axis=1) >= CELL_COVER
+    if not shared.any():
+        return float("nan")
+    col = np.clip((points[:, 0] * GRID / w).astype(int), 0, GRID - 1)
+    row = np.clip((points[:, 1] * GRID / h).astype(int), 0, GRID - 1)
+    held = np.zeros(GRID * GRID, bool)
+    held[row * GRID + col] = True
+    return float((held & shared).sum() / shared.sum())
+
+
 def overlap(a: Features, b: Features) -> Overlap:
     """The pair's geometric evidence; 0 inliers with no consistent fit.
 
@@ -178,25 +220,29 @@ def overlap(a: Features, b: Features) -> Overlap:
     if b.thumb.tobytes() < a.thumb.tobytes():
         a, b = b, a
     keypoints = min(len(a.direct.points), len(b.direct.points))
-    best: tuple[np.ndarray, int, bool] | None = None
+    best: tuple[_Fit, bool] | None = None
     for mirrored, side in ((False, b.direct), (True, b.mirrored)):
         fitted = _fit(a.direct, side)
-        if fitted is not None and (best is None or fitted[1] > best[1]):
-            best = (*fitted, mirrored)
-        if best is not None and best[1] >= 30:  # plenty: the mirror cannot do better
+        if fitted is not None and (best is None or fitted.inliers > best[0].inliers):
+            best = (fitted, mirrored)
+        if best is not None and best[0].inliers >= 30:  # plenty: the mirror cannot do better
             break
     if best is None:
         return Overlap(0, 0.0, float("nan"), mirrored=False, keypoints=keypoints)
-    transform, inliers, mirrored = best
+    fit, mirrored = best
+    transform, inverse = fit.transform, cv2.invertAffineTransform(fit.transform)
     thumb = np.ascontiguousarray(b.thumb[:, ::-1]) if mirrored else b.thumb
     # in both frames: a copy shows the other unchanged in each; a moved subject shows in
     # at least one (one way only, a burst frame read 0.65 against 0.73 the other way)
     onto_a = _agreement(a.thumb, a.size, thumb, transform, b.size)
-    onto_b = _agreement(thumb, b.size, a.thumb, cv2.invertAffineTransform(transform), a.size)
+    onto_b = _agreement(thumb, b.size, a.thumb, inverse, a.size)
+    in_a = _spread(a.size, fit.a_points, inverse, b.size)
+    in_b = _spread(b.size, fit.b_points, transform, a.size)
     return Overlap(
-        inliers=inliers,
+        inliers=fit.inliers,
         iou=_iou(transform, a.size, b.size),
         agreement=float(np.fmin(onto_a, onto_b)),  # NaN only when neither has a cell
         mirrored=mirrored,
         keypoints=keypoints,
+        spread=float(np.fmin(in_a, in_b)),
     )

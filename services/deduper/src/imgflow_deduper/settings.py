@@ -118,6 +118,17 @@ class DedupeSettings(WorkerSettings):
         description="Shared content counts as one scene only where this share of the shared "
         "area agrees (less: an overlay such as a watermark matched; 0: off).",
     )
+    # The same watermark, caption or logo on two photos carries a fit with its inliers in a
+    # few cells. Off: every floor lost on the tuning split with its hard cases (issue 28,
+    # stacks5; tools/dedupe_eval/inlier_spread.py).
+    dedupe_similar_spread: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="A fit over most of two corner-rich frames whose matches lie in less than "
+        "this share of the shared area's grid cells is one overlay (a watermark on two "
+        "photos): the pair is neither. 0: off.",
+    )
     # 0.5, not 0.75: shots that share part of a frame can embed apart (a half and a burst
     # frame overlapping it: CNN 0.3-0.75); chosen on the eval's tuning split.
     dedupe_probe_cosine: float = Field(

@@ -72,6 +72,7 @@ GEOMETRY = (
         duplicate_agreement=settings.dedupe_duplicate_agreement,
         rich_keypoints=settings.dedupe_rich_keypoints,
         similar_agreement=settings.dedupe_similar_agreement,
+        similar_spread=settings.dedupe_similar_spread,
     )
     if settings.dedupe_geometry
     else None
