@@ -12,6 +12,8 @@ from uuid import UUID
 
 import asyncpg
 
+from imgflow_upload_api.image_set_pages import ImageSets, set_page
+
 # Largest group returned; a bigger one is cut (and says so).
 MAX_GROUP = 1000
 
@@ -73,45 +75,27 @@ _HAS_EXIF = """(i.captured_at IS NOT NULL OR i.camera_make IS NOT NULL
                 OR i.camera_model IS NOT NULL OR i.orientation IS NOT NULL)"""
 
 
+# The listing's part of the page query the stacks' shares (image_set_pages.py): each
+# shown member's keeper facts (keeper.Candidate), as the detail reads them.
+_GROUPS = ImageSets(
+    table="duplicate_groups",
+    alias="g",
+    columns="g.id, g.version, g.created_at, g.updated_at",
+    member_table="duplicate_group_members",
+    member_key="group_id",
+    facts=f"""i.id, i.width, i.height, i.format, i.byte_size, i.captured_at,
+              {_HAS_EXIF} AS has_exif, i.created_at""",
+    facts_as="candidates",
+)
+
+
 async def group_page(
     conn: asyncpg.Connection, tenant_id: UUID, after: tuple[datetime, UUID] | None, limit: int
 ) -> list[dict[str, Any]]:
     """Up to ``limit`` of the tenant's groups, latest change first, after the position,
     each with its shown members' keeper facts (``candidates``), the same members and
     order as ``fetch_group_detail`` so the list suggests the keeper the detail does."""
-    # One pass over each listed group's visible members gives its size (for the filter
-    # and the answer) and its first MAX_GROUP members' facts: two passes read every
-    # member twice, half the page's buffers. (An aggregate: the planner keeps the
-    # LATERAL one subquery a group.)
-    # The keyset only when there is a cursor, as its own statement: written as
-    # "$2 IS NULL OR (updated_at, id) < ($2, $3)" a generic plan (asyncpg prepares,
-    # PostgreSQL may switch to one after five runs) filters every newer group instead of
-    # seeking to the position, and a page costs more the deeper it is.
-    keyset = "AND (g.updated_at, g.id) < ($4, $5)" if after is not None else ""
-    rows = await conn.fetch(
-        f"""SELECT g.id, g.version, g.created_at, g.updated_at, shown.size,
-                   shown.candidates
-              FROM duplicate_groups AS g
-             CROSS JOIN LATERAL (
-                   SELECT count(*) AS size,
-                          coalesce(jsonb_agg(to_jsonb(f) - 'n' ORDER BY f.n)
-                                     FILTER (WHERE f.n <= $3), '[]') AS candidates
-                     FROM (SELECT i.id, i.width, i.height, i.format, i.byte_size,
-                                  i.captured_at, {_HAS_EXIF} AS has_exif, i.created_at,
-                                  row_number() OVER (ORDER BY i.created_at, i.id) AS n
-                             FROM duplicate_group_members AS m
-                             JOIN images AS i ON i.id = m.image_id
-                            WHERE m.group_id = g.id AND i.deleting_since IS NULL) AS f
-                   ) AS shown
-             WHERE g.tenant_id = $1 AND shown.size >= 2 {keyset}
-             ORDER BY g.updated_at DESC, g.id DESC
-             LIMIT $2""",
-        tenant_id,
-        limit,
-        MAX_GROUP,
-        *(after or ()),
-    )
-    return [dict(r) for r in rows]
+    return await set_page(conn, _GROUPS, tenant_id, after, limit, MAX_GROUP)
 
 
 async def fetch_group_detail(

@@ -9,6 +9,8 @@ from uuid import UUID
 
 import asyncpg
 
+from imgflow_upload_api.image_set_pages import ImageSets, set_page
+
 # Largest stack returned; a bigger one is cut.
 MAX_STACK = 1000
 
@@ -25,6 +27,19 @@ _METADATA = """((i.captured_at IS NOT NULL)::int + (i.camera_make IS NOT NULL)::
 _STACK_COLUMNS = "s.id, s.version, s.created_at, s.updated_at, s.resolved_at, s.kept"
 
 
+# The listing's part of the page query the groups' shares (image_set_pages.py): each
+# shown member's pick facts (frames), as the detail reads them.
+_STACKS = ImageSets(
+    table="similar_stacks",
+    alias="s",
+    columns=_STACK_COLUMNS,
+    member_table="similar_stack_members",
+    member_key="stack_id",
+    facts=f"i.id, i.sharpness, i.width, i.height, {_METADATA} AS metadata, i.created_at",
+    facts_as="frames",
+)
+
+
 async def stack_page(
     conn: asyncpg.Connection,
     tenant_id: UUID,
@@ -35,38 +50,12 @@ async def stack_page(
     """Up to ``limit`` of the tenant's stacks, latest change first, after the position,
     each with its shown members' pick facts (``frames``), as the detail reads them;
     ``resolved``: only those resolved (True) or not (False) at their current version."""
-    # As the groups' page (duplicates/repository.py, group_page): one pass over each
-    # listed stack's visible members gives its size and its first MAX_STACK frames, and
-    # the keyset and the resolved filter are written only when asked for: as
-    # "$2 IS NULL OR ..." a generic plan (asyncpg prepares, PostgreSQL may switch to one
-    # after five runs) filters every newer stack instead of seeking to the position.
-    args: list[Any] = [tenant_id, limit, MAX_STACK]
-    where = ""
-    if after is not None:
-        args += after
-        where += f" AND (s.updated_at, s.id) < (${len(args) - 1}, ${len(args)})"
+    # Constant SQL, only when asked for: each filter its own statement, as the keyset
+    # (set_page says why).
+    only: tuple[str, ...] = ()
     if resolved is not None:
-        where += " AND s.resolved_at IS NOT NULL" if resolved else " AND s.resolved_at IS NULL"
-    rows = await conn.fetch(
-        f"""SELECT {_STACK_COLUMNS}, shown.size, shown.frames
-              FROM similar_stacks AS s
-             CROSS JOIN LATERAL (
-                   SELECT count(*) AS size,
-                          coalesce(jsonb_agg(to_jsonb(f) - 'n' ORDER BY f.n)
-                                     FILTER (WHERE f.n <= $3), '[]') AS frames
-                     FROM (SELECT i.id, i.sharpness, i.width, i.height,
-                                  {_METADATA} AS metadata, i.created_at,
-                                  row_number() OVER (ORDER BY i.created_at, i.id) AS n
-                             FROM similar_stack_members AS m
-                             JOIN images AS i ON i.id = m.image_id
-                            WHERE m.stack_id = s.id AND i.deleting_since IS NULL) AS f
-                   ) AS shown
-             WHERE s.tenant_id = $1 AND shown.size >= 2{where}
-             ORDER BY s.updated_at DESC, s.id DESC
-             LIMIT $2""",
-        *args,
-    )
-    return [dict(r) for r in rows]
+        only = ("s.resolved_at IS NOT NULL" if resolved else "s.resolved_at IS NULL",)
+    return await set_page(conn, _STACKS, tenant_id, after, limit, MAX_STACK, only)
 
 
 async def fetch_stack_detail(
