@@ -35,6 +35,15 @@ class ImageSets:
     facts: str
     facts_as: str
 
+    @property
+    def shown(self) -> str:
+        """The condition that the set row ``alias`` is shown, as a page counts: for the
+        detail's query, so a set is found where it is listed."""
+        return f"""(SELECT count(*) FROM {self.member_table} AS c
+                      JOIN images AS v ON v.id = c.image_id
+                     WHERE c.{self.member_key} = {self.alias}.id
+                       AND v.deleting_since IS NULL) >= 2"""
+
 
 async def set_page(
     conn: asyncpg.Connection,

@@ -1,4 +1,5 @@
-"""Keyset pages, the step every listing shares (images, duplicate groups).
+"""Keyset pages, the step every listing shares (images, duplicate groups, similar
+stacks); the groups' and the stacks' page query is image_set_pages.py.
 
 A listing fetches one row more than asked: if it came, there is a next page, whose cursor
 is the position (a timestamp and an id, the listing's keyset order) of the page's last

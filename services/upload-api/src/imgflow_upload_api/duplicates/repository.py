@@ -60,22 +60,15 @@ async def stored_group(conn: asyncpg.Connection, image_id: UUID) -> tuple[UUID |
     return (rows[0]["group_id"] if rows else None), [r["image_id"] for r in rows]
 
 
-# A group's members a client sees: an image being deleted (a delete cut short, finished
-# later by the sweeper) is hidden everywhere, here too.
-_VISIBLE_COUNT = """(SELECT count(*) FROM duplicate_group_members AS c
-                       JOIN images AS v ON v.id = c.image_id
-                      WHERE c.group_id = g.id AND v.deleting_since IS NULL)"""
-# Groups a deletion left with fewer than two visible members wait to be regrouped
-# (retired): not shown, so a shown group always has a keeper to suggest.
-_SHOWN = f"{_VISIBLE_COUNT} >= 2"
-
-
 # A member's facts that choose the keeper (keeper.Candidate), as the detail reads them.
 _HAS_EXIF = """(i.captured_at IS NOT NULL OR i.camera_make IS NOT NULL
                 OR i.camera_model IS NOT NULL OR i.orientation IS NOT NULL)"""
 
 
-# The listing's part of the page query the stacks' shares (image_set_pages.py): each
+# What the listing and the detail share with the stacks' (image_set_pages.py): a group
+# is shown with two or more visible members (an image being deleted, a delete cut short
+# and finished later by the sweeper, is hidden everywhere; a group left smaller waits to
+# be regrouped, so a shown group always has a keeper to suggest); the page lists each
 # shown member's keeper facts (keeper.Candidate), as the detail reads them.
 _GROUPS = ImageSets(
     table="duplicate_groups",
@@ -104,7 +97,7 @@ async def fetch_group_detail(
     """A group with its members' facts and renditions, and the pairs between them."""
     group = await conn.fetchrow(
         f"""SELECT g.id, g.version, g.created_at, g.updated_at FROM duplicate_groups AS g
-             WHERE g.id = $1 AND g.tenant_id = $2 AND {_SHOWN}""",
+             WHERE g.id = $1 AND g.tenant_id = $2 AND {_GROUPS.shown}""",
         group_id,
         tenant_id,
     )

@@ -14,12 +14,6 @@ from imgflow_upload_api.image_set_pages import ImageSets, set_page
 # Largest stack returned; a bigger one is cut.
 MAX_STACK = 1000
 
-# Members a client sees: an image being deleted is hidden everywhere (trashed ones have
-# left their stack already, migration 0020's trigger).
-_VISIBLE_COUNT = """(SELECT count(*) FROM similar_stack_members AS c
-                       JOIN images AS v ON v.id = c.image_id
-                      WHERE c.stack_id = s.id AND v.deleting_since IS NULL)"""
-_SHOWN = f"{_VISIBLE_COUNT} >= 2"
 # How much metadata an image has: the pick's third criterion.
 _METADATA = """((i.captured_at IS NOT NULL)::int + (i.camera_make IS NOT NULL)::int
                 + (i.camera_model IS NOT NULL)::int + (i.orientation IS NOT NULL)::int
@@ -27,8 +21,10 @@ _METADATA = """((i.captured_at IS NOT NULL)::int + (i.camera_make IS NOT NULL)::
 _STACK_COLUMNS = "s.id, s.version, s.created_at, s.updated_at, s.resolved_at, s.kept"
 
 
-# The listing's part of the page query the groups' shares (image_set_pages.py): each
-# shown member's pick facts (frames), as the detail reads them.
+# What the listing and the detail share with the groups' (image_set_pages.py): a stack
+# is shown with two or more visible members (an image being deleted is hidden
+# everywhere; trashed ones have left their stack already, migration 0020's trigger); the
+# page lists each shown member's pick facts (frames), as the detail reads them.
 _STACKS = ImageSets(
     table="similar_stacks",
     alias="s",
@@ -64,7 +60,7 @@ async def fetch_stack_detail(
     """A stack with its members' facts and renditions, and the pairs between them."""
     stack = await conn.fetchrow(
         f"""SELECT {_STACK_COLUMNS} FROM similar_stacks AS s
-             WHERE s.id = $1 AND s.tenant_id = $2 AND {_SHOWN}""",
+             WHERE s.id = $1 AND s.tenant_id = $2 AND {_STACKS.shown}""",
         stack_id,
         tenant_id,
     )
