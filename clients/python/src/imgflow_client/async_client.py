@@ -23,6 +23,7 @@ import httpx
 from imgflow_client import routes
 from imgflow_client._convert import decode
 from imgflow_client.body import WHOLE_BELOW, Body, Progress
+from imgflow_client.cursor_pages import follow
 from imgflow_client.errors import ApiError, ConnectionFailed, describe
 from imgflow_client.files import derive_idempotency_key, sha256_bytes, sha256_file
 from imgflow_client.models import (
@@ -344,20 +345,17 @@ class AsyncClient:
     ) -> AsyncIterator[ImageSummary]:
         """Every image, newest first, following the keyset pages (uploads arriving
         meanwhile never shift or repeat them)."""
-        cursor: str | None = None
-        while True:
-            page = await self.list_images(
+        pages = follow(
+            lambda cursor: self.list_images(
                 limit=page_size,
                 cursor=cursor,
                 status=status,
                 created_after=created_after,
                 created_before=created_before,
             )
-            for item in page.items:
-                yield item
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        )
+        async for item in pages:
+            yield item
 
     async def delete_image(self, image_id: object) -> None:
         await self._call(routes.DELETE_IMAGE, {"image_id": image_id})
@@ -396,14 +394,9 @@ class AsyncClient:
         self, *, page_size: int = 200
     ) -> AsyncIterator[DuplicateGroupSummary]:
         """Every duplicate group, the latest changed first, following the keyset pages."""
-        cursor: str | None = None
-        while True:
-            page = await self.list_duplicate_groups(limit=page_size, cursor=cursor)
-            for item in page.items:
-                yield item
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        pages = follow(lambda cursor: self.list_duplicate_groups(limit=page_size, cursor=cursor))
+        async for item in pages:
+            yield item
 
     async def get_duplicate_group(self, group_id: object) -> DuplicateGroupView:
         return await self._model(routes.GET_GROUP, DuplicateGroupView, {"group_id": group_id})
@@ -454,14 +447,13 @@ class AsyncClient:
         self, *, page_size: int = 200, resolved: bool | None = None
     ) -> AsyncIterator[SimilarStackSummary]:
         """Every similar stack, the latest changed first, following the keyset pages."""
-        cursor: str | None = None
-        while True:
-            page = await self.list_similar_stacks(limit=page_size, cursor=cursor, resolved=resolved)
-            for item in page.items:
-                yield item
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        pages = follow(
+            lambda cursor: self.list_similar_stacks(
+                limit=page_size, cursor=cursor, resolved=resolved
+            )
+        )
+        async for item in pages:
+            yield item
 
     async def get_similar_stack(self, stack_id: object) -> SimilarStackView:
         return await self._model(routes.GET_STACK, SimilarStackView, {"stack_id": stack_id})
