@@ -26,6 +26,7 @@ from imgflow_client.cli.common import (
     out,
     run_async,
 )
+from imgflow_client.cli.review import first, image_ids, reason_words
 from imgflow_client.errors import Conflict, NotFound
 from imgflow_client.models import (
     DuplicateGroupSummary,
@@ -54,11 +55,9 @@ def groups(ctx: click.Context, limit: int | None, as_json: bool) -> None:
 
     async def work() -> list[tuple[DuplicateGroupSummary, SuggestedKeeper | None]]:
         async with obj.client() as client:
-            summaries = []
-            async for summary in client.duplicate_groups(page_size=min(200, limit or 200)):
-                summaries.append(summary)
-                if limit is not None and len(summaries) >= limit:
-                    break
+            summaries = await first(
+                client.duplicate_groups(page_size=min(200, limit or 200)), limit
+            )
             # The listing names each group's keeper; a server older than that field does
             # not, and only its groups' views are asked.
             keepers = await _keepers(client, summaries)
@@ -79,7 +78,9 @@ def groups(ctx: click.Context, limit: int | None, as_json: bool) -> None:
             str(summary.id),
             str(summary.size),
             str(summary.version),
-            f"{keeper.id} ({_reason(keeper.reasons[0])})" if keeper else "(resolved meanwhile)",
+            f"{keeper.id} ({reason_words(keeper.reasons[0])})"
+            if keeper
+            else "(resolved meanwhile)",
             summary.updated_at.isoformat(timespec="seconds"),
         )
     out.print(table)
@@ -155,7 +156,7 @@ def show(obj: Context, group_id: str, as_json: bool) -> None:
     out.print(evidence)
     out.print(
         f"suggested keeper: #{number.get(keeper.id, '?')} {keeper.id}, for "
-        + ", then ".join(_reason(r) for r in keeper.reasons)
+        + ", then ".join(reason_words(r) for r in keeper.reasons)
     )
     out.print(
         f"to keep it and trash the others: imgflow groups resolve {view.id} --keep-suggested "
@@ -247,7 +248,7 @@ def resolve(
             "--trash ID, or --dismiss",
             EXIT_USAGE,
         )
-    keep_ids, trash_ids = _ids(keep), _ids(trash)
+    keep_ids, trash_ids = image_ids(keep), image_ids(trash)
 
     async def work() -> ResolveAnswer:
         async with obj.client() as client:
@@ -333,20 +334,6 @@ def _changed(group_id: str, version: int, now: object) -> NoReturn:
         f"Look at it again with `imgflow groups show {group_id}` and decide anew",
         EXIT_FAILED,
     )
-
-
-def _ids(values: tuple[str, ...]) -> list[UUID]:
-    ids = []
-    for value in values:
-        try:
-            ids.append(UUID(value))
-        except ValueError:
-            fail(f"not an image id: {value!r}", EXIT_USAGE)
-    return ids
-
-
-def _reason(reason: str) -> str:
-    return reason.replace("-", " ")
 
 
 def _number(value: float | None) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, NoReturn
-from uuid import UUID
 
 import click
 
@@ -26,6 +25,7 @@ from imgflow_client.cli.common import (
     out,
     run_async,
 )
+from imgflow_client.cli.review import first, image_ids, reason_words
 from imgflow_client.errors import Conflict, NotFound
 from imgflow_client.models import SimilarStackSummary, SimilarStackView, StackResolveAnswer
 
@@ -51,13 +51,8 @@ def stacks(ctx: click.Context, limit: int | None, resolved: bool | None, as_json
 
     async def work() -> list[SimilarStackSummary]:
         async with obj.client() as client:
-            summaries = []
             pages = client.similar_stacks(page_size=min(200, limit or 200), resolved=resolved)
-            async for summary in pages:
-                summaries.append(summary)
-                if limit is not None and len(summaries) >= limit:
-                    break
-        return summaries
+            return await first(pages, limit)
 
     listed = run_async(work())
     if as_json:
@@ -74,7 +69,7 @@ def stacks(ctx: click.Context, limit: int | None, resolved: bool | None, as_json
             str(summary.id),
             str(summary.size),
             str(summary.version),
-            f"{pick.id} ({_reason(pick.reasons[0])})",
+            f"{pick.id} ({reason_words(pick.reasons[0])})",
             "yes" if summary.resolution else "no",
             summary.updated_at.isoformat(timespec="seconds"),
         )
@@ -130,7 +125,7 @@ def show(obj: Context, stack_id: str, as_json: bool) -> None:
     out.print(evidence)
     out.print(
         f"suggested pick: #{number.get(pick.id, '?')} {pick.id}, for "
-        + ", then ".join(_reason(r) for r in pick.reasons)
+        + ", then ".join(reason_words(r) for r in pick.reasons)
     )
     out.print(
         f"to keep it (nothing is trashed): imgflow stacks resolve {view.id} --keep-suggested "
@@ -175,8 +170,8 @@ def resolve(
         fail("--keep and --keep-suggested name one pick: give one of them", EXIT_USAGE)
     if not (dismiss or keep or trash or keep_suggested):
         fail("say what to do: --keep ID, --keep-suggested, --trash ID, or --dismiss", EXIT_USAGE)
-    keep_id = _ids((keep,))[0] if keep else None
-    trash_ids = _ids(trash)
+    keep_id = image_ids((keep,))[0] if keep else None
+    trash_ids = image_ids(trash)
 
     async def work() -> StackResolveAnswer:
         async with obj.client() as client:
@@ -231,17 +226,3 @@ def _changed(stack_id: str, version: int, now: object) -> NoReturn:
         f"Look at it again with `imgflow stacks show {stack_id}` and decide anew",
         EXIT_FAILED,
     )
-
-
-def _ids(values: tuple[str, ...]) -> list[UUID]:
-    ids = []
-    for value in values:
-        try:
-            ids.append(UUID(value))
-        except ValueError:
-            fail(f"not an image id: {value!r}", EXIT_USAGE)
-    return ids
-
-
-def _reason(reason: str) -> str:
-    return reason.replace("-", " ")
