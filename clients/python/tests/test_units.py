@@ -466,3 +466,30 @@ def test_the_groups_listing_asks_no_group_whose_keeper_it_names() -> None:
     keepers = asyncio.run(_keepers(Views(), [summary(1, named), summary(2, None)]))  # type: ignore[arg-type]
     assert keepers == [named, viewed]
     assert asked == [UUID(int=102)]
+
+
+def test_pages_are_followed_to_the_last_and_fetched_only_as_read() -> None:
+    """The listings' iterators (images, groups, stacks) share cursor_pages.follow, and the
+    command's --limit (review.first) stops reading there: no page beyond it is asked."""
+    import asyncio
+
+    from imgflow_client.cli.review import first
+    from imgflow_client.cursor_pages import follow
+    from imgflow_client.models import ImagePage
+
+    pages = {None: (["a", "b"], "p2"), "p2": (["c"], "p3"), "p3": ([], None)}
+    asked: list[str | None] = []
+
+    async def fetch(cursor: str | None) -> ImagePage:
+        asked.append(cursor)
+        items, after = pages[cursor]
+        return ImagePage(items=items, next_cursor=after)  # type: ignore[arg-type]
+
+    async def read(limit: int | None) -> list[str]:
+        return await first(follow(fetch), limit)
+
+    assert asyncio.run(read(None)) == ["a", "b", "c"]
+    assert asked == [None, "p2", "p3"]
+    asked.clear()
+    assert asyncio.run(read(2)) == ["a", "b"]
+    assert asked == [None]
