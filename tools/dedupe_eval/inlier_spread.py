@@ -30,20 +30,20 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.dedupe_eval import hard_cases, unseen
+from tools.dedupe_eval import unseen
 from tools.dedupe_eval.dataset import Sample
-from tools.dedupe_eval.dataset import samples as labelled_samples
 from tools.dedupe_eval.group_metrics import GroupCounts
 from tools.dedupe_eval.image_signals import ModelSpec
-from tools.dedupe_eval.overlay_floor import Tried, _pr, choose
-from tools.dedupe_eval.relations import Outcome, outcome, similar_pair_f1
+from tools.dedupe_eval.relations import Outcome, outcome
 from tools.dedupe_eval.report import Split, subset
 from tools.dedupe_eval.rules import Setting
 from tools.dedupe_eval.signals import PairTable
-from tools.dedupe_eval.splits import TEST, TUNE, indices
+from tools.dedupe_eval.tuning_choice import TuningSets, choose, pr, unseen_split
 
 OUT = Path(__file__).resolve().parent.parent.parent / ".bench" / "eval-dedupe"
 GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)  # fixed beforehand; off first
+UNSEEN = ((unseen.MATE, "mate (read)"), (unseen.PLASMA, "plasma (read)"),
+          (unseen.LOMIRI, "lomiri (fresh)"))  # fmt: skip
 
 
 def candidates(base: Setting) -> list[Setting]:
@@ -99,7 +99,6 @@ def draws_offline(
 
 
 def main() -> None:
-    from tools.dedupe_eval.__main__ import with_geometry
     from tools.dedupe_eval.offline_reference import configured_model, configured_setting
 
     parser = argparse.ArgumentParser(prog="python -m tools.dedupe_eval.inlier_spread")
@@ -111,38 +110,27 @@ def main() -> None:
     assert base.geometry is not None
     base = replace(base, geometry=replace(base.geometry, similar_spread=0.0))
 
-    everything = list(labelled_samples())
-    full, _ = with_geometry(everything, spec, cache)
-    tune = Split.of(full, everything, indices(everything, TUNE))
-    test = Split.of(full, everything, indices(everything, TEST))
-    scenes = [everything[k].scene for k in tune.nodes]
-    hard = hard_cases.samples()
-    hard_table, _ = with_geometry(hard, spec, cache)
-    hard_split = Split.of(hard_table, hard, np.arange(len(hard)))
-    hard_scenes = [s.scene for s in hard]
-
-    tried = [Tried(s, outcome(tune, scenes, s), outcome(hard_split, hard_scenes, s),
-                   similar_pair_f1(tune, s) + similar_pair_f1(hard_split, s))
-             for s in candidates(base)]  # fmt: skip
+    sets = TuningSets.load(spec, cache)
+    tried = sets.try_all(candidates(base))
     chosen = choose(tried)
     lines = [
         "# The similar call's inlier-spread floor, chosen on the tuning split",
         "",
-        f"Tuning split: {len(tune.nodes)} images; its hard cases: {len(hard)} images. "
+        f"Tuning split: {len(sets.tune.nodes)} images; its hard cases: {len(sets.hard)} images. "
         f"Base: {base.describe()}.",
         "",
         "Spread of the pairs with a fit (>= 10 inliers), count: p10 / median / p90:",
         "",
         "| set | similar | duplicate | two scenes |",
         "| --- | --- | --- | --- |",
-        _spread_line("tune", tune.table, np.array(scenes)),
-        _spread_line("hard cases", hard_table, np.array(hard_scenes)),
+        _spread_line("tune", sets.tune.table, np.array(sets.tune_scenes)),
+        _spread_line("hard cases", sets.hard_table, np.array(sets.hard_scenes)),
         "",
         "| spread floor | tune: groups P / R | tune: stacks P / R | hard: groups P / R | "
         "hard: stacks P / R | pair F1 (sum) |",
         "| ---: | --- | --- | --- | --- | ---: |",
         *(
-            f"| {_floor(x.setting)} | {_pr(x.tune)} | {_pr(x.hard)} | {x.pair_f1:.3f} |"
+            f"| {_floor(x.setting)} | {pr(x.tune)} | {pr(x.hard)} | {x.pair_f1:.3f} |"
             + (" **chosen**" if x.setting is chosen else "")
             for x in tried
         ),
@@ -155,25 +143,19 @@ def main() -> None:
         "| set | rule | groups P / R | stacks P / R |",
         "| --- | --- | --- | --- |",
     ]
-    test_scenes = [everything[k].scene for k in test.nodes]
-    sets = [("test", test, test_scenes)]
-    for photo_set, label in ((unseen.MATE, "mate (read)"), (unseen.PLASMA, "plasma (read)"),
-                             (unseen.LOMIRI, "lomiri (fresh)")):  # fmt: skip
-        items = unseen.samples(photo_set=photo_set)
-        table, _ = with_geometry(items, spec, cache)
-        sets.append((label, Split.of(table, items, np.arange(len(items))),
-                     [s.scene for s in items]))  # fmt: skip
+    scored = [("test", sets.test, sets.test_scenes)]
+    for photo_set, label in UNSEEN:
+        scored.append((label, *unseen_split(photo_set, spec, cache)))
     rules = {"off (before)": base, f"chosen ({_floor(chosen)})": chosen,
              f"{GRID[1]}": candidates(base)[1]}  # fmt: skip
     rules = {k: v for k, v in rules.items() if k.startswith("off") or _floor(v) > 0}
-    for name, split, sc in sets:
+    for name, split, sc in scored:
         for rule, s in rules.items():
-            lines.append(f"| {name} | {rule} | {_pr(outcome(split, sc, s))} |")
-    for photo_set, label in ((unseen.MATE, "mate (read)"), (unseen.PLASMA, "plasma (read)"),
-                             (unseen.LOMIRI, "lomiri (fresh)")):  # fmt: skip
+            lines.append(f"| {name} | {rule} | {pr(outcome(split, sc, s))} |")
+    for photo_set, label in UNSEEN:
         found = draws_offline(photo_set, list(rules.values()), spec, cache)
         for rule, o in zip(rules, found, strict=True):
-            lines.append(f"| {label}, the API's 3 draws offline | {rule} | {_pr(o)} |")
+            lines.append(f"| {label}, the API's 3 draws offline | {rule} | {pr(o)} |")
     lines += ["", f"Ran in {time.perf_counter() - started:.0f} s."]
     text = "\n".join(lines)
     print(text)

@@ -21,17 +21,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
-from tools.dedupe_eval import hard_cases, unseen
-from tools.dedupe_eval.dataset import samples as labelled_samples
-from tools.dedupe_eval.relations import Outcome, outcome, similar_pair_f1
-from tools.dedupe_eval.report import Split
+from tools.dedupe_eval import unseen
+from tools.dedupe_eval.relations import outcome
 from tools.dedupe_eval.rules import Setting
-from tools.dedupe_eval.splits import TEST, TUNE, indices
+from tools.dedupe_eval.tuning_choice import TuningSets, choose, pr, unseen_split
 
 OUT = Path(__file__).resolve().parent.parent.parent / ".bench" / "eval-dedupe"
 # Fixed beforehand; the configured value first in each, so ties keep the configured rule.
@@ -40,7 +36,6 @@ GRID = {
     "duplicate_agreement": (0.7, 0.8),
     "rich_keypoints": (150, 75),
 }
-FLOOR = 0.98
 
 
 def candidates(base: Setting) -> list[Setting]:
@@ -52,31 +47,6 @@ def candidates(base: Setting) -> list[Setting]:
     ]  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Tried:
-    setting: Setting
-    tune: Outcome
-    hard: Outcome
-    pair_f1: float  # similar_pair_f1, tuning split + hard cases
-
-
-def choose(tried: list[Tried]) -> Setting:
-    """``tried`` in the grid's order; ``max`` keeps the first of ties."""
-    ok = [x for x in tried if min(x.tune.groups.precision, x.hard.groups.precision) >= FLOOR]
-    best = max(ok or tried, key=lambda x: (round(_f1s(x.tune) + _f1s(x.hard), 6),
-                                           round(x.pair_f1, 3)))  # fmt: skip
-    return best.setting
-
-
-def _f1s(o: Outcome) -> float:
-    return o.groups.f1 + o.stacks.f1
-
-
-def _pr(o: Outcome) -> str:
-    g, s = o.groups, o.stacks
-    return f"{g.precision:.3f} / {g.recall:.3f} | {s.precision:.3f} / {s.recall:.3f}"
-
-
 def _label(s: Setting) -> str:
     g = s.geometry
     assert g is not None
@@ -84,7 +54,6 @@ def _label(s: Setting) -> str:
 
 
 def main() -> None:
-    from tools.dedupe_eval.__main__ import with_geometry
     from tools.dedupe_eval.offline_reference import configured_model, configured_setting
 
     parser = argparse.ArgumentParser(prog="python -m tools.dedupe_eval.overlay_floor")
@@ -97,26 +66,15 @@ def main() -> None:
     # as stacks4 chose: the inlier-spread floor (stacks5, inlier_spread.py) off
     base = replace(base, geometry=replace(base.geometry, similar_agreement=0.0, similar_spread=0.0))
 
-    everything = list(labelled_samples())
-    full, _ = with_geometry(everything, spec, cache)
-    tune = Split.of(full, everything, indices(everything, TUNE))
-    test = Split.of(full, everything, indices(everything, TEST))
-    scenes = [everything[k].scene for k in tune.nodes]
-    test_scenes = [everything[k].scene for k in test.nodes]
-    hard = hard_cases.samples()
-    hard_table, _ = with_geometry(hard, spec, cache)
-    hard_split = Split.of(hard_table, hard, np.arange(len(hard)))
-    hard_scenes = [s.scene for s in hard]
-
-    tried = [Tried(s, outcome(tune, scenes, s), outcome(hard_split, hard_scenes, s),
-                   similar_pair_f1(tune, s) + similar_pair_f1(hard_split, s))
-             for s in candidates(base)]  # fmt: skip
+    sets = TuningSets.load(spec, cache)
+    hard, hard_table = sets.hard, sets.hard_table
+    tried = sets.try_all(candidates(base))
     chosen = choose(tried)
     lines = [
         "# The similar call's agreement floor, chosen on the tuning split",
         "",
-        f"Tuning split: {len(tune.nodes)} images; its hard cases: {len(hard)} images in "
-        f"{len({s.group for s in hard})} groups from {len(set(hard_scenes))} tuning photos, "
+        f"Tuning split: {len(sets.tune.nodes)} images; its hard cases: {len(hard)} images in "
+        f"{len({s.group for s in hard})} groups from {len(set(sets.hard_scenes))} tuning photos, "
         f"{int(hard_table.duplicate.sum())} duplicate pairs, {int(hard_table.similar.sum())} "
         f"similar. Base: {base.describe()}.",
         "",
@@ -124,7 +82,7 @@ def main() -> None:
         "tune: stacks P / R | hard: groups P / R | hard: stacks P / R | pair F1 (sum) |",
         "| ---: | ---: | ---: | --- | --- | --- | --- | ---: |",
         *(
-            f"| {_label(x.setting)} | {_pr(x.tune)} | {_pr(x.hard)} | {x.pair_f1:.3f} |"
+            f"| {_label(x.setting)} | {pr(x.tune)} | {pr(x.hard)} | {x.pair_f1:.3f} |"
             + (" **chosen**" if x.setting is chosen else "")
             for x in tried
         ),
@@ -136,13 +94,13 @@ def main() -> None:
         "| set | rule | groups P / R | stacks P / R |",
         "| --- | --- | --- | --- |",
     ]
-    mate = unseen.samples(photo_set=unseen.MATE)
-    mate_table, _ = with_geometry(mate, spec, cache)
-    mate_split = Split.of(mate_table, mate, np.arange(len(mate)))
-    mate_scenes = [s.scene for s in mate]
-    for name, split, sc in (("test", test, test_scenes), ("mate (read)", mate_split, mate_scenes)):
+    mate_split, mate_scenes = unseen_split(unseen.MATE, spec, cache)
+    for name, split, sc in (
+        ("test", sets.test, sets.test_scenes),
+        ("mate (read)", mate_split, mate_scenes),
+    ):
         for rule, s in (("configured", base), ("chosen", chosen)):
-            lines.append(f"| {name} | {rule} | {_pr(outcome(split, sc, s))} |")
+            lines.append(f"| {name} | {rule} | {pr(outcome(split, sc, s))} |")
     lines += ["", f"Ran in {time.perf_counter() - started:.0f} s."]
     text = "\n".join(lines)
     print(text)
