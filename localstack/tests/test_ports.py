@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from imgflow_localstack.errors import LocalStackError
-from imgflow_localstack.ports import ProcessPorts
+from imgflow_localstack.ports import ProcessPorts, StackPorts, ephemeral_range, free_port
 
 
 def test_make_run_serves_each_workers_metrics_and_flower_on_fixed_ports() -> None:
@@ -28,3 +28,17 @@ def test_each_port_moves_with_its_variable() -> None:
 
 def test_free_ports_are_distinct() -> None:
     assert len(set(ProcessPorts.free().listeners().values())) == 8
+
+
+def test_free_ports_are_outside_the_ephemeral_range() -> None:
+    # An outgoing connection's source port comes from that range: a port chosen there can
+    # be taken before its server binds it.
+    low, high = ephemeral_range()
+    chosen = [
+        *ProcessPorts.free().listeners().values(),
+        *StackPorts.free().listeners().values(),
+        free_port(),
+    ]
+    assert all(not low <= port <= high for port in chosen), chosen
+    stack = StackPorts.free().listeners()
+    assert len(set(stack.values())) == len(stack)

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import errno
 import os
+import random
 import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -21,6 +22,15 @@ from imgflow_localstack.errors import LocalStackError, PortInUseError
 
 HOST = "127.0.0.1"
 ENV_OVERRIDE_PREFIX = "IMGFLOW_LOCAL_PORT_"
+
+# Free ports are drawn from below the kernel's ephemeral range, never from it (bind to 0):
+# between choosing a port and its server binding it (seconds, while the stack starts), any
+# outgoing connection on the machine may take an ephemeral port as its source port. Seen:
+# a worker's metrics port taken that way while another test session ran beside. The pick
+# starts above WEED_GRPC_OFFSET's reach so the SeaweedFS admin pair stays out of it too.
+FREE_PORTS_FROM = 20000
+_EPHEMERAL_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
+_PICK_TRIES = 200
 
 # `weed mini` starts a maintenance worker that dials the admin server's gRPC port at
 # admin HTTP port + 10000, whatever -admin.port.grpc says; so the admin pair must keep
@@ -73,7 +83,7 @@ class StackPorts:
         names = [f.name for f in dataclasses.fields(cls) if f.name != "weed_admin"]
         with contextlib.ExitStack() as held:
             # Keep every socket bound until all are picked, so no port is handed out twice.
-            chosen = {name: held.enter_context(_bound_socket(0)).getsockname()[1] for name in names}
+            chosen = {name: _held_free_port(held) for name in names}
             chosen["weed_admin"] = _free_admin_port(held)
         return cls(**chosen)
 
@@ -121,10 +131,7 @@ class ProcessPorts:
     @classmethod
     def free(cls) -> ProcessPorts:
         with contextlib.ExitStack() as held:
-            chosen = {
-                f.name: held.enter_context(_bound_socket(0)).getsockname()[1]
-                for f in dataclasses.fields(cls)
-            }
+            chosen = {f.name: _held_free_port(held) for f in dataclasses.fields(cls)}
         return cls(**chosen)
 
     def metrics(self, worker: str) -> int:
@@ -170,12 +177,35 @@ def _bound_socket(port: int) -> Iterator[socket.socket]:
 def _free_admin_port(held: contextlib.ExitStack) -> int:
     """A free port whose +10000 twin (weed's admin gRPC) is free too."""
     for _ in range(100):
-        grpc_sock = held.enter_context(_bound_socket(0))
-        admin = grpc_sock.getsockname()[1] - WEED_GRPC_OFFSET
+        admin = _held_free_port(held) - WEED_GRPC_OFFSET
         if admin >= 1024 and port_is_free(admin):
             held.enter_context(_bound_socket(admin))
             return admin
     raise RuntimeError("found no free port pair for the SeaweedFS admin server")
+
+
+def _held_free_port(held: contextlib.ExitStack) -> int:
+    """A free port outside the ephemeral range, kept bound in ``held`` until the caller
+    has picked all of its ports (so none is handed out twice)."""
+    low, high = FREE_PORTS_FROM, ephemeral_range()[0]
+    for _ in range(_PICK_TRIES if high - low >= 1000 else 0):
+        try:
+            return held.enter_context(_bound_socket(random.randrange(low, high))).getsockname()[1]
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+    # An unusual kernel range (or a crowded machine): let the kernel choose.
+    return held.enter_context(_bound_socket(0)).getsockname()[1]
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range of ports for outgoing connections (Linux's default elsewhere)."""
+    try:
+        with open(_EPHEMERAL_RANGE) as f:
+            low, high = (int(part) for part in f.read().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def port_is_free(port: int) -> bool:
@@ -202,6 +232,6 @@ def ensure_ports_free(ports: Mapping[str, int], server: str) -> None:
 
 
 def free_port() -> int:
-    """One free port (for the API in tests)."""
-    with _bound_socket(0) as sock:
-        return sock.getsockname()[1]
+    """One free port (for the API in tests), outside the ephemeral range."""
+    with contextlib.ExitStack() as held:
+        return _held_free_port(held)
