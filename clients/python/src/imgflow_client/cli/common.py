@@ -67,6 +67,16 @@ class Context:
         )
 
 
+# The API's largest page (MAX_LIMIT in the server's paging.py).
+MAX_PAGE = 200
+
+
+def page_size(limit: int | None) -> int:
+    """Pages as large as the server allows, but no larger than a ``limit`` asks for, so
+    a short listing is one small request."""
+    return min(MAX_PAGE, limit or MAX_PAGE)
+
+
 def new_table(*headers: str) -> Table:
     """A rich table, imported when one is drawn: most runs of `upload --json` never do,
     and rich.table is a good part of the start-up."""

@@ -24,6 +24,7 @@ from imgflow_client.cli.common import (
     jsonable,
     new_table,
     out,
+    page_size,
     run_async,
 )
 from imgflow_client.cli.review import first, image_ids, reason_words
@@ -55,9 +56,7 @@ def groups(ctx: click.Context, limit: int | None, as_json: bool) -> None:
 
     async def work() -> list[tuple[DuplicateGroupSummary, SuggestedKeeper | None]]:
         async with obj.client() as client:
-            summaries = await first(
-                client.duplicate_groups(page_size=min(200, limit or 200)), limit
-            )
+            summaries = await first(client.duplicate_groups(page_size=page_size(limit)), limit)
             # The listing names each group's keeper; a server older than that field does
             # not, and only its groups' views are asked.
             keepers = await _keepers(client, summaries)

@@ -24,6 +24,7 @@ from imgflow_client.cli.common import (
     jsonable,
     new_table,
     out,
+    page_size,
     run_async,
 )
 from imgflow_client.cli.groups import groups, restore
@@ -241,7 +242,7 @@ def list_images(obj: Context, status_: str | None, limit: int | None, as_json: b
         shown = 0
         table = new_table("id", "status", "format", "size", "bytes", "created")
         async with obj.client() as client:
-            async for image in client.images(status=status_, page_size=min(200, limit or 200)):
+            async for image in client.images(status=status_, page_size=page_size(limit)):
                 if as_json:
                     print(json.dumps(jsonable(image)))
                 else:

@@ -23,6 +23,7 @@ from imgflow_client.cli.common import (
     jsonable,
     new_table,
     out,
+    page_size,
     run_async,
 )
 from imgflow_client.cli.review import first, image_ids, reason_words
@@ -51,7 +52,7 @@ def stacks(ctx: click.Context, limit: int | None, resolved: bool | None, as_json
 
     async def work() -> list[SimilarStackSummary]:
         async with obj.client() as client:
-            pages = client.similar_stacks(page_size=min(200, limit or 200), resolved=resolved)
+            pages = client.similar_stacks(page_size=page_size(limit), resolved=resolved)
             return await first(pages, limit)
 
     listed = run_async(work())
