@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import numpy as np
 
-from imgflow_contracts.keys import analysis_key, features_key
+from imgflow_contracts.keys import analysis_key, features_key, rendition_prefix
 from imgflow_deduper import stored_features
-from imgflow_deduper.probe import features_of
+from imgflow_deduper.probe import S3Features, features_of
 from imgflow_localstack.system import LocalSystem
 from imgflow_runtime.storage import ObjectStore
 from tests.support import encode, every_stage_finished, photo_like, wait_for
@@ -90,3 +90,17 @@ def test_features_are_kept_made_again_when_unreadable_and_follow_the_image(
     assert api.delete(f"/v1/images/{second}").status_code == 204
     assert not store.exists(features_key(UUID(second)))
     assert not store.exists(analysis_key(UUID(second)))
+
+
+def test_features_of_an_image_deleted_meanwhile_are_not_left_behind(store: ObjectStore) -> None:
+    # A check made a candidate's features from its analysis copy, and the image was
+    # deleted (its renditions prefix dropped) before the features were written.
+    data = stored_features.encode(features_of(encode(photo_like(300, 200, seed=2802), "JPEG")))
+    kept = S3Features(store)
+    gone, there = uuid4(), uuid4()
+    kept.put(gone, data)
+    assert not store.exists(features_key(gone))
+    store.put_bytes(analysis_key(there), b"the copy", "image/jpeg")
+    kept.put(there, data)
+    assert store.get_bytes(features_key(there)) == data
+    store.delete_prefix(rendition_prefix(there))

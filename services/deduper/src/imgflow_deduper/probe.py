@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 from uuid import UUID
 
-from imgflow_contracts.keys import features_key
+from imgflow_contracts.keys import analysis_key, features_key
 from imgflow_deduper import overlap, stored_features
 from imgflow_deduper.borders import trim_bars
 from imgflow_deduper.pixels import decode
@@ -60,7 +60,15 @@ class S3Features:
         return self.store.get_bytes_if_exists(features_key(image_id))
 
     def put(self, image_id: UUID, data: bytes) -> None:
-        self.store.put_bytes(features_key(image_id), data, stored_features.CONTENT_TYPE)
+        """Keep ``data``, unless the image was deleted meanwhile. Deleting an image drops
+        its renditions prefix; a check that read a candidate's analysis copy just before
+        could otherwise write its features after that, an object nothing would delete.
+        Looking for the copy after the write leaves one window open: a write landing
+        between the delete's listing and its removal of the copy (milliseconds)."""
+        key = features_key(image_id)
+        self.store.put_bytes(key, data, stored_features.CONTENT_TYPE)
+        if not self.store.exists(analysis_key(image_id)):
+            self.store.delete(key)
 
 
 @dataclass
