@@ -452,9 +452,9 @@ def parse() -> argparse.Namespace:
     )
     parser.add_argument(
         "--unseen-set",
-        choices=("mate", "plasma"),
+        choices=("mate", "plasma", "lomiri"),
         default="mate",
-        help="with --unseen: mate (stacks3's, read since) or plasma (stacks4's fresh set)",
+        help="with --unseen: mate (stacks3's), plasma (stacks4's) or lomiri (stacks5's)",
     )
     parser.add_argument("--out", type=Path, default=OUT)
     return parser.parse_args()
