@@ -475,7 +475,11 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     name = "api-results"
     if args.unseen:
-        name = "api-unseen-results" if args.unseen_set == "mate" else "api-unseen-plasma-results"
+        name = (
+            "api-unseen-results"
+            if args.unseen_set == "mate"
+            else f"api-unseen-{args.unseen_set}-results"
+        )
     (args.out / f"{name}.md").write_text(text + "\n")
     (args.out / f"{name}.json").write_text(json.dumps({
         "pooled": {**asdict(total), "precision": total.precision, "recall": total.recall,
