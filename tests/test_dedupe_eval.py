@@ -38,7 +38,7 @@ def table(n: int, groups: list[str], cosine: np.ndarray) -> PairTable:
     return PairTable(i, j, labels[i] == labels[j], cosine.astype(np.float32),
                      np.full(len(i), 64), np.zeros(len(i), bool), none,
                      np.zeros(len(i), bool), np.full(len(i), -1), np.full(len(i), -1),
-                     none, none, none, none)  # fmt: skip
+                     none, none, none, none, none)  # fmt: skip
 
 
 def test_a_subset_keeps_its_pairs_signals_renumbered() -> None:

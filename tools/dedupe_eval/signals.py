@@ -30,6 +30,7 @@ class PairTable:
     agreement: np.ndarray  # NaN likewise
     spread: np.ndarray  # NaN likewise
     keypoint_spread: np.ndarray  # NaN likewise
+    common_keypoint_spread: np.ndarray  # NaN likewise
 
     @property
     def cnn(self) -> np.ndarray:
@@ -71,4 +72,7 @@ def pair_table(
         agreement=geometry.agreement.astype(np.float64) if geometry else none,
         spread=geometry.spread.astype(np.float64) if geometry else none,
         keypoint_spread=geometry.keypoint_spread.astype(np.float64) if geometry else none,
+        common_keypoint_spread=(
+            geometry.common_keypoint_spread.astype(np.float64) if geometry else none
+        ),
     )

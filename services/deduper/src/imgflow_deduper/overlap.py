@@ -21,6 +21,9 @@ fits one similarity transform (shift, scale, rotation) to the matches, and then
   keypoint of either image (matched or not). A flat copy's few corners are judged against
   where its corners are, not against its empty sky; a watermark fit on two photos rich in
   corners still holds only the mark's cells of the many that hold keypoints.
+- ``common_keypoint_spread``: the same over the shared cells that hold a keypoint of each
+  image, the only cells where a match can lie: a copy that lost most of its corners
+  (heavily compressed, scaled down) is judged where both still have some.
 
 A mirrored copy is matched through the mirror image's features. A transform that shrinks
 or grows the frame more than threefold is no match (features are compared at about one
@@ -84,6 +87,8 @@ class Overlap:
     spread: float = float("nan")  # share of the shared cells holding an inlier; NaN: none shared
     # the same share of the shared cells holding a keypoint of either image; NaN: none such
     keypoint_spread: float = float("nan")
+    # ...and of those holding a keypoint of each image (stacks6, eval only)
+    common_keypoint_spread: float = float("nan")
 
 
 def _side(grey: np.ndarray, orb: cv2.ORB) -> Side:
@@ -234,15 +239,19 @@ def _spreads(
     to_other: np.ndarray,
     other: tuple[int, int],
     other_keypoints: np.ndarray,
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     """In this frame: the share of the cells shared with the other frame that hold an
     inlier (the spread), and that share among the shared cells holding a keypoint of
-    either image (the other's mapped here by the inverse of ``to_other``)."""
+    either image (the other's mapped here by the inverse of ``to_other``), and of each."""
     shared = _shared_cells(size, to_other, other)
     held = _held_cells(size, inliers)
     theirs = cv2.transform(other_keypoints.reshape(1, -1, 2), cv2.invertAffineTransform(to_other))
-    cornered = _held_cells(size, keypoints) | _held_cells(size, theirs)
-    return _share(held, shared), _share(held, shared & cornered)
+    mine, other_cells = _held_cells(size, keypoints), _held_cells(size, theirs)
+    return (
+        _share(held, shared),
+        _share(held, shared & (mine | other_cells)),
+        _share(held, shared & mine & other_cells),
+    )
 
 
 def overlap(a: Features, b: Features) -> Overlap:
@@ -282,4 +291,5 @@ def overlap(a: Features, b: Features) -> Overlap:
         keypoints=keypoints,
         spread=float(np.fmin(in_a[0], in_b[0])),
         keypoint_spread=float(np.fmin(in_a[1], in_b[1])),
+        common_keypoint_spread=float(np.fmin(in_a[2], in_b[2])),
     )
