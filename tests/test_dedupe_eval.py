@@ -38,7 +38,7 @@ def table(n: int, groups: list[str], cosine: np.ndarray) -> PairTable:
     return PairTable(i, j, labels[i] == labels[j], cosine.astype(np.float32),
                      np.full(len(i), 64), np.zeros(len(i), bool), none,
                      np.zeros(len(i), bool), np.full(len(i), -1), np.full(len(i), -1),
-                     none, none, none)  # fmt: skip
+                     none, none, none, none, none)  # fmt: skip
 
 
 def test_a_subset_keeps_its_pairs_signals_renumbered() -> None:
@@ -141,3 +141,27 @@ def test_a_fit_held_by_few_cells_is_no_shared_content_in_the_eval_as_in_the_dedu
         check_against_decide(t, setting)  # the deduper's relate() sees the same evidence
         r = related(t, th, geometry, 0.5)
         assert bool(r.duplicate[mark].item() or r.similar[mark].item()) is joined
+
+
+def test_a_fit_held_by_few_cells_with_keypoints_is_no_shared_content_in_eval_and_deduper() -> None:
+    # as above; besides the watermark pair, a flat copy whose few corners hold its inliers
+    n = 4
+    i, j = np.triu_indices(n, k=1)
+    groups = list("aabb")
+    t = table(n, groups, np.where(np.array(groups)[i] == np.array(groups)[j], 0.97, 0.6))
+    mark, flat = (i == 1) & (j == 3), (i == 0) & (j == 1)
+    fitted = mark | flat
+    evidence = {"inliers": np.where(fitted, 30, -1), "iou": np.where(fitted, 0.98, np.nan),
+                "keypoints": np.where(mark, 300, np.where(flat, 20, -1)),
+                "agreement": np.where(fitted, 1.0, np.nan),
+                "spread": np.where(fitted, 2 / 36, np.nan),
+                "keypoint_spread": np.where(mark, 0.1, np.where(flat, 0.7, np.nan))}  # fmt: skip
+    t = replace(t, **evidence)
+    th = Thresholds(0.93, 0, 0.9, 0)
+    for floor, joined in [(0.0, True), (0.2, False)]:
+        geometry = GeometryThresholds(10, 0.5, 0.7, 150, similar_keypoint_spread=floor)
+        setting = Setting(Rule.AVERAGE_LINK, th, geometry=geometry, probe_cosine=0.5)
+        check_against_decide(t, setting)  # the deduper's relate() sees the same evidence
+        r = related(t, th, geometry, 0.5)
+        assert bool(r.duplicate[mark].item() or r.similar[mark].item()) is joined
+        assert r.duplicate[flat].item()  # the flat copy stays a copy either way

@@ -109,7 +109,8 @@ def with_geometry(
     more = pair_geometry(samples, plain.i, plain.j, np.flatnonzero(wider & ~first), cache)
     geometry = PairGeometry(
         *(np.where(more.inliers >= 0, getattr(more, f), getattr(geometry, f))
-          for f in ("inliers", "keypoints", "iou", "agreement", "spread")),
+          for f in ("inliers", "keypoints", "iou", "agreement", "spread", "keypoint_spread",
+                    "common_keypoint_spread")),
         geometry.feature_cpu_ms,
         geometry.match_cpu_ms,
     )  # fmt: skip

@@ -38,6 +38,8 @@ class PairGeometry:
     iou: np.ndarray
     agreement: np.ndarray
     spread: np.ndarray  # share of the shared cells holding an inlier; NaN likewise
+    keypoint_spread: np.ndarray  # that share among the shared cells holding a keypoint
+    common_keypoint_spread: np.ndarray  # ...holding a keypoint of each image
     feature_cpu_ms: float  # per image: decode, trim, ORB both orientations
     match_cpu_ms: float  # per pair checked
 
@@ -84,7 +86,8 @@ def pair_geometry(
     if path is not None and path.exists():
         with np.load(path) as s:
             return PairGeometry(s["inliers"], s["keypoints"], s["iou"], s["agreement"],
-                                s["spread"], float(s["feature_cpu_ms"]),
+                                s["spread"], s["keypoint_spread"], s["common_keypoint_spread"],
+                                float(s["feature_cpu_ms"]),
                                 float(s["match_cpu_ms"]))  # fmt: skip
     needed = sorted(set(i[rows].tolist()) | set(j[rows].tolist()))
     with ProcessPoolExecutor(WORKERS, mp_context=get_context("spawn")) as pool:
@@ -101,14 +104,30 @@ def pair_geometry(
     iou = np.full(len(i), np.nan, np.float32)
     agreement = np.full(len(i), np.nan, np.float32)
     spread = np.full(len(i), np.nan, np.float32)
+    keypoint_spread = np.full(len(i), np.nan, np.float32)
+    common_keypoint_spread = np.full(len(i), np.nan, np.float32)
     for c, (found, _) in enumerate(matched):
         for r, o in zip(rows[c::WORKERS], found, strict=True):
             inliers[r], keypoints[r] = o.inliers, o.keypoints
             iou[r], agreement[r], spread[r] = o.iou, o.agreement, o.spread
+            keypoint_spread[r] = o.keypoint_spread
+            common_keypoint_spread[r] = o.common_keypoint_spread
     match_ms = 1000 * sum(t for _, t in matched) / max(1, len(rows))
-    result = PairGeometry(inliers, keypoints, iou, agreement, spread, feature_ms, match_ms)
+    result = PairGeometry(
+        inliers,
+        keypoints,
+        iou,
+        agreement,
+        spread,
+        keypoint_spread,
+        common_keypoint_spread,
+        feature_ms,
+        match_ms,
+    )
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, inliers=inliers, keypoints=keypoints, iou=iou, agreement=agreement,
-                 spread=spread, feature_cpu_ms=feature_ms, match_cpu_ms=match_ms)  # fmt: skip
+                 spread=spread, keypoint_spread=keypoint_spread,
+                 common_keypoint_spread=common_keypoint_spread,
+                 feature_cpu_ms=feature_ms, match_cpu_ms=match_ms)  # fmt: skip
     return result

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -71,12 +72,18 @@ def _spread_line(name: str, t: PairTable, scenes: np.ndarray) -> str:
 
 
 def draws_offline(
-    photo_set: unseen.PhotoSet, rules: list[Setting], spec: ModelSpec, cache: Path, n: int = 3
+    photo_set: unseen.PhotoSet,
+    rules: list[Setting],
+    spec: ModelSpec,
+    cache: Path,
+    n: int = 3,
+    table_of: Callable[[PairTable], PairTable] = lambda t: t,
 ) -> list[Outcome]:
     """The through-API run's draws of an unseen set (3 images a shot: ``unseen_draws``),
-    grouped and stacked offline by each rule and pooled over the draws. stacks3 and stacks4
-    found the API makes what the offline rule makes of the same images, draw for draw; a
-    stray pair weighs far more at 3 images a shot than at 20."""
+    grouped and stacked offline by each rule (on ``table_of`` the pairs' table) and pooled
+    over the draws. stacks3 and stacks4 found the API makes what the offline rule makes of
+    the same images, draw for draw; a stray pair weighs far more at 3 images a shot than
+    at 20."""
     from tools.dedupe_eval.__main__ import with_geometry
     from tools.dedupe_eval.through_api import unseen_draws
 
@@ -85,7 +92,7 @@ def draws_offline(
     keys = sorted(unique)
     items = [Sample(g, e, unique[(g, e)].data, unique[(g, e)].scene_name, g.split("#")[-1])
              for g, e in keys]  # fmt: skip
-    table, _ = with_geometry(items, spec, cache)
+    table = table_of(with_geometry(items, spec, cache)[0])
     position = {key: k for k, key in enumerate(keys)}
     pooled = [Outcome(GroupCounts(), GroupCounts()) for _ in rules]
     for d in draws:

@@ -63,6 +63,8 @@ class Setting:
                 f" or the shared area agrees < {g.similar_agreement:.3g}; "
                 f"neither when both are that rich and the inliers hold < {g.similar_spread:.3g}"
                 " of its cells; "
+                f"neither when both have >= {g.keypoint_spread_keypoints} keypoints and the"
+                f" inliers hold < {g.similar_keypoint_spread:.3g} of its cells with keypoints; "
                 f"checked from CNN >= {self.probe_cosine:.3g}"
             )
         return text
@@ -102,8 +104,11 @@ def related(
     checked = probed(t, th, probe_cosine)
     overlay = t.agreement < g.similar_agreement  # NaN: no such evidence (decision.overlay_only)
     # decision.overlay_fit: only an overlay in common, neither whatever the CNN says
-    marked = (checked & (t.keypoints >= g.rich_keypoints) & (t.iou >= SPREAD_MIN_IOU)
-              & (t.inliers >= g.min_inliers) & (t.spread < g.similar_spread))  # fmt: skip
+    by_cells = (t.keypoints >= g.rich_keypoints) & (t.spread < g.similar_spread)
+    by_corners = ((t.keypoints >= g.keypoint_spread_keypoints)
+                  & (t.keypoint_spread < g.similar_keypoint_spread))  # fmt: skip
+    marked = (checked & (t.iou >= SPREAD_MIN_IOU) & (t.inliers >= g.min_inliers)
+              & (by_cells | by_corners))  # fmt: skip
     shared = checked & (t.inliers >= g.min_inliers) & (t.iou >= MIN_SHARED_IOU) & ~overlay
     unchanged = ~(t.agreement < g.duplicate_agreement)  # NaN: nothing to compare, unchanged
     copy = shared & (t.iou >= g.duplicate_iou) & unchanged
@@ -150,7 +155,8 @@ def pair_signals(t: PairTable, k: int, checked: bool = True) -> PairSignals:
     found = None
     if checked and t.inliers[k] >= 0:
         found = Overlap(int(t.inliers[k]), float(t.iou[k]), float(t.agreement[k]), False,
-                        int(t.keypoints[k]), float(t.spread[k]))  # fmt: skip
+                        int(t.keypoints[k]), float(t.spread[k]),
+                        float(t.keypoint_spread[k]))  # fmt: skip
     return PairSignals(bool(t.same_sha256[k]), float(t.cosine[k]), int(t.phash_distance[k]),
                        view, found)  # fmt: skip
 

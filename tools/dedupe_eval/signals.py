@@ -29,6 +29,8 @@ class PairTable:
     iou: np.ndarray  # NaN likewise
     agreement: np.ndarray  # NaN likewise
     spread: np.ndarray  # NaN likewise
+    keypoint_spread: np.ndarray  # NaN likewise
+    common_keypoint_spread: np.ndarray  # NaN likewise
 
     @property
     def cnn(self) -> np.ndarray:
@@ -69,4 +71,8 @@ def pair_table(
         iou=geometry.iou.astype(np.float64) if geometry else none,
         agreement=geometry.agreement.astype(np.float64) if geometry else none,
         spread=geometry.spread.astype(np.float64) if geometry else none,
+        keypoint_spread=geometry.keypoint_spread.astype(np.float64) if geometry else none,
+        common_keypoint_spread=(
+            geometry.common_keypoint_spread.astype(np.float64) if geometry else none
+        ),
     )

@@ -452,9 +452,9 @@ def parse() -> argparse.Namespace:
     )
     parser.add_argument(
         "--unseen-set",
-        choices=("mate", "plasma"),
+        choices=("mate", "plasma", "lomiri"),
         default="mate",
-        help="with --unseen: mate (stacks3's, read since) or plasma (stacks4's fresh set)",
+        help="with --unseen: mate (stacks3's), plasma (stacks4's) or lomiri (stacks5's)",
     )
     parser.add_argument("--out", type=Path, default=OUT)
     return parser.parse_args()
@@ -475,7 +475,11 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     name = "api-results"
     if args.unseen:
-        name = "api-unseen-results" if args.unseen_set == "mate" else "api-unseen-plasma-results"
+        name = (
+            "api-unseen-results"
+            if args.unseen_set == "mate"
+            else f"api-unseen-{args.unseen_set}-results"
+        )
     (args.out / f"{name}.md").write_text(text + "\n")
     (args.out / f"{name}.json").write_text(json.dumps({
         "pooled": {**asdict(total), "precision": total.precision, "recall": total.recall,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from imgflow_deduper.decision import (
@@ -246,3 +248,40 @@ def test_a_fit_held_by_a_few_cells_is_an_overlay(
     verdict = relate(signals, T, SPREAD)
     assert verdict.relation is on
     assert ("of the shared cells" in verdict.basis) is (on is not off)
+
+
+CORNERS = GeometryThresholds(12, 0.5, 0.7, 200, similar_keypoint_spread=0.2)
+
+
+def corners(
+    inliers: int, iou: float, cells: float, corner_cells: float, keypoints: int = 400
+) -> Overlap:
+    return Overlap(inliers, iou, 1.0, False, keypoints, spread=cells, keypoint_spread=corner_cells)
+
+
+@pytest.mark.parametrize(
+    ("overlap", "keypoints_needed", "on"),
+    [
+        # a mark on two photos rich in corners: 3 of the ~30 cells holding keypoints
+        (corners(40, 0.98, 2 / 36, 3 / 30), 0, Relation.NEITHER),
+        # a flat copy: its inliers hold few cells, but most of those with its corners
+        (corners(15, 0.98, 2 / 36, 2 / 3, keypoints=20), 0, Relation.DUPLICATE),
+        # a flat pair that reads low where its corners are: K2 (any count) marks it...
+        (corners(15, 0.98, 1 / 36, 1 / 8, keypoints=20), 0, Relation.NEITHER),
+        # ...K1 (rich only) leaves it to the CNN
+        (corners(15, 0.98, 1 / 36, 1 / 8, keypoints=20), 200, Relation.DUPLICATE),
+        # a narrow overlap: the spread speaks only on wide fits
+        (corners(40, 0.3, 0.0, 0.0), 0, Relation.SIMILAR),
+        # NaN (no shared cell with keypoints): no evidence
+        (corners(40, 0.98, float("nan"), float("nan")), 0, Relation.DUPLICATE),
+    ],
+)
+def test_a_fit_held_by_few_of_the_cells_with_keypoints_is_an_overlay(
+    overlap: Overlap, keypoints_needed: int, on: Relation
+) -> None:
+    signals = PairSignals(cosine=0.97, overlap=overlap)
+    assert relate(signals, T, G).relation is not Relation.NEITHER  # off: as before
+    g = replace(CORNERS, keypoint_spread_keypoints=keypoints_needed)
+    verdict = relate(signals, T, g)
+    assert verdict.relation is on
+    assert ("of the shared cells with keypoints" in verdict.basis) is (on is Relation.NEITHER)

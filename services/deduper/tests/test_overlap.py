@@ -106,8 +106,37 @@ def test_one_watermark_on_two_pictures_holds_few_cells(weather: Callable) -> Non
     assert found.spread < 0.1  # ...on two or three of the frame's 36 cells
 
 
+def test_one_watermark_on_two_photos_rich_in_corners_holds_few_of_their_corners_cells() -> None:
+    astronaut = watermarked(photo())
+    coffee = jpeg(watermarked(Image.fromarray(data.coffee())))
+    found = overlap(features(astronaut), features(coffee))
+    assert found.inliers >= 10 and found.iou > 0.9
+    assert found.keypoint_spread < 0.2  # the mark's cells of the ~30 that hold keypoints
+    assert found.common_keypoint_spread < 0.3  # of those with keypoints of both, still few
+
+
+def test_a_flat_pictures_copy_holds_most_of_its_corners_cells() -> None:
+    cells = Image.fromarray(data.cell()).convert("RGB")  # a few corners on a flat ground
+    found = overlap(features(cells), features(jpeg(cells, quality=40)))
+    assert found.inliers >= 10 and found.iou > 0.9
+    assert found.spread < 0.1  # the plain spread reads it like an overlay...
+    assert found.keypoint_spread > 0.8  # ...judged where its corners are, it is not
+    assert found.common_keypoint_spread > 0.8
+
+
+def test_one_watermark_on_two_foggy_pictures_holds_its_corners_cells_too() -> None:
+    """The limit of both: in fog the mark is where the corners are, as a flat copy's are."""
+    astronaut = watermarked(foggy(photo()))
+    coffee = jpeg(watermarked(foggy(Image.fromarray(data.coffee()))))
+    found = overlap(features(astronaut), features(coffee))
+    assert found.spread < 0.1 and found.keypoint_spread > 0.5
+    assert found.common_keypoint_spread > 0.5
+
+
 def test_shared_scene_content_holds_inliers_across_the_shared_area(original: Features) -> None:
     left, right = crop(photo(), 0.0, 0.6), crop(photo(), 0.4, 1.0)
-    assert overlap(features(left), features(jpeg(right))).spread > 0.4
+    crops = overlap(features(left), features(jpeg(right)))
+    assert crops.spread > 0.4 and crops.keypoint_spread > 0.5
     copy = overlap(original, features(jpeg(watermarked(photo()))))
-    assert copy.iou > 0.9 and copy.spread > 0.4
+    assert copy.iou > 0.9 and copy.spread > 0.4 and copy.keypoint_spread > 0.8
+    assert copy.common_keypoint_spread > 0.8

@@ -104,6 +104,12 @@ class GeometryThresholds:
     # watermark, a caption, a logo on two different photos): the pair is neither, whatever
     # the CNN says. 0: off.
     similar_spread: float = 0.0
+    # The same for the keypoint spread (Overlap.keypoint_spread: the inliers' share of the
+    # shared cells that hold a keypoint of either image), between images with at least
+    # ``keypoint_spread_keypoints`` keypoints each (0: any; the keypoint spread judges a
+    # flat copy's few corners where its corners are). 0: off (stacks6).
+    similar_keypoint_spread: float = 0.0
+    keypoint_spread_keypoints: int = 0
 
 
 # A fit whose frames share less than this is no evidence of common content.
@@ -142,11 +148,25 @@ def overlay_only(o: Overlap, g: GeometryThresholds) -> bool:
 def overlay_fit(o: Overlap, g: GeometryThresholds) -> bool:
     """A consistent fit over most of both frames whose inliers sit in a few of the shared
     area's cells, between two images rich in corners: all they have in common is an
-    overlay. Few keypoints cover few
-    cells whatever the fit (a flat copy's inliers sit where its texture is), and NaN spread
-    (no cell wholly shared) is no evidence either."""
-    rich = o.keypoints >= g.rich_keypoints and o.iou >= SPREAD_MIN_IOU
-    return rich and o.inliers >= g.min_inliers and o.spread < g.similar_spread
+    overlay. Few keypoints cover few cells whatever the fit (a flat copy's inliers sit
+    where its texture is), so the plain spread needs rich images; the keypoint spread
+    counts only the cells that hold keypoints. NaN (no such cell shared) is no evidence."""
+    wide = o.iou >= SPREAD_MIN_IOU and o.inliers >= g.min_inliers
+    by_cells = o.keypoints >= g.rich_keypoints and o.spread < g.similar_spread
+    by_corners = (
+        o.keypoints >= g.keypoint_spread_keypoints and o.keypoint_spread < g.similar_keypoint_spread
+    )
+    return wide and (by_cells or by_corners)
+
+
+def _overlay_fit(o: Overlap, g: GeometryThresholds) -> str:
+    """Which spread marked the overlay, in words."""
+    if o.keypoints >= g.rich_keypoints and o.spread < g.similar_spread:
+        return f"inliers in {o.spread:.2f} of the shared cells < {g.similar_spread}"
+    return (
+        f"inliers in {o.keypoint_spread:.2f} of the shared cells with keypoints"
+        f" < {g.similar_keypoint_spread}"
+    )
 
 
 def shares_content(o: Overlap, g: GeometryThresholds) -> bool:
@@ -173,8 +193,7 @@ def relate(signals: PairSignals, t: Thresholds, g: GeometryThresholds | None) ->
     if overlay_fit(o, g):
         return Verdict(
             Relation.NEITHER,
-            f"{evidence}; inliers in {o.spread:.2f} of the shared cells < {g.similar_spread}: "
-            "only an overlay in common",
+            f"{evidence}; {_overlay_fit(o, g)}: only an overlay in common",
             None,
         )
     if not shares_content(o, g):

@@ -17,6 +17,13 @@ fits one similarity transform (shift, scale, rotation) to the matches, and then
   on two different photos) holds a few cells; shared scene content holds inliers across the
   shared area. Unlike the agreement it counts flat cells too, so a watermark on fog or sky
   still reads as small.
+- ``keypoint_spread``: the same share, counted only over the shared cells that hold a
+  keypoint of either image (matched or not). A flat copy's few corners are judged against
+  where its corners are, not against its empty sky; a watermark fit on two photos rich in
+  corners still holds only the mark's cells of the many that hold keypoints.
+- ``common_keypoint_spread``: the same over the shared cells that hold a keypoint of each
+  image, the only cells where a match can lie: a copy that lost most of its corners
+  (heavily compressed, scaled down) is judged where both still have some.
 
 A mirrored copy is matched through the mirror image's features. A transform that shrinks
 or grows the frame more than threefold is no match (features are compared at about one
@@ -78,6 +85,10 @@ class Overlap:
     mirrored: bool
     keypoints: int = 0  # the poorer image's keypoint count: few make a poor match no evidence
     spread: float = float("nan")  # share of the shared cells holding an inlier; NaN: none shared
+    # the same share of the shared cells holding a keypoint of either image; NaN: none such
+    keypoint_spread: float = float("nan")
+    # ...and of those holding a keypoint of each image (stacks6, eval only)
+    common_keypoint_spread: float = float("nan")
 
 
 def _side(grey: np.ndarray, orb: cv2.ORB) -> Side:
@@ -186,11 +197,11 @@ def _agreement(
     return agreeing / counted if counted else float("nan")
 
 
-def _spread(
-    size: tuple[int, int], points: np.ndarray, to_other: np.ndarray, other: tuple[int, int]
-) -> float:
-    """Share of this frame's GRID x GRID cells inside the other frame (mapped by
-    ``to_other``, CELL_COVER of a cell) that hold at least one of ``points``."""
+def _shared_cells(
+    size: tuple[int, int], to_other: np.ndarray, other: tuple[int, int]
+) -> np.ndarray:
+    """Which of this frame's GRID x GRID cells lie inside the other frame (mapped by
+    ``to_other``, CELL_COVER of a cell), flat in row order."""
     w, h = size
     steps = (np.arange(8) + 0.5) / 8  # 8 x 8 samples a cell tell how much of it is covered
     cx, cy = np.meshgrid(np.arange(GRID), np.arange(GRID))
@@ -200,14 +211,47 @@ def _spread(
     mapped = cv2.transform(np.stack([xs, ys], -1).reshape(1, -1, 2), to_other)[0]
     inside = ((mapped[:, 0] >= 0) & (mapped[:, 0] < other[0])
               & (mapped[:, 1] >= 0) & (mapped[:, 1] < other[1]))  # fmt: skip
-    shared = inside.reshape(GRID * GRID, -1).mean(axis=1) >= CELL_COVER
-    if not shared.any():
-        return float("nan")
+    return inside.reshape(GRID * GRID, -1).mean(axis=1) >= CELL_COVER
+
+
+def _held_cells(size: tuple[int, int], points: np.ndarray) -> np.ndarray:
+    """Which of this frame's cells hold at least one of ``points`` (those outside the
+    frame, such as the other image's points mapped here, hold none)."""
+    w, h = size
+    points = points.reshape(-1, 2)
+    inside = (points[:, 0] >= 0) & (points[:, 0] < w) & (points[:, 1] >= 0) & (points[:, 1] < h)
+    points = points[inside]
     col = np.clip((points[:, 0] * GRID / w).astype(int), 0, GRID - 1)
     row = np.clip((points[:, 1] * GRID / h).astype(int), 0, GRID - 1)
     held = np.zeros(GRID * GRID, bool)
     held[row * GRID + col] = True
-    return float((held & shared).sum() / shared.sum())
+    return held
+
+
+def _share(held: np.ndarray, among: np.ndarray) -> float:
+    return float((held & among).sum() / among.sum()) if among.any() else float("nan")
+
+
+def _spreads(
+    size: tuple[int, int],
+    inliers: np.ndarray,
+    keypoints: np.ndarray,
+    to_other: np.ndarray,
+    other: tuple[int, int],
+    other_keypoints: np.ndarray,
+) -> tuple[float, float, float]:
+    """In this frame: the share of the cells shared with the other frame that hold an
+    inlier (the spread), and that share among the shared cells holding a keypoint of
+    either image (the other's mapped here by the inverse of ``to_other``), and of each."""
+    shared = _shared_cells(size, to_other, other)
+    held = _held_cells(size, inliers)
+    theirs = cv2.transform(other_keypoints.reshape(1, -1, 2), cv2.invertAffineTransform(to_other))
+    mine, other_cells = _held_cells(size, keypoints), _held_cells(size, theirs)
+    return (
+        _share(held, shared),
+        _share(held, shared & (mine | other_cells)),
+        _share(held, shared & mine & other_cells),
+    )
 
 
 def overlap(a: Features, b: Features) -> Overlap:
@@ -236,13 +280,16 @@ def overlap(a: Features, b: Features) -> Overlap:
     # at least one (one way only, a burst frame read 0.65 against 0.73 the other way)
     onto_a = _agreement(a.thumb, a.size, thumb, transform, b.size)
     onto_b = _agreement(thumb, b.size, a.thumb, inverse, a.size)
-    in_a = _spread(a.size, fit.a_points, inverse, b.size)
-    in_b = _spread(b.size, fit.b_points, transform, a.size)
+    fitted = b.mirrored if mirrored else b.direct
+    in_a = _spreads(a.size, fit.a_points, a.direct.points, inverse, b.size, fitted.points)
+    in_b = _spreads(b.size, fit.b_points, fitted.points, transform, a.size, a.direct.points)
     return Overlap(
         inliers=fit.inliers,
         iou=_iou(transform, a.size, b.size),
         agreement=float(np.fmin(onto_a, onto_b)),  # NaN only when neither has a cell
         mirrored=mirrored,
         keypoints=keypoints,
-        spread=float(np.fmin(in_a, in_b)),
+        spread=float(np.fmin(in_a[0], in_b[0])),
+        keypoint_spread=float(np.fmin(in_a[1], in_b[1])),
+        common_keypoint_spread=float(np.fmin(in_a[2], in_b[2])),
     )
