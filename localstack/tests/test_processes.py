@@ -26,6 +26,7 @@ from imgflow_localstack import (
     StartTimeoutError,
     free_port,
 )
+from imgflow_localstack.child import Child
 from imgflow_localstack.readiness import CELERY_READY
 from imgflow_localstack.services import API_STOP_TIMEOUT_S, service_specs
 
@@ -182,6 +183,27 @@ def test_the_api_is_given_its_drain_time_before_it_is_killed() -> None:
     # API_STOP_TIMEOUT_S exceeds upload-api's drain (checked in tests/test_deploy_static.py).
     [api, *_] = service_specs(free_port())
     assert api.name == "api" and api.stop_timeout_s == API_STOP_TIMEOUT_S > 20
+
+
+def test_a_niced_worker_is_niced_with_its_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each child has a session of its own; where the kernel shares CPU time by session
+    # (autogroups), a nice value on the process alone ranks it only against its own pool.
+    monkeypatch.setenv("IMGFLOW_LOCAL_WORKER_NICE", "7")
+    specs = {spec.name: spec for spec in service_specs(free_port(), express=True)}
+    assert specs["thumbnailer"].nice == 7 and specs["deduper"].nice == 7
+    assert specs["thumbnailer-express"].nice == 0 and specs["api"].nice == 0
+    child = Child("niced", ["sleep", "600"], tmp_path / "niced.log", nice=7)
+    child.start()
+    try:
+        assert child.pid is not None
+        assert psutil.Process(child.pid).nice() == 7
+        autogroup = Path(f"/proc/{child.pid}/autogroup")
+        if autogroup.exists():  # kernels built without autogroups have no such file
+            assert autogroup.read_text().split()[-1] == "7"
+    finally:
+        child.stop()
 
 
 # A parent that starts children through Child, one as PostgreSQL's user when we are root

@@ -41,8 +41,12 @@ _prctl = _libc.prctl
 _prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 
 
-def _die_with_parent(death_signal: int, parent_pid: int):
-    """preexec_fn: ask the kernel to signal us when our parent dies.
+_AUTOGROUP = b"/proc/self/autogroup"
+
+
+def _die_with_parent(death_signal: int, parent_pid: int, nice: int = 0):
+    """preexec_fn: ask the kernel to signal us when our parent dies; with ``nice``, lower
+    our CPU priority by that much.
 
     subprocess runs preexec_fn after setuid/setgid, which would otherwise clear the setting.
     If the parent already died before prctl ran, the kernel will never signal us: exit now.
@@ -52,8 +56,29 @@ def _die_with_parent(death_signal: int, parent_pid: int):
         _prctl(_PR_SET_PDEATHSIG, death_signal, 0, 0, 0)
         if os.getppid() != parent_pid:
             os._exit(1)
+        if nice:
+            _lower_priority(nice)
 
     return preexec
+
+
+def _lower_priority(nice: int) -> None:
+    """The process's nice value, and its session's: each child has a session of its own,
+    and where the kernel groups CPU time by session (sched_autogroup, on by default in
+    most distributions' kernels) a process's nice value only ranks it within its session,
+    so ``nice`` alone changes nothing against the other children. Setting the autogroup's
+    nice (allowed upward for its own session) ranks the session as a whole."""
+    os.nice(nice)
+    try:
+        fd = os.open(_AUTOGROUP, os.O_WRONLY)
+    except OSError:
+        return  # a kernel without autogroups: the process's nice is what counts
+    try:
+        os.write(fd, str(min(19, nice)).encode())
+    except OSError:
+        pass  # autogroups switched off at run time: as above
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -93,8 +118,10 @@ class Child:
         run_as: RunAs | None = None,
         stop_signal: int = signal.SIGTERM,
         stop_timeout_s: float = 15.0,
+        nice: int = 0,
     ) -> None:
         self.name = name
+        self.nice = nice
         self.argv = [str(a) for a in argv]
         self.log_path = log_path
         self.env = dict(env) if env is not None else None
@@ -150,7 +177,7 @@ class Child:
                 cwd=self.cwd,
                 start_new_session=True,
                 # The kernel sends our graceful stop signal if we die without stopping it.
-                preexec_fn=_die_with_parent(self.stop_signal, os.getpid()),
+                preexec_fn=_die_with_parent(self.stop_signal, os.getpid(), self.nice),
                 user=self.run_as.uid if self.run_as else None,
                 group=self.run_as.gid if self.run_as else None,
                 extra_groups=[] if self.run_as else None,

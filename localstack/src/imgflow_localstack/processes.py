@@ -47,6 +47,7 @@ class ServiceProcess:
             },
             stop_signal=signal.SIGTERM,
             stop_timeout_s=spec.stop_timeout_s,
+            nice=spec.nice,
         )
 
     @property

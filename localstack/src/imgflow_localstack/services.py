@@ -58,6 +58,8 @@ class ServiceSpec:
     # running tasks finish; a task still running then is killed, and its unacked job is
     # redelivered (acks_late) once the broker's visibility timeout passes.
     stop_timeout_s: float = 15.0
+    # Lower CPU priority (nice value, for the process and its session: child.py says why).
+    nice: int = 0
 
 
 def api_url(port: int) -> str:
@@ -103,9 +105,7 @@ def service_specs(
     # docs/operating/scheduling.md before anything is claimed for it.
     nice = int(os.environ.get(WORKER_NICE_VARIABLE, "0"))
     for name, app, queue, processes in workers:
-        niced = ("nice", "-n", str(nice)) if nice and name in _WORKERS else ()
         argv = [
-            *niced,
             *(sys.executable, "-m", "celery", "-A", app, "worker"),
             *("-Q", queue, "-n", f"{name}@%h"),
             *("--concurrency", str(processes)),
@@ -117,7 +117,15 @@ def service_specs(
             port = ports.metrics(name)
             extra_env[f"{ENV_PREFIX}METRICS_PORT"] = str(port)
             ready = AllOf((CELERY_READY, HttpOk(metrics_url(port))))
-        specs.append(ServiceSpec(name=name, argv=argv, ready=ready, extra_env=extra_env))
+        specs.append(
+            ServiceSpec(
+                name=name,
+                argv=argv,
+                ready=ready,
+                extra_env=extra_env,
+                nice=nice if name in _WORKERS else 0,
+            )
+        )
     if ports is not None:
         specs.append(webhook_sender_spec(ports.metrics(WEBHOOK_SENDER)))
     if ports is not None and flower_password is not None:
