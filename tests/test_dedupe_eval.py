@@ -11,11 +11,13 @@ from imgflow_deduper.decision import GeometryThresholds, Thresholds
 from imgflow_runtime.grouping import Rule
 from tools.dedupe_eval.dataset import SPLIT_SCENES, Sample
 from tools.dedupe_eval.edits import ISSUE_EDITS
-from tools.dedupe_eval.group_metrics import group_counts, stack_counts
-from tools.dedupe_eval.report import subset
+from tools.dedupe_eval.group_metrics import GroupCounts, group_counts, stack_counts
+from tools.dedupe_eval.relations import Outcome
+from tools.dedupe_eval.report import Split, subset
 from tools.dedupe_eval.rules import Setting, check_against_decide, groups_of, related
 from tools.dedupe_eval.signals import PairTable
-from tools.dedupe_eval.splits import TEST, TUNE, issue_sets, split_of
+from tools.dedupe_eval.splits import TEST, TUNE, indices, issue_sets, split_of
+from tools.dedupe_eval.tuning_choice import Tried, TuningSets, choose
 
 
 def test_group_scores_count_the_pairs_a_group_implies() -> None:
@@ -165,3 +167,47 @@ def test_a_fit_held_by_few_cells_with_keypoints_is_no_shared_content_in_eval_and
         r = related(t, th, geometry, 0.5)
         assert bool(r.duplicate[mark].item() or r.similar[mark].item()) is joined
         assert r.duplicate[flat].item()  # the flat copy stays a copy either way
+
+
+def test_the_tuning_draws_hold_tuning_shots_three_images_each() -> None:
+    scenes = sorted(SPLIT_SCENES)[:4]
+    items = [
+        sample(scene, f"{scene}#{side}", edit, side)
+        for scene in scenes
+        for side in ("left", "right")
+        for edit in ("original", *ISSUE_EDITS, "grey")
+    ]
+    n = len(items)
+    i, j = np.triu_indices(n, k=1)
+    full = table(n, [s.group for s in items], i * 1000.0 + j)  # the cosine names the pair
+    tune = Split.of(full, items, indices(items, TUNE))
+    sets = TuningSets(items, tune, Split.of(full, items, indices(items, TEST)), [], full, tune)
+    of = split_of(scenes)
+    draws = sets.tune_draws(draws=3, seed=5)
+    assert len(draws) == 3
+    for split, drawn_scenes in draws:
+        chosen = [items[k] for k in split.nodes]
+        assert all(of[s.scene] == TUNE for s in chosen)
+        assert {s.edit for s in chosen} <= {"original", *ISSUE_EDITS}
+        assert sorted(split.labels) == sorted(s.group for s in chosen)
+        assert drawn_scenes == [s.scene for s in chosen]
+        per_group = {g: sum(s.group == g for s in chosen) for g in {s.group for s in chosen}}
+        assert set(per_group.values()) == {3}
+        assert len(per_group) == 2 * sum(of[s] == TUNE for s in scenes)
+        a, b = split.nodes[split.table.i], split.nodes[split.table.j]
+        assert split.table.cosine.tolist() == (a * 1000.0 + b).tolist()  # the drawn pairs
+
+
+def test_the_tuning_draws_count_in_the_choice_as_one_more_set() -> None:
+    th = Thresholds(0.93, 0, 0.9, 0)
+    good, bridged = GroupCounts(10, 10, 10, 1, 1), GroupCounts(10, 20, 10, 1, 0)
+    same = Outcome(good, good)
+
+    def tried(floor: float, draws: Outcome | None) -> Tried:
+        geometry = GeometryThresholds(10, 0.5, 0.7, 75, similar_spread=floor)
+        return Tried(Setting(Rule.AVERAGE_LINK, th, geometry=geometry), same, same, 1.0, draws)
+
+    off, floor = tried(0.0, None), tried(0.1, None)
+    assert choose([off, floor]) is off.setting  # a tie keeps the grid's first
+    off, floor = tried(0.0, Outcome(good, bridged)), tried(0.1, same)
+    assert choose([off, floor]) is floor.setting

@@ -53,6 +53,7 @@ def configured_setting() -> Setting:
             s.dedupe_rich_keypoints,
             s.dedupe_similar_agreement,
             s.dedupe_similar_spread,
+            s.dedupe_similar_keypoint_spread,
         )
     base = configured(Rule.AVERAGE_LINK)
     return replace(base, geometry=geometry, probe_cosine=s.dedupe_probe_cosine)

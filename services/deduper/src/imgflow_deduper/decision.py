@@ -107,7 +107,8 @@ class GeometryThresholds:
     # The same for the keypoint spread (Overlap.keypoint_spread: the inliers' share of the
     # shared cells that hold a keypoint of either image), between images with at least
     # ``keypoint_spread_keypoints`` keypoints each (0: any; the keypoint spread judges a
-    # flat copy's few corners where its corners are). 0: off (stacks6).
+    # flat copy's few corners where its corners are). 0: off; the deduper's setting
+    # IMGFLOW_DEDUPE_SIMILAR_KEYPOINT_SPREAD sets 0.2, any count (stacks7).
     similar_keypoint_spread: float = 0.0
     keypoint_spread_keypoints: int = 0
 

@@ -129,6 +129,18 @@ class DedupeSettings(WorkerSettings):
         "this share of the shared area's grid cells is one overlay (a watermark on two "
         "photos): the pair is neither. 0: off.",
     )
+    # The keypoint spread (Overlap.keypoint_spread) under this floor on a wide fit marks an
+    # overlay the same way, judged against where the corners are, so flat copies keep their
+    # fit. 0.2: chosen on the tuning split, its hard cases and its draws of 3 images a shot
+    # (issue 28, stacks7; tools/dedupe_eval/keypoint_spread.py), any keypoint count.
+    dedupe_similar_keypoint_spread: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="A fit over most of both frames whose matches lie in less than this share "
+        "of the shared cells that hold keypoints is one overlay (a watermark on two photos): "
+        "the pair is neither. 0: off.",
+    )
     # 0.5, not 0.75: shots that share part of a frame can embed apart (a half and a burst
     # frame overlapping it: CNN 0.3-0.75); chosen on the eval's tuning split.
     dedupe_probe_cosine: float = Field(

@@ -73,6 +73,7 @@ GEOMETRY = (
         rich_keypoints=settings.dedupe_rich_keypoints,
         similar_agreement=settings.dedupe_similar_agreement,
         similar_spread=settings.dedupe_similar_spread,
+        similar_keypoint_spread=settings.dedupe_similar_keypoint_spread,
     )
     if settings.dedupe_geometry
     else None
