@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import signal
@@ -12,9 +13,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from imgflow_localstack import StackPorts
+from imgflow_localstack import StackPorts, cli
 from imgflow_localstack.cli import main
 from imgflow_localstack.ports import env_var_for
+from imgflow_localstack.services import WORKER_NICE_VARIABLE
 from imgflow_localstack.waiting import wait_until_ready
 
 
@@ -75,3 +77,27 @@ def test_stack_command_stops_everything_when_a_server_dies(tmp_path: Path) -> No
     assert command.wait(30) == 1
     assert "valkey exited unexpectedly" in err.read_text()
     assert psutil.wait_procs(servers, timeout=0)[1] == []
+
+
+class _Started(Exception):
+    """Raised in place of starting the system: what `run` would start it with is known."""
+
+
+@pytest.mark.parametrize(("given", "used"), [(None, str(cli.RUN_WORKER_NICE)), ("0", "0")])
+def test_run_starts_the_stage_workers_niced_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, given: str | None, used: str
+) -> None:
+    if given is None:
+        monkeypatch.delenv(WORKER_NICE_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(WORKER_NICE_VARIABLE, given)
+
+    def instead(*args: object, **kwargs: object) -> None:
+        # The workers' specs read the variable when the system is made: this is it.
+        assert os.environ.get(WORKER_NICE_VARIABLE) == used
+        raise _Started
+
+    monkeypatch.setattr(cli, "LocalSystem", instead)
+    args = argparse.Namespace(data_dir=tmp_path, api_port=0, thumbnailer_concurrency=2)
+    with pytest.raises(_Started):
+        cli.cmd_run(args)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -27,11 +28,18 @@ from imgflow_localstack.services import (
     RUN_CONCURRENCY,
     THUMBNAILER,
     WEBHOOK_SENDER,
+    WORKER_NICE_VARIABLE,
 )
 from imgflow_localstack.stack import LocalStack
 from imgflow_localstack.system import LocalSystem
 
 DEFAULT_DATA_DIR = Path(".data") / "local"
+# `run` starts the stages' own workers at this nice value (their sessions too) unless
+# IMGFLOW_LOCAL_WORKER_NICE says otherwise: on one machine the express workers, the API and
+# the servers then come before a backlog's jobs, which is what lets a small tenant's
+# uploads through during someone's bulk reprocess (docs/operating/scheduling.md, "Fifth
+# round"). The test and bench systems keep 0 unless asked.
+RUN_WORKER_NICE = 19
 # How often `run` and `stack` look for a child that died on its own.
 WATCH_INTERVAL_S = 0.5
 
@@ -107,6 +115,7 @@ def _serve(target: LocalSystem | LocalStack, describe: Callable[[float], None]) 
 
 def cmd_run(args: argparse.Namespace) -> int:
     concurrency = {**RUN_CONCURRENCY, THUMBNAILER: args.thumbnailer_concurrency}
+    os.environ.setdefault(WORKER_NICE_VARIABLE, str(RUN_WORKER_NICE))
     system = LocalSystem(
         args.data_dir,
         StackPorts.local_defaults(),
