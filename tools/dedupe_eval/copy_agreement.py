@@ -23,7 +23,7 @@ from tools.dedupe_eval.inlier_spread import OUT, draws_offline
 from tools.dedupe_eval.keypoint_spread import UNSEEN
 from tools.dedupe_eval.relations import outcome
 from tools.dedupe_eval.rules import Setting, check_against_decide
-from tools.dedupe_eval.tuning_choice import TuningSets, choose, pr, unseen_split
+from tools.dedupe_eval.tuning_choice import TuningSets, choose, pr, tried_rows, unseen_split
 
 GRID = (0.7, 0.75, 0.8)  # fixed beforehand; the configured bar first
 
@@ -60,11 +60,7 @@ def main() -> None:
         "| agreement bar | tune: groups P / R | tune: stacks P / R | hard: groups P / R "
         "| hard: stacks P / R | pair F1 (sum) |",
         "| ---: | --- | --- | --- | --- | ---: |",
-        *(
-            f"| {_bar(x.setting)} | {pr(x.tune)} | {pr(x.hard)} | {x.pair_f1:.3f} |"
-            + (" **chosen**" if x.setting is chosen else "")
-            for x in tried
-        ),
+        *tried_rows(tried, chosen, _bar),
         "",
         f"Chosen: {_bar(chosen)}. After the choice, every bar:",
         "",

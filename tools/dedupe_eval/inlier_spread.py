@@ -45,12 +45,11 @@ from tools.dedupe_eval.report import Split, subset
 from tools.dedupe_eval.rules import Setting
 from tools.dedupe_eval.signals import PairTable
 from tools.dedupe_eval.tuning_choice import (
-    TUNE_DRAW_SEED,
-    TUNE_DRAWS,
-    Tried,
     TuningSets,
     choose,
+    criterion_line,
     pr,
+    tried_rows,
     unseen_split,
 )
 
@@ -118,10 +117,6 @@ def draws_offline(
     return pooled
 
 
-def _drawn(x: Tried) -> str:
-    return "- | - | -" if x.draws is None else f"{pr(x.draws)} | {x.bridges}"
-
-
 def main() -> None:
     from tools.dedupe_eval.offline_reference import configured_model, configured_setting
 
@@ -147,13 +142,7 @@ def main() -> None:
         f"Tuning split: {len(sets.tune.nodes)} images; its hard cases: {len(sets.hard)} images. "
         f"Base: {base.describe()}.",
         "",
-        "Criterion: "
-        + (
-            "tune + hard cases (before stacks7)."
-            if args.without_draws
-            else f"tune + hard cases + the tuning split's {TUNE_DRAWS} draws (seed "
-            f"{TUNE_DRAW_SEED}, 3 images a shot), the draws pooled as one more set."
-        ),
+        criterion_line(args.without_draws),
         "",
         "Spread of the pairs with a fit (>= 10 inliers), count: p10 / median / p90:",
         "",
@@ -166,11 +155,7 @@ def main() -> None:
         "hard: stacks P / R | pair F1 (sum) | tune draws: groups P / R | tune draws: stacks P / R "
         "| bridges in the draws |",
         "| ---: | --- | --- | --- | --- | ---: | --- | --- | ---: |",
-        *(
-            f"| {_floor(x.setting)} | {pr(x.tune)} | {pr(x.hard)} | {x.pair_f1:.3f} | {_drawn(x)} |"
-            + (" **chosen**" if x.setting is chosen else "")
-            for x in tried
-        ),
+        *tried_rows(tried, chosen, _floor, with_draws=True),
         "",
         f"Chosen: {_floor(chosen)}.",
         "",

@@ -56,12 +56,11 @@ from tools.dedupe_eval.report import Split
 from tools.dedupe_eval.rules import Setting, check_against_decide
 from tools.dedupe_eval.signals import PairTable
 from tools.dedupe_eval.tuning_choice import (
-    TUNE_DRAW_SEED,
-    TUNE_DRAWS,
-    Tried,
     TuningSets,
     choose,
+    criterion_line,
     pr,
+    tried_rows,
     unseen_split,
 )
 
@@ -117,10 +116,6 @@ def _quantiles(name: str, t: PairTable, scenes: np.ndarray) -> str:
     return f"| {name} | {q(t.similar)} | {q(t.duplicate)} | {q(across)} |"
 
 
-def _drawn(x: Tried) -> str:
-    return "- | - | -" if x.draws is None else f"{pr(x.draws)} | {x.bridges}"
-
-
 def main() -> None:
     from tools.dedupe_eval.offline_reference import configured_model, configured_setting
 
@@ -156,13 +151,7 @@ def main() -> None:
         f"Tuning split: {len(sets.tune.nodes)} images; its hard cases: {len(sets.hard)} images. "
         f"Base: {base.describe()}.",
         "",
-        "Criterion: "
-        + (
-            "tune + hard cases (before stacks7)."
-            if args.without_draws
-            else f"tune + hard cases + the tuning split's {TUNE_DRAWS} draws (seed "
-            f"{TUNE_DRAW_SEED}, 3 images a shot), the draws pooled as one more set."
-        ),
+        criterion_line(args.without_draws),
         "",
         "Keypoint spread of the wide fits (>= 10 inliers, IoU >= 0.5), count: p10 / median / p90:",
         "",
@@ -176,11 +165,7 @@ def main() -> None:
         "| tune draws: stacks P / R "
         "| bridges in the draws |",
         "| --- | --- | --- | --- | --- | ---: | --- | --- | ---: |",
-        *(
-            f"| {name(x.setting)} | {pr(x.tune)} | {pr(x.hard)} | {x.pair_f1:.3f} | {_drawn(x)} |"
-            + (" **chosen**" if x.setting is chosen else "")
-            for x in tried
-        ),
+        *tried_rows(tried, chosen, name, with_draws=True),
         "",
         f"Chosen: {name(chosen)}.",
         "",

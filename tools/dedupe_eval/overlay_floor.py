@@ -27,7 +27,7 @@ from pathlib import Path
 from tools.dedupe_eval import unseen
 from tools.dedupe_eval.relations import outcome
 from tools.dedupe_eval.rules import Setting
-from tools.dedupe_eval.tuning_choice import TuningSets, choose, pr, unseen_split
+from tools.dedupe_eval.tuning_choice import TuningSets, choose, pr, tried_rows, unseen_split
 
 OUT = Path(__file__).resolve().parent.parent.parent / ".bench" / "eval-dedupe"
 # Fixed beforehand; the configured value first in each, so ties keep the configured rule.
@@ -81,11 +81,7 @@ def main() -> None:
         "| similar agreement | duplicate agreement | rich keypoints | tune: groups P / R | "
         "tune: stacks P / R | hard: groups P / R | hard: stacks P / R | pair F1 (sum) |",
         "| ---: | ---: | ---: | --- | --- | --- | --- | ---: |",
-        *(
-            f"| {_label(x.setting)} | {pr(x.tune)} | {pr(x.hard)} | {x.pair_f1:.3f} |"
-            + (" **chosen**" if x.setting is chosen else "")
-            for x in tried
-        ),
+        *tried_rows(tried, chosen, _label),
         "",
         f"Chosen: {_label(chosen)}.",
         "",

@@ -20,6 +20,7 @@ stacks5's and stacks6's choices as documented).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,6 +162,37 @@ def unseen_split(
     items = unseen.samples(photo_set=photo_set)
     table, _ = with_geometry(items, spec, cache)
     return Split.of(table, items, np.arange(len(items))), [s.scene for s in items]
+
+
+def criterion_line(without_draws: bool) -> str:
+    """The reports' line saying what the choice was scored on."""
+    return "Criterion: " + (
+        "tune + hard cases (before stacks7)."
+        if without_draws
+        else f"tune + hard cases + the tuning split's {TUNE_DRAWS} draws (seed "
+        f"{TUNE_DRAW_SEED}, 3 images a shot), the draws pooled as one more set."
+    )
+
+
+def tried_rows(
+    tried: Sequence[Tried],
+    chosen: Setting,
+    label: Callable[[Setting], object],
+    with_draws: bool = False,
+) -> list[str]:
+    """The reports' table of candidates: the label's cells, tune and hard cases P / R,
+    the pair F1 (with ``with_draws``, then the draws' P / R and bridges), the chosen one
+    marked."""
+
+    def drawn(x: Tried) -> str:
+        return "- | - | -" if x.draws is None else f"{pr(x.draws)} | {x.bridges}"
+
+    return [
+        f"| {label(x.setting)} | {pr(x.tune)} | {pr(x.hard)} | {x.pair_f1:.3f} |"
+        + (f" {drawn(x)} |" if with_draws else "")
+        + (" **chosen**" if x.setting is chosen else "")
+        for x in tried
+    ]
 
 
 def pr(o: Outcome) -> str:
