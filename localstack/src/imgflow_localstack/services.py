@@ -100,9 +100,9 @@ def service_specs(
             (f"{name}{EXPRESS_SUFFIX}", app, Stage(queue).express_queue, 1)
             for name, (app, queue) in _WORKERS.items()
         ]
-    # An experiment, off by default: the stages' own workers at a lower CPU priority than
-    # everything else (the express workers, the API, the servers), measured in
-    # docs/operating/scheduling.md before anything is claimed for it.
+    # The stages' own workers at a lower CPU priority than everything else (the express
+    # workers, the API, the servers): `make run` sets it (cli.RUN_WORKER_NICE), the test
+    # and bench systems only when asked. Measured in docs/operating/scheduling.md.
     nice = int(os.environ.get(WORKER_NICE_VARIABLE, "0"))
     for name, app, queue, processes in workers:
         argv = [
