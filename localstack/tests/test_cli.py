@@ -83,21 +83,23 @@ class _Started(Exception):
     """Raised in place of starting the system: what `run` would start it with is known."""
 
 
-@pytest.mark.parametrize(("given", "used"), [(None, str(cli.RUN_WORKER_NICE)), ("0", "0")])
+@pytest.mark.parametrize(("given", "used"), [(None, cli.RUN_WORKER_NICE), ("0", 0)])
 def test_run_starts_the_stage_workers_niced_unless_told_otherwise(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, given: str | None, used: str
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, given: str | None, used: int
 ) -> None:
     if given is None:
         monkeypatch.delenv(WORKER_NICE_VARIABLE, raising=False)
     else:
         monkeypatch.setenv(WORKER_NICE_VARIABLE, given)
+    before = dict(os.environ)
 
-    def instead(*args: object, **kwargs: object) -> None:
-        # The workers' specs read the variable when the system is made: this is it.
-        assert os.environ.get(WORKER_NICE_VARIABLE) == used
+    def instead(*args: object, worker_nice: int | None = None, **kwargs: object) -> None:
+        assert worker_nice == used
         raise _Started
 
     monkeypatch.setattr(cli, "LocalSystem", instead)
     args = argparse.Namespace(data_dir=tmp_path, api_port=0, thumbnailer_concurrency=2)
     with pytest.raises(_Started):
         cli.cmd_run(args)
+    # Asked of the system, not left in this process's environment for later systems.
+    assert dict(os.environ) == before

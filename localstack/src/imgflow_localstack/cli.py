@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import shlex
 import signal
 import sys
@@ -28,7 +27,7 @@ from imgflow_localstack.services import (
     RUN_CONCURRENCY,
     THUMBNAILER,
     WEBHOOK_SENDER,
-    WORKER_NICE_VARIABLE,
+    worker_nice_from_env,
 )
 from imgflow_localstack.stack import LocalStack
 from imgflow_localstack.system import LocalSystem
@@ -115,13 +114,13 @@ def _serve(target: LocalSystem | LocalStack, describe: Callable[[float], None]) 
 
 def cmd_run(args: argparse.Namespace) -> int:
     concurrency = {**RUN_CONCURRENCY, THUMBNAILER: args.thumbnailer_concurrency}
-    os.environ.setdefault(WORKER_NICE_VARIABLE, str(RUN_WORKER_NICE))
     system = LocalSystem(
         args.data_dir,
         StackPorts.local_defaults(),
         args.api_port,
         concurrency=concurrency,
         process_ports=ProcessPorts.local_defaults(),
+        worker_nice=worker_nice_from_env(RUN_WORKER_NICE),
     )
 
     def describe(seconds: float) -> None:

@@ -62,6 +62,12 @@ class ServiceSpec:
     nice: int = 0
 
 
+def worker_nice_from_env(default: int = 0) -> int:
+    """IMGFLOW_LOCAL_WORKER_NICE, else ``default``."""
+    value = os.environ.get(WORKER_NICE_VARIABLE)
+    return int(value) if value is not None else default
+
+
 def api_url(port: int) -> str:
     return f"http://{HOST}:{port}"
 
@@ -72,6 +78,8 @@ def service_specs(
     ports: ProcessPorts | None = None,
     flower_password: str | None = None,
     express: bool = False,
+    *,
+    worker_nice: int | None = None,
 ) -> list[ServiceSpec]:
     """The API, the three workers (with ``express``, their express workers too), the
     webhook sender and Flower, in start order. ``concurrency`` is per worker name (an
@@ -101,9 +109,10 @@ def service_specs(
             for name, (app, queue) in _WORKERS.items()
         ]
     # The stages' own workers at a lower CPU priority than everything else (the express
-    # workers, the API, the servers): `make run` sets it (cli.RUN_WORKER_NICE), the test
-    # and bench systems only when asked. Measured in docs/operating/scheduling.md.
-    nice = int(os.environ.get(WORKER_NICE_VARIABLE, "0"))
+    # workers, the API, the servers): `make run` asks for it (cli.RUN_WORKER_NICE), the
+    # test and bench systems only through the variable. Measured in
+    # docs/operating/scheduling.md.
+    nice = worker_nice if worker_nice is not None else worker_nice_from_env()
     for name, app, queue, processes in workers:
         argv = [
             *(sys.executable, "-m", "celery", "-A", app, "worker"),

@@ -102,6 +102,7 @@ class LocalSystem:
         specs: Sequence[ServiceSpec] | None = None,
         migrate: bool = True,
         express: bool | None = None,
+        worker_nice: int | None = None,
     ) -> None:
         self.stack = LocalStack(
             data_dir, ports, s3_access_key=s3_access_key, s3_secret_key=s3_secret_key
@@ -117,7 +118,12 @@ class LocalSystem:
             list(specs)
             if specs is not None
             else service_specs(
-                api_port, concurrency, self.process_ports, self.flower_password, express
+                api_port,
+                concurrency,
+                self.process_ports,
+                self.flower_password,
+                express,
+                worker_nice=worker_nice,
             )
         )
         self.services: ServiceGroup | None = None
