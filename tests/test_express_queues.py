@@ -136,3 +136,48 @@ def _sample(text: str, name: str, **labels: str) -> float:
             if sample.name == name and sample.labels == labels:
                 return sample.value
     return 0.0
+
+
+def test_a_tenant_no_longer_light_hands_its_express_jobs_on_as_ordinary_ones(
+    express_system: LocalSystem, db: str
+) -> None:
+    """A flood starts light: its first upload goes by the express lane. By the time that
+    job's thumbnails are done the tenant has a backlog, so its hashing and dedupe go to
+    the stages' own workers, not to the express workers that light tenants' jobs need
+    free. (Before, an express job's later stages stayed express whatever its tenant had
+    queued since.)"""
+    flood = new_tenant(express_system, "flood-start")
+    express_system.stop_service("thumbnailer")
+    express_system.stop_service("thumbnailer-express")
+    try:
+        [first] = upload_photos(express_system.api_url, flood, range(300, 301))
+        rest = upload_photos(express_system.api_url, flood, range(301, 301 + 2 * IMPORT))
+        wait_for(
+            # well past the lane's 4, so it still has a backlog when its first job is done
+            lambda: _waiting_in_outbox(db, flood, Stage.THUMBNAILS) >= 10,
+            timeout_s=60,
+            what="the flood's backlog in the outbox",
+        )
+    finally:
+        express_system.start_service("thumbnailer")
+        express_system.start_service("thumbnailer-express")
+    wait_for(lambda: all(_all_done(db, i) for i in [first, *rest]), timeout_s=240, what="the flood")
+    for stage, worker in ((Stage.HASHING, "hasher"), (Stage.DEDUPE, "deduper")):
+        assert _runs(express_system, f"{worker}-express", stage, first) == 0, stage
+        assert _runs(express_system, worker, stage, first) == 1, stage
+    ran = sum(
+        _runs(express_system, worker, Stage.THUMBNAILS, first)
+        for worker in ("thumbnailer", "thumbnailer-express")
+    )
+    assert ran == 1
+
+
+def _waiting_in_outbox(db: str, tenant: dict[str, Any], stage: Stage) -> int:
+    rows = query(
+        db,
+        """SELECT count(*) AS n FROM outbox AS o JOIN tenants AS t ON t.id = o.tenant_id
+            WHERE t.name = $1 AND o.queue = $2 AND o.kind = 'upload'""",
+        tenant["tenant"],
+        stage.queue,
+    )
+    return int(rows[0]["n"])

@@ -49,6 +49,7 @@ from imgflow_runtime.worker_metrics import QUEUE_WAIT, TASK_DURATION, TASKS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+STAGE_QUEUES = [stage.queue for stage in Stage]
 
 
 @dataclass
@@ -79,8 +80,9 @@ class WorkerContext:
         as the relay would: ``kind`` is the kind of work the finished stage was (its
         message says), so a bulk import's later stages stay behind new uploads too.
 
-        - ``express`` (the relay sent the finished stage by the express lane: its tenant
-          had little waiting): to the stage's express queue while that is short, else to
+        - ``express`` (the relay sent the finished stage by the express lane, and its
+          tenant still has little waiting: ``still_light``): to the stage's express
+          queue while that is short, else to
           the queue itself if it is empty, else through the outbox, whose relay puts it at
           the head of the queue if the tenant is still light. Never to the tail behind
           someone else's jobs.
@@ -108,6 +110,21 @@ class WorkerContext:
             # next stage) stay in the upload's one trace. Taken here: db() runs on
             # another thread's loop, where this context is not current.
             self.db(outbox.enqueue, [job], current_context_carrier(), kind)
+
+    def still_light(self, job: ImageJob) -> bool:
+        """Whether the job's tenant still has little waiting (outbox.tenant_is_light), so
+        that its express job's next stages may go by the express lane too. False when
+        PostgreSQL cannot say: the ordinary path is always safe."""
+        try:
+            return self.db(
+                outbox.tenant_is_light,
+                job.image_id,
+                STAGE_QUEUES,
+                self.settings.outbox_express_max_waiting,
+            )
+        except Exception as exc:
+            log.warning("cannot tell whether %s's tenant is light: %r", job.image_id, exc)
+            return False
 
     def _lengths(self, queue: str, express_queue: str) -> tuple[int, int]:
         """Messages waiting in a stage's queue and in its express queue (one round trip)."""
@@ -307,6 +324,8 @@ def register_stage_task(
         try:
             if released is None:
                 released = ctx.db(stages.release_dependants, job.image_id, stage)
+            # Asked once for all the stages released, and only for an express job.
+            express = express and bool(released) and ctx.still_light(job)
             for next_stage in released:
                 ctx.hand_on(job.model_copy(update={"stage": next_stage}), kind, express)
         except Exception as exc:

@@ -8,6 +8,8 @@ what to send next by kind (``UPLOAD`` before ``BULK``) and by tenant in weighted
 
 from __future__ import annotations
 
+from uuid import UUID
+
 import asyncpg
 
 from imgflow_contracts.payloads import ImageJob
@@ -48,3 +50,32 @@ async def enqueue(
         kind,
     )
     return [r["id"] for r in rows]
+
+
+async def tenant_is_light(
+    conn: asyncpg.Connection, image_id: UUID, queues: list[str], max_waiting: int
+) -> bool:
+    """Whether the image's tenant is light: at most ``max_waiting`` new-upload jobs
+    waiting here for any one of ``queues`` (the relay's rule, jobs.repository
+    .lock_light_lanes). A worker asks before it hands an express job's next stage on by
+    the express lane: a tenant light when its first uploads went express may have a
+    backlog by now (a flood starts with none). Each count stops at ``max_waiting + 1``
+    on the relay's index, so a large backlog costs no more than a small one."""
+    if max_waiting <= 0:
+        return False
+    return bool(
+        await conn.fetchval(
+            """SELECT NOT EXISTS (
+                   SELECT 1 FROM images AS i CROSS JOIN unnest($2::text[]) AS q (queue)
+                    WHERE i.id = $1
+                      AND (SELECT count(*) FROM (
+                               SELECT 1 FROM outbox AS o
+                                WHERE o.queue = q.queue AND o.kind = $4
+                                  AND o.tenant_id = i.tenant_id
+                                LIMIT $3 + 1) AS waiting) > $3)""",
+            image_id,
+            queues,
+            max_waiting,
+            UPLOAD,
+        )
+    )
