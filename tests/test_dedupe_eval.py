@@ -17,7 +17,13 @@ from tools.dedupe_eval.report import Split, subset
 from tools.dedupe_eval.rules import Setting, check_against_decide, groups_of, related
 from tools.dedupe_eval.signals import PairTable
 from tools.dedupe_eval.splits import TEST, TUNE, indices, issue_sets, split_of
-from tools.dedupe_eval.tuning_choice import Tried, TuningSets, choose
+from tools.dedupe_eval.tuning_choice import (
+    Tried,
+    TuningSets,
+    choose,
+    geometry_grid,
+    geometry_label,
+)
 
 
 def test_group_scores_count_the_pairs_a_group_implies() -> None:
@@ -211,3 +217,17 @@ def test_the_tuning_draws_count_in_the_choice_as_one_more_set() -> None:
     assert choose([off, floor]) is off.setting  # a tie keeps the grid's first
     off, floor = tried(0.0, Outcome(good, bridged)), tried(0.1, same)
     assert choose([off, floor]) is floor.setting
+
+
+def test_a_geometry_grid_varies_only_its_fields_first_field_outermost() -> None:
+    base = Setting(Rule.AVERAGE_LINK, Thresholds(0.93, 0, 0.9, 0),
+                   geometry=GeometryThresholds(10, 0.5, 0.7, 75))  # fmt: skip
+    grid = geometry_grid(base, rich_keypoints=(75, 0), similar_spread=(0.0, 0.1, 0.2))
+    label = geometry_label("rich_keypoints", "similar_spread")
+    assert [label(s) for s in grid] == [
+        "75 | 0.0", "75 | 0.1", "75 | 0.2", "0 | 0.0", "0 | 0.1", "0 | 0.2",
+    ]  # fmt: skip
+    assert grid[0] == base  # the configured values first: ties keep the rule as it is
+    assert {replace(s.geometry, rich_keypoints=75, similar_spread=0.0) for s in grid} == {
+        base.geometry
+    }

@@ -16,26 +16,24 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from tools.dedupe_eval.inlier_spread import OUT, draws_offline
 from tools.dedupe_eval.keypoint_spread import UNSEEN
 from tools.dedupe_eval.relations import outcome
-from tools.dedupe_eval.rules import Setting, check_against_decide
-from tools.dedupe_eval.tuning_choice import TuningSets, choose, pr, tried_rows, unseen_split
+from tools.dedupe_eval.rules import check_against_decide
+from tools.dedupe_eval.tuning_choice import (
+    TuningSets,
+    choose,
+    geometry_grid,
+    geometry_label,
+    pr,
+    tried_rows,
+    unseen_split,
+)
 
 GRID = (0.7, 0.75, 0.8)  # fixed beforehand; the configured bar first
-
-
-def candidates(base: Setting) -> list[Setting]:
-    assert base.geometry is not None
-    return [replace(base, geometry=replace(base.geometry, duplicate_agreement=a)) for a in GRID]
-
-
-def _bar(s: Setting) -> float:
-    assert s.geometry is not None
-    return s.geometry.duplicate_agreement
+_bar = geometry_label("duplicate_agreement")
 
 
 def main() -> None:
@@ -48,7 +46,7 @@ def main() -> None:
     spec, cache = configured_model(), args.out / "cache"
     base = configured_setting()
     sets = TuningSets.load(spec, cache)
-    grid = candidates(base)
+    grid = geometry_grid(base, duplicate_agreement=GRID)
     tried = sets.try_all(grid)
     chosen = choose(tried)
     check_against_decide(sets.hard_split.table, chosen)

@@ -1,4 +1,5 @@
-"""What the grid choices on the tuning split share (overlay_floor.py, inlier_spread.py).
+"""What the grid choices on the tuning split share (overlay_floor, copy_agreement, inlier_spread,
+keypoint_spread): the candidates (``geometry_grid``, ``geometry_label``), scoring, choice.
 
 The labelled set's tuning and test splits with their hard cases (hard_cases.py, tuning
 photos only), each candidate scored on both, and the choice among them: duplicate-group
@@ -21,7 +22,8 @@ stacks5's and stacks6's choices as documented).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -124,6 +126,27 @@ class TuningSets:
             )
             for s in settings
         ]
+
+
+def geometry_grid(base: Setting, **grid: Sequence[object]) -> list[Setting]:
+    """The candidates of a grid over ``GeometryThresholds`` fields: ``base`` with each
+    combination of the fields' values (``itertools.product``, the first field outermost),
+    the grid's order kept, so ``choose``'s ties keep the earliest."""
+    assert base.geometry is not None
+    return [
+        replace(base, geometry=replace(base.geometry, **dict(zip(grid, values, strict=True))))
+        for values in product(*grid.values())
+    ]
+
+
+def geometry_label(*fields: str) -> Callable[[Setting], str]:
+    """A candidate's row label: its values of ``fields``, as table cells."""
+
+    def label(s: Setting) -> str:
+        assert s.geometry is not None
+        return " | ".join(str(getattr(s.geometry, f)) for f in fields)
+
+    return label
 
 
 def pooled(outcomes: list[Outcome]) -> Outcome:
