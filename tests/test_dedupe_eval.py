@@ -17,6 +17,7 @@ from tools.dedupe_eval.report import Split, subset
 from tools.dedupe_eval.rules import Setting, check_against_decide, groups_of, related
 from tools.dedupe_eval.signals import PairTable
 from tools.dedupe_eval.splits import TEST, TUNE, indices, issue_sets, split_of
+from tools.dedupe_eval.stack_misses import KINDS, kinds
 from tools.dedupe_eval.tuning_choice import (
     Tried,
     TuningSets,
@@ -231,3 +232,23 @@ def test_a_geometry_grid_varies_only_its_fields_first_field_outermost() -> None:
     assert {replace(s.geometry, rich_keypoints=75, similar_spread=0.0) for s in grid} == {
         base.geometry
     }
+
+
+def test_a_missed_strip_is_rich_with_no_fit_and_the_cnn_bar_stacks_it_as_relate_does() -> None:
+    # two shots of one scene, each with a copy; between the shots ORB fit 3 inliers
+    n = 4
+    i, j = np.triu_indices(n, k=1)
+    groups = np.array(list("aabb"))
+    t = table(n, list(groups), np.where(groups[i] == groups[j], 0.97, 0.8))
+    cross = groups[i] != groups[j]
+    t = replace(t, similar=cross, inliers=np.where(cross, 3, 200),
+                keypoints=np.full(len(i), 300), iou=np.where(cross, 0.2, 1.0),
+                agreement=np.where(cross, np.nan, 1.0))  # fmt: skip
+    th = Thresholds(0.93, 0, 0.9, 0)
+    for bar, kind in [(0.0, "rich, no shared content (0-4 inliers), CNN not alike"),
+                      (0.75, "related, split by the stacking rule")]:  # fmt: skip
+        geometry = GeometryThresholds(10, 0.5, 0.7, 75, similar_cosine=bar)
+        setting = Setting(Rule.AVERAGE_LINK, th, geometry=geometry, probe_cosine=0.5)
+        check_against_decide(t, setting)  # the deduper's relate() sees the same evidence
+        assert {KINDS[k] for k in kinds(t, setting)[cross]} == {kind}
+        assert bool(related(t, th, geometry, 0.5).similar[cross].all()) is (bar > 0)

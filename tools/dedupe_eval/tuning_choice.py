@@ -15,8 +15,8 @@ counted per draw and pooled. With draws the criterion's sum is over three sets (
 cases, tune draws), the draws one more set; the precision gate and the tie-breaks are
 unchanged. At 20 images a shot a stray pair across scenes is a density of 1/400 and joins
 nothing; at 3 it bridges two scenes' stacks, which is what a user with a few shots a scene
-meets. Without draws the criterion is the earlier one (overlay_floor, copy_agreement, and
-stacks5's and stacks6's choices as documented).
+meets. Without draws the criterion is the earlier one (overlay_floor, and stacks5's and
+stacks6's choices as documented; copy_agreement scores the draws since stacks8).
 """
 
 from __future__ import annotations
