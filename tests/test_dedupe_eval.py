@@ -17,7 +17,14 @@ from tools.dedupe_eval.report import Split, subset
 from tools.dedupe_eval.rules import Setting, check_against_decide, groups_of, related
 from tools.dedupe_eval.signals import PairTable
 from tools.dedupe_eval.splits import TEST, TUNE, indices, issue_sets, split_of
-from tools.dedupe_eval.tuning_choice import Tried, TuningSets, choose
+from tools.dedupe_eval.stack_misses import KINDS, kinds
+from tools.dedupe_eval.tuning_choice import (
+    Tried,
+    TuningSets,
+    choose,
+    geometry_grid,
+    geometry_label,
+)
 
 
 def test_group_scores_count_the_pairs_a_group_implies() -> None:
@@ -211,3 +218,37 @@ def test_the_tuning_draws_count_in_the_choice_as_one_more_set() -> None:
     assert choose([off, floor]) is off.setting  # a tie keeps the grid's first
     off, floor = tried(0.0, Outcome(good, bridged)), tried(0.1, same)
     assert choose([off, floor]) is floor.setting
+
+
+def test_a_geometry_grid_varies_only_its_fields_first_field_outermost() -> None:
+    base = Setting(Rule.AVERAGE_LINK, Thresholds(0.93, 0, 0.9, 0),
+                   geometry=GeometryThresholds(10, 0.5, 0.7, 75))  # fmt: skip
+    grid = geometry_grid(base, rich_keypoints=(75, 0), similar_spread=(0.0, 0.1, 0.2))
+    label = geometry_label("rich_keypoints", "similar_spread")
+    assert [label(s) for s in grid] == [
+        "75 | 0.0", "75 | 0.1", "75 | 0.2", "0 | 0.0", "0 | 0.1", "0 | 0.2",
+    ]  # fmt: skip
+    assert grid[0] == base  # the configured values first: ties keep the rule as it is
+    assert {replace(s.geometry, rich_keypoints=75, similar_spread=0.0) for s in grid} == {
+        base.geometry
+    }
+
+
+def test_a_missed_strip_is_rich_with_no_fit_and_the_cnn_bar_stacks_it_as_relate_does() -> None:
+    # two shots of one scene, each with a copy; between the shots ORB fit 3 inliers
+    n = 4
+    i, j = np.triu_indices(n, k=1)
+    groups = np.array(list("aabb"))
+    t = table(n, list(groups), np.where(groups[i] == groups[j], 0.97, 0.8))
+    cross = groups[i] != groups[j]
+    t = replace(t, similar=cross, inliers=np.where(cross, 3, 200),
+                keypoints=np.full(len(i), 300), iou=np.where(cross, 0.2, 1.0),
+                agreement=np.where(cross, np.nan, 1.0))  # fmt: skip
+    th = Thresholds(0.93, 0, 0.9, 0)
+    for bar, kind in [(0.0, "rich, no shared content (0-4 inliers), CNN not alike"),
+                      (0.75, "related, split by the stacking rule")]:  # fmt: skip
+        geometry = GeometryThresholds(10, 0.5, 0.7, 75, similar_cosine=bar)
+        setting = Setting(Rule.AVERAGE_LINK, th, geometry=geometry, probe_cosine=0.5)
+        check_against_decide(t, setting)  # the deduper's relate() sees the same evidence
+        assert {KINDS[k] for k in kinds(t, setting)[cross]} == {kind}
+        assert bool(related(t, th, geometry, 0.5).similar[cross].all()) is (bar > 0)

@@ -48,6 +48,8 @@ from tools.dedupe_eval.tuning_choice import (
     TuningSets,
     choose,
     criterion_line,
+    geometry_grid,
+    geometry_label,
     pr,
     tried_rows,
     unseen_split,
@@ -59,14 +61,7 @@ UNSEEN = ((unseen.MATE, "mate (read)"), (unseen.PLASMA, "plasma (read)"),
           (unseen.LOMIRI, "lomiri (fresh)"))  # fmt: skip
 
 
-def candidates(base: Setting) -> list[Setting]:
-    assert base.geometry is not None
-    return [replace(base, geometry=replace(base.geometry, similar_spread=f)) for f in GRID]
-
-
-def _floor(s: Setting) -> float:
-    assert s.geometry is not None
-    return s.geometry.similar_spread
+_floor = geometry_label("similar_spread")
 
 
 def _spread_line(name: str, t: PairTable, scenes: np.ndarray) -> str:
@@ -134,7 +129,8 @@ def main() -> None:
                                           similar_keypoint_spread=0.0))  # fmt: skip
 
     sets = TuningSets.load(spec, cache)
-    tried = sets.try_all(candidates(base), draws=not args.without_draws)
+    grid = geometry_grid(base, similar_spread=GRID)
+    tried = sets.try_all(grid, draws=not args.without_draws)
     chosen = choose(tried)
     lines = [
         "# The similar call's inlier-spread floor, chosen on the tuning split",
@@ -169,8 +165,8 @@ def main() -> None:
     for photo_set, label in UNSEEN:
         scored.append((label, *unseen_split(photo_set, spec, cache)))
     rules = {"off (before)": base, f"chosen ({_floor(chosen)})": chosen,
-             f"{GRID[1]}": candidates(base)[1]}  # fmt: skip
-    rules = {k: v for k, v in rules.items() if k.startswith("off") or _floor(v) > 0}
+             f"{GRID[1]}": grid[1]}  # fmt: skip
+    rules = {k: v for k, v in rules.items() if k.startswith("off") or v != base}
     for name, split, sc in scored:
         for rule, s in rules.items():
             lines.append(f"| {name} | {rule} | {pr(outcome(split, sc, s))} |")

@@ -59,6 +59,7 @@ from tools.dedupe_eval.tuning_choice import (
     TuningSets,
     choose,
     criterion_line,
+    geometry_grid,
     pr,
     tried_rows,
     unseen_split,
@@ -74,14 +75,10 @@ UNSEEN = ((unseen.MATE, "mate (read)"), (unseen.PLASMA, "plasma (read)"),
 
 def candidates(base: Setting, floors: tuple[float, ...] = FLOORS) -> list[Setting]:
     """Off first, then K1 (rich images only) and K2 (any) at each floor."""
-    g = base.geometry
-    assert g is not None
-    out = [base]
-    for keypoints in (g.rich_keypoints, 0):
-        out += [replace(base, geometry=replace(g, similar_keypoint_spread=f,
-                                               keypoint_spread_keypoints=keypoints))
-                for f in floors]  # fmt: skip
-    return out
+    assert base.geometry is not None
+    kinds = (base.geometry.rich_keypoints, 0)
+    return [base, *geometry_grid(base, keypoint_spread_keypoints=kinds,
+                                 similar_keypoint_spread=floors)]  # fmt: skip
 
 
 def common(t: PairTable) -> PairTable:

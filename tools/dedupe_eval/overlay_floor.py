@@ -19,7 +19,6 @@ The fresh set: ``make eval-dedupe-unseen ARGS="--set plasma"``, once the choice 
 from __future__ import annotations
 
 import argparse
-import itertools
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -27,7 +26,15 @@ from pathlib import Path
 from tools.dedupe_eval import unseen
 from tools.dedupe_eval.relations import outcome
 from tools.dedupe_eval.rules import Setting
-from tools.dedupe_eval.tuning_choice import TuningSets, choose, pr, tried_rows, unseen_split
+from tools.dedupe_eval.tuning_choice import (
+    TuningSets,
+    choose,
+    geometry_grid,
+    geometry_label,
+    pr,
+    tried_rows,
+    unseen_split,
+)
 
 OUT = Path(__file__).resolve().parent.parent.parent / ".bench" / "eval-dedupe"
 # Fixed beforehand; the configured value first in each, so ties keep the configured rule.
@@ -39,18 +46,10 @@ GRID = {
 
 
 def candidates(base: Setting) -> list[Setting]:
-    assert base.geometry is not None
-    return [
-        replace(base, geometry=replace(base.geometry, similar_agreement=a,
-                                       duplicate_agreement=d, rich_keypoints=k))
-        for a, d, k in itertools.product(*GRID.values())
-    ]  # fmt: skip
+    return geometry_grid(base, **GRID)
 
 
-def _label(s: Setting) -> str:
-    g = s.geometry
-    assert g is not None
-    return f"{g.similar_agreement} | {g.duplicate_agreement} | {g.rich_keypoints}"
+_label = geometry_label(*GRID)
 
 
 def main() -> None:

@@ -115,7 +115,10 @@ def related(
     apart = checked & ~shared & (t.keypoints >= g.rich_keypoints)  # rich, nothing in common
     undecided = ~shared & ~apart  # no check, or one that cannot tell: CNN and pHash decide
     duplicate = t.same_sha256 | ((copy | (undecided & looks)) & ~marked)
-    similar = ~duplicate & ~marked & ((shared & ~copy) | (apart & looks))
+    # decision.alike_scene: the CNN alone, where the check found nothing in common (stacks8)
+    alike = (checked & ~shared & ~looks & (g.similar_cosine > 0) & (t.cnn >= g.similar_cosine)
+             & (t.keypoints >= g.similar_cosine_keypoints))  # fmt: skip
+    similar = ~duplicate & ~marked & ((shared & ~copy) | (apart & looks) | alike)
     return Related(duplicate, similar)
 
 

@@ -1,4 +1,5 @@
-"""What the grid choices on the tuning split share (overlay_floor.py, inlier_spread.py).
+"""What the grid choices on the tuning split share (overlay_floor, copy_agreement, inlier_spread,
+keypoint_spread): the candidates (``geometry_grid``, ``geometry_label``), scoring, choice.
 
 The labelled set's tuning and test splits with their hard cases (hard_cases.py, tuning
 photos only), each candidate scored on both, and the choice among them: duplicate-group
@@ -14,14 +15,15 @@ counted per draw and pooled. With draws the criterion's sum is over three sets (
 cases, tune draws), the draws one more set; the precision gate and the tie-breaks are
 unchanged. At 20 images a shot a stray pair across scenes is a density of 1/400 and joins
 nothing; at 3 it bridges two scenes' stacks, which is what a user with a few shots a scene
-meets. Without draws the criterion is the earlier one (overlay_floor, copy_agreement, and
-stacks5's and stacks6's choices as documented).
+meets. Without draws the criterion is the earlier one (overlay_floor, and stacks5's and
+stacks6's choices as documented; copy_agreement scores the draws since stacks8).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -124,6 +126,27 @@ class TuningSets:
             )
             for s in settings
         ]
+
+
+def geometry_grid(base: Setting, **grid: Sequence[object]) -> list[Setting]:
+    """The candidates of a grid over ``GeometryThresholds`` fields: ``base`` with each
+    combination of the fields' values (``itertools.product``, the first field outermost),
+    the grid's order kept, so ``choose``'s ties keep the earliest."""
+    assert base.geometry is not None
+    return [
+        replace(base, geometry=replace(base.geometry, **dict(zip(grid, values, strict=True))))
+        for values in product(*grid.values())
+    ]
+
+
+def geometry_label(*fields: str) -> Callable[[Setting], str]:
+    """A candidate's row label: its values of ``fields``, as table cells."""
+
+    def label(s: Setting) -> str:
+        assert s.geometry is not None
+        return " | ".join(str(getattr(s.geometry, f)) for f in fields)
+
+    return label
 
 
 def pooled(outcomes: list[Outcome]) -> Outcome:

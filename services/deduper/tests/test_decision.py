@@ -285,3 +285,40 @@ def test_a_fit_held_by_few_of_the_cells_with_keypoints_is_an_overlay(
     verdict = relate(signals, T, g)
     assert verdict.relation is on
     assert ("of the shared cells with keypoints" in verdict.basis) is (on is Relation.NEITHER)
+
+
+@pytest.mark.parametrize(
+    ("signals", "keypoints_needed", "on"),
+    [
+        # a shot sharing a strip of its scene: 4 inliers, the CNN 0.8 (under the duplicate bar)
+        (
+            PairSignals(cosine=0.8, phash_distance=30, overlap=seen(4, 0.2, 0.0)),
+            0,
+            Relation.SIMILAR,
+        ),
+        # less alike than the bar: neither, as before
+        (
+            PairSignals(cosine=0.7, phash_distance=30, overlap=seen(4, 0.2, 0.0)),
+            0,
+            Relation.NEITHER,
+        ),
+        # a flat pair (80 keypoints): only when the bar holds for any keypoint count
+        (
+            PairSignals(cosine=0.8, overlap=seen(4, 0.2, 0.0, keypoints=80)),
+            200,
+            Relation.NEITHER,
+        ),
+        (PairSignals(cosine=0.8, overlap=seen(4, 0.2, 0.0, keypoints=80)), 0, Relation.SIMILAR),
+        # shared content decides as before: a copy stays a duplicate
+        (PairSignals(cosine=0.8, overlap=seen(90, 0.9, 1.0)), 0, Relation.DUPLICATE),
+    ],
+)
+def test_the_cnn_alone_makes_a_pair_with_nothing_in_common_similar_when_on(
+    signals: PairSignals, keypoints_needed: int, on: Relation
+) -> None:
+    before = relate(signals, T, G).relation
+    assert before is (Relation.DUPLICATE if on is Relation.DUPLICATE else Relation.NEITHER)
+    g = replace(G, similar_cosine=0.75, similar_cosine_keypoints=keypoints_needed)
+    verdict = relate(signals, T, g)
+    assert verdict.relation is on
+    assert ("CNN 0.80 >= 0.75" in verdict.basis) is (on is Relation.SIMILAR)

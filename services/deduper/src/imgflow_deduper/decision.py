@@ -111,6 +111,12 @@ class GeometryThresholds:
     # IMGFLOW_DEDUPE_SIMILAR_KEYPOINT_SPREAD sets 0.2, any count (stacks7).
     similar_keypoint_spread: float = 0.0
     keypoint_spread_keypoints: int = 0
+    # Checked, no content in common found, and the CNN and pHash call no duplicate: still
+    # similar when the CNN is at least this alike and the poorer image has at least
+    # ``similar_cosine_keypoints`` keypoints (stacks8: a shot sharing a strip of its scene
+    # often fits on < 10 inliers). 0: off (tried, not chosen).
+    similar_cosine: float = 0.0
+    similar_cosine_keypoints: int = 0
 
 
 # A fit whose frames share less than this is no evidence of common content.
@@ -170,6 +176,17 @@ def _overlay_fit(o: Overlap, g: GeometryThresholds) -> str:
     )
 
 
+def alike_scene(signals: PairSignals, o: Overlap, g: GeometryThresholds) -> bool:
+    """The CNN alone finds the scene alike (``similar_cosine``; off at 0)."""
+    cnn = signals.cnn
+    return (
+        g.similar_cosine > 0
+        and cnn is not None
+        and cnn >= g.similar_cosine
+        and o.keypoints >= g.similar_cosine_keypoints
+    )
+
+
 def shares_content(o: Overlap, g: GeometryThresholds) -> bool:
     """Enough consistent matches over enough of the frame, and not only an overlay."""
     return o.inliers >= g.min_inliers and o.iou >= MIN_SHARED_IOU and not overlay_only(o, g)
@@ -198,6 +215,13 @@ def relate(signals: PairSignals, t: Thresholds, g: GeometryThresholds | None) ->
             None,
         )
     if not shares_content(o, g):
+        if looks is None and alike_scene(signals, o, g):
+            return Verdict(
+                Relation.SIMILAR,
+                f"CNN {signals.cnn:.2f} >= {g.similar_cosine}, no content in common "
+                f"({evidence}; {o.keypoints} keypoints)",
+                None,
+            )
         if o.keypoints < g.rich_keypoints:
             return _without_geometry(
                 looks, f"geometry inconclusive: {o.inliers} inliers{_overlay_only(o, g)}"
