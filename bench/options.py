@@ -6,9 +6,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imgflow_localstack.services import DEDUPER, HASHER, RUN_CONCURRENCY, THUMBNAILER
+from imgflow_localstack.services import (
+    DEDUPER,
+    EXPRESS_SUFFIX,
+    HASHER,
+    RUN_CONCURRENCY,
+    THUMBNAILER,
+)
 
-WORKERS = (THUMBNAILER, HASHER, DEDUPER)
+# The stages' workers and their express workers (which the fairness bench runs).
+WORKERS = (
+    *(STAGE_WORKERS := (THUMBNAILER, HASHER, DEDUPER)),
+    *(f"{name}{EXPRESS_SUFFIX}" for name in STAGE_WORKERS),
+)
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,7 @@ def test_concurrency_option_names_workers_and_counts() -> None:
         "hasher": 2,
         "deduper": 1,
     }
+    assert parse_concurrency("thumbnailer-express=3")["thumbnailer-express"] == 3
     for bad in ("thumbnailer", "thumbnailer=0", "api=2", "hasher=two"):
         with pytest.raises(ValueError, match="bad concurrency"):
             parse_concurrency(bad)

@@ -185,6 +185,19 @@ def test_the_api_is_given_its_drain_time_before_it_is_killed() -> None:
     assert api.name == "api" and api.stop_timeout_s == API_STOP_TIMEOUT_S > 20
 
 
+def test_an_express_worker_has_one_process_unless_it_is_named() -> None:
+    specs = {
+        spec.name: spec
+        for spec in service_specs(free_port(), {"thumbnailer-express": 3}, express=True)
+    }
+    assert _concurrency(specs["thumbnailer-express"]) == 3
+    assert _concurrency(specs["deduper-express"]) == 1
+
+
+def _concurrency(spec: ServiceSpec) -> int:
+    return int(spec.argv[list(spec.argv).index("--concurrency") + 1])
+
+
 def test_a_niced_worker_is_niced_with_its_session(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -83,8 +83,9 @@ def service_specs(
 ) -> list[ServiceSpec]:
     """The API, the three workers (with ``express``, their express workers too), the
     webhook sender and Flower, in start order. ``concurrency`` is per worker name (an
-    express worker has one process). Without ``ports`` the workers serve no metrics and
-    there is no webhook sender; without a password there is no Flower."""
+    express worker, ``<worker>-express``, has one process unless it is named). Without
+    ``ports`` the workers serve no metrics and there is no webhook sender; without a
+    password there is no Flower."""
     concurrency = concurrency or {}
     specs = [
         ServiceSpec(
@@ -105,7 +106,12 @@ def service_specs(
     ]
     if express:
         workers += [
-            (f"{name}{EXPRESS_SUFFIX}", app, Stage(queue).express_queue, 1)
+            (
+                f"{name}{EXPRESS_SUFFIX}",
+                app,
+                Stage(queue).express_queue,
+                concurrency.get(f"{name}{EXPRESS_SUFFIX}", 1),
+            )
             for name, (app, queue) in _WORKERS.items()
         ]
     # The stages' own workers at a lower CPU priority than everything else (the express
