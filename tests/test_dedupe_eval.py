@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +21,7 @@ from tools.dedupe_eval.rules import Setting, check_against_decide, groups_of, re
 from tools.dedupe_eval.signals import PairTable
 from tools.dedupe_eval.splits import TEST, TUNE, indices, issue_sets, split_of
 from tools.dedupe_eval.stack_misses import KINDS, kinds
+from tools.dedupe_eval.tool_report import after_choice_table, write_report
 from tools.dedupe_eval.tuning_choice import (
     Tried,
     TuningSets,
@@ -234,8 +238,9 @@ def test_a_geometry_grid_varies_only_its_fields_first_field_outermost() -> None:
     }
 
 
-def test_a_missed_strip_is_rich_with_no_fit_and_the_cnn_bar_stacks_it_as_relate_does() -> None:
-    # two shots of one scene, each with a copy; between the shots ORB fit 3 inliers
+def missed_strip() -> tuple[PairTable, np.ndarray]:
+    """Two shots of one scene (groups a, b), each with a copy; between the shots ORB fit 3
+    inliers and the CNN reads 0.8. The table, and which pairs are across the shots."""
     n = 4
     i, j = np.triu_indices(n, k=1)
     groups = np.array(list("aabb"))
@@ -244,6 +249,11 @@ def test_a_missed_strip_is_rich_with_no_fit_and_the_cnn_bar_stacks_it_as_relate_
     t = replace(t, similar=cross, inliers=np.where(cross, 3, 200),
                 keypoints=np.full(len(i), 300), iou=np.where(cross, 0.2, 1.0),
                 agreement=np.where(cross, np.nan, 1.0))  # fmt: skip
+    return t, cross
+
+
+def test_a_missed_strip_is_rich_with_no_fit_and_the_cnn_bar_stacks_it_as_relate_does() -> None:
+    t, cross = missed_strip()
     th = Thresholds(0.93, 0, 0.9, 0)
     for bar, kind in [(0.0, "rich, no shared content (0-4 inliers), CNN not alike"),
                       (0.75, "related, split by the stacking rule")]:  # fmt: skip
@@ -252,3 +262,33 @@ def test_a_missed_strip_is_rich_with_no_fit_and_the_cnn_bar_stacks_it_as_relate_
         check_against_decide(t, setting)  # the deduper's relate() sees the same evidence
         assert {KINDS[k] for k in kinds(t, setting)[cross]} == {kind}
         assert bool(related(t, th, geometry, 0.5).similar[cross].all()) is (bar > 0)
+
+
+def test_the_table_after_the_choice_scores_each_rule_on_the_test_split_by_name() -> None:
+    t, _ = missed_strip()  # the CNN bar stacks its two shots, off does not
+    th = Thresholds(0.93, 0, 0.9, 0)
+    rules = {
+        f"bar {bar}": Setting(Rule.AVERAGE_LINK, th, probe_cosine=0.5,
+                              geometry=GeometryThresholds(10, 0.5, 0.7, 75, similar_cosine=bar))
+        for bar in (0.0, 0.75)
+    }  # fmt: skip
+    test = (Split(np.arange(4), t, list("aabb")), ["scene"] * 4)
+    # no unseen sets: the model and its cache are never read
+    lines = after_choice_table(rules, test, (), None, Path("unused"), column=("bar", "---:"))
+    assert lines[:2] == ["| set | bar | groups P / R | stacks P / R |",
+                         "| --- | ---: | --- | --- |"]  # fmt: skip
+    assert [line.split(" | ")[:2] for line in lines[2:]] == [["| test", "bar 0.0"],
+                                                             ["| test", "bar 0.75"]]  # fmt: skip
+    stack_recall = [line.removesuffix(" |").rsplit(" / ", 1)[1] for line in lines[2:]]
+    assert stack_recall == ["0.000", "1.000"]  # off leaves the strip out, the bar stacks it
+
+
+@pytest.mark.parametrize("tail", [["| a |"], ["| a |", ""]])
+def test_a_report_ends_with_one_blank_line_and_its_time(
+    tmp_path: Path, tail: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "new" / "report.md"
+    write_report(["# Title", "", *tail], time.perf_counter(), path)
+    text = path.read_text()
+    assert re.fullmatch(r"# Title\n\n\| a \|\n\nRan in \d+ s\.\n", text)
+    assert capsys.readouterr().out == text

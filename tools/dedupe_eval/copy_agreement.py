@@ -23,19 +23,17 @@ import argparse
 import time
 from pathlib import Path
 
-from tools.dedupe_eval.inlier_spread import OUT, draws_offline
+from tools.dedupe_eval.inlier_spread import OUT
 from tools.dedupe_eval.keypoint_spread import UNSEEN
-from tools.dedupe_eval.relations import outcome
 from tools.dedupe_eval.rules import check_against_decide
+from tools.dedupe_eval.tool_report import after_choice_table, write_report
 from tools.dedupe_eval.tuning_choice import (
     TuningSets,
     choose,
     criterion_line,
     geometry_grid,
     geometry_label,
-    pr,
     tried_rows,
-    unseen_split,
 )
 
 GRID = (0.7, 0.75, 0.8)  # fixed beforehand; the configured bar first
@@ -73,24 +71,12 @@ def main() -> None:
         "",
         f"Chosen: {_bar(chosen)}. After the choice, every bar:",
         "",
-        "| set | bar | groups P / R | stacks P / R |",
-        "| --- | ---: | --- | --- |",
     ]
-    scored = [("test", sets.test, sets.test_scenes)]
-    for photo_set, label in UNSEEN:
-        scored.append((label, *unseen_split(photo_set, spec, cache)))
-    for label, split, sc in scored:
-        for s in grid:
-            lines.append(f"| {label} | {_bar(s)} | {pr(outcome(split, sc, s))} |")
-    for photo_set, label in UNSEEN:
-        for s, o in zip(grid, draws_offline(photo_set, grid, spec, cache), strict=True):
-            lines.append(f"| {label}, the API's 3 draws offline | {_bar(s)} | {pr(o)} |")
-    lines += ["", f"Ran in {time.perf_counter() - started:.0f} s."]
-    text = "\n".join(lines)
-    print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
+    every_bar = {_bar(s): s for s in grid}
+    test = (sets.test, sets.test_scenes)
+    lines += after_choice_table(every_bar, test, UNSEEN, spec, cache, column=("bar", "---:"))
     report = "copy-agreement-without-draws.md" if args.without_draws else "copy-agreement.md"
-    (args.out / report).write_text(text + "\n")
+    write_report(lines, started, args.out / report)
 
 
 if __name__ == "__main__":

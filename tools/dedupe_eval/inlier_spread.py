@@ -30,29 +30,21 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from tools.dedupe_eval import unseen
-from tools.dedupe_eval.dataset import Sample
-from tools.dedupe_eval.group_metrics import GroupCounts
-from tools.dedupe_eval.image_signals import ModelSpec
-from tools.dedupe_eval.relations import Outcome, outcome
-from tools.dedupe_eval.report import Split, subset
-from tools.dedupe_eval.rules import Setting
 from tools.dedupe_eval.signals import PairTable
+from tools.dedupe_eval.tool_report import after_choice_table, write_report
 from tools.dedupe_eval.tuning_choice import (
     TuningSets,
     choose,
     criterion_line,
     geometry_grid,
     geometry_label,
-    pr,
     tried_rows,
-    unseen_split,
 )
 
 OUT = Path(__file__).resolve().parent.parent.parent / ".bench" / "eval-dedupe"
@@ -76,40 +68,6 @@ def _spread_line(name: str, t: PairTable, scenes: np.ndarray) -> str:
                                 if len(v) else "none")  # fmt: skip
 
     return f"| {name} | {q(t.similar)} | {q(t.duplicate)} | {q(across)} |"
-
-
-def draws_offline(
-    photo_set: unseen.PhotoSet,
-    rules: list[Setting],
-    spec: ModelSpec,
-    cache: Path,
-    n: int = 3,
-    table_of: Callable[[PairTable], PairTable] = lambda t: t,
-) -> list[Outcome]:
-    """The through-API run's draws of an unseen set (3 images a shot: ``unseen_draws``),
-    grouped and stacked offline by each rule (on ``table_of`` the pairs' table) and pooled
-    over the draws. stacks3 and stacks4 found the API makes what the offline rule makes of
-    the same images, draw for draw; a stray pair weighs far more at 3 images a shot than
-    at 20."""
-    from tools.dedupe_eval.__main__ import with_geometry
-    from tools.dedupe_eval.through_api import unseen_draws
-
-    draws = unseen_draws(n, photo_set.name)
-    unique = {(u.group, u.edit): u for d in draws for u in d}
-    keys = sorted(unique)
-    items = [Sample(g, e, unique[(g, e)].data, unique[(g, e)].scene_name, g.split("#")[-1])
-             for g, e in keys]  # fmt: skip
-    table = table_of(with_geometry(items, spec, cache)[0])
-    position = {key: k for k, key in enumerate(keys)}
-    pooled = [Outcome(GroupCounts(), GroupCounts()) for _ in rules]
-    for d in draws:
-        nodes = np.array(sorted(position[(u.group, u.edit)] for u in d))
-        split = Split(nodes, subset(table, len(items), nodes), [items[k].group for k in nodes])
-        scenes = [items[k].scene for k in nodes]
-        for r, rule in enumerate(rules):
-            o = outcome(split, scenes, rule)
-            pooled[r] = Outcome(pooled[r].groups + o.groups, pooled[r].stacks + o.stacks)
-    return pooled
 
 
 def main() -> None:
@@ -158,28 +116,13 @@ def main() -> None:
         "After the choice: the floor off (as before), the chosen one, and the grid's lowest "
         "floor for comparison (chosen or not):",
         "",
-        "| set | rule | groups P / R | stacks P / R |",
-        "| --- | --- | --- | --- |",
     ]
-    scored = [("test", sets.test, sets.test_scenes)]
-    for photo_set, label in UNSEEN:
-        scored.append((label, *unseen_split(photo_set, spec, cache)))
     rules = {"off (before)": base, f"chosen ({_floor(chosen)})": chosen,
              f"{GRID[1]}": grid[1]}  # fmt: skip
     rules = {k: v for k, v in rules.items() if k.startswith("off") or v != base}
-    for name, split, sc in scored:
-        for rule, s in rules.items():
-            lines.append(f"| {name} | {rule} | {pr(outcome(split, sc, s))} |")
-    for photo_set, label in UNSEEN:
-        found = draws_offline(photo_set, list(rules.values()), spec, cache)
-        for rule, o in zip(rules, found, strict=True):
-            lines.append(f"| {label}, the API's 3 draws offline | {rule} | {pr(o)} |")
-    lines += ["", f"Ran in {time.perf_counter() - started:.0f} s."]
-    text = "\n".join(lines)
-    print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
+    lines += after_choice_table(rules, (sets.test, sets.test_scenes), UNSEEN, spec, cache)
     report = "inlier-spread-without-draws.md" if args.without_draws else "inlier-spread.md"
-    (args.out / report).write_text(text + "\n")
+    write_report(lines, started, args.out / report)
 
 
 if __name__ == "__main__":

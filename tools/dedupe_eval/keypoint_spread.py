@@ -50,19 +50,17 @@ from pathlib import Path
 import numpy as np
 
 from tools.dedupe_eval import unseen
-from tools.dedupe_eval.inlier_spread import OUT, draws_offline
-from tools.dedupe_eval.relations import outcome
+from tools.dedupe_eval.inlier_spread import OUT
 from tools.dedupe_eval.report import Split
 from tools.dedupe_eval.rules import Setting, check_against_decide
 from tools.dedupe_eval.signals import PairTable
+from tools.dedupe_eval.tool_report import after_choice_table, write_report
 from tools.dedupe_eval.tuning_choice import (
     TuningSets,
     choose,
     criterion_line,
     geometry_grid,
-    pr,
     tried_rows,
-    unseen_split,
 )
 
 FLOORS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3)  # fixed beforehand
@@ -169,31 +167,16 @@ def main() -> None:
         f"After the choice: off, the chosen one, and both forms at {COMPARED} (fixed "
         "beforehand, chosen or not):",
         "",
-        "| set | rule | groups P / R | stacks P / R |",
-        "| --- | --- | --- | --- |",
     ]
     rules = {name(s): s for s in [base, chosen] + [s for s in grid[1:] if s.geometry
                                                   and s.geometry.similar_keypoint_spread
                                                   == COMPARED]}  # fmt: skip
-    scored = [("test", sets.test, sets.test_scenes)]
-    for photo_set, label in UNSEEN:
-        split, sc = unseen_split(photo_set, spec, cache)
-        scored.append((label, replace(split, table=mapped(split.table)), sc))
-    for label, split, sc in scored:
-        for rule, s in rules.items():
-            lines.append(f"| {label} | {rule} | {pr(outcome(split, sc, s))} |")
-    for photo_set, label in UNSEEN:
-        found = draws_offline(photo_set, list(rules.values()), spec, cache, table_of=mapped)
-        for rule, o in zip(rules, found, strict=True):
-            lines.append(f"| {label}, the API's 3 draws offline | {rule} | {pr(o)} |")
-    lines += ["", f"Ran in {time.perf_counter() - started:.0f} s."]
-    text = "\n".join(lines)
-    print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
+    test = (sets.test, sets.test_scenes)
+    lines += after_choice_table(rules, test, UNSEEN, spec, cache, table_of=mapped)
     report = ("common-keypoint-spread" if args.common else "keypoint-spread") + (
         "-without-draws.md" if args.without_draws else ".md"
     )
-    (args.out / report).write_text(text + "\n")
+    write_report(lines, started, args.out / report)
 
 
 if __name__ == "__main__":

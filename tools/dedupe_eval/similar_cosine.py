@@ -24,18 +24,16 @@ import argparse
 import time
 from pathlib import Path
 
-from tools.dedupe_eval.inlier_spread import OUT, draws_offline
+from tools.dedupe_eval.inlier_spread import OUT
 from tools.dedupe_eval.keypoint_spread import UNSEEN
-from tools.dedupe_eval.relations import outcome
 from tools.dedupe_eval.rules import Setting, check_against_decide
+from tools.dedupe_eval.tool_report import after_choice_table, write_report
 from tools.dedupe_eval.tuning_choice import (
     TuningSets,
     choose,
     criterion_line,
     geometry_grid,
-    pr,
     tried_rows,
-    unseen_split,
 )
 
 BARS = (0.85, 0.8, 0.75, 0.7)  # fixed beforehand
@@ -92,26 +90,12 @@ def main() -> None:
         f"After the choice: off, the chosen one, and both forms at {COMPARED} (fixed "
         "beforehand, chosen or not):",
         "",
-        "| set | rule | groups P / R | stacks P / R |",
-        "| --- | --- | --- | --- |",
     ]
     compared = [s for s in grid[1:] if s.geometry and s.geometry.similar_cosine == COMPARED]
     rules = {name(s): s for s in [base, chosen, *compared]}
-    scored = [("test", sets.test, sets.test_scenes)]
-    for photo_set, label in UNSEEN:
-        scored.append((label, *unseen_split(photo_set, spec, cache)))
-    for label, split, sc in scored:
-        for rule, s in rules.items():
-            lines.append(f"| {label} | {rule} | {pr(outcome(split, sc, s))} |")
-    for photo_set, label in UNSEEN:
-        found = draws_offline(photo_set, list(rules.values()), spec, cache)
-        for rule, o in zip(rules, found, strict=True):
-            lines.append(f"| {label}, the API's 3 draws offline | {rule} | {pr(o)} |")
-    lines += ["", f"Ran in {time.perf_counter() - started:.0f} s."]
-    text = "\n".join(lines)
-    print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "similar-cosine.md").write_text(text + "\n")
+    test = (sets.test, sets.test_scenes)
+    lines += after_choice_table(rules, test, UNSEEN, spec, cache)
+    write_report(lines, started, args.out / "similar-cosine.md")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 A labelled similar pair (one scene, two shots) is *missed* when the rule as configured
 puts its two images in different stacks. In each draw (the tuning split's draws,
 ``TuningSets.tune_draws``; with ``--unseen`` also the unseen sets' API draws, replayed
-offline as ``inlier_spread.draws_offline`` does) every missed pair gets one kind, the
+offline as ``tool_report.draws_offline`` does) every missed pair gets one kind, the
 first that holds:
 
 - *related, split by the stacking rule*: the pair is called duplicate or similar, yet its
@@ -45,9 +45,10 @@ from tools.dedupe_eval.image_signals import ModelSpec
 from tools.dedupe_eval.inlier_spread import OUT
 from tools.dedupe_eval.keypoint_spread import UNSEEN
 from tools.dedupe_eval.relations import stacks_of
-from tools.dedupe_eval.report import Split, subset
+from tools.dedupe_eval.report import Split
 from tools.dedupe_eval.rules import Setting, predicted, probed, related
 from tools.dedupe_eval.signals import PairTable
+from tools.dedupe_eval.tool_report import api_draws, write_report
 from tools.dedupe_eval.tuning_choice import TuningSets
 
 KINDS = (
@@ -164,22 +165,10 @@ def tune_tally(sets: TuningSets, setting: Setting) -> Tally:
 def unseen_tally(
     photo_set: unseen.PhotoSet, setting: Setting, spec: ModelSpec, cache: Path
 ) -> Tally:
-    """The unseen set's API draws, replayed offline (``inlier_spread.draws_offline``)."""
-    from tools.dedupe_eval.__main__ import with_geometry
-    from tools.dedupe_eval.through_api import unseen_draws
-
-    draws = unseen_draws(3, photo_set.name)
-    unique = {(u.group, u.edit): u for d in draws for u in d}
-    keys = sorted(unique)
-    items = [Sample(g, e, unique[(g, e)].data, unique[(g, e)].scene_name, g.split("#")[-1])
-             for g, e in keys]  # fmt: skip
-    table = with_geometry(items, spec, cache)[0]
-    position = {key: k for k, key in enumerate(keys)}
+    """The unseen set's API draws, replayed offline (``tool_report.api_draws``)."""
     tally = Tally()
-    for d in draws:
-        nodes = np.array(sorted(position[(u.group, u.edit)] for u in d))
-        split = Split(nodes, subset(table, len(items), nodes), [items[k].group for k in nodes])
-        tally.add(split, [items[k] for k in nodes], setting)
+    for split, items in api_draws(photo_set, spec, cache):
+        tally.add(split, items, setting)
     return tally
 
 
@@ -207,11 +196,7 @@ def main() -> None:
             lines += unseen_tally(photo_set, setting, spec, cache).lines(
                 f"{label}: the API's 3 draws, offline"
             )
-    lines += [f"Ran in {time.perf_counter() - started:.0f} s."]
-    text = "\n".join(lines)
-    print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "stack-misses.md").write_text(text + "\n")
+    write_report(lines, started, args.out / "stack-misses.md")
 
 
 if __name__ == "__main__":
