@@ -33,7 +33,7 @@ from tools.dedupe_eval.tuning_choice import (
     criterion_line,
     geometry_grid,
     geometry_label,
-    tried_rows,
+    tried_table,
 )
 
 GRID = (0.7, 0.75, 0.8)  # fixed beforehand; the configured bar first
@@ -63,11 +63,7 @@ def main() -> None:
         "",
         criterion_line(args.without_draws),
         "",
-        "| agreement bar | tune: groups P / R | tune: stacks P / R | hard: groups P / R "
-        "| hard: stacks P / R | pair F1 (sum) | tune draws: groups P / R "
-        "| tune draws: stacks P / R | bridges in the draws |",
-        "| ---: | --- | --- | --- | --- | ---: | --- | --- | ---: |",
-        *tried_rows(tried, chosen, _bar, with_draws=True),
+        *tried_table([("agreement bar", "---:")], tried, chosen, _bar, with_draws=True),
         "",
         f"Chosen: {_bar(chosen)}. After the choice, every bar:",
         "",

@@ -44,7 +44,7 @@ from tools.dedupe_eval.tuning_choice import (
     criterion_line,
     geometry_grid,
     geometry_label,
-    tried_rows,
+    tried_table,
 )
 
 OUT = Path(__file__).resolve().parent.parent.parent / ".bench" / "eval-dedupe"
@@ -105,11 +105,7 @@ def main() -> None:
         _spread_line("tune", sets.tune.table, np.array(sets.tune_scenes)),
         _spread_line("hard cases", sets.hard_table, np.array(sets.hard_scenes)),
         "",
-        "| spread floor | tune: groups P / R | tune: stacks P / R | hard: groups P / R | "
-        "hard: stacks P / R | pair F1 (sum) | tune draws: groups P / R | tune draws: stacks P / R "
-        "| bridges in the draws |",
-        "| ---: | --- | --- | --- | --- | ---: | --- | --- | ---: |",
-        *tried_rows(tried, chosen, _floor, with_draws=True),
+        *tried_table([("spread floor", "---:")], tried, chosen, _floor, with_draws=True),
         "",
         f"Chosen: {_floor(chosen)}.",
         "",

@@ -60,7 +60,7 @@ from tools.dedupe_eval.tuning_choice import (
     choose,
     criterion_line,
     geometry_grid,
-    tried_rows,
+    tried_table,
 )
 
 FLOORS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3)  # fixed beforehand
@@ -155,12 +155,7 @@ def main() -> None:
         _quantiles("tune", sets.tune.table, np.array(sets.tune_scenes)),
         _quantiles("hard cases", sets.hard_table, np.array(sets.hard_scenes)),
         "",
-        "| keypoint-spread floor | tune: groups P / R | tune: stacks P / R | hard: groups P / R "
-        "| hard: stacks P / R | pair F1 (sum) | tune draws: groups P / R "
-        "| tune draws: stacks P / R "
-        "| bridges in the draws |",
-        "| --- | --- | --- | --- | --- | ---: | --- | --- | ---: |",
-        *tried_rows(tried, chosen, name, with_draws=True),
+        *tried_table([("keypoint-spread floor", "---")], tried, chosen, name, with_draws=True),
         "",
         f"Chosen: {name(chosen)}.",
         "",

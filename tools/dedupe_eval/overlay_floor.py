@@ -31,7 +31,7 @@ from tools.dedupe_eval.tuning_choice import (
     choose,
     geometry_grid,
     geometry_label,
-    tried_rows,
+    tried_table,
 )
 
 OUT = Path(__file__).resolve().parent.parent.parent / ".bench" / "eval-dedupe"
@@ -48,6 +48,12 @@ def candidates(base: Setting) -> list[Setting]:
 
 
 _label = geometry_label(*GRID)
+# The label's columns in the candidates' table, one per GRID field.
+LABEL_COLUMNS = [
+    ("similar agreement", "---:"),
+    ("duplicate agreement", "---:"),
+    ("rich keypoints", "---:"),
+]
 UNSEEN = ((unseen.MATE, "mate (read)"),)  # stacks3's unseen set, read since
 
 
@@ -76,10 +82,7 @@ def main() -> None:
         f"{int(hard_table.duplicate.sum())} duplicate pairs, {int(hard_table.similar.sum())} "
         f"similar. Base: {base.describe()}.",
         "",
-        "| similar agreement | duplicate agreement | rich keypoints | tune: groups P / R | "
-        "tune: stacks P / R | hard: groups P / R | hard: stacks P / R | pair F1 (sum) |",
-        "| ---: | ---: | ---: | --- | --- | --- | --- | ---: |",
-        *tried_rows(tried, chosen, _label),
+        *tried_table(LABEL_COLUMNS, tried, chosen, _label),
         "",
         f"Chosen: {_label(chosen)}.",
         "",

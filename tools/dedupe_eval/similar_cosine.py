@@ -33,7 +33,7 @@ from tools.dedupe_eval.tuning_choice import (
     choose,
     criterion_line,
     geometry_grid,
-    tried_rows,
+    tried_table,
 )
 
 BARS = (0.85, 0.8, 0.75, 0.7)  # fixed beforehand
@@ -79,11 +79,7 @@ def main() -> None:
         "",
         criterion_line(False),
         "",
-        "| CNN bar | tune: groups P / R | tune: stacks P / R | hard: groups P / R "
-        "| hard: stacks P / R | pair F1 (sum) | tune draws: groups P / R "
-        "| tune draws: stacks P / R | bridges in the draws |",
-        "| --- | --- | --- | --- | --- | ---: | --- | --- | ---: |",
-        *tried_rows(tried, chosen, name, with_draws=True),
+        *tried_table([("CNN bar", "---")], tried, chosen, name, with_draws=True),
         "",
         f"Chosen: {name(chosen)}.",
         "",

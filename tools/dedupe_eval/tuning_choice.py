@@ -197,7 +197,39 @@ def criterion_line(without_draws: bool) -> str:
     )
 
 
-def tried_rows(
+# The candidates' table's columns after the label's: (header, alignment) cells.
+_TRIED_COLUMNS = (
+    ("tune: groups P / R", "---"),
+    ("tune: stacks P / R", "---"),
+    ("hard: groups P / R", "---"),
+    ("hard: stacks P / R", "---"),
+    ("pair F1 (sum)", "---:"),
+)
+_DRAWN_COLUMNS = (
+    ("tune draws: groups P / R", "---"),
+    ("tune draws: stacks P / R", "---"),
+    ("bridges in the draws", "---:"),
+)
+
+
+def tried_table(
+    label_columns: Sequence[tuple[str, str]],
+    tried: Sequence[Tried],
+    chosen: Setting,
+    label: Callable[[Setting], object],
+    with_draws: bool = False,
+) -> list[str]:
+    """The reports' table of candidates with its header: ``label_columns`` are the
+    (header, alignment) cells of what ``label`` writes, the rest are ``_tried_rows``'."""
+    columns = [*label_columns, *_TRIED_COLUMNS, *(_DRAWN_COLUMNS if with_draws else ())]
+    return [
+        "| " + " | ".join(name for name, _ in columns) + " |",
+        "| " + " | ".join(align for _, align in columns) + " |",
+        *_tried_rows(tried, chosen, label, with_draws),
+    ]
+
+
+def _tried_rows(
     tried: Sequence[Tried],
     chosen: Setting,
     label: Callable[[Setting], object],
