@@ -52,6 +52,9 @@ ALONE_RUNS = 3
 # backlog lasts (the median counts): the ratio sits near its 2x target, where one sample
 # decides nothing.
 BULK_RUNS = 3
+# And the trickle during the flood, one after another while the flood's uploads last (the
+# median counts): the flood's own pace moves a single sample by half its value.
+LOADED_RUNS = 3
 FLOOD_CLIENTS = 8
 # The third relay run: the fair relay with the flood's tenant held to this many uploads in
 # progress (`imgflow-admin limits set --upload-concurrency`), its clients waiting out each
@@ -72,6 +75,7 @@ class ModeResult:
     loaded_s: float
     # of loaded_s, the time until the API had answered the trickle's uploads
     loaded_accepted_s: float
+    loaded_samples: int  # how many trickles loaded_s is the median of
     # the trickle's time to ready while only a bulk reprocess of the library runs (no
     # upload burst): the issue's second case
     bulk_s: float
@@ -102,7 +106,7 @@ def run(quick: bool = False, options: BenchOptions | None = None) -> Suite:
     options = options or BenchOptions()
     flood = QUICK_FLOOD if quick else FLOOD
     library = QUICK_LIBRARY if quick else LIBRARY
-    per_mode = flood + library + (ALONE_RUNS + BULK_RUNS + 1) * TRICKLE
+    per_mode = flood + library + (ALONE_RUNS + BULK_RUNS + LOADED_RUNS) * TRICKLE
     paths = ensure_images(per_mode * len(MODES), SPEC)
     data_dir = Path(tempfile.mkdtemp(prefix="imgflow-bench-fair-"))
     results = []
@@ -177,9 +181,7 @@ async def _drive(
                     break  # the run is over: this one would not be "during" it
                 sample = await _trickle(http, db, keys["trickle"][1], bulk_paths[i : i + TRICKLE])
                 bulk_samples.append(sample)
-            # The median sample (of an even count the slower middle one), with its segments.
-            bulk_samples.sort(key=lambda sample: sample[0])
-            bulk_s, _, bulk_segments = bulk_samples[len(bulk_samples) // 2]
+            bulk_s, _, bulk_segments = _median_sample(bulk_samples)
             await _wait_run(db, bulk_run)
             await _wait_settled(db, library_ids)
 
@@ -197,9 +199,14 @@ async def _drive(
                 )
             )
             await third_in.wait()
-            loaded_s, accepted_s, segments = await _trickle(
-                http, db, keys["trickle"][1], loaded_paths
-            )
+            loaded_samples = []
+            for i in range(0, len(loaded_paths), TRICKLE):
+                if i > 0 and flooding.done():
+                    break  # the flood's uploads are over: this one would not be "during" it
+                sample = await _trickle(http, db, keys["trickle"][1], loaded_paths[i : i + TRICKLE])
+                loaded_samples.append(sample)
+            loaded_s, accepted_s, segments = _median_sample(loaded_samples)
+            loaded_paths = loaded_paths[: len(loaded_samples) * TRICKLE]
             flood_ids = await flooding
             await _wait_settled(db, flood_ids)
             await _wait_run(db, run_id)
@@ -217,7 +224,7 @@ async def _drive(
     print(
         f"fairness {mode}: trickle alone {alone_s:.2f} s (median of {ALONE_RUNS}), "
         f"during a bulk reprocess {bulk_s:.2f} s (median of {len(bulk_samples)}), "
-        f"during the flood {loaded_s:.2f} s; "
+        f"during the flood {loaded_s:.2f} s (median of {len(loaded_samples)}); "
         f"all done in {all_done_s:.1f} s",
         flush=True,
     )
@@ -244,6 +251,7 @@ async def _drive(
         alone_s,
         loaded_s,
         accepted_s,
+        len(loaded_samples),
         bulk_s,
         len(bulk_samples),
         all_done_s,
@@ -252,6 +260,16 @@ async def _drive(
         bulk_segments,
         runs,
     )
+
+
+Sample = tuple[float, float, dict[str, float]]
+
+
+def _median_sample(samples: list[Sample]) -> Sample:
+    """The median trickle by time to ready (of an even count the slower middle one), with
+    its other figures."""
+    ordered = sorted(samples, key=lambda sample: sample[0])
+    return ordered[len(ordered) // 2]
 
 
 def _tenant(system: LocalSystem, role: str) -> tuple[str, str]:
@@ -318,7 +336,7 @@ async def _post_image(http: httpx.AsyncClient, key: str, body: bytes) -> httpx.R
 
 async def _trickle(
     http: httpx.AsyncClient, db: asyncpg.Connection, key: str, paths: Sequence[Path]
-) -> tuple[float, float, dict[str, float]]:
+) -> Sample:
     """Seconds from the first of ``paths`` sent to the last one ready, and to the last
     one answered by the API; and where the slowest one's time went."""
     started = time.time()
@@ -508,8 +526,9 @@ def _suite(results: list[ModeResult], flood: int, library: int, options: BenchOp
         f"{flood} flood uploads at {FLOOD_CLIENTS} clients, a reprocess of a {library}-image "
         f"library (every stage), {TRICKLE} trickle uploads (alone: the median of {ALONE_RUNS} "
         f"runs; during the reprocess alone: the median of up to {BULK_RUNS}, the first once "
-        f"a third of its stages wait) sent once a third of the flood was "
-        f"in; {SPEC.width}x{SPEC.height} JPEGs; workers {dict(options.concurrency)}; broker "
+        f"a third of its stages wait; during the flood: the median of up to {LOADED_RUNS}, "
+        f"the first once a third of the flood was in, the next while its uploads last); "
+        f"{SPEC.width}x{SPEC.height} JPEGs; workers {dict(options.concurrency)}; broker "
         f"target depth {_setting('outbox_broker_target_depth')}, express lane up to "
         f"{_setting('outbox_express_max_waiting')} jobs waiting, express queues "
         f"{_setting('outbox_express_queue_depth')} deep; the stages' workers at nice "
