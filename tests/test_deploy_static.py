@@ -47,8 +47,10 @@ WORKERS = {
     "hasher": ("imgflow_hasher", "hashing"),
     "deduper": ("imgflow_deduper", "dedupe"),
 }
-# Each worker's express worker: the same image, its stage's express queue, one process.
+# Each worker's express worker: the same image, its stage's express queue.
 EXPRESS_WORKERS = {f"{name}-express": name for name in WORKERS}
+# The jobs the relay (and a worker handing on) keeps in an express queue: one per process.
+EXPRESS_DEPTH = "IMGFLOW_OUTBOX_EXPRESS_QUEUE_DEPTH"
 # Service directory under services/ -> distribution name; one Dockerfile each.
 SERVICES = {
     "upload-api": "imgflow-upload-api",
@@ -690,8 +692,9 @@ def test_k8s_worker_deployment(worker: str) -> None:
 
 @pytest.mark.parametrize("express", EXPRESS_WORKERS)
 def test_k8s_express_worker_deployment(express: str) -> None:
-    """One process on the stage's express queue, a fixed replica (no ScaledObject), the
-    same image and configuration as the stage's own workers."""
+    """As many processes on the stage's express queue as the relay keeps jobs there, a
+    fixed replica (no ScaledObject), the same image and configuration as the stage's own
+    workers."""
     worker = EXPRESS_WORKERS[express]
     module, queue = WORKERS[worker]
     deployments = k8s_objects("Deployment")
@@ -705,7 +708,9 @@ def test_k8s_express_worker_deployment(express: str) -> None:
     assert flag_value(args, "-A") == f"{module}.worker"
     assert flag_value(args, "-Q") == f"{queue}.express" == Stage(queue).express_queue
     assert flag_value(args, "-n") == f"{express}@%h"
-    assert flag_value(args, "--concurrency") == "1"
+    depth = k8s_objects("ConfigMap")["imgflow-config"]["data"][EXPRESS_DEPTH]
+    assert flag_value(args, "--concurrency") == depth
+    assert int(depth) > 1, "one process: a light tenant's 2nd job waits"
     assert container["image"] == only_container(deployments[worker])["image"]
     assert container["envFrom"] == only_container(deployments[worker])["envFrom"]
     probe = " ".join(container["livenessProbe"]["exec"]["command"])
@@ -725,7 +730,11 @@ def test_compose_express_worker(express: str) -> None:
     command = svc["command"]
     assert flag_value(command, "-A") == f"{module}.worker"
     assert flag_value(command, "-Q") == f"{queue}.express"
-    assert flag_value(command, "--concurrency") == "1"
+    # One variable for both, so an .env cannot set one without the other.
+    depth = services["api"]["environment"][EXPRESS_DEPTH]
+    assert flag_value(command, "--concurrency") == depth
+    assert services[worker]["environment"][EXPRESS_DEPTH] == depth, "the workers hand on too"
+    assert int(with_defaults(depth)) > 1, "one process: a light tenant's 2nd job waits"
     assert flag_value(command, "-n") == f"{express}@%h"
     assert parse_duration_s(svc["stop_grace_period"]) > TASK_HARD_LIMIT_S
 

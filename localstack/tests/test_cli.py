@@ -103,3 +103,24 @@ def test_run_starts_the_stage_workers_niced_unless_told_otherwise(
         cli.cmd_run(args)
     # Asked of the system, not left in this process's environment for later systems.
     assert dict(os.environ) == before
+
+
+@pytest.mark.parametrize(("given", "used"), [(None, str(cli.RUN_EXPRESS_SLOTS)), ("1", "1")])
+def test_run_keeps_three_jobs_in_each_express_queue_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, given: str | None, used: str
+) -> None:
+    if given is None:
+        monkeypatch.delenv(cli.EXPRESS_DEPTH_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(cli.EXPRESS_DEPTH_VARIABLE, given)
+    before = dict(os.environ)
+
+    def instead(*args: object, extra_env: dict[str, str] | None = None, **kwargs: object) -> None:
+        assert extra_env == {cli.EXPRESS_DEPTH_VARIABLE: used}
+        raise _Started
+
+    monkeypatch.setattr(cli, "LocalSystem", instead)
+    args = argparse.Namespace(data_dir=tmp_path, api_port=0, thumbnailer_concurrency=2)
+    with pytest.raises(_Started):
+        cli.cmd_run(args)
+    assert dict(os.environ) == before

@@ -194,6 +194,22 @@ def test_an_express_worker_has_one_process_unless_it_is_named() -> None:
     assert _concurrency(specs["deduper-express"]) == 1
 
 
+def test_an_express_worker_has_a_process_per_job_its_queue_keeps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One process with three jobs kept in its queue: the third waits for the first two.
+    monkeypatch.delenv("IMGFLOW_OUTBOX_EXPRESS_QUEUE_DEPTH", raising=False)
+    depth = {"IMGFLOW_OUTBOX_EXPRESS_QUEUE_DEPTH": "3"}
+    system = LocalSystem.on_free_ports(tmp_path, express=True, extra_env=depth)
+    specs = {spec.name: spec for spec in system.specs}
+    assert _concurrency(specs["deduper-express"]) == 3
+    assert _concurrency(specs["deduper"]) == 1
+    assert system.env["IMGFLOW_OUTBOX_EXPRESS_QUEUE_DEPTH"] == "3"  # the relay's and workers'
+    assert system.settings().outbox_express_queue_depth == 3
+    plain = LocalSystem.on_free_ports(tmp_path / "plain", express=True)
+    assert _concurrency({s.name: s for s in plain.specs}["deduper-express"]) == 1
+
+
 def _concurrency(spec: ServiceSpec) -> int:
     return int(spec.argv[list(spec.argv).index("--concurrency") + 1])
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from imgflow_contracts.settings import LOCAL_API_PORT
+from imgflow_contracts.settings import ENV_PREFIX, LOCAL_API_PORT
 from imgflow_localstack.child import Child
 from imgflow_localstack.errors import LocalStackError
 from imgflow_localstack.ports import HOST, ProcessPorts, StackPorts
@@ -39,6 +40,13 @@ DEFAULT_DATA_DIR = Path(".data") / "local"
 # uploads through during someone's bulk reprocess (docs/operating/scheduling.md, "Fifth
 # round"). The test and bench systems keep 0 unless asked.
 RUN_WORKER_NICE = 19
+# `run` keeps this many jobs in each express queue, and starts as many express worker
+# processes, unless IMGFLOW_OUTBOX_EXPRESS_QUEUE_DEPTH says otherwise: with one, a small
+# tenant's second and third uploads wait at the head of the stage's queue for a niced
+# worker to finish a backlog's job (scheduling.md, "Seventh round"). Compose and the
+# Kubernetes manifests set the same. The settings' default (1) stays for the test systems.
+RUN_EXPRESS_SLOTS = 3
+EXPRESS_DEPTH_VARIABLE = f"{ENV_PREFIX}OUTBOX_EXPRESS_QUEUE_DEPTH"
 # How often `run` and `stack` look for a child that died on its own.
 WATCH_INTERVAL_S = 0.5
 
@@ -114,6 +122,9 @@ def _serve(target: LocalSystem | LocalStack, describe: Callable[[float], None]) 
 
 def cmd_run(args: argparse.Namespace) -> int:
     concurrency = {**RUN_CONCURRENCY, THUMBNAILER: args.thumbnailer_concurrency}
+    # Given to every process of the system: the relay (API) and the workers handing jobs
+    # on read it, and the express workers are sized by it.
+    depth = os.environ.get(EXPRESS_DEPTH_VARIABLE, str(RUN_EXPRESS_SLOTS))
     system = LocalSystem(
         args.data_dir,
         StackPorts.local_defaults(),
@@ -121,6 +132,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         concurrency=concurrency,
         process_ports=ProcessPorts.local_defaults(),
         worker_nice=worker_nice_from_env(RUN_WORKER_NICE),
+        extra_env={EXPRESS_DEPTH_VARIABLE: depth},
     )
 
     def describe(seconds: float) -> None:

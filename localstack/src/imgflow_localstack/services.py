@@ -36,8 +36,9 @@ _WORKERS: dict[str, tuple[str, str]] = {
 API_STOP_TIMEOUT_S = 30.0
 
 WORKERS = tuple(_WORKERS)
-# Each worker's express worker: the stage's express queue only, one process, idle until a
-# tenant with little waiting has a job (fair scheduling's express lane, scheduling.md).
+# Each worker's express worker: the stage's express queue only, idle until a tenant with
+# little waiting has a job (fair scheduling's express lane, scheduling.md); one process per
+# job the relay keeps in that queue.
 EXPRESS_SUFFIX = "-express"
 EXPRESS_WORKERS = tuple(f"{name}{EXPRESS_SUFFIX}" for name in WORKERS)
 
@@ -80,12 +81,13 @@ def service_specs(
     express: bool = False,
     *,
     worker_nice: int | None = None,
+    express_processes: int = 1,
 ) -> list[ServiceSpec]:
     """The API, the three workers (with ``express``, their express workers too), the
     webhook sender and Flower, in start order. ``concurrency`` is per worker name (an
-    express worker, ``<worker>-express``, has one process unless it is named). Without
-    ``ports`` the workers serve no metrics and there is no webhook sender; without a
-    password there is no Flower."""
+    express worker, ``<worker>-express``, has ``express_processes`` unless it is named).
+    Without ``ports`` the workers serve no metrics and there is no webhook sender; without
+    a password there is no Flower."""
     concurrency = concurrency or {}
     specs = [
         ServiceSpec(
@@ -110,7 +112,7 @@ def service_specs(
                 f"{name}{EXPRESS_SUFFIX}",
                 app,
                 Stage(queue).express_queue,
-                concurrency.get(f"{name}{EXPRESS_SUFFIX}", 1),
+                concurrency.get(f"{name}{EXPRESS_SUFFIX}", express_processes),
             )
             for name, (app, queue) in _WORKERS.items()
         ]

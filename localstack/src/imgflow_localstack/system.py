@@ -71,15 +71,26 @@ def flower_password(data_dir: Path) -> str:
     return _kept_secret(data_dir, FLOWER_PASSWORD_VARIABLE, FLOWER_PASSWORD_FILE)
 
 
-def express_queues_on() -> bool:
+def _settings(overrides: Mapping[str, str]) -> CommonSettings:
+    """This environment's settings with ``overrides`` (IMGFLOW_* variables) on top."""
+    return CommonSettings(**{k.removeprefix(ENV_PREFIX).lower(): v for k, v in overrides.items()})
+
+
+def express_queues_on(overrides: Mapping[str, str] | None = None) -> bool:
     """Whether this environment's settings send jobs to express queues (fair scheduling,
     its express lane on, express queues kept): then the express workers must run."""
-    settings = CommonSettings()
+    settings = _settings(overrides or {})
     return (
         settings.outbox_scheduling == "fair"
         and settings.outbox_express_max_waiting > 0
         and settings.outbox_express_queue_depth > 0
     )
+
+
+def express_slots(overrides: Mapping[str, str] | None = None) -> int:
+    """Processes per express worker: one per job the relay keeps in its express queue
+    (IMGFLOW_OUTBOX_EXPRESS_QUEUE_DEPTH), so none waits there behind another."""
+    return max(1, _settings(overrides or {}).outbox_express_queue_depth)
 
 
 class LocalSystem:
@@ -103,6 +114,7 @@ class LocalSystem:
         migrate: bool = True,
         express: bool | None = None,
         worker_nice: int | None = None,
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self.stack = LocalStack(
             data_dir, ports, s3_access_key=s3_access_key, s3_secret_key=s3_secret_key
@@ -112,8 +124,10 @@ class LocalSystem:
         self.flower_password = flower_password(data_dir)
         self.process_ports = process_ports or ProcessPorts.free()
         self.migrate = migrate
+        # IMGFLOW_* settings given to every process on top of the environment's.
+        self.extra_env = dict(extra_env or {})
         if express is None:
-            express = express_queues_on()
+            express = express_queues_on(self.extra_env)
         self.specs = (
             list(specs)
             if specs is not None
@@ -124,6 +138,7 @@ class LocalSystem:
                 self.flower_password,
                 express,
                 worker_nice=worker_nice,
+                express_processes=express_slots(self.extra_env),
             )
         )
         self.services: ServiceGroup | None = None
@@ -174,9 +189,9 @@ class LocalSystem:
 
     @property
     def env(self) -> dict[str, str]:
-        """The IMGFLOW_* variables of the stack and the development key (what every
-        imgflow process is given)."""
-        return {**self.stack.env(), BOOTSTRAP_KEY_VARIABLE: self.api_key}
+        """The IMGFLOW_* variables of the stack, the extra settings and the development
+        key (what every imgflow process is given)."""
+        return {**self.stack.env(), **self.extra_env, BOOTSTRAP_KEY_VARIABLE: self.api_key}
 
     def start(self) -> None:
         began = time.monotonic()

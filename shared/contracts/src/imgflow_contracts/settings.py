@@ -81,9 +81,10 @@ class CommonSettings(BaseSettings):
         default=1,
         ge=0,
         description="Fair scheduling: express-lane jobs kept in each stage's express queue "
-        "(`<queue>.express`), which only the stage's express worker (concurrency 1) "
-        "consumes, so a light tenant's job does not wait for a running job; the rest go to "
-        "the head of the stage's queue. 0: no express queues (run no express workers).",
+        "(`<queue>.express`), which only the stage's express worker consumes, so a light "
+        "tenant's job does not wait for a running job; the rest go to the head of the "
+        "stage's queue. Give the express workers as many processes (every deployable sets 3 "
+        "for both). 0: no express queues (run no express workers).",
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
     trace_dir: str | None = Field(
