@@ -292,3 +292,20 @@ def test_a_report_ends_with_one_blank_line_and_its_time(
     text = path.read_text()
     assert re.fullmatch(r"# Title\n\n\| a \|\n\nRan in \d+ s\.\n", text)
     assert capsys.readouterr().out == text
+
+
+def test_the_geometry_cache_is_keyed_by_the_keypoint_detector() -> None:
+    """keypoint_choice computes each candidate's geometry into one cache: a candidate's
+    figures must never be read back as another's."""
+    from imgflow_deduper.overlap import DETECTOR, Detector
+    from tools.dedupe_eval.geometry import _key
+
+    items = [
+        Sample("g", "original", b"x", "s", "whole"),
+        Sample("h", "original", b"y", "s", "left"),
+    ]
+    rows = np.array([0])
+    keys = {_key(items, rows, d) for d in (DETECTOR, Detector(400, 0), Detector(400, 4),
+                                            Detector(800, 4), Detector(2000, 0))}  # fmt: skip
+    assert len(keys) == 4  # the default is one of the four named
+    assert _key(items, rows, Detector(400, 4)) == _key(items, rows, Detector(400, 4))

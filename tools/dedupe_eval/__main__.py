@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from imgflow_deduper.overlap import DETECTOR, Detector
 from imgflow_deduper.settings import DedupeSettings
 from imgflow_runtime.grouping import Rule
 from tools.build_model import MODEL_FILE, ensure_model
@@ -96,17 +97,26 @@ def parse() -> argparse.Namespace:
 
 
 def with_geometry(
-    samples: list[Sample], spec: ModelSpec, cache: Path | None, signals: ImageSignals | None = None
+    samples: list[Sample],
+    spec: ModelSpec,
+    cache: Path | None,
+    signals: ImageSignals | None = None,
+    detector: Detector = DETECTOR,
+    among: np.ndarray | None = None,
 ) -> tuple[PairTable, PairGeometry]:
-    """Every pair's signals, the geometric check on those that look near at the lowest
-    probe cosine tried (in two parts, each cached: the pairs near at the first probe
-    cosine, then the others)."""
+    """Every pair's signals, the geometric check (with ``detector``'s keypoints) on those
+    that look near at the lowest probe cosine tried (in two parts, each cached: the pairs
+    near at the first probe cosine, then the others); with ``among`` (indices into
+    ``samples``) only on the pairs of two of those, the others get no evidence."""
     signals = signals or image_signals(samples, spec, cache)
     plain = pair_table(samples, signals)
     first = near(plain.cnn, plain.phash_distance)
     wider = (plain.cnn >= min(PROBE_COSINES)) | (plain.phash_distance <= NEAR_PHASH)
-    geometry = pair_geometry(samples, plain.i, plain.j, np.flatnonzero(first), cache)
-    more = pair_geometry(samples, plain.i, plain.j, np.flatnonzero(wider & ~first), cache)
+    if among is not None:
+        inside = np.isin(plain.i, among) & np.isin(plain.j, among)
+        first, wider = first & inside, wider & inside
+    geometry = pair_geometry(samples, plain.i, plain.j, np.flatnonzero(first), cache, detector)
+    more = pair_geometry(samples, plain.i, plain.j, np.flatnonzero(wider & ~first), cache, detector)
     geometry = PairGeometry(
         *(np.where(more.inliers >= 0, getattr(more, f), getattr(geometry, f))
           for f in ("inliers", "keypoints", "iou", "agreement", "spread", "keypoint_spread",

@@ -48,16 +48,16 @@ def near(cnn: np.ndarray, phash_distance: np.ndarray) -> np.ndarray:
     return (cnn >= NEAR_COSINE) | (phash_distance <= NEAR_PHASH)
 
 
-def image_features(data: bytes) -> geo.Features:
-    return geo.features(trim_bars(decode(analysis_copy(data), geo.FEATURE_SIDE)))
+def image_features(data: bytes, detector: geo.Detector = geo.DETECTOR) -> geo.Features:
+    return geo.features(trim_bars(decode(analysis_copy(data), geo.FEATURE_SIDE)), detector)
 
 
 WORKERS = 3
 
 
-def _features_of(images: list[bytes]) -> tuple[list[geo.Features], float]:
+def _features_of(images: list[bytes], detector: geo.Detector) -> tuple[list[geo.Features], float]:
     started = time.process_time()
-    return [image_features(data) for data in images], time.process_time() - started
+    return [image_features(data, detector) for data in images], time.process_time() - started
 
 
 def _match(
@@ -68,8 +68,9 @@ def _match(
     return found, time.process_time() - started
 
 
-def _key(samples: list[Sample], rows: np.ndarray) -> str:
+def _key(samples: list[Sample], rows: np.ndarray, detector: geo.Detector) -> str:
     digest = hashlib.sha256()
+    digest.update(repr(detector).encode())
     for path in (Path(geo.__file__), Path(__file__)):
         digest.update(path.read_bytes())
     for s in samples:
@@ -79,10 +80,16 @@ def _key(samples: list[Sample], rows: np.ndarray) -> str:
 
 
 def pair_geometry(
-    samples: list[Sample], i: np.ndarray, j: np.ndarray, rows: np.ndarray, cache: Path | None
+    samples: list[Sample],
+    i: np.ndarray,
+    j: np.ndarray,
+    rows: np.ndarray,
+    cache: Path | None,
+    detector: geo.Detector = geo.DETECTOR,
 ) -> PairGeometry:
-    """The check on pairs ``rows`` of (i, j); the other pairs get no evidence."""
-    path = cache / f"geometry-{_key(samples, rows)}.npz" if cache else None
+    """The check on pairs ``rows`` of (i, j), with ``detector``'s keypoints; the other pairs
+    get no evidence."""
+    path = cache / f"geometry-{_key(samples, rows, detector)}.npz" if cache else None
     if path is not None and path.exists():
         with np.load(path) as s:
             return PairGeometry(s["inliers"], s["keypoints"], s["iou"], s["agreement"],
@@ -92,7 +99,8 @@ def pair_geometry(
     needed = sorted(set(i[rows].tolist()) | set(j[rows].tolist()))
     with ProcessPoolExecutor(WORKERS, mp_context=get_context("spawn")) as pool:
         timed = list(pool.map(_features_of, [[samples[k].data for k in needed[c::WORKERS]]
-                                             for c in range(WORKERS)]))  # fmt: skip
+                                             for c in range(WORKERS)],
+                              [detector] * WORKERS))  # fmt: skip
         features: dict[int, geo.Features] = {}
         for c, (found, _) in enumerate(timed):
             features |= dict(zip(needed[c::WORKERS], found, strict=True))

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from imgflow_deduper.overlap import DETECTOR, Detector
 from tools.dedupe_eval import hard_cases, unseen
 from tools.dedupe_eval.dataset import Sample
 from tools.dedupe_eval.dataset import samples as labelled_samples
@@ -66,17 +67,27 @@ class TuningSets:
     hard_split: Split
 
     @classmethod
-    def load(cls, spec: ModelSpec, cache: Path) -> TuningSets:
+    def load(
+        cls, spec: ModelSpec, cache: Path, detector: Detector = DETECTOR, test: bool = True
+    ) -> TuningSets:
+        """The sets with ``detector``'s geometry, each split's pairs checked (and cached)
+        apart; with ``test`` False the test split is empty and none of its pairs is
+        checked (keypoint_choice: a candidate's geometry costs minutes, and nothing of the
+        test split is read to choose)."""
         from tools.dedupe_eval.__main__ import with_geometry
 
         everything = list(labelled_samples())
-        full, _ = with_geometry(everything, spec, cache)
+        tune, tested = indices(everything, TUNE), indices(everything, TEST)
+        tuning, _ = with_geometry(everything, spec, cache, detector=detector, among=tune)
+        testing = tuning
+        if test:
+            testing, _ = with_geometry(everything, spec, cache, detector=detector, among=tested)
         hard = hard_cases.samples()
-        hard_table, _ = with_geometry(hard, spec, cache)
+        hard_table, _ = with_geometry(hard, spec, cache, detector=detector)
         return cls(
             everything,
-            Split.of(full, everything, indices(everything, TUNE)),
-            Split.of(full, everything, indices(everything, TEST)),
+            Split.of(tuning, everything, tune),
+            Split.of(testing, everything, tested if test else tune[:0]),
             hard,
             hard_table,
             Split.of(hard_table, hard, np.arange(len(hard))),

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 from skimage import data
 
-from imgflow_deduper.overlap import Features, features, overlap
+from imgflow_deduper.overlap import KEYPOINT_POOL, Detector, Features, features, overlap
 
 
 def photo() -> Image.Image:
@@ -140,3 +140,35 @@ def test_shared_scene_content_holds_inliers_across_the_shared_area(original: Fea
     copy = overlap(original, features(jpeg(watermarked(photo()))))
     assert copy.iou > 0.9 and copy.spread > 0.4 and copy.keypoint_spread > 0.8
     assert copy.common_keypoint_spread > 0.8
+
+
+def _per_cell(found: Features, grid: int) -> np.ndarray:
+    (w, h), points = found.size, found.direct.points
+    row = np.minimum(grid - 1, (points[:, 1] * grid / h).astype(int))
+    col = np.minimum(grid - 1, (points[:, 0] * grid / w).astype(int))
+    return np.bincount(row * grid + col, minlength=grid * grid)
+
+
+def test_a_keypoint_grid_gives_every_cell_its_share_of_the_corners_it_has() -> None:
+    """ORB's own 400 crowd where the corners are strongest; on a 4 x 4 grid each cell keeps
+    its strongest 25 (or all it has), and what a flat cell cannot use goes to the strongest
+    left anywhere."""
+    every = _per_cell(features(photo(), Detector(KEYPOINT_POOL, 0)), 4)  # all ORB finds
+    share = np.minimum(every, 400 // 16)
+    own = _per_cell(features(photo(), Detector(400, 0)), 4)
+    gridded = _per_cell(features(photo(), Detector(400, 4)), 4)
+    assert (own < share).sum() >= 4  # four cells or more starved by ORB's own pick
+    assert gridded.sum() == 400 and (gridded >= share).all()
+    assert gridded.max() > 400 // 16  # the flat cells' share went where the corners are
+
+
+def test_a_keypoint_grid_finds_the_strip_two_crops_share() -> None:
+    """Two crops of the cat sharing 30 % of their width: ORB's own 400 keypoints put too
+    few on the strip to fit it (the check would find nothing in common); a grid's do."""
+    cat = Image.fromarray(data.chelsea())
+    width = 1 / (2 - 0.3)
+    left, right = crop(cat, 0.0, width), jpeg(crop(cat, 1 - width, 1.0))
+    found = {g: overlap(features(left, Detector(400, g)), features(right, Detector(400, g)))
+             for g in (0, 4)}  # fmt: skip
+    assert found[0].inliers < 10
+    assert found[4].inliers >= 10 and found[4].iou == pytest.approx(0.18, abs=0.03)

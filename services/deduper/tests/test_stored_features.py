@@ -35,7 +35,10 @@ def test_features_read_back_are_the_features_kept(features: overlap.Features) ->
 
 def test_the_version_names_every_feature_parameter() -> None:
     """Change one and the version changes with it: features kept before are made again."""
-    for name in ("FEATURE_SIDE", "MIN_SIDE", "THUMB_SIDE", "KEYPOINTS"):
+    names = ["FEATURE_SIDE", "MIN_SIDE", "THUMB_SIDE", "KEYPOINTS"]
+    if overlap.KEYPOINT_GRID:  # no grid: the version stored before the grid existed
+        names += ["KEYPOINT_GRID", "KEYPOINT_POOL"]
+    for name in names:
         assert f"={getattr(overlap, name)}:".encode() in stored_features.VERSION
     assert stored_features.VERSION.startswith(f"{stored_features.FORMAT}:".encode())
 

@@ -36,6 +36,7 @@ Plain functions on pixels: no I/O.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -49,7 +50,12 @@ cv2.setNumThreads(1)
 FEATURE_SIDE = 512  # the analysis copy's long side: features at the size it is stored
 MIN_SIDE = 256  # smaller images are scaled up first, or ORB finds too few corners
 THUMB_SIDE = 128  # pixels compared for agreement: small enough to ignore JPEG noise
-KEYPOINTS = 400
+KEYPOINTS = 2000  # a frame, and its mirror image (400 until stacks9 missed shared strips)
+# cells per side, each given an equal share of the keypoints (0: ORB's own pick over the
+# frame, which puts them where the corners are strongest, often not on the strip that two
+# shots of a scene share); the share a flat cell cannot use goes to the strongest left
+KEYPOINT_GRID = 0
+KEYPOINT_POOL = 3000  # corners ORB ranks before the grid picks (a 512 px photo has ~1,100)
 RATIO = 0.8  # Lowe's ratio test
 RANSAC_PIXELS = 4.0  # reprojection error, in feature-image pixels
 GRID = 6  # agreement cells per side of the reference frame
@@ -57,6 +63,18 @@ CELL_COVER = 0.9  # a cell counts when the other image covers this share of it..
 CELL_TEXTURE = 4.0  # ...and it is not flat (grey-level std)
 CELL_CORRELATION = 0.6  # a cell agrees at or above this correlation
 MAX_SCALE = 3.0  # a fit that scales the frame by more (or less than its inverse): no match
+
+
+@dataclass(frozen=True)
+class Detector:
+    """Which keypoints a frame keeps: ``keypoints`` of them, picked by ORB over the whole
+    frame (``grid`` 0) or an equal share in each of ``grid`` x ``grid`` cells."""
+
+    keypoints: int = KEYPOINTS
+    grid: int = KEYPOINT_GRID
+
+
+DETECTOR = Detector()
 
 
 @dataclass(frozen=True)
@@ -91,14 +109,41 @@ class Overlap:
     common_keypoint_spread: float = float("nan")
 
 
-def _side(grey: np.ndarray, orb: cv2.ORB) -> Side:
-    keypoints, descriptors = orb.detectAndCompute(grey, None)
+def _per_cell(
+    keypoints: Sequence[cv2.KeyPoint], count: int, grid: int, size: tuple[int, int]
+) -> list[cv2.KeyPoint]:
+    """``count`` of ``keypoints``: the strongest ``count // grid**2`` of each cell, then the
+    strongest of the rest until ``count``."""
+    if len(keypoints) <= count:
+        return list(keypoints)
+    w, h = size
+    xy = np.float32([k.pt for k in keypoints])
+    cell = (np.clip((xy[:, 1] * grid / h).astype(int), 0, grid - 1) * grid
+            + np.clip((xy[:, 0] * grid / w).astype(int), 0, grid - 1))  # fmt: skip
+    strength = np.float32([k.response for k in keypoints])
+    order = np.lexsort((-strength, cell))  # by cell, the strongest first
+    first = np.searchsorted(cell[order], cell[order])  # where each one's cell starts
+    rank = np.empty(len(order), int)
+    rank[order] = np.arange(len(order)) - first
+    kept = rank < count // grid**2
+    rest = np.flatnonzero(~kept)
+    kept[rest[np.argsort(-strength[rest], kind="stable")[: count - int(kept.sum())]]] = True
+    return [keypoints[k] for k in np.flatnonzero(kept)]
+
+
+def _side(grey: np.ndarray, orb: cv2.ORB, detector: Detector) -> Side:
+    if detector.grid:
+        found = _per_cell(orb.detect(grey, None), detector.keypoints, detector.grid,
+                          (grey.shape[1], grey.shape[0]))  # fmt: skip
+        keypoints, descriptors = orb.compute(grey, found)
+    else:
+        keypoints, descriptors = orb.detectAndCompute(grey, None)
     if descriptors is None:
         return Side(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
     return Side(np.float32([k.pt for k in keypoints]), descriptors)
 
 
-def features(image: Image.Image) -> Features:
+def features(image: Image.Image, detector: Detector = DETECTOR) -> Features:
     """Features of an RGB or grey image (bars already trimmed)."""
     grey = image.convert("L")
     long_side = max(grey.size)
@@ -108,13 +153,13 @@ def features(image: Image.Image) -> Features:
         size = (max(1, round(grey.width * scale)), max(1, round(grey.height * scale)))
         grey = grey.resize(size, Image.Resampling.BILINEAR)
     pixels = np.asarray(grey)
-    orb = cv2.ORB_create(nfeatures=KEYPOINTS)
+    orb = cv2.ORB_create(nfeatures=KEYPOINT_POOL if detector.grid else detector.keypoints)
     thumb = grey.copy()
     thumb.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BOX)
     return Features(
         size=grey.size,
-        direct=_side(pixels, orb),
-        mirrored=_side(np.ascontiguousarray(pixels[:, ::-1]), orb),
+        direct=_side(pixels, orb, detector),
+        mirrored=_side(np.ascontiguousarray(pixels[:, ::-1]), orb, detector),
         thumb=np.asarray(thumb),
     )
 

@@ -26,9 +26,14 @@ import numpy as np
 from imgflow_deduper import overlap
 
 FORMAT = 1
+# The keypoint grid (stacks9) is named only when one is used: without it the version is
+# the one stored before it existed, so those features are still read.
+_GRID = (
+    f":grid={overlap.KEYPOINT_GRID}:pool={overlap.KEYPOINT_POOL}" if overlap.KEYPOINT_GRID else ""
+)
 VERSION = (
     f"{FORMAT}:side={overlap.FEATURE_SIDE}:min={overlap.MIN_SIDE}:thumb={overlap.THUMB_SIDE}"
-    f":keypoints={overlap.KEYPOINTS}:opencv={cv2.__version__}"
+    f":keypoints={overlap.KEYPOINTS}{_GRID}:opencv={cv2.__version__}"
 ).encode()
 CONTENT_TYPE = "application/octet-stream"
 
