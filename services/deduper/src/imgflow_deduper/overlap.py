@@ -50,7 +50,10 @@ cv2.setNumThreads(1)
 FEATURE_SIDE = 512  # the analysis copy's long side: features at the size it is stored
 MIN_SIDE = 256  # smaller images are scaled up first, or ORB finds too few corners
 THUMB_SIDE = 128  # pixels compared for agreement: small enough to ignore JPEG noise
-KEYPOINTS = 2000  # a frame, and its mirror image (400 until stacks9 missed shared strips)
+# A frame (and as many of its mirror image). stacks9's keypoint_choice picked 2,000 on the
+# tuning split; not adopted: 2.7x the CPU a check, and worse precision on two unseen
+# sets through the API (docs/duplicates/similar.md, "Keypoints on the shared strip").
+KEYPOINTS = 400
 # cells per side, each given an equal share of the keypoints (0: ORB's own pick over the
 # frame, which puts them where the corners are strongest, often not on the strip that two
 # shots of a scene share); the share a flat cell cannot use goes to the strongest left
