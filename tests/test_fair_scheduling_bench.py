@@ -1,9 +1,11 @@
 """`make bench --only queueing` keeps working, and its orders say what the docs say
-(docs/operating/scheduling.md): nothing here is timed."""
+(docs/operating/scheduling.md); the fairness suite's report says what its medians are
+of: nothing here is timed."""
 
 from __future__ import annotations
 
-from bench import queueing
+from bench import fairness, queueing
+from bench.options import BenchOptions
 
 
 def test_the_queueing_alternatives_order_as_documented() -> None:
@@ -15,3 +17,28 @@ def test_the_queueing_alternatives_order_as_documented() -> None:
     assert places["Celery priorities, B higher"] == queueing.TRICKLE
     assert places["per-tenant queues"] <= 2 * queueing.TRICKLE
     assert places["fair relay (this design)"] <= queueing.TARGET + 2 * queueing.TRICKLE
+
+
+def _result(mode: str, loaded_s: float, loaded_samples: int) -> fairness.ModeResult:
+    return fairness.ModeResult(
+        mode, 0.5, loaded_s, 0.1, loaded_samples, 0.6, 3, 10.0, 300, {}, {}, {"flood": {}}
+    )
+
+
+def test_the_fairness_report_says_how_many_trickles_each_median_is_of() -> None:
+    # The unthrottled flood's uploads end within one or two trickles: a reader must see
+    # that its "median" may be a single sample.
+    results = [_result("fifo", 9.0, 1), _result("fair", 1.2, 2), _result(fairness.LIMITED, 1.0, 3)]
+    suite = fairness._suite(results, 120, 60, BenchOptions())
+    table = suite.tables[0]
+    rows = {row[0]: dict(zip(table.columns, row, strict=True)) for row in table.rows}
+    loaded = table.columns.index("trickle loaded s")
+    assert table.columns[loaded + 1] == "of n"
+    assert [row[loaded + 1] for row in table.rows] == [1, 2, 3]
+    assert rows["fair"]["trickle loaded s"] == 1.2
+
+
+def test_a_median_of_an_even_count_is_the_slower_middle_trickle() -> None:
+    samples = [(t, 0.0, {"run": t}) for t in (3.0, 1.0, 2.0, 4.0)]
+    assert fairness._median_sample(samples)[0] == 3.0
+    assert fairness._median_sample(samples[:3])[0] == 2.0
