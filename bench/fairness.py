@@ -44,10 +44,22 @@ from imgflow_localstack.system import LocalSystem
 SPEC = ImageSpec(1600, 1200, 150_000, 1_500_000, seed=30)
 FLOOD, QUICK_FLOOD = 120, 24
 LIBRARY, QUICK_LIBRARY = 60, 12
+# The trickle's tenant has a library of its own before any trickle is timed, so that its
+# uploads check as many look-alikes alone as during the flood: the deduper checks up to
+# `dedupe_candidates` (20) nearest plus as many other groups' nearest, and the bench's
+# images all look alike to the model. Without it the trickles alone met 0-8 earlier
+# images and those during the flood 18-26: more work, not more waiting.
+TRICKLE_LIBRARY, QUICK_TRICKLE_LIBRARY = 40, 12
 TRICKLE = 3
 # The trickle alone is timed this many times (the median counts): on a shared machine a
 # single second-long sample is as noisy as the ratio it divides.
 ALONE_RUNS = 3
+# Before those, one trickle not timed: each express process's first job pays its start
+# (the model's first run, OpenCV's, the candidates' features not yet in its memory), and
+# the fair relay's stretch would then divide by a slow start. Measured (20261206-175824):
+# 1.06 s alone for the fair relay, the express processes' first jobs, against 0.56 s for
+# the next relay on the same processes.
+WARM_UP = 1
 # The trickle during the reprocess alone, as many times, one after another while the run's
 # backlog lasts (the median counts): the ratio sits near its 2x target, where one sample
 # decides nothing.
@@ -87,6 +99,7 @@ class ModeResult:
     # the same during the bulk reprocess alone
     bulk_segments: dict[str, float]
     # median run of each stage's jobs (seconds), by tenant role: "flood", "trickle"
+    # (both during the flood), "trickle alone"
     runs: dict[str, dict[str, float]]
 
     @property
@@ -106,7 +119,8 @@ def run(quick: bool = False, options: BenchOptions | None = None) -> Suite:
     options = options or BenchOptions()
     flood = QUICK_FLOOD if quick else FLOOD
     library = QUICK_LIBRARY if quick else LIBRARY
-    per_mode = flood + library + (ALONE_RUNS + BULK_RUNS + LOADED_RUNS) * TRICKLE
+    own = QUICK_TRICKLE_LIBRARY if quick else TRICKLE_LIBRARY
+    per_mode = flood + library + own + (WARM_UP + ALONE_RUNS + BULK_RUNS + LOADED_RUNS) * TRICKLE
     paths = ensure_images(per_mode * len(MODES), SPEC)
     data_dir = Path(tempfile.mkdtemp(prefix="imgflow-bench-fair-"))
     results = []
@@ -114,14 +128,14 @@ def run(quick: bool = False, options: BenchOptions | None = None) -> Suite:
         with LocalSystem.on_free_ports(data_dir, concurrency=options.concurrency) as system:
             for i, mode in enumerate(MODES):
                 mine = paths[i * per_mode : (i + 1) * per_mode]
-                results.append(_measure(system, mode, mine, flood, library))
+                results.append(_measure(system, mode, mine, flood, library, own))
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
-    return _suite(results, flood, library, options)
+    return _suite(results, flood, library, own, options)
 
 
 def _measure(
-    system: LocalSystem, mode: str, paths: Sequence[Path], flood: int, library: int
+    system: LocalSystem, mode: str, paths: Sequence[Path], flood: int, library: int, own: int
 ) -> ModeResult:
     api = system.service("api")
     api.stop()
@@ -136,13 +150,26 @@ def _measure(
             *("--upload-concurrency", str(FLOOD_UPLOAD_CONCURRENCY)),
         )
     lib_paths = paths[:library]
-    flood_paths = paths[library : library + flood]
-    trickles = paths[library + flood :]
+    own_paths = paths[library : library + own]
+    flood_paths = paths[library + own : library + own + flood]
+    warm_up_paths = paths[library + own + flood :][: WARM_UP * TRICKLE]
+    trickles = paths[library + own + flood + WARM_UP * TRICKLE :]
     alone_paths = trickles[: ALONE_RUNS * TRICKLE]
     bulk_paths = trickles[ALONE_RUNS * TRICKLE : (ALONE_RUNS + BULK_RUNS) * TRICKLE]
     loaded_paths = trickles[(ALONE_RUNS + BULK_RUNS) * TRICKLE :]
     return asyncio.run(
-        _drive(system, mode, keys, lib_paths, flood_paths, alone_paths, bulk_paths, loaded_paths)
+        _drive(
+            system,
+            mode,
+            keys,
+            lib_paths,
+            own_paths,
+            flood_paths,
+            warm_up_paths,
+            alone_paths,
+            bulk_paths,
+            loaded_paths,
+        )
     )
 
 
@@ -151,7 +178,9 @@ async def _drive(
     mode: str,
     keys: dict[str, tuple[str, str]],
     lib_paths: Sequence[Path],
+    own_paths: Sequence[Path],
     flood_paths: Sequence[Path],
+    warm_up_paths: Sequence[Path],
     alone_paths: Sequence[Path],
     bulk_paths: Sequence[Path],
     loaded_paths: Sequence[Path],
@@ -160,12 +189,16 @@ async def _drive(
     try:
         async with httpx.AsyncClient(base_url=system.api_url, timeout=120) as http:
             library_ids = await _upload_all(http, keys["library"][1], lib_paths, FLOOD_CLIENTS)
-            await _wait_settled(db, library_ids)
+            own_ids = await _upload_all(http, keys["trickle"][1], own_paths, FLOOD_CLIENTS)
+            await _wait_settled(db, [*library_ids, *own_ids])
+            for i in range(0, len(warm_up_paths), TRICKLE):
+                await _trickle(http, db, keys["trickle"][1], warm_up_paths[i : i + TRICKLE])
             alone_runs = [
                 (await _trickle(http, db, keys["trickle"][1], alone_paths[i : i + TRICKLE]))[0]
                 for i in range(0, len(alone_paths), TRICKLE)
             ]
             alone_s = statistics.median(alone_runs)
+            alone_ids = await _ids_of(db, alone_paths, keys["trickle"][0])
 
             # A bulk reprocess of the library and nothing else (no upload burst): the
             # trickle comes once the run's backlog is there.
@@ -216,6 +249,8 @@ async def _drive(
             runs = {
                 "flood": await _median_runs(db, flood_ids),
                 "trickle": await _median_runs(db, trickle_ids),
+                # Like for like: a stage's run alone against during the flood.
+                "trickle alone": await _median_runs(db, alone_ids),
             }
     finally:
         await db.close()
@@ -385,7 +420,7 @@ async def _segments(db: asyncpg.Connection, ids: Sequence[str], sent_at: float) 
 
 
 async def _ids_of(db: asyncpg.Connection, paths: Sequence[Path], tenant: str) -> list[str]:
-    """The trickle's loaded images: its tenant's newest ``len(paths)``."""
+    """A trickle just sent: its tenant's newest ``len(paths)`` images."""
     rows = await db.fetch(
         """SELECT i.id::text FROM images AS i JOIN tenants AS t ON t.id = i.tenant_id
             WHERE t.name = $1 ORDER BY i.created_at DESC LIMIT $2""",
@@ -452,7 +487,9 @@ def _setting(name: str) -> str:
     return value if value is not None else f"{CommonSettings.model_fields[name].default} (default)"
 
 
-def _suite(results: list[ModeResult], flood: int, library: int, options: BenchOptions) -> Suite:
+def _suite(
+    results: list[ModeResult], flood: int, library: int, own: int, options: BenchOptions
+) -> Suite:
     by_mode = {r.mode: r for r in results}
     fifo, fair = by_mode["fifo"], by_mode["fair"]
     measurements = []
@@ -519,7 +556,8 @@ def _suite(results: list[ModeResult], flood: int, library: int, options: BenchOp
         ],
     )
     runs = Table(
-        "Median run of a job during the flood (s)",
+        "Median run of a job (s): the flood's and the trickle's during the flood, the "
+        "trickle's alone",
         ["stage", *(f"{r.mode}: {role}" for r in results for role in r.runs)],
         [
             [stage, *(round(r.runs[role].get(stage, 0.0), 3) for r in results for role in r.runs)]
@@ -528,8 +566,9 @@ def _suite(results: list[ModeResult], flood: int, library: int, options: BenchOp
     )
     notes = [
         f"{flood} flood uploads at {FLOOD_CLIENTS} clients, a reprocess of a {library}-image "
-        f"library (every stage), {TRICKLE} trickle uploads (alone: the median of {ALONE_RUNS} "
-        f"runs; during the reprocess alone: the median of up to {BULK_RUNS}, the first once "
+        f"library (every stage), {TRICKLE} trickle uploads from a tenant with {own} images "
+        f"of its own (alone: the median of {ALONE_RUNS} runs after {WARM_UP} not timed; "
+        f"during the reprocess alone: the median of up to {BULK_RUNS}, the first once "
         f"a third of its stages wait; during the flood: the median of up to {LOADED_RUNS}, "
         f"the first once a third of the flood was in, the next while its uploads last); "
         f"{SPEC.width}x{SPEC.height} JPEGs; workers {dict(options.concurrency)}; broker "

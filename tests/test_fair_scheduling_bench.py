@@ -29,7 +29,7 @@ def test_the_fairness_report_says_how_many_trickles_each_median_is_of() -> None:
     # The unthrottled flood's uploads end within one or two trickles: a reader must see
     # that its "median" may be a single sample.
     results = [_result("fifo", 9.0, 1), _result("fair", 1.2, 2), _result(fairness.LIMITED, 1.0, 3)]
-    suite = fairness._suite(results, 120, 60, BenchOptions())
+    suite = fairness._suite(results, 120, 60, 40, BenchOptions())
     table = suite.tables[0]
     rows = {row[0]: dict(zip(table.columns, row, strict=True)) for row in table.rows}
     loaded = table.columns.index("trickle loaded s")
