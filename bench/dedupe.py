@@ -33,7 +33,7 @@ import multiprocessing
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +54,8 @@ from tools.embedding_model.onnx_export import build_embedding_model
 from tools.embedding_model.torch_legacy import load_legacy_state_dict
 
 MEAN, STD = (0.498, 0.498, 0.498), (0.502, 0.502, 0.502)
+# The worker's floor: a fit with fewer inliers is measured no further.
+MIN_INLIERS = DedupeSettings().dedupe_geometry_min_inliers
 
 
 @dataclass
@@ -66,6 +68,10 @@ class Cost:
     # the geometric check, where measured: the upload's features, one pair checked
     features: float = 0.0
     pair: float = 0.0
+    # one look-alike that shares nothing (another upload): every figure measured, as
+    # before; and stopped at a fit too poor to judge, as the worker does now
+    unshared_full: float = 0.0
+    unshared: float = 0.0
 
     def per_image_ms(self, part: str) -> float:
         parts = {"total": self.pixels + self.inference,
@@ -73,8 +79,8 @@ class Cost:
         return 1000 * parts.get(part, getattr(self, part, 0.0)) / self.images
 
     def add(self, other: Cost) -> None:
-        for name in ("pixels", "inference", "images", "features", "pair"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for field in fields(self):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
 
 
 class Before:
@@ -165,14 +171,23 @@ def burst_frame(data: bytes) -> bytes:
     return out.getvalue()
 
 
-def _check(copy: bytes, lookalike: overlap.Features, cost: Cost) -> None:
-    """The geometric check of one upload against one look-alike: what the worker adds."""
+def _check(
+    copy: bytes, lookalike: overlap.Features, unshared: overlap.Features, cost: Cost
+) -> None:
+    """The geometric check of one upload against one look-alike: what the worker adds;
+    and against one that shares nothing, both ways."""
     started = time.process_time()
     mine = features_of(copy)
     made = time.process_time()
-    overlap.overlap(mine, lookalike)
+    overlap.overlap(mine, lookalike, MIN_INLIERS)
+    checked = time.process_time()
+    overlap.overlap(mine, unshared)
+    full = time.process_time()
+    overlap.overlap(mine, unshared, MIN_INLIERS)
     cost.features += made - started
-    cost.pair += time.process_time() - made
+    cost.pair += checked - made
+    cost.unshared_full += full - checked
+    cost.unshared += time.process_time() - full
 
 
 def _measure(pipeline: Before | Now, data: bytes, cost: Cost) -> None:
@@ -194,12 +209,13 @@ def _cost_of(name: str, threads: int, paths: list[Path], checked: bool = False) 
     if checked:  # made before the upload's check: the thumbnailer's copy, cached features
         copies = [analysis_copy(data) for data in images]
         lookalikes = [features_of(burst_frame(data)) for data in images]
-        _check(copies[0], lookalikes[0], Cost())  # warm-up
+        unshared = [features_of(copy) for copy in copies[1:] + copies[:1]]  # the next one
+        _check(copies[0], lookalikes[0], unshared[0], Cost())  # warm-up
     cost = Cost()
     for k, data in enumerate(images):
         _measure(pipeline, data, cost)
         if checked:
-            _check(copies[k], lookalikes[k], cost)
+            _check(copies[k], lookalikes[k], unshared[k], cost)
     return cost
 
 
@@ -251,6 +267,17 @@ def run(quick: bool = False) -> Suite:
         ),
         _ms("geometric check: the upload's features (512 px analysis copy)", now, "features"),
         _ms("geometric check: one look-alike checked (match, RANSAC, agreement)", now, "pair"),
+        _ms(
+            "geometric check: one sharing nothing, every figure measured (before)",
+            now,
+            "unshared_full",
+        ),
+        _ms(
+            "geometric check: one sharing nothing, stopped at a fit too poor to judge (now)",
+            now,
+            "unshared",
+            "geometric check: one sharing nothing, every figure measured (before)",
+        ),
         *measure_search(quick),  # bench/dedupe_search.py: the candidates it runs on
     ]
     mean_bytes = sum(p.stat().st_size for p in paths) / len(paths)
@@ -264,7 +291,10 @@ def run(quick: bool = False) -> Suite:
         'Geometric check (OpenCV, one thread): measured beside "now" in the same child '
         "processes on the same uploads; its features come from the 512 px analysis copy, "
         "whatever the upload's size. Each further look-alike adds one pair checked, plus the "
-        "features again (and an S3 GET) when not in the process's cache.",
+        "features again (and an S3 GET) when not in the process's cache. One that shares "
+        "nothing (the next upload's copy, the usual candidate) stops, since this round, at a "
+        f"fit of fewer than {MIN_INLIERS} inliers (the worker's floor): its agreement and "
+        "spreads decide nothing (overlap.overlap's min_inliers).",
         "Candidate search (bench/dedupe_search.py): a throwaway PostgreSQL, one tenant of "
         "scenes of 3 shots x 20 copies (each shot's copies one duplicate group), a new frame "
         "searched with the 20 nearest alone and with the similar check's candidates (the "

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from dataclasses import astuple
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 from skimage import data
 
+from imgflow_deduper.decision import PairSignals, relate
 from imgflow_deduper.overlap import KEYPOINT_POOL, Detector, Features, features, overlap
+from imgflow_deduper.settings import DedupeSettings
 
 
 def photo() -> Image.Image:
@@ -172,3 +175,52 @@ def test_a_keypoint_grid_finds_the_strip_two_crops_share() -> None:
              for g in (0, 4)}  # fmt: skip
     assert found[0].inliers < 10
     assert found[4].inliers >= 10 and found[4].iou == pytest.approx(0.18, abs=0.03)
+
+
+def _pairs() -> list[tuple[Features, Features]]:
+    """Copies, crops, a moved subject and look-alikes that share nothing (fits of a few
+    inliers: the usual candidates of a check)."""
+    lookalikes = [data.immunohistochemistry(), data.coffee(), data.chelsea(), data.rocket()]
+    others = [
+        jpeg(photo().reduce(2), 30),
+        jpeg(crop(photo(), 0.2, 1.0)),
+        jpeg(ImageOps.mirror(photo())),
+        jpeg(crop(photo(), 0.4, 1.0)),
+        *(Image.fromarray(np.asarray(image)).convert("RGB") for image in lookalikes),
+    ]
+    return [(features(crop(photo(), 0.0, 0.6)), features(other)) for other in others]
+
+
+def test_a_fit_too_poor_to_judge_is_measured_no_further() -> None:
+    pairs = _pairs()
+    poor = 0
+    for a, b in pairs:
+        full, cut = overlap(a, b), overlap(a, b, min_inliers=10)
+        assert (cut.inliers, cut.iou, cut.mirrored, cut.keypoints) == (
+            full.inliers, full.iou, full.mirrored, full.keypoints,
+        )  # fmt: skip
+        if 0 < full.inliers < 10:
+            poor += 1
+            assert np.isnan([cut.agreement, cut.spread, cut.keypoint_spread]).all()
+        else:  # NaN where the full check has NaN (no fit, nothing textured)
+            np.testing.assert_equal(astuple(cut), astuple(full))
+    assert poor >= 2  # the look-alikes' fits: what the shortcut is for
+
+
+def test_the_worker_decides_as_the_eval_does_without_the_poor_fits_figures() -> None:
+    # The eval measures everything (min_inliers 0) and sweeps thresholds; the worker stops
+    # at its own floor. Their verdicts, evidence text included, must be the same.
+    settings = DedupeSettings()
+    geometry = settings.geometry()
+    assert geometry is not None
+    for a, b in _pairs():
+        for cosine in (0.6, 0.85, 0.97):
+            verdicts = [
+                relate(
+                    PairSignals(cosine=cosine, phash_distance=20, overlap=found),
+                    settings.thresholds(),
+                    geometry,
+                )
+                for found in (overlap(a, b), overlap(a, b, geometry.min_inliers))
+            ]
+            assert verdicts[0] == verdicts[1]

@@ -193,7 +193,10 @@ def shares_content(o: Overlap, g: GeometryThresholds) -> bool:
 
 
 def _overlay_only(o: Overlap, g: GeometryThresholds) -> str:
-    return f" < {g.similar_agreement}: an overlay only" if overlay_only(o, g) else ""
+    """Said of a fit good enough to judge: the agreement of fewer inliers is noise (and
+    the worker does not measure it, overlap.overlap's ``min_inliers``)."""
+    judged = o.inliers >= g.min_inliers and overlay_only(o, g)
+    return f" < {g.similar_agreement}: an overlay only" if judged else ""
 
 
 def relate(signals: PairSignals, t: Thresholds, g: GeometryThresholds | None) -> Verdict:
@@ -207,7 +210,9 @@ def relate(signals: PairSignals, t: Thresholds, g: GeometryThresholds | None) ->
     o = signals.overlap
     if g is None or o is None:
         return _without_geometry(looks, "no geometric check")
-    evidence = f"{o.inliers} inliers, IoU {o.iou:.2f}, agreement {o.agreement:.2f}"
+    evidence = f"{o.inliers} inliers, IoU {o.iou:.2f}"
+    if o.inliers >= g.min_inliers:  # a poorer fit's agreement is noise, and not measured
+        evidence += f", agreement {o.agreement:.2f}"
     if overlay_fit(o, g):
         return Verdict(
             Relation.NEITHER,

@@ -302,13 +302,18 @@ def _spreads(
     )
 
 
-def overlap(a: Features, b: Features) -> Overlap:
+def overlap(a: Features, b: Features, min_inliers: int = 0) -> Overlap:
     """The pair's geometric evidence; 0 inliers with no consistent fit.
 
     The same whichever image comes first. The worker checks (image checked, candidate),
     the eval (earlier, later in its set), and measured one way their verdicts differed:
     so the fit is made in one order, chosen by content, and the agreement is the lower of
-    the two frames' (each frame's cells against the other mapped onto it)."""
+    the two frames' (each frame's cells against the other mapped onto it).
+
+    A fit of fewer than ``min_inliers`` is no content in common whatever else it shows
+    (``decision.shares_content``), so its agreement and spreads stay NaN: on look-alikes
+    that share nothing, the usual candidates, they were most of a check's CPU. The eval
+    passes 0 (everything, for its threshold sweeps); the worker its own threshold."""
     if b.thumb.tobytes() < a.thumb.tobytes():
         a, b = b, a
     keypoints = min(len(a.direct.points), len(b.direct.points))
@@ -323,6 +328,14 @@ def overlap(a: Features, b: Features) -> Overlap:
         return Overlap(0, 0.0, float("nan"), mirrored=False, keypoints=keypoints)
     fit, mirrored = best
     transform, inverse = fit.transform, cv2.invertAffineTransform(fit.transform)
+    if fit.inliers < min_inliers:
+        return Overlap(
+            fit.inliers,
+            _iou(transform, a.size, b.size),
+            float("nan"),
+            mirrored=mirrored,
+            keypoints=keypoints,
+        )
     thumb = np.ascontiguousarray(b.thumb[:, ::-1]) if mirrored else b.thumb
     # in both frames: a copy shows the other unchanged in each; a moved subject shows in
     # at least one (one way only, a burst frame read 0.65 against 0.73 the other way)

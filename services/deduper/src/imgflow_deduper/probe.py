@@ -96,8 +96,10 @@ class StoreProbe:
         *,
         kept: KeptFeatures | None = None,
         fetchers: int = 1,
+        min_inliers: int = 0,
     ) -> None:
         self._fetch = fetch
+        self._min_inliers = min_inliers  # overlap.overlap's: below it, no more is measured
         self._keep = keep
         self._kept = kept
         self._fetchers = fetchers
@@ -198,4 +200,4 @@ class StoreProbe:
 
     def __call__(self, subject: UUID, other: UUID) -> overlap.Overlap | None:
         a, b = self.features(subject), self.features(other)
-        return None if a is None or b is None else overlap.overlap(a, b)
+        return None if a is None or b is None else overlap.overlap(a, b, self._min_inliers)

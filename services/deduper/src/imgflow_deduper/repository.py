@@ -12,6 +12,7 @@ equal bytes), so the decision sees the whole picture.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
@@ -51,6 +52,12 @@ class SearchLimits:
     # among the ``ef_search`` nearest; 0: none.
     similar_candidates: int = 0
     probe_cosine: float = 1.0
+
+
+def _measured(value: float) -> float | None:
+    """NULL, not NaN, for a figure not measured (a fit too poor to judge, or no textured
+    cell in common): the API shows it as absent."""
+    return None if math.isnan(value) else value
 
 
 @dataclass(frozen=True)
@@ -337,7 +344,7 @@ async def _record_similar(conn: asyncpg.Connection, subject: Subject, similar: J
         [c.signals.phash_distance for c, _ in similar],
         [o.inliers if o else 0 for o in overlaps],
         [o.iou if o else 0.0 for o in overlaps],
-        [o.agreement if o else None for o in overlaps],
+        [_measured(o.agreement) if o else None for o in overlaps],
         [v.basis for _, v in similar],
     )
 
@@ -401,7 +408,7 @@ async def record_check(
             [c.signals.view_cosine for c, _ in found],
             [o.inliers if o else None for o in overlaps],
             [o.iou if o else None for o in overlaps],
-            [o.agreement if o else None for o in overlaps],
+            [_measured(o.agreement) if o else None for o in overlaps],
             [v.basis for _, v in found],
         )
         if similar is not None:

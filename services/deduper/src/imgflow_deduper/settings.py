@@ -16,6 +16,7 @@ import re
 from pydantic import Field, field_validator
 
 from imgflow_contracts.settings import WorkerSettings
+from imgflow_deduper.decision import GeometryThresholds, Thresholds
 
 DEFAULT_MODEL_FILE = "efficientnet-lite0-96-embedding.onnx"
 
@@ -193,3 +194,26 @@ class DedupeSettings(WorkerSettings):
         if not providers:
             raise ValueError("name at least one execution provider")
         return providers
+
+    def thresholds(self) -> Thresholds:
+        """The CNN and pHash rules' thresholds."""
+        return Thresholds(
+            cosine=self.dedupe_cosine_threshold,
+            phash_distance=self.dedupe_phash_max_distance,
+            combined_cosine=self.dedupe_combined_cosine,
+            combined_phash_distance=self.dedupe_combined_phash_distance,
+        )
+
+    def geometry(self) -> GeometryThresholds | None:
+        """The geometric check's thresholds; None when the check is off."""
+        if not self.dedupe_geometry:
+            return None
+        return GeometryThresholds(
+            min_inliers=self.dedupe_geometry_min_inliers,
+            duplicate_iou=self.dedupe_duplicate_iou,
+            duplicate_agreement=self.dedupe_duplicate_agreement,
+            rich_keypoints=self.dedupe_rich_keypoints,
+            similar_agreement=self.dedupe_similar_agreement,
+            similar_spread=self.dedupe_similar_spread,
+            similar_keypoint_spread=self.dedupe_similar_keypoint_spread,
+        )

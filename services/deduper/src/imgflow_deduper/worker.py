@@ -20,7 +20,6 @@ from imgflow_contracts.keys import analysis_key
 from imgflow_contracts.payloads import ImageJob
 from imgflow_contracts.queues import Stage
 from imgflow_deduper.checks import CheckPolicy, check_image, recheck_late_phashes
-from imgflow_deduper.decision import GeometryThresholds, Thresholds
 from imgflow_deduper.encoder import (
     Encoder,
     ModelMissingError,
@@ -59,25 +58,8 @@ NORMALISATION = Normalisation.of(
     settings.dedupe_std,
     settings.dedupe_detail_size,
 )
-THRESHOLDS = Thresholds(
-    cosine=settings.dedupe_cosine_threshold,
-    phash_distance=settings.dedupe_phash_max_distance,
-    combined_cosine=settings.dedupe_combined_cosine,
-    combined_phash_distance=settings.dedupe_combined_phash_distance,
-)
-GEOMETRY = (
-    GeometryThresholds(
-        min_inliers=settings.dedupe_geometry_min_inliers,
-        duplicate_iou=settings.dedupe_duplicate_iou,
-        duplicate_agreement=settings.dedupe_duplicate_agreement,
-        rich_keypoints=settings.dedupe_rich_keypoints,
-        similar_agreement=settings.dedupe_similar_agreement,
-        similar_spread=settings.dedupe_similar_spread,
-        similar_keypoint_spread=settings.dedupe_similar_keypoint_spread,
-    )
-    if settings.dedupe_geometry
-    else None
-)
+THRESHOLDS = settings.thresholds()
+GEOMETRY = settings.geometry()
 # Late-pHash rechecks each job takes on (see checks.py): small, so a job stays quick.
 RECHECKS_PER_JOB = 10
 
@@ -139,6 +121,7 @@ def _probe(ctx: WorkerContext) -> StoreProbe:
             lambda image_id: store.get_bytes_if_exists(analysis_key(image_id)),
             kept=S3Features(store),
             fetchers=min(FETCHERS, settings.s3_max_connections),  # a pooled connection each
+            min_inliers=settings.dedupe_geometry_min_inliers,
         )
     return _probes[key]
 
