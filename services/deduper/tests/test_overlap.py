@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import Callable
 from dataclasses import astuple
 
@@ -12,7 +13,18 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 from skimage import data
 
 from imgflow_deduper.decision import PairSignals, relate
-from imgflow_deduper.overlap import KEYPOINT_POOL, Detector, Features, features, overlap
+from imgflow_deduper.overlap import (
+    CELL_CORRELATION,
+    CELL_COVER,
+    CELL_TEXTURE,
+    GRID,
+    KEYPOINT_POOL,
+    Detector,
+    Features,
+    _cells_agreeing,
+    features,
+    overlap,
+)
 from imgflow_deduper.settings import DedupeSettings
 
 
@@ -224,3 +236,48 @@ def test_the_worker_decides_as_the_eval_does_without_the_poor_fits_figures() -> 
                 for found in (overlap(a, b), overlap(a, b, geometry.min_inliers))
             ]
             assert verdicts[0] == verdicts[1]
+
+
+def _cells_agreeing_one_by_one(ref: np.ndarray, warped: np.ndarray, covered: np.ndarray) -> float:
+    """The agreement as it was first written, a cell at a time: the reference."""
+    h, w = ref.shape
+    ys = np.linspace(0, h, GRID + 1).astype(int)
+    xs = np.linspace(0, w, GRID + 1).astype(int)
+    counted = agreeing = 0
+    for y0, y1 in itertools.pairwise(ys):
+        for x0, x1 in itertools.pairwise(xs):
+            mask = covered[y0:y1, x0:x1]
+            if mask.size == 0 or mask.mean() < CELL_COVER:
+                continue
+            p, q = ref[y0:y1, x0:x1][mask], warped[y0:y1, x0:x1][mask]
+            if p.std() < CELL_TEXTURE or q.std() < CELL_TEXTURE:
+                continue
+            counted += 1
+            agreeing += float(np.corrcoef(p, q)[0, 1]) >= CELL_CORRELATION
+    return agreeing / counted if counted else float("nan")
+
+
+def test_the_cells_agreement_is_the_one_cell_at_a_time_count() -> None:
+    # Real thumbnails against shifted, noisier, flat and partly covered versions, in
+    # odd sizes (cells of unequal and zero width): the vectorised count must not move.
+    rng = np.random.default_rng(28)
+    grey = np.asarray(photo().convert("L").resize((128, 96)), np.float64)
+    cases = 0
+    for h, w in ((96, 128), (37, 53), (5, 4), (128, 77)):
+        ref = grey[:h, :w] if h <= 96 else np.tile(grey, (2, 1))[:h, :w]
+        for noise in (0.0, 8.0, 40.0):
+            warped = np.clip(np.roll(ref, 2, axis=1) + rng.normal(0, noise, ref.shape), 0, 255)
+            warped = np.round(warped)
+            for covered in (
+                np.ones(ref.shape, bool),
+                rng.random(ref.shape) < 0.93,
+                np.arange(w)[None, :].repeat(h, 0) < w // 2,
+            ):
+                expected = _cells_agreeing_one_by_one(
+                    ref.astype(np.float32), warped.astype(np.float32), covered
+                )  # as the worker had them
+                np.testing.assert_equal(_cells_agreeing(ref, warped, covered), expected)
+                cases += not np.isnan(expected)
+    flat = np.full((40, 40), 128.0)
+    assert np.isnan(_cells_agreeing(flat, flat, np.ones((40, 40), bool)))
+    assert cases >= 20
