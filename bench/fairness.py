@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from bench.options import BenchOptions
 from bench.results import Measurement, Suite, Table
 from imgflow_client.retry import RetryPolicy, parse_retry_after
 from imgflow_contracts.settings import CommonSettings
-from imgflow_localstack.services import WORKER_NICE_VARIABLE
+from imgflow_localstack.cli import RunTuning, run_tuning
 from imgflow_localstack.system import LocalSystem
 
 # About 2 MP: large enough that the thumbnailer's decode dominates a job, as with real
@@ -123,15 +123,19 @@ def run(quick: bool = False, options: BenchOptions | None = None) -> Suite:
     per_mode = flood + library + own + (WARM_UP + ALONE_RUNS + BULK_RUNS + LOADED_RUNS) * TRICKLE
     paths = ensure_images(per_mode * len(MODES), SPEC)
     data_dir = Path(tempfile.mkdtemp(prefix="imgflow-bench-fair-"))
+    # as `make run` starts a system: the stages' workers niced, three express slots
+    tuning = run_tuning()
     results = []
     try:
-        with LocalSystem.on_free_ports(data_dir, concurrency=options.concurrency) as system:
+        with LocalSystem.on_free_ports(
+            data_dir, concurrency=options.concurrency, **tuning
+        ) as system:
             for i, mode in enumerate(MODES):
                 mine = paths[i * per_mode : (i + 1) * per_mode]
                 results.append(_measure(system, mode, mine, flood, library, own))
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
-    return _suite(results, flood, library, own, options)
+    return _suite(results, flood, library, own, options, tuning)
 
 
 def _measure(
@@ -481,15 +485,23 @@ async def _wait_run(db: asyncpg.Connection, run_id: str) -> None:
         await asyncio.sleep(0.1)
 
 
-def _setting(name: str) -> str:
-    """A setting as the API got it: the environment's value, else the default."""
-    value = os.environ.get(f"IMGFLOW_{name.upper()}")
+def _setting(name: str, given: Mapping[str, str]) -> str:
+    """A setting as the API got it: the system's value, the environment's, else the
+    default."""
+    variable = f"IMGFLOW_{name.upper()}"
+    value = given.get(variable, os.environ.get(variable))
     return value if value is not None else f"{CommonSettings.model_fields[name].default} (default)"
 
 
 def _suite(
-    results: list[ModeResult], flood: int, library: int, own: int, options: BenchOptions
+    results: list[ModeResult],
+    flood: int,
+    library: int,
+    own: int,
+    options: BenchOptions,
+    tuning: RunTuning,
 ) -> Suite:
+    given = tuning["extra_env"]
     by_mode = {r.mode: r for r in results}
     fifo, fair = by_mode["fifo"], by_mode["fair"]
     measurements = []
@@ -572,10 +584,10 @@ def _suite(
         f"a third of its stages wait; during the flood: the median of up to {LOADED_RUNS}, "
         f"the first once a third of the flood was in, the next while its uploads last); "
         f"{SPEC.width}x{SPEC.height} JPEGs; workers {dict(options.concurrency)}; broker "
-        f"target depth {_setting('outbox_broker_target_depth')}, express lane up to "
-        f"{_setting('outbox_express_max_waiting')} jobs waiting, express queues "
-        f"{_setting('outbox_express_queue_depth')} deep; the stages' workers at nice "
-        f"{os.environ.get(WORKER_NICE_VARIABLE, '0')}.",
+        f"target depth {_setting('outbox_broker_target_depth', given)}, express lane up to "
+        f"{_setting('outbox_express_max_waiting', given)} jobs waiting, express queues "
+        f"{_setting('outbox_express_queue_depth', given)} deep; the stages' workers at nice "
+        f"{tuning['worker_nice']} (as `make run` starts them unless the environment says).",
         f"{LIMITED}: the fair relay with the flood's tenant at "
         f"{FLOOD_UPLOAD_CONCURRENCY} uploads in progress, its clients honouring Retry-After.",
     ]

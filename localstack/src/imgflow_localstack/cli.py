@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypedDict
 
 from imgflow_contracts.settings import ENV_PREFIX, LOCAL_API_PORT
 from imgflow_localstack.child import Child
@@ -120,19 +121,32 @@ def _serve(target: LocalSystem | LocalStack, describe: Callable[[float], None]) 
     return 0
 
 
+class RunTuning(TypedDict):
+    worker_nice: int
+    extra_env: dict[str, str]
+
+
+def run_tuning() -> RunTuning:
+    """How `run` starts a system beyond the settings' defaults, the environment's values
+    first: the stages' workers' nice value, and the express queues' depth, given to every
+    process (the relay and the workers handing jobs on read it; the express workers are
+    sized by it). The fairness bench starts its system the same way."""
+    depth = os.environ.get(EXPRESS_DEPTH_VARIABLE, str(RUN_EXPRESS_SLOTS))
+    return RunTuning(
+        worker_nice=worker_nice_from_env(RUN_WORKER_NICE),
+        extra_env={EXPRESS_DEPTH_VARIABLE: depth},
+    )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     concurrency = {**RUN_CONCURRENCY, THUMBNAILER: args.thumbnailer_concurrency}
-    # Given to every process of the system: the relay (API) and the workers handing jobs
-    # on read it, and the express workers are sized by it.
-    depth = os.environ.get(EXPRESS_DEPTH_VARIABLE, str(RUN_EXPRESS_SLOTS))
     system = LocalSystem(
         args.data_dir,
         StackPorts.local_defaults(),
         args.api_port,
         concurrency=concurrency,
         process_ports=ProcessPorts.local_defaults(),
-        worker_nice=worker_nice_from_env(RUN_WORKER_NICE),
-        extra_env={EXPRESS_DEPTH_VARIABLE: depth},
+        **run_tuning(),
     )
 
     def describe(seconds: float) -> None:
