@@ -45,7 +45,7 @@ from imgflow_contracts.settings import CommonSettings
 from imgflow_deduper import overlap
 from imgflow_deduper import repository as repo
 from imgflow_deduper.checks import CheckPolicy, check_image
-from imgflow_deduper.decision import GeometryThresholds, Thresholds
+from imgflow_deduper.decision import GeometryThresholds
 from imgflow_deduper.encoder import CPU, Encoder, embed_views
 from imgflow_deduper.pixels import Normalisation, view_tensors
 from imgflow_deduper.probe import FETCHERS, KeptFeatures, S3Features, StoreProbe
@@ -149,12 +149,7 @@ def _policy(dim: int) -> CheckPolicy:
             similar_candidates=s.dedupe_similar_candidates,
             probe_cosine=s.dedupe_probe_cosine,
         ),
-        thresholds=Thresholds(
-            cosine=s.dedupe_cosine_threshold,
-            phash_distance=s.dedupe_phash_max_distance,
-            combined_cosine=s.dedupe_combined_cosine,
-            combined_phash_distance=s.dedupe_combined_phash_distance,
-        ),
+        thresholds=s.thresholds(),
         geometry=GeometryThresholds(
             min_inliers=s.dedupe_geometry_min_inliers,
             duplicate_iou=s.dedupe_duplicate_iou,

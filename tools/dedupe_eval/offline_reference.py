@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from imgflow_deduper.decision import GeometryThresholds
 from imgflow_deduper.settings import DedupeSettings
 from imgflow_runtime.grouping import Rule
 from tools.build_model import ensure_model
@@ -44,19 +43,8 @@ def configured_setting() -> Setting:
     """The deduper's rule as configured: average linkage, its thresholds, its geometric
     check (when on) from its probe cosine."""
     s = DedupeSettings()
-    geometry = None
-    if s.dedupe_geometry:
-        geometry = GeometryThresholds(
-            s.dedupe_geometry_min_inliers,
-            s.dedupe_duplicate_iou,
-            s.dedupe_duplicate_agreement,
-            s.dedupe_rich_keypoints,
-            s.dedupe_similar_agreement,
-            s.dedupe_similar_spread,
-            s.dedupe_similar_keypoint_spread,
-        )
     base = configured(Rule.AVERAGE_LINK)
-    return replace(base, geometry=geometry, probe_cosine=s.dedupe_probe_cosine)
+    return replace(base, geometry=s.geometry(), probe_cosine=s.dedupe_probe_cosine)
 
 
 def offline_results(results: Sequence[DrawResult], cache: Path | None) -> list[DrawResult]:

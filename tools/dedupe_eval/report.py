@@ -58,9 +58,7 @@ class Split:
 
 
 def configured(rule: Rule) -> Setting:
-    s = DedupeSettings()
-    th = Thresholds(s.dedupe_cosine_threshold, s.dedupe_phash_max_distance,
-                    s.dedupe_combined_cosine, s.dedupe_combined_phash_distance)  # fmt: skip
+    th = DedupeSettings().thresholds()
     return Setting(rule, th, StrongThresholds(th.cosine, th.phash_distance))
 
 
