@@ -92,15 +92,22 @@ async def delete_sent(conn: asyncpg.Connection, ids: list[int]) -> None:
     """Delete the sent rows; their stages' queue wait starts now. The sweeper counts its
     deadline from there and takes the broker's order to be ``queued_at`` order
     (QueueHead), which fair scheduling would otherwise break: a tenant's old job may be
-    sent after another tenant's newer ones. The time in the outbox is its own metric."""
+    sent after another tenant's newer ones. The time in the outbox is its own metric.
+
+    The stage rows are locked in the one order first (imgflow_runtime.db.stages)."""
     await conn.execute(
         """WITH sent AS (
                DELETE FROM outbox WHERE id = ANY($1::bigint[])
             RETURNING image_id, payload ->> 'stage' AS stage
+           ), waiting AS (
+               SELECT s.image_id, s.stage
+                 FROM image_stages AS s
+                 JOIN sent ON s.image_id = sent.image_id AND s.stage = sent.stage
+                WHERE s.status = 'pending'
+                ORDER BY s.image_id, s.stage FOR UPDATE OF s
            )
            UPDATE image_stages AS s SET queued_at = now()
-             FROM sent WHERE s.image_id = sent.image_id AND s.stage = sent.stage
-              AND s.status = 'pending'""",
+             FROM waiting AS w WHERE s.image_id = w.image_id AND s.stage = w.stage""",
         ids,
     )
 

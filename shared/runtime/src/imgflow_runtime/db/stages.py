@@ -2,6 +2,12 @@
 
 Updates are guarded by the image's existence, so a job whose image was deleted while it
 waited becomes a no-op instead of an error.
+
+Lock order: whatever writes several stage rows in one statement or transaction locks
+them first ordered by (image id, stage), as ``LOCK_IN_ORDER`` below, the reset
+(resets.running_stages) and the relay (jobs.repository.delete_sent) do. Two writers then
+never wait on each other in a cycle: a worker's done, a reprocess and the relay's sent
+used to deadlock, and PostgreSQL aborted one of them (tests/test_stage_lock_order.py).
 """
 
 from __future__ import annotations
@@ -16,6 +22,14 @@ import asyncpg
 from imgflow_contracts.queues import Stage, dependants
 
 MAX_ERROR_LENGTH = 2000
+
+# The rows of image $1 whose stages are in $2, locked in the one order; a statement reads
+# it through an uncorrelated subquery (evaluated once, before its own updates lock rows).
+LOCK_IN_ORDER = """locked AS (
+               SELECT stage FROM image_stages
+                WHERE image_id = $1 AND stage = ANY($2::text[])
+                ORDER BY stage FOR UPDATE
+           )"""
 
 
 @dataclass(frozen=True)
@@ -60,25 +74,27 @@ async def mark_done(conn: asyncpg.Connection, image_id: UUID, stage: Stage) -> l
     Returns the released stages to enqueue, or None when the image was deleted meanwhile
     (nothing was recorded).
     """
+    waiting = [s.value for s in dependants(stage)]
     row = await conn.fetchrow(
-        """WITH done AS (
+        f"""WITH {LOCK_IN_ORDER}, done AS (
                UPDATE image_stages SET status = 'done', error = NULL, finished_at = now()
-                WHERE image_id = $1 AND stage = $2
+                WHERE image_id = $1 AND stage = $3 AND (SELECT count(*) FROM locked) > 0
             RETURNING 1
            ), resolved AS (
                UPDATE dead_letters SET resolved_at = now(), resolution = 'completed'
-                WHERE image_id = $1 AND stage = $2 AND resolved_at IS NULL
+                WHERE image_id = $1 AND stage = $3 AND resolved_at IS NULL
            ), released AS (
                UPDATE image_stages SET queued_at = now()
-                WHERE image_id = $1 AND stage = ANY($3::text[]) AND status = 'pending'
+                WHERE image_id = $1 AND stage = ANY($4::text[]) AND status = 'pending'
                   AND EXISTS (SELECT 1 FROM done)
             RETURNING stage
            )
            SELECT (SELECT count(*) FROM done) AS done,
                   array(SELECT stage FROM released) AS released""",
         image_id,
+        [stage.value, *waiting],
         stage.value,
-        [s.value for s in dependants(stage)],
+        waiting,
     )
     if row is None or not row["done"]:
         return None
@@ -114,8 +130,10 @@ async def release_dependants(conn: asyncpg.Connection, image_id: UUID, stage: St
     if not waiting:
         return []
     rows = await conn.fetch(
-        """UPDATE image_stages SET queued_at = now()
+        f"""WITH {LOCK_IN_ORDER}
+           UPDATE image_stages SET queued_at = now()
             WHERE image_id = $1 AND stage = ANY($2::text[]) AND status = 'pending'
+              AND (SELECT count(*) FROM locked) > 0
         RETURNING stage""",
         image_id,
         waiting,
