@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import psutil
 import pytest
 
 from imgflow_localstack import StackPorts, cli
+from imgflow_localstack.child import Child
 from imgflow_localstack.cli import main
 from imgflow_localstack.ports import env_var_for
 from imgflow_localstack.services import WORKER_NICE_VARIABLE
@@ -35,47 +35,52 @@ def test_env_prints_exports_of_the_default_stack(monkeypatch, capsys) -> None:
     assert "export IMGFLOW_S3_ENDPOINT=127.0.0.1:58333" in out
 
 
-def start_stack_command(tmp_path: Path) -> tuple[subprocess.Popen, Path, Path, StackPorts]:
+def start_stack_command(tmp_path: Path) -> tuple[Child, StackPorts]:
+    """The stack command, started and ready; its output (both streams) is its log, so a
+    start that fails or hangs is reported with the log's last lines, not only a timeout."""
     ports = StackPorts.free()
-    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
-    data_dir = str(tmp_path / "data")
-    with out.open("wb") as stdout, err.open("wb") as stderr:
-        command = subprocess.Popen(
-            [sys.executable, "-m", "imgflow_localstack.cli", "stack", "--data-dir", data_dir],
-            stdout=stdout,
-            stderr=stderr,
-            env={**os.environ, **port_env(ports)},
-        )
-    wait_until_ready(
-        lambda: "# Ctrl-C to stop." in out.read_text(),
-        what="imgflow-localstack stack",
-        child=None,
-        timeout_s=60,
+    command = Child(
+        "imgflow-localstack stack",
+        [sys.executable, "-m", "imgflow_localstack.cli", "stack", "--data-dir", tmp_path / "data"],
+        tmp_path / "stack.log",
+        env={**os.environ, **port_env(ports)},
+        stop_signal=signal.SIGINT,
     )
-    return command, out, err, ports
+    command.start()
+    try:
+        wait_until_ready(
+            lambda: "# Ctrl-C to stop." in command.read_log(),
+            what=command.name,
+            child=command,
+            timeout_s=60,
+        )
+    except BaseException:
+        command.stop()
+        raise
+    return command, ports
 
 
 def test_stack_command_prints_exports_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
-    command, out, err, ports = start_stack_command(tmp_path)
+    command, ports = start_stack_command(tmp_path)
     servers = psutil.Process(command.pid).children()
     assert (
         f"export IMGFLOW_DATABASE_URL=postgresql://imgflow@127.0.0.1:{ports.postgres}/imgflow"
-        in (out.read_text())
+        in command.read_log()
     )
-    command.send_signal(signal.SIGINT)
+    command.request_stop()  # SIGINT, as Ctrl-C
     assert command.wait(30) == 0
-    assert "stopped cleanly" in err.read_text()
+    assert "stopped cleanly" in command.read_log()
     # Gone when the command exits (it waits for each), not within a margin after.
     assert psutil.wait_procs(servers, timeout=0)[1] == []
 
 
 def test_stack_command_stops_everything_when_a_server_dies(tmp_path: Path) -> None:
-    command, _, err, _ = start_stack_command(tmp_path)
+    command, _ = start_stack_command(tmp_path)
     servers = psutil.Process(command.pid).children()
     [valkey] = [p for p in servers if p.name().startswith("valkey")]
     valkey.kill()
     assert command.wait(30) == 1
-    assert "valkey exited unexpectedly" in err.read_text()
+    assert "valkey exited unexpectedly" in command.read_log()
     assert psutil.wait_procs(servers, timeout=0)[1] == []
 
 
