@@ -19,6 +19,7 @@ from imgflow_client.async_client import _tls_for
 from imgflow_client.cli.groups import Plan, PlanError, plan_resolution
 from imgflow_client.cli.scan import MissingPath, collect
 from imgflow_client.cli.state import State
+from imgflow_client.errors import ApiError
 from imgflow_client.files import derive_idempotency_key, sha256_bytes, sniff_format
 from imgflow_client.models import DuplicateGroupView, Image, ResolveRequest, UploadAccepted
 from imgflow_client.resume import PendingUpload
@@ -493,3 +494,23 @@ def test_pages_are_followed_to_the_last_and_fetched_only_as_read() -> None:
     asked.clear()
     assert asyncio.run(read(2)) == ["a", "b"]
     assert asked == [None]
+
+
+def test_an_answer_without_a_problem_document_names_its_server_not_its_signature() -> None:
+    # e.g. the object store refusing a presigned part: XML, not RFC 9457
+    request = httpx.Request(
+        "PUT", "http://storage.example:8333/imgflow/up/1?partNumber=1&X-Amz-Signature=secret"
+    )
+    xml = "<?xml version='1.0'?>\n<Error>\n  <Code>InvalidArgument</Code>\n</Error>"
+    error = ApiError.from_response(httpx.Response(400, text=xml, request=request))
+    assert (error.status, error.code, error.title) == (400, "http-400", "Bad Request")
+    assert error.detail == (
+        "storage.example:8333 answered 400: "
+        "<?xml version='1.0'?> <Error> <Code>InvalidArgument</Code> </Error>"
+    )
+    assert "secret" not in str(error)
+    # A long page is cut; a problem document is taken as it is.
+    page = ApiError.from_response(httpx.Response(502, text="x" * 5000, request=request))
+    assert page.code == "bad-gateway" and page.detail.endswith("x...") and len(page.detail) < 400
+    problem = {"type": "about:blank", "title": "Nope", "status": 409, "code": "c", "detail": "d"}
+    assert ApiError.from_response(httpx.Response(409, json=problem, request=request)).detail == "d"

@@ -54,7 +54,7 @@ class ApiError(ImgflowError):
         status = response.status_code
         code = str(problem.get("code") or _code_for_status(status))
         title = str(problem.get("title") or response.reason_phrase or "")
-        detail = str(problem.get("detail") or "")
+        detail = str(problem.get("detail") or "") if problem else _plain_detail(response)
         return _SUBCLASSES.get(status, cls)(status, code, title, detail, problem, retry_after_s)
 
 
@@ -95,6 +95,21 @@ def _problem_of(response: httpx.Response) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError):
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _plain_detail(response: httpx.Response, limit: int = 300) -> str:
+    """For an answer with no problem document (a proxy, or the storage a presigned URL
+    names): who answered and the start of what it said, so the error can be traced to
+    its server. Only the host: a presigned URL's query is its signature."""
+    said = " ".join(response.content[:4096].decode("utf-8", errors="replace").split())
+    said = said[:limit] + ("..." if len(said) > limit else "")
+    try:
+        url = response.request.url
+    except RuntimeError:  # a response built without its request
+        where = "the server"
+    else:
+        where = f"{url.host}:{url.port}" if url.port else url.host
+    return f"{where} answered {response.status_code}" + (f": {said}" if said else "")
 
 
 def _code_for_status(status: int) -> str:
