@@ -117,6 +117,34 @@ def test_uploads_past_the_concurrency_limit_get_429(system: LocalSystem) -> None
         assert client.post("/v1/images", content=_jpeg(12)).status_code == 201
 
 
+def test_usage_shows_the_uploads_in_progress_of_a_tenant_without_a_limit(
+    system: LocalSystem,
+) -> None:
+    # Only a limited tenant's uploads hold a slot in Valkey; an unlimited one's were shown
+    # as 0 while they ran.
+    release = threading.Event()
+    answers: list[httpx.Response] = []
+    tenant = new_tenant(system)
+    with _client(system, tenant) as client, _client(system, tenant) as uploader:
+        slow = threading.Thread(
+            target=lambda: answers.append(
+                uploader.post("/v1/images", content=_slow_body(_jpeg(13), release))
+            )
+        )
+        slow.start()
+        try:
+            wait_for(
+                lambda: answers or client.get("/v1/usage").json()["uploads_in_progress"] == 1,
+                what="the upload to be shown in progress",
+            )
+            assert not answers, answers[0].text  # answered before its body was sent
+        finally:
+            release.set()
+            slow.join()
+        assert answers[0].status_code == 201, answers[0].text
+        assert client.get("/v1/usage").json()["uploads_in_progress"] == 0
+
+
 def test_quotas_refuse_with_a_problem_type_and_usage_shows_them(system: LocalSystem) -> None:
     tenant = _limited(system, "--max-images", "1")
     with _client(system, tenant) as client:

@@ -90,15 +90,16 @@ class Admission:
             known.bucket = TokenBucket(rate, burst)
         return known
 
-    async def in_progress(self, tenant: UUID) -> int:
-        """The tenant's uploads in progress: in every replica, or (Valkey away) here."""
-        if self.shared is not None:
+    async def in_progress(self, pool: asyncpg.Pool, tenant: UUID) -> int:
+        """The tenant's uploads in progress: in every replica where its concurrency is
+        limited (only such uploads hold a slot in Valkey), else, or with Valkey away, here."""
+        known = await self.state(pool, tenant)
+        if self.shared is not None and known.limits.upload_concurrency is not None:
             try:
                 return await self.shared.in_progress(tenant)
             except SharedStateUnavailable as exc:
                 log.warning("uploads in progress counted in this process only: %s", exc)
-        known = self._tenants.get(tenant)
-        return known.in_progress if known is not None else 0
+        return known.in_progress
 
     def _forget_idle(self) -> None:
         for tenant in [t for t, s in self._tenants.items() if s.in_progress == 0]:

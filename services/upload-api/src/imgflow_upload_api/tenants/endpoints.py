@@ -27,5 +27,5 @@ async def get_usage(request: Request, caller: CurrentCaller) -> Usage:
             caller.tenant_id,
             caller.tenant_name,
             res.admission.defaults,
-            await res.admission.in_progress(caller.tenant_id),
+            await res.admission.in_progress(res.pool, caller.tenant_id),
         )

@@ -57,6 +57,7 @@ class Usage(BaseModel):
         description="Jobs waiting to be handed to the workers, by kind (upload, bulk)."
     )
     uploads_in_progress: int = Field(
-        description="Uploads of this tenant being received by the API process answering."
+        description="Uploads of this tenant in progress: across the API replicas when its "
+        "concurrency is limited, else in the API process answering."
     )
     limits: LimitValues = Field(description="The limits that apply (null: none).")
