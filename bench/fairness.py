@@ -35,9 +35,9 @@ from bench.images import ImageSpec, ensure_images
 from bench.options import BenchOptions
 from bench.results import Measurement, Suite, Table
 from imgflow_client.retry import RetryPolicy, parse_retry_after
-from imgflow_contracts.settings import CommonSettings
 from imgflow_localstack.cli import RunTuning, run_tuning
 from imgflow_localstack.system import LocalSystem
+from imgflow_upload_api.settings import ApiSettings
 
 # About 2 MP: large enough that the thumbnailer's decode dominates a job, as with real
 # photos, small enough for two busy cores to get through a flood in a minute or two.
@@ -490,7 +490,7 @@ def _setting(name: str, given: Mapping[str, str]) -> str:
     default."""
     variable = f"IMGFLOW_{name.upper()}"
     value = given.get(variable, os.environ.get(variable))
-    return value if value is not None else f"{CommonSettings.model_fields[name].default} (default)"
+    return value if value is not None else f"{ApiSettings.model_fields[name].default} (default)"
 
 
 def _suite(
@@ -587,7 +587,9 @@ def _suite(
         f"target depth {_setting('outbox_broker_target_depth', given)}, express lane up to "
         f"{_setting('outbox_express_max_waiting', given)} jobs waiting, express queues "
         f"{_setting('outbox_express_queue_depth', given)} deep; the stages' workers at nice "
-        f"{tuning['worker_nice']} (as `make run` starts them unless the environment says).",
+        f"{tuning['worker_nice']}; while light work runs, a backlog's uploads at "
+        f"{_setting('tenant_light_work_share', given)} at a time (0: off) (as `make run` "
+        "starts them unless the environment says).",
         f"{LIMITED}: the fair relay with the flood's tenant at "
         f"{FLOOD_UPLOAD_CONCURRENCY} uploads in progress, its clients honouring Retry-After.",
     ]

@@ -51,8 +51,15 @@ def test_the_fairness_report_names_the_configuration_its_system_ran() -> None:
     # The bench starts its system as `make run` does (cli.run_tuning); its report must say
     # what that was, not what this process's environment says.
     results = [_result(mode, 1.0, 1) for mode in ("fifo", "fair", fairness.LIMITED)]
-    tuning = RunTuning(worker_nice=19, extra_env={"IMGFLOW_OUTBOX_EXPRESS_QUEUE_DEPTH": "3"})
+    tuning = RunTuning(
+        worker_nice=19,
+        extra_env={
+            "IMGFLOW_OUTBOX_EXPRESS_QUEUE_DEPTH": "3",
+            "IMGFLOW_TENANT_LIGHT_WORK_SHARE": "1",
+        },
+    )
     notes = " ".join(fairness._suite(results, 120, 60, 40, BenchOptions(), tuning).notes)
     assert "express queues 3 deep" in notes
     assert "workers at nice 19" in notes
+    assert "a backlog's uploads at 1 at a time" in notes
     assert "40 images of its own" in notes

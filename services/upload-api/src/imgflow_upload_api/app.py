@@ -40,6 +40,7 @@ from imgflow_upload_api.settings import ApiSettings
 from imgflow_upload_api.stacks import endpoints as stacks
 from imgflow_upload_api.tenants import endpoints as usage
 from imgflow_upload_api.tenants.admission import Admission
+from imgflow_upload_api.tenants.light_first import LightWorkFirst
 from imgflow_upload_api.tenants.service import tenant_defaults
 from imgflow_upload_api.tenants.shared_state import SharedLimits
 from imgflow_upload_api.uploads import endpoints as uploads
@@ -87,6 +88,11 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
             settings.outbox_express_queue_depth,
             settings.outbox_express_queue_wait_s,
         )
+        light_first = LightWorkFirst(
+            settings.tenant_light_work_share,
+            settings.tenant_light_work_window_s,
+            on_wait=metrics.uploads_yielded.inc,
+        )
         relay = OutboxRelay(
             pool,
             publisher,
@@ -94,6 +100,7 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
             scheduling,
             on_sent=metrics.outbox_relayed.inc,
             on_express_moved=lambda queue: metrics.express_moved.labels(queue).inc(),
+            on_light_sent=light_first.light_sent,
         )
         broker = redis.Redis.from_url(
             settings.broker_url, socket_timeout=2, socket_connect_timeout=2
@@ -111,6 +118,7 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
             Backpressure(settings.queue_breaking_depth),
             KeyCache(settings.api_key_cache_s),
             Admission(tenant_defaults(settings), settings.tenant_limits_cache_s, shared_limits),
+            light_first,
         )
         await _bootstrap_key(pool, settings)
         # One LISTEN connection per process, shared by every event stream it serves.

@@ -21,6 +21,7 @@ from imgflow_upload_api.ops.metrics import ApiMetrics
 from imgflow_upload_api.problems import Problem
 from imgflow_upload_api.settings import ApiSettings
 from imgflow_upload_api.tenants.admission import Admission
+from imgflow_upload_api.tenants.light_first import LightWorkFirst
 from imgflow_upload_api.uploads.backpressure import Backpressure
 from imgflow_upload_api.uploads.s3_writer import S3Writer
 
@@ -37,6 +38,7 @@ class Resources:
     backpressure: Backpressure
     key_cache: KeyCache
     admission: Admission  # per-tenant limits (tenants/)
+    light_first: LightWorkFirst  # a backlog's uploads yield to light tenants' work
     event_hub: EventHub | None = None  # set once its LISTEN task runs (app.py)
     # jobs waiting in the outbox per tenant and kind, as last read (uploads/tasks.py)
     queued_by_tenant_kind: dict[UUID, dict[str, int]] = field(default_factory=dict)

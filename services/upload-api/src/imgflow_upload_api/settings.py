@@ -140,6 +140,20 @@ class ApiSettings(CommonSettings):
         description="How long an upload's slot of its tenant's concurrency limit is held in "
         "Valkey at most: an API process that dies holding slots frees them after this.",
     )
+    tenant_light_work_share: int = Field(
+        default=0,
+        ge=0,
+        description="While a tenant with no backlog has jobs in the express lane, a tenant "
+        "with a backlog runs at most this many uploads at a time in each API process; the "
+        "rest wait (not refused) until one ends or the light work is done. For an API that "
+        "shares its host's cores with the workers (`make run` and Compose set 1). 0: off.",
+    )
+    tenant_light_work_window_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="How long after the relay sent a light tenant's jobs through the express "
+        "lane its work counts as in flight (tenant_light_work_share).",
+    )
     tenant_limits_cache_s: float = Field(
         default=5.0,
         ge=0,

@@ -61,6 +61,12 @@ class ApiMetrics:
             ["queue"],
             registry=self.registry,
         )
+        self.uploads_yielded = Counter(
+            "imgflow_uploads_yielded",
+            "Uploads of a tenant with a backlog that waited while light tenants' work was "
+            "in flight (IMGFLOW_TENANT_LIGHT_WORK_SHARE).",
+            registry=self.registry,
+        )
         self.backlog_jobs = Gauge(
             "imgflow_backlog_jobs",
             "Jobs waiting in the outbox for the fair relay, by kind of work (upload, bulk).",

@@ -17,25 +17,25 @@ from imgflow_upload_api.tenants.limits import Refusal
 async def within_limits(
     res: Resources, tenant: UUID, incoming_bytes: int | None
 ) -> AsyncIterator[Admitted]:
-    """Hold one of the tenant's upload slots for the block, or raise its 429/403."""
-    try:
-        admitted = await res.admission.admit(
-            res.pool,
-            tenant,
-            res.backpressure.queued(tenant),
-            incoming_bytes,
-            res.backpressure.retry_after_s,
-        )
-    except Refusal as refusal:
-        raise Problem(
-            refusal.status,
-            refusal.code,
-            refusal.title,
-            refusal.detail,
-            headers=refusal.headers,
-            **refusal.extensions,
-        ) from refusal
-    try:
-        yield admitted
-    finally:
-        await res.admission.release(admitted)
+    """Hold one of the tenant's upload slots for the block, or raise its 429/403; a
+    tenant with a backlog may first wait for light tenants' work (tenants/light_first.py)."""
+    queued = res.backpressure.queued(tenant)
+    backlog = queued > res.settings.outbox_express_max_waiting
+    async with res.light_first.turn(tenant, backlog):
+        try:
+            admitted = await res.admission.admit(
+                res.pool, tenant, queued, incoming_bytes, res.backpressure.retry_after_s
+            )
+        except Refusal as refusal:
+            raise Problem(
+                refusal.status,
+                refusal.code,
+                refusal.title,
+                refusal.detail,
+                headers=refusal.headers,
+                **refusal.extensions,
+            ) from refusal
+        try:
+            yield admitted
+        finally:
+            await res.admission.release(admitted)

@@ -1,0 +1,133 @@
+"""A backlog's uploads yield to light tenants' work in flight (tenants/light_first.py), as
+plain logic: which upload waits, for what, and until when."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from uuid import uuid4
+
+from imgflow_upload_api.tenants.light_first import LightWorkFirst
+
+HEAVY, LIGHT, OTHER = uuid4(), uuid4(), uuid4()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Gate(LightWorkFirst):
+    """Counting the uploads that waited, as the API's metric does."""
+
+    def __init__(self, share: int, window_s: float, clock=time.monotonic) -> None:
+        super().__init__(share, window_s, clock, on_wait=self._waited)
+        self.waited = 0
+
+    def _waited(self) -> None:
+        self.waited += 1
+
+
+def _gate(share: int = 2, window_s: float = 2.0) -> tuple[Gate, Clock]:
+    clock = Clock()
+    return Gate(share, window_s, clock), clock
+
+
+async def _started(gate: LightWorkFirst, tenant, backlog: bool) -> asyncio.Task[None]:
+    """An upload holding its turn until cancelled; returns once it has the turn or waits."""
+    has_turn = asyncio.Event()
+
+    async def upload() -> None:
+        async with gate.turn(tenant, backlog):
+            has_turn.set()
+            await asyncio.Event().wait()  # until cancelled: the upload in progress
+
+    task = asyncio.create_task(upload())
+    await asyncio.sleep(0)  # let it reach its turn, or its wait
+    task.has_turn = has_turn  # type: ignore[attr-defined]
+    return task
+
+
+def test_nothing_waits_without_light_work_in_flight() -> None:
+    gate, _ = _gate()
+    assert gate.must_wait(HEAVY, backlog=True) == 0.0
+
+    async def scenario() -> int:
+        uploads = [await _started(gate, HEAVY, backlog=True) for _ in range(5)]
+        running = sum(u.has_turn.is_set() for u in uploads)  # type: ignore[attr-defined]
+        for u in uploads:
+            u.cancel()
+        return running
+
+    assert asyncio.run(scenario()) == 5
+    assert gate.waited == 0
+
+
+def test_a_backlog_runs_its_share_while_another_tenants_light_work_is_in_flight() -> None:
+    gate, clock = _gate(share=2, window_s=2.0)
+
+    async def scenario() -> None:
+        first = [await _started(gate, HEAVY, backlog=True) for _ in range(2)]
+        gate.light_sent({LIGHT})
+        third = await _started(gate, HEAVY, backlog=True)
+        assert not third.has_turn.is_set()  # type: ignore[attr-defined]
+        assert gate.must_wait(HEAVY, backlog=True) == 2.0
+        # The light tenant's own uploads, and a tenant without a backlog, go at once.
+        light = [await _started(gate, LIGHT, backlog=False) for _ in range(3)]
+        other = await _started(gate, OTHER, backlog=False)
+        assert all(u.has_turn.is_set() for u in [*light, other])  # type: ignore[attr-defined]
+        # One of the backlog's uploads ends: the waiting one takes its place.
+        first[0].cancel()
+        await asyncio.wait_for(third.has_turn.wait(), 5)  # type: ignore[attr-defined]
+        # Past the window the backlog runs unheld again.
+        clock.now += 2.0
+        assert gate.must_wait(HEAVY, backlog=True) == 0.0
+        for u in [first[1], third, *light, other]:
+            u.cancel()
+
+    asyncio.run(scenario())
+    assert gate.waited == 1
+
+
+def test_a_tenants_own_light_work_does_not_hold_it_back() -> None:
+    # A flood starts light (nothing queued): its first jobs go by the express lane.
+    gate, _ = _gate(share=1)
+    gate.light_sent({HEAVY})
+
+    async def scenario() -> bool:
+        held = await _started(gate, HEAVY, backlog=True)
+        second = await _started(gate, HEAVY, backlog=True)
+        went = second.has_turn.is_set()  # type: ignore[attr-defined]
+        held.cancel()
+        second.cancel()
+        return went
+
+    assert asyncio.run(scenario())
+
+
+def test_the_wait_ends_with_the_window_when_the_backlogs_uploads_do_not() -> None:
+    gate = Gate(share=1, window_s=0.05)  # the real clock: the window must pass
+
+    async def scenario() -> float:
+        held = await _started(gate, HEAVY, backlog=True)
+        gate.light_sent({LIGHT})
+        started = time.monotonic()
+        waiting = await _started(gate, HEAVY, backlog=True)
+        await asyncio.wait_for(waiting.has_turn.wait(), 5)  # type: ignore[attr-defined]
+        waited = time.monotonic() - started
+        held.cancel()
+        waiting.cancel()
+        return waited
+
+    assert asyncio.run(scenario()) >= 0.04  # it did wait, for about the window
+    assert gate.waited == 1
+
+
+def test_a_share_of_0_turns_it_off() -> None:
+    gate, _ = _gate(share=0)
+    gate.light_sent({LIGHT})
+    assert gate.light_work_of_others(HEAVY) == 0.0  # nothing even recorded
+    assert gate.must_wait(HEAVY, backlog=True) == 0.0
