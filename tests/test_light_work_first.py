@@ -131,3 +131,11 @@ def test_a_share_of_0_turns_it_off() -> None:
     gate.light_sent({LIGHT})
     assert gate.light_work_of_others(HEAVY) == 0.0  # nothing even recorded
     assert gate.must_wait(HEAVY, backlog=True) == 0.0
+
+
+def test_it_keeps_only_the_windows_light_tenants() -> None:
+    gate, clock = _gate(window_s=2.0)
+    for _ in range(100):  # a stream of new light tenants, one a second
+        gate.light_sent({uuid4()})
+        clock.now += 1.0
+    assert len(gate._light_until) <= 2

@@ -46,15 +46,19 @@ class LightWorkFirst:
         """The relay sent these tenants' jobs through the express lane just now."""
         if self.share <= 0:
             return
-        until = self.clock() + self.window_s
+        now = self.clock()
+        self._forget_done(now)  # so the map holds only the window's tenants
         for tenant in tenants:
-            self._light_until[tenant] = until
+            self._light_until[tenant] = now + self.window_s
+
+    def _forget_done(self, now: float) -> None:
+        for done in [t for t, until in self._light_until.items() if until <= now]:
+            del self._light_until[done]
 
     def light_work_of_others(self, tenant: UUID) -> float:
         """Seconds until every other tenant's light work is taken to be done (0: none)."""
         now = self.clock()
-        for done in [t for t, until in self._light_until.items() if until <= now]:
-            del self._light_until[done]
+        self._forget_done(now)
         return max(
             (until - now for t, until in self._light_until.items() if t != tenant), default=0.0
         )
