@@ -8,9 +8,10 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
 
 import asyncpg
@@ -146,3 +147,11 @@ def upload_photos(
             assert response.status_code == 201, response.text
             ids.append(response.json()["id"])
     return ids
+
+
+def slow_body(data: bytes, release: threading.Event, timeout_s: float = 60) -> Iterator[bytes]:
+    """A request body that sends its first bytes, then waits for ``release``: an upload in
+    progress for as long as a test wants."""
+    yield data[:100]
+    assert release.wait(timeout_s), "the slow body was never released"
+    yield data[100:]

@@ -25,6 +25,7 @@ from tests.support import (
     every_stage_finished,
     new_tenant,
     photo_like,
+    slow_body,
     upload_photos,
     wait_for,
 )
@@ -72,20 +73,6 @@ def _image(system: LocalSystem, tenant: dict[str, Any], image_id: str) -> dict[s
     return response.json()  # type: ignore[no-any-return]
 
 
-class SlowBody:
-    """A request body that sends its first bytes, then waits to be let go: an upload in
-    progress for as long as the test wants."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.go = threading.Event()
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield self.data[:100]
-        assert self.go.wait(60), "never let go"
-        yield self.data[100:]
-
-
 def _upload(system: LocalSystem, tenant: dict[str, Any], content: Any) -> httpx.Response:
     with httpx.Client(base_url=system.api_url, timeout=60, headers=bearer(tenant["api_key"])) as c:
         return c.post("/v1/images", content=content, params={"bulk": "true"})
@@ -97,7 +84,11 @@ def test_a_backlogs_uploads_beyond_its_share_wait_for_its_own_while_light_work_r
     importer = new_tenant(system, "importer")
     light = new_tenant(system, "light")
     system.stop_service("thumbnailer")
-    slow = [SlowBody(encode(photo_like(64, 48, seed), "JPEG")) for seed in (900, 901)]
+    releases = [threading.Event(), threading.Event()]
+    slow = [
+        slow_body(encode(photo_like(64, 48, seed), "JPEG"), release)
+        for seed, release in zip((900, 901), releases, strict=True)
+    ]
     pool = ThreadPoolExecutor(4)
     try:
         # The importer's backlog: its jobs wait in the outbox behind the broker's target.
@@ -122,14 +113,14 @@ def test_a_backlogs_uploads_beyond_its_share_wait_for_its_own_while_light_work_r
         assert len(upload_photos(system.api_url, light, range(101, 104))) == 3
         assert not waiting.done()
         # One of the importer's own ends: the waiting one takes its place.
-        slow[0].go.set()
+        releases[0].set()
         assert held[0].result(60).status_code == 201
         assert waiting.result(60).status_code == 201
         assert _yielded(system) == yielded + 1
-        slow[1].go.set()
+        releases[1].set()
         assert held[1].result(60).status_code == 201
     finally:
-        for body in slow:
-            body.go.set()
+        for release in releases:
+            release.set()
         pool.shutdown(wait=True)
         system.start_service("thumbnailer")

@@ -23,7 +23,7 @@ from imgflow_localstack.processes import ServiceProcess
 from imgflow_localstack.readiness import HttpOk
 from imgflow_localstack.services import API, api_url
 from imgflow_localstack.system import LocalSystem
-from tests.support import admin_cli, bearer, encode, new_tenant, photo_like, wait_for
+from tests.support import admin_cli, bearer, encode, new_tenant, photo_like, slow_body, wait_for
 
 
 def _limited(system: LocalSystem, *limits: str) -> dict[str, Any]:
@@ -83,12 +83,6 @@ def test_past_its_rate_a_tenant_gets_429_with_retry_after_and_ratelimit_fields(
         assert other.post("/v1/images", content=_jpeg(3)).status_code == 201
 
 
-def _slow_body(first: bytes, release: threading.Event) -> Iterator[bytes]:
-    yield first[:100]
-    release.wait(timeout=30)
-    yield first[100:]
-
-
 def test_uploads_past_the_concurrency_limit_get_429(system: LocalSystem) -> None:
     tenant = _limited(system, "--upload-concurrency", "1")
     release = threading.Event()
@@ -96,7 +90,7 @@ def test_uploads_past_the_concurrency_limit_get_429(system: LocalSystem) -> None
     with _client(system, tenant) as client:
         slow = threading.Thread(
             target=lambda: answers.append(
-                client.post("/v1/images", content=_slow_body(_jpeg(10), release)).status_code
+                client.post("/v1/images", content=slow_body(_jpeg(10), release)).status_code
             )
         )
         slow.start()
@@ -128,7 +122,7 @@ def test_usage_shows_the_uploads_in_progress_of_a_tenant_without_a_limit(
     with _client(system, tenant) as client, _client(system, tenant) as uploader:
         slow = threading.Thread(
             target=lambda: answers.append(
-                uploader.post("/v1/images", content=_slow_body(_jpeg(13), release))
+                uploader.post("/v1/images", content=slow_body(_jpeg(13), release))
             )
         )
         slow.start()
@@ -231,7 +225,7 @@ def test_uploads_in_progress_are_counted_across_the_replicas(
     with _client(system, tenant) as first, _client(system, tenant, second_api) as second:
         slow = threading.Thread(
             target=lambda: answers.append(
-                first.post("/v1/images", content=_slow_body(_jpeg(30), release)).status_code
+                first.post("/v1/images", content=slow_body(_jpeg(30), release)).status_code
             )
         )
         slow.start()

@@ -73,6 +73,9 @@ class LightWorkFirst:
     async def turn(self, tenant: UUID, backlog: bool) -> AsyncIterator[None]:
         """Hold one of the tenant's running uploads for the block, after waiting if it
         has a ``backlog`` while others' light work is in flight."""
+        if self.share <= 0:  # off: nothing to count on the upload path
+            yield
+            return
         wait_s = self.must_wait(tenant, backlog)
         if wait_s > 0:
             if self.on_wait is not None:
