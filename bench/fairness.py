@@ -42,7 +42,10 @@ from imgflow_upload_api.settings import ApiSettings
 # About 2 MP: large enough that the thumbnailer's decode dominates a job, as with real
 # photos, small enough for two busy cores to get through a flood in a minute or two.
 SPEC = ImageSpec(1600, 1200, 150_000, 1_500_000, seed=30)
-FLOOD, QUICK_FLOOD = 120, 24
+# 300: enough for the flood's uploads to last through several trickles (with 120 they
+# ended within about two, and one sample moved the ratio by half: scheduling.md, "Ninth
+# round").
+FLOOD, QUICK_FLOOD = 300, 24
 LIBRARY, QUICK_LIBRARY = 60, 12
 # The trickle's tenant has a library of its own before any trickle is timed, so that its
 # uploads check as many look-alikes alone as during the flood: the deduper checks up to
@@ -66,7 +69,7 @@ WARM_UP = 1
 BULK_RUNS = 3
 # And the trickle during the flood, one after another while the flood's uploads last (the
 # median counts): the flood's own pace moves a single sample by half its value.
-LOADED_RUNS = 3
+LOADED_RUNS = 6
 FLOOD_CLIENTS = 8
 # The third relay run: the fair relay with the flood's tenant held to this many uploads in
 # progress (`imgflow-admin limits set --upload-concurrency`), its clients waiting out each
@@ -587,8 +590,9 @@ def _suite(
         f"target depth {_setting('outbox_broker_target_depth', given)}, express lane up to "
         f"{_setting('outbox_express_max_waiting', given)} jobs waiting, express queues "
         f"{_setting('outbox_express_queue_depth', given)} deep; the stages' workers at nice "
-        f"{tuning['worker_nice']}; while light work runs, a backlog's uploads at "
-        f"{_setting('tenant_light_work_share', given)} at a time (0: off) (as `make run` "
+        f"{tuning['worker_nice']}; a backlog held back while light work runs: "
+        f"{_setting('tenant_light_work_first', given)}, its uploads meanwhile "
+        f"{_setting('tenant_light_work_share', given)} at a time (as `make run` "
         "starts them unless the environment says).",
         f"{LIMITED}: the fair relay with the flood's tenant at "
         f"{FLOOD_UPLOAD_CONCURRENCY} uploads in progress, its clients honouring Retry-After.",

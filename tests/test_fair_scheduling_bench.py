@@ -55,11 +55,12 @@ def test_the_fairness_report_names_the_configuration_its_system_ran() -> None:
         worker_nice=19,
         extra_env={
             "IMGFLOW_OUTBOX_EXPRESS_QUEUE_DEPTH": "3",
-            "IMGFLOW_TENANT_LIGHT_WORK_SHARE": "1",
+            "IMGFLOW_TENANT_LIGHT_WORK_FIRST": "true",
         },
     )
     notes = " ".join(fairness._suite(results, 120, 60, 40, BenchOptions(), tuning).notes)
     assert "express queues 3 deep" in notes
     assert "workers at nice 19" in notes
-    assert "a backlog's uploads at 1 at a time" in notes
+    assert "a backlog held back while light work runs: true" in notes
+    assert "its uploads meanwhile 0 (default) at a time" in notes
     assert "40 images of its own" in notes

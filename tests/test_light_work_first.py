@@ -10,6 +10,7 @@ from uuid import uuid4
 from imgflow_upload_api.tenants.light_first import LightWorkFirst
 
 HEAVY, LIGHT, OTHER = uuid4(), uuid4(), uuid4()
+LIGHT_IMAGE = uuid4()
 
 
 class Clock:
@@ -23,8 +24,8 @@ class Clock:
 class Gate(LightWorkFirst):
     """Counting the uploads that waited, as the API's metric does."""
 
-    def __init__(self, share: int, window_s: float, clock=time.monotonic) -> None:
-        super().__init__(share, window_s, clock, on_wait=self._waited)
+    def __init__(self, share: int, window_s: float, clock=time.monotonic, on: bool = True) -> None:
+        super().__init__(on, share, window_s, clock, on_wait=self._waited)
         self.waited = 0
 
     def _waited(self) -> None:
@@ -71,7 +72,7 @@ def test_a_backlog_runs_its_share_while_another_tenants_light_work_is_in_flight(
 
     async def scenario() -> None:
         first = [await _started(gate, HEAVY, backlog=True) for _ in range(2)]
-        gate.light_sent({LIGHT})
+        gate.light_sent([(LIGHT, LIGHT_IMAGE)])
         third = await _started(gate, HEAVY, backlog=True)
         assert not third.has_turn.is_set()  # type: ignore[attr-defined]
         assert gate.must_wait(HEAVY, backlog=True) == 2.0
@@ -95,7 +96,7 @@ def test_a_backlog_runs_its_share_while_another_tenants_light_work_is_in_flight(
 def test_a_tenants_own_light_work_does_not_hold_it_back() -> None:
     # A flood starts light (nothing queued): its first jobs go by the express lane.
     gate, _ = _gate(share=1)
-    gate.light_sent({HEAVY})
+    gate.light_sent([(HEAVY, uuid4())])
 
     async def scenario() -> bool:
         held = await _started(gate, HEAVY, backlog=True)
@@ -113,7 +114,7 @@ def test_the_wait_ends_with_the_window_when_the_backlogs_uploads_do_not() -> Non
 
     async def scenario() -> float:
         held = await _started(gate, HEAVY, backlog=True)
-        gate.light_sent({LIGHT})
+        gate.light_sent([(LIGHT, LIGHT_IMAGE)])
         started = time.monotonic()
         waiting = await _started(gate, HEAVY, backlog=True)
         await asyncio.wait_for(waiting.has_turn.wait(), 5)  # type: ignore[attr-defined]
@@ -126,16 +127,89 @@ def test_the_wait_ends_with_the_window_when_the_backlogs_uploads_do_not() -> Non
     assert gate.waited == 1
 
 
-def test_a_share_of_0_turns_it_off() -> None:
-    gate, _ = _gate(share=0)
-    gate.light_sent({LIGHT})
+def test_off_it_records_nothing_and_holds_no_one_back() -> None:
+    gate = Gate(share=0, window_s=2.0, clock=Clock(), on=False)
+    gate.light_sent([(LIGHT, LIGHT_IMAGE)])
     assert gate.light_work_of_others(HEAVY) == 0.0  # nothing even recorded
     assert gate.must_wait(HEAVY, backlog=True) == 0.0
 
 
-def test_it_keeps_only_the_windows_light_tenants() -> None:
+def test_at_a_share_of_0_every_upload_of_a_backlog_waits_for_the_light_work() -> None:
+    gate, _ = _gate(share=0, window_s=60.0)
+    gate.light_sent([(LIGHT, LIGHT_IMAGE)])
+
+    async def scenario() -> None:
+        first = await _started(gate, HEAVY, backlog=True)
+        other = await _started(gate, OTHER, backlog=False)
+        assert not first.has_turn.is_set()  # type: ignore[attr-defined]
+        assert other.has_turn.is_set()  # type: ignore[attr-defined]
+        gate.image_ended(LIGHT_IMAGE)
+        await asyncio.wait_for(first.has_turn.wait(), 5)  # type: ignore[attr-defined]
+        first.cancel()
+        other.cancel()
+
+    asyncio.run(scenario())
+    assert gate.waited == 1
+
+
+def test_a_steady_stream_of_light_work_holds_an_upload_back_for_the_window_at_most() -> None:
+    gate, clock = _gate(share=0, window_s=60.0)
+    early, later, latest = uuid4(), uuid4(), uuid4()
+
+    async def scenario() -> None:
+        gate.light_sent([(LIGHT, early)])
+        waiting = await _started(gate, HEAVY, backlog=True)  # from 100 s, until 160 s at most
+        clock.now = 150.0
+        gate.light_sent([(OTHER, later), (OTHER, latest)])  # in flight until 210 s
+        clock.now = 161.0
+        gate.image_ended(latest)  # a wake-up: the waiting upload looks again
+        await asyncio.wait_for(waiting.has_turn.wait(), 5)  # type: ignore[attr-defined]
+        # It went with light work still in flight: it had waited its window.
+        assert gate.light_work_of_others(HEAVY) == 49.0
+        waiting.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_it_keeps_only_the_light_work_still_in_its_window() -> None:
     gate, clock = _gate(window_s=2.0)
     for _ in range(100):  # a stream of new light tenants, one a second
-        gate.light_sent({uuid4()})
+        gate.light_sent([(uuid4(), uuid4())])
         clock.now += 1.0
-    assert len(gate._light_until) <= 2
+    assert len(gate._in_flight) <= 2
+
+
+def test_the_wait_ends_when_the_light_image_ends_before_its_window() -> None:
+    gate, _ = _gate(share=1, window_s=60.0)
+    second_image = uuid4()
+
+    async def scenario() -> None:
+        held = await _started(gate, HEAVY, backlog=True)
+        gate.light_sent([(LIGHT, LIGHT_IMAGE), (OTHER, second_image)])
+        waiting = await _started(gate, HEAVY, backlog=True)
+        assert not waiting.has_turn.is_set()  # type: ignore[attr-defined]
+        # One of two light images is ready: the other still holds the backlog back.
+        gate.image_ended(LIGHT_IMAGE)
+        await asyncio.sleep(0)
+        assert not waiting.has_turn.is_set()  # type: ignore[attr-defined]
+        assert gate.must_wait(HEAVY, backlog=True) > 0
+        # The last one ends (failed, say): the wait is over, long before the window.
+        gate.image_ended(second_image)
+        await asyncio.wait_for(waiting.has_turn.wait(), 5)  # type: ignore[attr-defined]
+        assert gate.light_work_of_others(HEAVY) == 0.0
+        held.cancel()
+        waiting.cancel()
+
+    asyncio.run(scenario())
+    assert gate.waited == 1
+
+
+def test_an_image_the_gate_never_counted_changes_nothing() -> None:
+    gate, _ = _gate(share=1, window_s=60.0)
+    gate.light_sent([(LIGHT, LIGHT_IMAGE)])
+    gate.image_ended(uuid4())  # someone else's image, or one already forgotten
+    assert gate.light_work_of_others(HEAVY) == 60.0
+    # Another express job of the same image (a later stage) counts it anew, once.
+    gate.light_sent([(LIGHT, LIGHT_IMAGE)])
+    gate.image_ended(LIGHT_IMAGE)
+    assert gate.light_work_of_others(HEAVY) == 0.0

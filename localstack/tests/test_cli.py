@@ -129,9 +129,9 @@ def test_run_keeps_three_jobs_in_each_express_queue_unless_told_otherwise(
     assert started["extra_env"][cli.EXPRESS_DEPTH_VARIABLE] == used  # type: ignore[index]
 
 
-@pytest.mark.parametrize(("given", "used"), [(None, str(cli.RUN_LIGHT_WORK_SHARE)), ("0", "0")])
-def test_run_holds_a_backlog_to_one_upload_while_light_work_runs_unless_told_otherwise(
+@pytest.mark.parametrize(("given", "used"), [(None, cli.RUN_LIGHT_WORK_FIRST), ("false", "false")])
+def test_run_holds_a_backlog_back_while_light_work_runs_unless_told_otherwise(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, given: str | None, used: str
 ) -> None:
-    started = _what_run_starts_with(monkeypatch, tmp_path, cli.LIGHT_WORK_SHARE_VARIABLE, given)
-    assert started["extra_env"][cli.LIGHT_WORK_SHARE_VARIABLE] == used  # type: ignore[index]
+    started = _what_run_starts_with(monkeypatch, tmp_path, cli.LIGHT_WORK_FIRST_VARIABLE, given)
+    assert started["extra_env"][cli.LIGHT_WORK_FIRST_VARIABLE] == used  # type: ignore[index]

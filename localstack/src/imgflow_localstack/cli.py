@@ -48,12 +48,12 @@ RUN_WORKER_NICE = 19
 # Kubernetes manifests set the same. The settings' default (1) stays for the test systems.
 RUN_EXPRESS_SLOTS = 3
 EXPRESS_DEPTH_VARIABLE = f"{ENV_PREFIX}OUTBOX_EXPRESS_QUEUE_DEPTH"
-# `run` holds a tenant with a backlog to this many uploads in progress while a light
-# tenant's jobs are in the express lane, unless IMGFLOW_TENANT_LIGHT_WORK_SHARE says
-# otherwise: on one host the flood's uploads take the cores the light tenant's stages
-# need (scheduling.md, "Ninth round"). Compose sets the same; the setting's default is off.
-RUN_LIGHT_WORK_SHARE = 1
-LIGHT_WORK_SHARE_VARIABLE = f"{ENV_PREFIX}TENANT_LIGHT_WORK_SHARE"
+# `run` holds back a tenant with a backlog at the API while a light tenant's images are
+# in the express lane, unless IMGFLOW_TENANT_LIGHT_WORK_FIRST says otherwise: on one host
+# even one of a flood's uploads at a time takes the cores the light tenant's stages need
+# (scheduling.md, "Tenth round"). Compose sets the same; the setting's default is off.
+RUN_LIGHT_WORK_FIRST = "true"
+LIGHT_WORK_FIRST_VARIABLE = f"{ENV_PREFIX}TENANT_LIGHT_WORK_FIRST"
 # How often `run` and `stack` look for a child that died on its own.
 WATCH_INTERVAL_S = 0.5
 
@@ -136,13 +136,13 @@ def run_tuning() -> RunTuning:
     """How `run` starts a system beyond the settings' defaults, the environment's values
     first: the stages' workers' nice value, the express queues' depth, given to every
     process (the relay and the workers handing jobs on read it; the express workers are
-    sized by it), and the API's share for a backlog while light work runs. The fairness
+    sized by it), and whether the API holds back a backlog while light work runs. The fairness
     bench starts its system the same way."""
     depth = os.environ.get(EXPRESS_DEPTH_VARIABLE, str(RUN_EXPRESS_SLOTS))
-    share = os.environ.get(LIGHT_WORK_SHARE_VARIABLE, str(RUN_LIGHT_WORK_SHARE))
+    light_first = os.environ.get(LIGHT_WORK_FIRST_VARIABLE, RUN_LIGHT_WORK_FIRST)
     return RunTuning(
         worker_nice=worker_nice_from_env(RUN_WORKER_NICE),
-        extra_env={EXPRESS_DEPTH_VARIABLE: depth, LIGHT_WORK_SHARE_VARIABLE: share},
+        extra_env={EXPRESS_DEPTH_VARIABLE: depth, LIGHT_WORK_FIRST_VARIABLE: light_first},
     )
 
 

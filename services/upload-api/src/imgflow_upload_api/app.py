@@ -89,6 +89,7 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
             settings.outbox_express_queue_wait_s,
         )
         light_first = LightWorkFirst(
+            settings.tenant_light_work_first,
             settings.tenant_light_work_share,
             settings.tenant_light_work_window_s,
             on_wait=metrics.uploads_yielded.inc,
@@ -130,6 +131,8 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
             registry=metrics.registry,
         )
         resources.event_hub.on_key_revoked(resources.key_cache.forget)
+        # A light image's end lets a backlog's waiting uploads go (tenants/light_first.py).
+        resources.event_hub.on_image_ended(light_first.image_ended)
         await resources.event_hub.start()
         app.state.resources = resources
         loops = start_loops(resources)

@@ -140,19 +140,26 @@ class ApiSettings(CommonSettings):
         description="How long an upload's slot of its tenant's concurrency limit is held in "
         "Valkey at most: an API process that dies holding slots frees them after this.",
     )
+    tenant_light_work_first: bool = Field(
+        default=False,
+        description="While a tenant with no backlog has images in the express lane, hold "
+        "back the uploads of tenants with a backlog in each API process "
+        "(tenant_light_work_share of them still run); they wait, not refused. For an API "
+        "that shares its host's cores with the workers (`make run` and Compose turn it on).",
+    )
     tenant_light_work_share: int = Field(
         default=0,
         ge=0,
-        description="While a tenant with no backlog has jobs in the express lane, a tenant "
-        "with a backlog runs at most this many uploads at a time in each API process; the "
-        "rest wait (not refused) until one ends or the light work is done. For an API that "
-        "shares its host's cores with the workers (`make run` and Compose set 1). 0: off.",
+        description="How many uploads at a time a tenant with a backlog still runs in each API "
+        "process while light work is in flight (tenant_light_work_first); 0: none.",
     )
     tenant_light_work_window_s: float = Field(
         default=2.0,
         gt=0,
-        description="How long after the relay sent a light tenant's jobs through the express "
-        "lane its work counts as in flight (tenant_light_work_share).",
+        description="A light tenant's image counts as in flight (tenant_light_work_first) "
+        "from the relay's send through the express lane until the API hears it is ready, "
+        "failed or deleted, and at most this long after the send; a held-back upload waits "
+        "at most this long.",
     )
     tenant_limits_cache_s: float = Field(
         default=5.0,

@@ -182,6 +182,7 @@ class EventHub:
         self._health_check_s = health_check_s
         self._subscriptions: set[Subscription] = set()
         self._revocation_listeners: list[Callable[[bytes | None], None]] = []
+        self._image_end_listeners: list[Callable[[UUID], None]] = []
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
         if registry is not None:
@@ -204,6 +205,11 @@ class EventHub:
         """Call ``listener`` with a revoked key's digest; with None after a reconnect, when
         revocations may have been missed."""
         self._revocation_listeners.append(listener)
+
+    def on_image_ended(self, listener: Callable[[UUID], None]) -> None:
+        """Call ``listener`` with the id of every image that is ready, failed or deleted
+        (a notification lost while the LISTEN connection was down is not repeated)."""
+        self._image_end_listeners.append(listener)
 
     @contextlib.contextmanager
     def subscribe(self, tenant_id: UUID, image_id: UUID | None = None) -> Iterator[Subscription]:
@@ -235,6 +241,9 @@ class EventHub:
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring a malformed %s notification: %.200r", CHANNEL, payload)
             return
+        if event.type in TERMINAL_IMAGE_EVENTS and event.image_id is not None:
+            for listener in self._image_end_listeners:
+                listener(event.image_id)
         for subscription in list(self._subscriptions):
             if subscription.wants(event) and not subscription.offer(event):
                 self._subscriptions.discard(subscription)

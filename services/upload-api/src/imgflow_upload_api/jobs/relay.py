@@ -119,7 +119,7 @@ class OutboxRelay:
         scheduling: Scheduling | None = None,
         on_sent: Callable[[int], None] | None = None,
         on_express_moved: Callable[[str], None] | None = None,
-        on_light_sent: Callable[[set[UUID]], None] | None = None,
+        on_light_sent: Callable[[list[tuple[UUID, UUID]]], None] | None = None,
     ) -> None:
         self.pool = pool
         self.publisher = publisher
@@ -127,7 +127,8 @@ class OutboxRelay:
         self.scheduling = scheduling or Scheduling()
         self.on_sent = on_sent  # counts what was handed over (a metric)
         self.on_express_moved = on_express_moved  # counts moves out of express queues, by queue
-        # told the tenants whose jobs went by the express lane (tenants/light_first.py)
+        # told the (tenant, image) pairs whose jobs went by the express lane
+        # (tenants/light_first.py)
         self.on_light_sent = on_light_sent
         self.order = FairOrder(KINDS)
         # Set when jobs were committed: the relay loop (background.py) wakes at once and
@@ -301,7 +302,9 @@ class OutboxRelay:
         if self.on_sent is not None:
             self.on_sent(len(ids))
         if self.on_light_sent is not None and express.ids:
-            self.on_light_sent({r["tenant_id"] for r in [*express.to_express, *express.to_head]})
+            self.on_light_sent(
+                [(r["tenant_id"], r["image_id"]) for r in [*express.to_express, *express.to_head]]
+            )
         return len(ids)
 
     async def pending(self) -> int:

@@ -10,7 +10,7 @@ import asyncpg
 # Any constant works; it only has to be the same in every API replica.
 _RELAY_LOCK_ID = 0x1F_6F_77_02
 
-_COLUMNS = "id, tenant_id, kind, task_name, queue, payload, trace_context"
+_COLUMNS = "id, tenant_id, image_id, kind, task_name, queue, payload, trace_context"
 
 
 async def lock_batch(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:

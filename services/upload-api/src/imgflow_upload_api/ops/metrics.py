@@ -64,7 +64,7 @@ class ApiMetrics:
         self.uploads_yielded = Counter(
             "imgflow_uploads_yielded",
             "Uploads of a tenant with a backlog that waited while light tenants' work was "
-            "in flight (IMGFLOW_TENANT_LIGHT_WORK_SHARE).",
+            "in flight (IMGFLOW_TENANT_LIGHT_WORK_FIRST).",
             registry=self.registry,
         )
         self.backlog_jobs = Gauge(

@@ -1,19 +1,22 @@
 """Light tenants' work first, on the API's side too: while a tenant with no backlog has
-jobs in the express lane, a tenant with a backlog runs at most ``share`` uploads at a
-time in this process; its other uploads wait here, before their bodies are read, until
-one of its own ends or the light work is done. Nothing is refused.
+images in the express lane, a tenant with a backlog runs at most ``share`` uploads at a
+time in this process (0: none); its other uploads wait here, before their bodies are
+read, until one of its own ends or the light work is done, and at most ``window_s``, so
+that a steady stream of light work cannot starve it. Nothing is refused.
 
 Why: on one host the API, the object store and the database serve a flood's uploads on
-the cores the express workers need for a small tenant's three images; held to two
-uploads in progress the flood left them within 2x of their time alone, unthrottled it did
-not (docs/operating/scheduling.md, "Ninth round"). A fixed per-tenant limit would hold an
+the cores the express workers need for a small tenant's three images: even one of the
+flood's uploads at a time left them at 2.3-2.6x their time alone, none at about 1.1x
+(docs/operating/scheduling.md, "Tenth round"). A fixed per-tenant limit would hold an
 import back all the time, and over a WAN, where an upload takes seconds, a lot; this
-holds it back only for the seconds a light tenant's images are being processed.
+holds it back only while a light tenant's images are being processed.
 
-"Light work in flight" is what the relay sent through the express lane in the last
-``window_s`` (it cannot see the jobs end: the workers hand the later stages on
-themselves). In this process only: with several API replicas each knows the light work
-its own relay sent.
+"Light work in flight" is an image whose first job the relay sent through the express
+lane, until the image's terminal event (ready, failed, deleted) reaches this process's
+event hub, and at most ``window_s`` after the send: the workers hand the later stages on
+themselves, so the relay cannot see the image finish, and an event the hub missed (its
+LISTEN connection lost) must not hold a backlog back for good. In this process only:
+with several API replicas each knows the light work its own relay sent.
 """
 
 from __future__ import annotations
@@ -29,43 +32,58 @@ from uuid import UUID
 class LightWorkFirst:
     def __init__(
         self,
+        on: bool,
         share: int,
         window_s: float,
         clock: Callable[[], float] = time.monotonic,
         on_wait: Callable[[], None] | None = None,
     ) -> None:
-        self.share = share  # 0: off
+        self.on = on
+        self.share = share  # uploads a backlog still runs meanwhile, per tenant (0: none)
         self.window_s = window_s
         self.clock = clock
         self.on_wait = on_wait  # counts the uploads that waited (a metric)
-        self._light_until: dict[UUID, float] = {}
+        # light image -> (its tenant, when it stops counting at the latest)
+        self._in_flight: dict[UUID, tuple[UUID, float]] = {}
         self._running: Counter[UUID] = Counter()
-        self._changed = asyncio.Condition()
+        # Set and replaced whenever a waiting upload may go: an image's end arrives in a
+        # plain callback (the event hub's), where an asyncio.Condition cannot be taken.
+        self._changed = asyncio.Event()
 
-    def light_sent(self, tenants: Iterable[UUID]) -> None:
-        """The relay sent these tenants' jobs through the express lane just now."""
-        if self.share <= 0:
+    def light_sent(self, images: Iterable[tuple[UUID, UUID]]) -> None:
+        """The relay sent these (tenant, image) pairs' jobs through the express lane."""
+        if not self.on:
             return
         now = self.clock()
-        self._forget_done(now)  # so the map holds only the window's tenants
-        for tenant in tenants:
-            self._light_until[tenant] = now + self.window_s
+        self._forget_done(now)  # so the map holds only light work still in flight
+        for tenant, image in images:
+            self._in_flight[image] = (tenant, now + self.window_s)
+
+    def image_ended(self, image: UUID) -> None:
+        """An image is ready, failed or deleted (the event hub's terminal events)."""
+        if self._in_flight.pop(image, None) is not None:
+            self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     def _forget_done(self, now: float) -> None:
-        for done in [t for t, until in self._light_until.items() if until <= now]:
-            del self._light_until[done]
+        for done in [i for i, (_, until) in self._in_flight.items() if until <= now]:
+            del self._in_flight[done]
 
     def light_work_of_others(self, tenant: UUID) -> float:
-        """Seconds until every other tenant's light work is taken to be done (0: none)."""
+        """Seconds until every other tenant's light work is taken to be done at the
+        latest (0: none in flight)."""
         now = self.clock()
         self._forget_done(now)
         return max(
-            (until - now for t, until in self._light_until.items() if t != tenant), default=0.0
+            (until - now for t, until in self._in_flight.values() if t != tenant), default=0.0
         )
 
     def must_wait(self, tenant: UUID, backlog: bool) -> float:
         """How long ``tenant``'s next upload may wait now at most (0: it goes)."""
-        if self.share <= 0 or not backlog or self._running[tenant] < self.share:
+        if not self.on or not backlog or self._running[tenant] < self.share:
             return 0.0
         return self.light_work_of_others(tenant)
 
@@ -73,18 +91,17 @@ class LightWorkFirst:
     async def turn(self, tenant: UUID, backlog: bool) -> AsyncIterator[None]:
         """Hold one of the tenant's running uploads for the block, after waiting if it
         has a ``backlog`` while others' light work is in flight."""
-        if self.share <= 0:  # off: nothing to count on the upload path
+        if not self.on:  # nothing to count on the upload path
             yield
             return
-        wait_s = self.must_wait(tenant, backlog)
-        if wait_s > 0:
-            if self.on_wait is not None:
-                self.on_wait()
-            async with self._changed:
-                while wait_s > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._changed.wait(), wait_s)
-                    wait_s = self.must_wait(tenant, backlog)
+        give_up_at = self.clock() + self.window_s  # newer light work must not starve it
+        wait_s = min(self.must_wait(tenant, backlog), self.window_s)
+        if wait_s > 0 and self.on_wait is not None:
+            self.on_wait()
+        while wait_s > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), wait_s)
+            wait_s = min(self.must_wait(tenant, backlog), give_up_at - self.clock())
         self._running[tenant] += 1
         try:
             yield
@@ -92,5 +109,4 @@ class LightWorkFirst:
             self._running[tenant] -= 1
             if not self._running[tenant]:
                 del self._running[tenant]
-            async with self._changed:
-                self._changed.notify_all()
+            self._wake()
