@@ -4,7 +4,12 @@ of: nothing here is timed."""
 
 from __future__ import annotations
 
-from bench import fairness, queueing
+import argparse
+import dataclasses
+
+import pytest
+
+from bench import fairness, fairness_ab, queueing
 from bench.options import BenchOptions
 from imgflow_localstack.cli import RunTuning
 
@@ -64,3 +69,32 @@ def test_the_fairness_report_names_the_configuration_its_system_ran() -> None:
     assert "a backlog held back while light work runs: true" in notes
     assert "its uploads meanwhile 0 (default) at a time" in notes
     assert "40 images of its own" in notes
+
+
+def test_the_ab_driver_reads_each_configuration_as_variables_to_set() -> None:
+    assert fairness_ab._config("IMGFLOW_A=0,IMGFLOW_B=x=y") == {
+        "IMGFLOW_A": "0",
+        "IMGFLOW_B": "x=y",
+    }
+    for bad in ("", "IMGFLOW_A", "=1", "IMGFLOW_A=1,oops"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            fairness_ab._config(bad)
+
+
+def test_throughput_is_compared_with_the_fifo_runs_before_and_after_the_fair_ones() -> None:
+    # A system's later runs are slower whatever the relay: the FIFO run before the fair
+    # ones alone would make them look slower than they are.
+    def done_in(mode: str, all_done_s: float) -> fairness.ModeResult:
+        return dataclasses.replace(_result(mode, 1.0, 1), all_done_s=all_done_s)
+
+    results = [
+        done_in("fifo", 10.0),  # 30 jobs/s
+        done_in("fair", 11.0),  # 27.3 jobs/s: 0.91 of the first, 0.99 of the mean
+        done_in(fairness.LIMITED, 11.0),
+        done_in(fairness.FIFO_AGAIN, 12.0),  # 25 jobs/s
+    ]
+    notes = fairness._suite(
+        results, 120, 60, 40, BenchOptions(), RunTuning(worker_nice=19, extra_env={})
+    ).notes
+    assert "fair: throughput / fifo 0.992 (target: within 5 %) -> met" in notes
+    assert not any(note.startswith("fifo again:") for note in notes)
