@@ -81,7 +81,7 @@ LIMITED = "fair-limited"
 # and libraries) and its later runs take longer whatever the relay, by 5-20 % (scheduling.md,
 # "Ninth round"), as much as the throughput target. The fair relays' throughput is
 # compared with the mean of the FIFO runs before and after them.
-FIFO_AGAIN = "fifo again"
+FIFO_AGAIN = "fifo-again"
 MODES = ("fifo", "fair", LIMITED, FIFO_AGAIN)
 SCHEDULING = {"fifo": "fifo", "fair": "fair", LIMITED: "fair", FIFO_AGAIN: "fifo"}
 # Every 429 is answered again after its Retry-After: an import that must not give up.

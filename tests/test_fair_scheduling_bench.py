@@ -97,4 +97,4 @@ def test_throughput_is_compared_with_the_fifo_runs_before_and_after_the_fair_one
         results, 120, 60, 40, BenchOptions(), RunTuning(worker_nice=19, extra_env={})
     ).notes
     assert "fair: throughput / fifo 0.992 (target: within 5 %) -> met" in notes
-    assert not any(note.startswith("fifo again:") for note in notes)
+    assert not any(note.startswith(f"{fairness.FIFO_AGAIN}:") for note in notes)
