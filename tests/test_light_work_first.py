@@ -4,6 +4,7 @@ plain logic: which upload waits, for what, and until when."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from uuid import uuid4
 
@@ -24,8 +25,15 @@ class Clock:
 class Gate(LightWorkFirst):
     """Counting the uploads that waited, as the API's metric does."""
 
-    def __init__(self, share: int, window_s: float, clock=time.monotonic, on: bool = True) -> None:
-        super().__init__(on, share, window_s, clock, on_wait=self._waited)
+    def __init__(
+        self,
+        share: int,
+        window_s: float,
+        clock=time.monotonic,
+        on: bool = True,
+        unsent_s: float | None = None,
+    ) -> None:
+        super().__init__(on, share, window_s, clock, on_wait=self._waited, unsent_s=unsent_s)
         self.waited = 0
 
     def _waited(self) -> None:
@@ -83,10 +91,14 @@ def test_a_backlog_runs_its_share_while_another_tenants_light_work_is_in_flight(
         # One of the backlog's uploads ends: the waiting one takes its place.
         first[0].cancel()
         await asyncio.wait_for(third.has_turn.wait(), 5)  # type: ignore[attr-defined]
-        # Past the window the backlog runs unheld again.
+        # The light uploads fail (no image taken); past the window the backlog runs
+        # unheld again.
+        for u in [*light, other]:
+            u.cancel()
+        await asyncio.sleep(0)
         clock.now += 2.0
         assert gate.must_wait(HEAVY, backlog=True) == 0.0
-        for u in [first[1], third, *light, other]:
+        for u in [first[1], third]:
             u.cancel()
 
     asyncio.run(scenario())
@@ -140,13 +152,10 @@ def test_at_a_share_of_0_every_upload_of_a_backlog_waits_for_the_light_work() ->
 
     async def scenario() -> None:
         first = await _started(gate, HEAVY, backlog=True)
-        other = await _started(gate, OTHER, backlog=False)
         assert not first.has_turn.is_set()  # type: ignore[attr-defined]
-        assert other.has_turn.is_set()  # type: ignore[attr-defined]
         gate.image_ended(LIGHT_IMAGE)
         await asyncio.wait_for(first.has_turn.wait(), 5)  # type: ignore[attr-defined]
         first.cancel()
-        other.cancel()
 
     asyncio.run(scenario())
     assert gate.waited == 1
@@ -213,3 +222,68 @@ def test_an_image_the_gate_never_counted_changes_nothing() -> None:
     gate.light_sent([(LIGHT, LIGHT_IMAGE)])
     gate.image_ended(LIGHT_IMAGE)
     assert gate.light_work_of_others(HEAVY) == 0.0
+
+
+async def _light_upload(gate: LightWorkFirst, tenant, done: asyncio.Event, fail: bool) -> None:
+    async with gate.turn(tenant, backlog=False):
+        await done.wait()
+        if fail:
+            raise ValueError("refused: no image taken")
+
+
+def test_a_light_upload_holds_a_backlog_back_from_its_first_byte_to_its_image_end() -> None:
+    gate, clock = _gate(share=0, window_s=2.0)
+
+    async def scenario() -> None:
+        body_read = asyncio.Event()
+        light = asyncio.create_task(_light_upload(gate, LIGHT, body_read, fail=False))
+        await asyncio.sleep(0)  # its turn taken: its body is being read
+        waiting = await _started(gate, HEAVY, backlog=True)
+        assert not waiting.has_turn.is_set()  # type: ignore[attr-defined]
+        # Taken: its jobs wait in the outbox for the relay, still light work.
+        body_read.set()
+        await light
+        assert not waiting.has_turn.is_set()  # type: ignore[attr-defined]
+        assert gate.must_wait(HEAVY, backlog=True) == 2.0
+        # The relay sends them: light work until the image's end.
+        clock.now += 1.5
+        gate.light_sent([(LIGHT, LIGHT_IMAGE)])
+        assert gate.must_wait(HEAVY, backlog=True) == 2.0
+        gate.image_ended(LIGHT_IMAGE)
+        await asyncio.wait_for(waiting.has_turn.wait(), 5)  # type: ignore[attr-defined]
+        waiting.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_a_refused_light_upload_stops_counting_when_it_ends() -> None:
+    gate, _ = _gate(share=0, window_s=60.0)
+
+    async def scenario() -> None:
+        refused = asyncio.Event()
+        light = asyncio.create_task(_light_upload(gate, LIGHT, refused, fail=True))
+        await asyncio.sleep(0)
+        waiting = await _started(gate, HEAVY, backlog=True)
+        assert not waiting.has_turn.is_set()  # type: ignore[attr-defined]
+        refused.set()
+        with contextlib.suppress(ValueError):
+            await light
+        await asyncio.wait_for(waiting.has_turn.wait(), 5)  # type: ignore[attr-defined]
+        waiting.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_a_taken_light_upload_whose_jobs_go_by_another_lane_counts_for_the_relays_pause() -> None:
+    # unsent_s as the API sets it: the relay's longest pause between passes
+    gate = Gate(share=0, window_s=120.0, clock=Clock(), unsent_s=1.0)
+
+    async def scenario() -> None:
+        taken = asyncio.Event()
+        taken.set()
+        await _light_upload(gate, LIGHT, taken, fail=False)
+        assert gate.must_wait(HEAVY, backlog=True) == 1.0  # not the 120 s window
+        gate.clock.now += 1.0  # type: ignore[attr-defined]
+        assert gate.must_wait(HEAVY, backlog=True) == 0.0
+
+    asyncio.run(scenario())

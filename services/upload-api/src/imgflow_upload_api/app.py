@@ -89,10 +89,13 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
             settings.outbox_express_queue_wait_s,
         )
         light_first = LightWorkFirst(
-            settings.tenant_light_work_first,
+            # Only with the fair relay: the FIFO relay has no express lane to say when a
+            # light upload's jobs went, so each would hold a backlog back for the window.
+            settings.tenant_light_work_first and settings.outbox_scheduling == "fair",
             settings.tenant_light_work_share,
             settings.tenant_light_work_window_s,
             on_wait=metrics.uploads_yielded.inc,
+            unsent_s=settings.outbox_relay_interval_s,
         )
         relay = OutboxRelay(
             pool,

@@ -156,10 +156,10 @@ class ApiSettings(CommonSettings):
     tenant_light_work_window_s: float = Field(
         default=2.0,
         gt=0,
-        description="A light tenant's image counts as in flight (tenant_light_work_first) "
-        "from the relay's send through the express lane until the API hears it is ready, "
-        "failed or deleted, and at most this long after the send; a held-back upload waits "
-        "at most this long.",
+        description="A light tenant's upload counts as light work in flight "
+        "(tenant_light_work_first) from its first byte, its image until the API hears it is "
+        "ready, failed or deleted, and at most this long after the relay's express send; a "
+        "held-back upload waits at most this long.",
     )
     tenant_limits_cache_s: float = Field(
         default=5.0,

@@ -11,12 +11,15 @@ flood's uploads at a time left them at 2.3-2.6x their time alone, none at about 
 import back all the time, and over a WAN, where an upload takes seconds, a lot; this
 holds it back only while a light tenant's images are being processed.
 
-"Light work in flight" is an image whose first job the relay sent through the express
-lane, until the image's terminal event (ready, failed, deleted) reaches this process's
-event hub, and at most ``window_s`` after the send: the workers hand the later stages on
+"Light work in flight" starts with a light tenant's upload (one without a backlog), from
+its first byte: the backlog's next uploads then wait while the light one's body is still
+read. Once taken, the upload's image counts until the relay sent its jobs through the
+express lane (at most ``unsent_s``, the relay's longest pause: they may go by another
+lane), and then until the image's terminal event (ready, failed, deleted) reaches this
+process's event hub, at most ``window_s``: the workers hand the later stages on
 themselves, so the relay cannot see the image finish, and an event the hub missed (its
 LISTEN connection lost) must not hold a backlog back for good. In this process only:
-with several API replicas each knows the light work its own relay sent.
+with several API replicas each knows the light work its own uploads and relay saw.
 """
 
 from __future__ import annotations
@@ -37,12 +40,19 @@ class LightWorkFirst:
         window_s: float,
         clock: Callable[[], float] = time.monotonic,
         on_wait: Callable[[], None] | None = None,
+        unsent_s: float | None = None,
     ) -> None:
         self.on = on
         self.share = share  # uploads a backlog still runs meanwhile, per tenant (0: none)
         self.window_s = window_s
+        self.unsent_s = min(window_s, unsent_s if unsent_s is not None else window_s)
         self.clock = clock
         self.on_wait = on_wait  # counts the uploads that waited (a metric)
+        # light tenant -> its uploads in progress
+        self._uploading: Counter[UUID] = Counter()
+        # light tenant -> when its taken uploads stop counting at the latest, if the relay
+        # has not sent their jobs by then
+        self._unsent: dict[UUID, float] = {}
         # light image -> (its tenant, when it stops counting at the latest)
         self._in_flight: dict[UUID, tuple[UUID, float]] = {}
         self._running: Counter[UUID] = Counter()
@@ -57,6 +67,7 @@ class LightWorkFirst:
         now = self.clock()
         self._forget_done(now)  # so the map holds only light work still in flight
         for tenant, image in images:
+            self._unsent.pop(tenant, None)
             self._in_flight[image] = (tenant, now + self.window_s)
 
     def image_ended(self, image: UUID) -> None:
@@ -71,15 +82,19 @@ class LightWorkFirst:
     def _forget_done(self, now: float) -> None:
         for done in [i for i, (_, until) in self._in_flight.items() if until <= now]:
             del self._in_flight[done]
+        for done in [t for t, until in self._unsent.items() if until <= now]:
+            del self._unsent[done]
 
     def light_work_of_others(self, tenant: UUID) -> float:
         """Seconds until every other tenant's light work is taken to be done at the
         latest (0: none in flight)."""
+        if any(t != tenant for t in self._uploading):
+            return self.window_s  # an upload's end wakes the waiters: they look again
         now = self.clock()
         self._forget_done(now)
-        return max(
-            (until - now for t, until in self._in_flight.values() if t != tenant), default=0.0
-        )
+        untils = [until for t, until in self._in_flight.values() if t != tenant]
+        untils += [until for t, until in self._unsent.items() if t != tenant]
+        return max((until - now for until in untils), default=0.0)
 
     def must_wait(self, tenant: UUID, backlog: bool) -> float:
         """How long ``tenant``'s next upload may wait now at most (0: it goes)."""
@@ -90,9 +105,14 @@ class LightWorkFirst:
     @contextlib.asynccontextmanager
     async def turn(self, tenant: UUID, backlog: bool) -> AsyncIterator[None]:
         """Hold one of the tenant's running uploads for the block, after waiting if it
-        has a ``backlog`` while others' light work is in flight."""
+        has a ``backlog`` while others' light work is in flight; without a backlog, the
+        upload is light work itself."""
         if not self.on:  # nothing to count on the upload path
             yield
+            return
+        if not backlog:
+            async with self._light_upload(tenant):
+                yield
             return
         give_up_at = self.clock() + self.window_s  # newer light work must not starve it
         wait_s = min(self.must_wait(tenant, backlog), self.window_s)
@@ -109,4 +129,19 @@ class LightWorkFirst:
             self._running[tenant] -= 1
             if not self._running[tenant]:
                 del self._running[tenant]
+            self._wake()
+
+    @contextlib.asynccontextmanager
+    async def _light_upload(self, tenant: UUID) -> AsyncIterator[None]:
+        self._uploading[tenant] += 1
+        taken = False
+        try:
+            yield
+            taken = True
+        finally:
+            self._uploading[tenant] -= 1
+            if not self._uploading[tenant]:
+                del self._uploading[tenant]
+            if taken:  # its jobs are in the outbox: light work until the relay sends them
+                self._unsent[tenant] = self.clock() + self.unsent_s
             self._wake()
