@@ -287,3 +287,18 @@ def test_a_taken_light_upload_whose_jobs_go_by_another_lane_counts_for_the_relay
         assert gate.must_wait(HEAVY, backlog=True) == 0.0
 
     asyncio.run(scenario())
+
+
+def test_uploads_made_while_light_count_in_the_share_once_there_is_a_backlog() -> None:
+    gate, _ = _gate(share=1, window_s=60.0)
+
+    async def scenario() -> None:
+        early = await _started(gate, HEAVY, backlog=False)  # the flood's first upload
+        gate.light_sent([(LIGHT, LIGHT_IMAGE)])
+        later = await _started(gate, HEAVY, backlog=True)  # with a backlog now
+        assert not later.has_turn.is_set()  # type: ignore[attr-defined]
+        early.cancel()
+        await asyncio.wait_for(later.has_turn.wait(), 5)  # type: ignore[attr-defined]
+        later.cancel()
+
+    asyncio.run(scenario())

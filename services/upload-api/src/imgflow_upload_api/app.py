@@ -90,7 +90,7 @@ def create_app(settings: ApiSettings | None = None, *, configure_process: bool =
         )
         light_first = LightWorkFirst(
             # Only with the fair relay: the FIFO relay has no express lane to say when a
-            # light upload's jobs went, so each would hold a backlog back for the window.
+            # light upload's jobs went, so each would hold a backlog back a while longer.
             settings.tenant_light_work_first and settings.outbox_scheduling == "fair",
             settings.tenant_light_work_share,
             settings.tenant_light_work_window_s,

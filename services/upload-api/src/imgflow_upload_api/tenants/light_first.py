@@ -111,7 +111,7 @@ class LightWorkFirst:
             yield
             return
         if not backlog:
-            async with self._light_upload(tenant):
+            async with self._light_upload(tenant), self._running_upload(tenant):
                 yield
             return
         give_up_at = self.clock() + self.window_s  # newer light work must not starve it
@@ -122,6 +122,13 @@ class LightWorkFirst:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), wait_s)
             wait_s = min(self.must_wait(tenant, backlog), give_up_at - self.clock())
+        async with self._running_upload(tenant):
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _running_upload(self, tenant: UUID) -> AsyncIterator[None]:
+        # Light uploads count too: a flood's first uploads, made while it was light, are
+        # part of its share once it has a backlog.
         self._running[tenant] += 1
         try:
             yield
