@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -18,7 +19,9 @@ import asyncpg
 import httpx
 from PIL import Image, ImageDraw, ImageFilter
 
+from imgflow_contracts.queues import Stage
 from imgflow_runtime.db.pool import connect
+from imgflow_runtime.db.tenants import DEFAULT_TENANT_ID
 
 T = TypeVar("T")
 
@@ -155,3 +158,26 @@ def slow_body(data: bytes, release: threading.Event, timeout_s: float = 60) -> I
     yield data[:100]
     assert release.wait(timeout_s), "the slow body was never released"
     yield data[100:]
+
+
+async def image_with_stages(
+    conn: asyncpg.Connection, statuses: Mapping[Stage, str]
+) -> tuple[uuid.UUID, str]:
+    """An image row of the default tenant (no object behind its key) with stage rows in
+    ``statuses``, queued an hour ago; its id and object key."""
+    image_id = uuid.uuid4()
+    key = f"originals/test/{image_id}"
+    await conn.execute(
+        """INSERT INTO images (id, tenant_id, object_key, content_type, byte_size, sha256)
+           VALUES ($1, $2, $3, 'image/jpeg', 1000, $4)""",
+        image_id,
+        DEFAULT_TENANT_ID,
+        key,
+        secrets.token_hex(32),
+    )
+    await conn.executemany(
+        """INSERT INTO image_stages (image_id, stage, status, queued_at)
+           VALUES ($1, $2, $3, now() - interval '1 hour')""",
+        [(image_id, stage.value, status) for stage, status in statuses.items()],
+    )
+    return image_id, key

@@ -12,8 +12,7 @@ Against the session's real PostgreSQL.
 from __future__ import annotations
 
 import asyncio
-import secrets
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import asyncpg
 
@@ -22,28 +21,10 @@ from imgflow_contracts.queues import Stage
 from imgflow_runtime.db import resets, stages
 from imgflow_runtime.db.outbox import enqueue
 from imgflow_runtime.db.pool import connect
-from imgflow_runtime.db.tenants import DEFAULT_TENANT_ID
 from imgflow_upload_api.jobs import repository as relay_repository
+from tests.support import image_with_stages
 
 ROW_WAIT_S = 30  # how long a staged transaction may take to reach its lock wait
-
-
-async def _image(conn: asyncpg.Connection, statuses: dict[Stage, str]) -> tuple[UUID, str]:
-    image_id = uuid4()
-    key = f"originals/test-lock-order/{image_id}"
-    await conn.execute(
-        """INSERT INTO images (id, tenant_id, object_key, content_type, byte_size, sha256)
-           VALUES ($1, $2, $3, 'image/jpeg', 1000, $4)""",
-        image_id,
-        DEFAULT_TENANT_ID,
-        key,
-        secrets.token_hex(32),
-    )
-    await conn.executemany(
-        "INSERT INTO image_stages (image_id, stage, status) VALUES ($1, $2, $3)",
-        [(image_id, stage.value, status) for stage, status in statuses.items()],
-    )
-    return image_id, key
 
 
 async def _waiting_for_a_lock(watcher: asyncpg.Connection, pid: int) -> None:
@@ -75,7 +56,7 @@ async def _interleaved(
     conns = [await connect(database_url) for _ in range(4)]
     setup, blocker, resetter, worker = conns
     try:
-        image = await _image(setup, image_statuses)
+        image = await image_with_stages(setup, image_statuses)
         ready = await other.prepare(setup, image)
         async with blocker.transaction():
             await blocker.execute(

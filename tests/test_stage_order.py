@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import io
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import asyncpg
 import httpx
@@ -22,9 +21,15 @@ from imgflow_contracts.queues import Stage
 from imgflow_runtime.db import stages
 from imgflow_runtime.db.pool import connect
 from imgflow_runtime.db.sweeper import SweepPolicy, sweep
-from imgflow_runtime.db.tenants import DEFAULT_TENANT_ID
 from imgflow_runtime.storage import ObjectStore
-from tests.support import encode, every_stage_finished, photo_like, query, wait_for
+from tests.support import (
+    encode,
+    every_stage_finished,
+    image_with_stages,
+    photo_like,
+    query,
+    wait_for,
+)
 
 T = TypeVar("T")
 
@@ -40,30 +45,11 @@ def _on(database_url: str, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> 
     return asyncio.run(go())
 
 
-async def _image_with_stages(conn: asyncpg.Connection, statuses: dict[Stage, str]) -> UUID:
-    """An image row (no object: these tests never reach a worker) with stage rows."""
-    image_id = uuid4()
-    await conn.execute(
-        """INSERT INTO images (id, tenant_id, object_key, content_type, byte_size, sha256)
-           VALUES ($1, $2, $3, 'image/jpeg', 1000, $4)""",
-        image_id,
-        DEFAULT_TENANT_ID,
-        f"originals/test-order/{image_id}",
-        secrets.token_hex(32),
-    )
-    await conn.executemany(
-        """INSERT INTO image_stages (image_id, stage, status, queued_at)
-           VALUES ($1, $2, $3, now() - interval '1 hour')""",
-        [(image_id, stage.value, status) for stage, status in statuses.items()],
-    )
-    return image_id
-
-
 def test_a_finished_thumbnail_stage_releases_only_the_stages_still_waiting(
     database_url: str,
 ) -> None:
     async def scenario(conn: asyncpg.Connection) -> dict[str, Any]:
-        image_id = await _image_with_stages(
+        image_id, _ = await image_with_stages(
             conn,
             {Stage.THUMBNAILS: "done", Stage.HASHING: "pending", Stage.DEDUPE: "running"},
         )
@@ -95,7 +81,7 @@ def test_marking_a_stage_done_releases_its_waiting_stages_in_the_same_statement(
     database_url: str,
 ) -> None:
     async def scenario(conn: asyncpg.Connection) -> dict[str, Any]:
-        image_id = await _image_with_stages(
+        image_id, _ = await image_with_stages(
             conn,
             {Stage.THUMBNAILS: "running", Stage.HASHING: "pending", Stage.DEDUPE: "pending"},
         )
@@ -140,11 +126,11 @@ def test_the_sweeper_leaves_stages_waiting_for_their_predecessor_alone(
         tx = conn.transaction()
         await tx.start()
         try:
-            waiting = await _image_with_stages(
+            waiting, _ = await image_with_stages(
                 conn,
                 {Stage.THUMBNAILS: "running", Stage.HASHING: "pending", Stage.DEDUPE: "pending"},
             )
-            orphaned = await _image_with_stages(
+            orphaned, _ = await image_with_stages(
                 conn,
                 {Stage.THUMBNAILS: "failed", Stage.HASHING: "pending", Stage.DEDUPE: "done"},
             )
