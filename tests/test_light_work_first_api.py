@@ -163,7 +163,8 @@ def test_a_waiting_upload_goes_as_soon_as_the_light_image_is_ready(system: Local
                     _upload,
                     system,
                     importer,
-                    slow_body(encode(photo_like(64, 48, 910 + i), "JPEG"), r),
+                    # held through three workers' restarts: a slow machine's minute
+                    slow_body(encode(photo_like(64, 48, 910 + i), "JPEG"), r, timeout_s=300),
                 )
                 for i, r in enumerate(releases)
             ]
