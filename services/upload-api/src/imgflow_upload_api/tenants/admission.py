@@ -78,6 +78,9 @@ class Admission:
             limits = await tenant_limits.get_limits(conn, tenant)
             usage = await tenant_limits.get_usage(conn, tenant)
         effective = Effective.of(limits, self.defaults)
+        # Another request may have read this tenant while we awaited: keep its state, whose
+        # uploads in progress and token bucket are counted, rather than a fresh one.
+        known = self._tenants.get(tenant)
         if known is None:
             if len(self._tenants) >= MAX_TENANTS:
                 self._forget_idle()
