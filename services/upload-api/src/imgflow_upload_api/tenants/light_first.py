@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from uuid import UUID
 
 
@@ -111,7 +111,7 @@ class LightWorkFirst:
             yield
             return
         if not backlog:
-            async with self._light_upload(tenant), self._running_upload(tenant):
+            async with self._running_upload(tenant), self._light_upload(tenant):
                 yield
             return
         give_up_at = self.clock() + self.window_s  # newer light work must not starve it
@@ -129,26 +129,29 @@ class LightWorkFirst:
     async def _running_upload(self, tenant: UUID) -> AsyncIterator[None]:
         # Light uploads count too: a flood's first uploads, made while it was light, are
         # part of its share once it has a backlog.
-        self._running[tenant] += 1
         try:
-            yield
+            with _counted(self._running, tenant):
+                yield
         finally:
-            self._running[tenant] -= 1
-            if not self._running[tenant]:
-                del self._running[tenant]
             self._wake()
 
     @contextlib.asynccontextmanager
     async def _light_upload(self, tenant: UUID) -> AsyncIterator[None]:
-        self._uploading[tenant] += 1
-        taken = False
-        try:
+        # Inside _running_upload, whose end wakes the waiters for both.
+        with _counted(self._uploading, tenant):
             yield
-            taken = True
-        finally:
-            self._uploading[tenant] -= 1
-            if not self._uploading[tenant]:
-                del self._uploading[tenant]
-            if taken:  # its jobs are in the outbox: light work until the relay sends them
-                self._unsent[tenant] = self.clock() + self.unsent_s
-            self._wake()
+            # taken: its jobs are in the outbox, light work until the relay sends them
+            self._unsent[tenant] = self.clock() + self.unsent_s
+
+
+@contextlib.contextmanager
+def _counted(counter: Counter[UUID], tenant: UUID) -> Iterator[None]:
+    """Count one of ``tenant``'s uploads in ``counter`` for the block; no zero entries
+    are kept (the maps' keys are the tenants with some)."""
+    counter[tenant] += 1
+    try:
+        yield
+    finally:
+        counter[tenant] -= 1
+        if not counter[tenant]:
+            del counter[tenant]
