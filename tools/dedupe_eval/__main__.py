@@ -120,7 +120,7 @@ def with_geometry(
     geometry = PairGeometry(
         *(np.where(more.inliers >= 0, getattr(more, f), getattr(geometry, f))
           for f in ("inliers", "keypoints", "iou", "agreement", "spread", "keypoint_spread",
-                    "common_keypoint_spread")),
+                    "common_keypoint_spread", "motion")),
         geometry.feature_cpu_ms,
         geometry.match_cpu_ms,
     )  # fmt: skip

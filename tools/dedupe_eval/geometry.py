@@ -40,6 +40,7 @@ class PairGeometry:
     spread: np.ndarray  # share of the shared cells holding an inlier; NaN likewise
     keypoint_spread: np.ndarray  # that share among the shared cells holding a keypoint
     common_keypoint_spread: np.ndarray  # ...holding a keypoint of each image
+    motion: np.ndarray  # the cells' shift once the fit is refined; NaN likewise
     feature_cpu_ms: float  # per image: decode, trim, ORB both orientations
     match_cpu_ms: float  # per pair checked
 
@@ -94,6 +95,7 @@ def pair_geometry(
         with np.load(path) as s:
             return PairGeometry(s["inliers"], s["keypoints"], s["iou"], s["agreement"],
                                 s["spread"], s["keypoint_spread"], s["common_keypoint_spread"],
+                                s["motion"],
                                 float(s["feature_cpu_ms"]),
                                 float(s["match_cpu_ms"]))  # fmt: skip
     needed = sorted(set(i[rows].tolist()) | set(j[rows].tolist()))
@@ -114,12 +116,14 @@ def pair_geometry(
     spread = np.full(len(i), np.nan, np.float32)
     keypoint_spread = np.full(len(i), np.nan, np.float32)
     common_keypoint_spread = np.full(len(i), np.nan, np.float32)
+    motion = np.full(len(i), np.nan, np.float32)
     for c, (found, _) in enumerate(matched):
         for r, o in zip(rows[c::WORKERS], found, strict=True):
             inliers[r], keypoints[r] = o.inliers, o.keypoints
             iou[r], agreement[r], spread[r] = o.iou, o.agreement, o.spread
             keypoint_spread[r] = o.keypoint_spread
             common_keypoint_spread[r] = o.common_keypoint_spread
+            motion[r] = o.motion
     match_ms = 1000 * sum(t for _, t in matched) / max(1, len(rows))
     result = PairGeometry(
         inliers,
@@ -129,6 +133,7 @@ def pair_geometry(
         spread,
         keypoint_spread,
         common_keypoint_spread,
+        motion,
         feature_ms,
         match_ms,
     )
@@ -136,6 +141,6 @@ def pair_geometry(
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, inliers=inliers, keypoints=keypoints, iou=iou, agreement=agreement,
                  spread=spread, keypoint_spread=keypoint_spread,
-                 common_keypoint_spread=common_keypoint_spread,
+                 common_keypoint_spread=common_keypoint_spread, motion=motion,
                  feature_cpu_ms=feature_ms, match_cpu_ms=match_ms)  # fmt: skip
     return result

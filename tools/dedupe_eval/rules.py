@@ -67,6 +67,8 @@ class Setting:
                 f" inliers hold < {g.similar_keypoint_spread:.3g} of its cells with keypoints; "
                 f"checked from CNN >= {self.probe_cosine:.3g}"
             )
+            if g.duplicate_motion > 0:
+                text += f"; similar when a copy's cells move >= {g.duplicate_motion:.3g} px"
         return text
 
 
@@ -111,7 +113,8 @@ def related(
               & (by_cells | by_corners))  # fmt: skip
     shared = checked & (t.inliers >= g.min_inliers) & (t.iou >= MIN_SHARED_IOU) & ~overlay
     unchanged = ~(t.agreement < g.duplicate_agreement)  # NaN: nothing to compare, unchanged
-    copy = shared & (t.iou >= g.duplicate_iou) & unchanged
+    moved = (g.duplicate_motion > 0) & (t.motion >= g.duplicate_motion)  # decision.moved
+    copy = shared & (t.iou >= g.duplicate_iou) & unchanged & ~moved
     apart = checked & ~shared & (t.keypoints >= g.rich_keypoints)  # rich, nothing in common
     undecided = ~shared & ~apart  # no check, or one that cannot tell: CNN and pHash decide
     duplicate = t.same_sha256 | ((copy | (undecided & looks)) & ~marked)
@@ -159,7 +162,8 @@ def pair_signals(t: PairTable, k: int, checked: bool = True) -> PairSignals:
     if checked and t.inliers[k] >= 0:
         found = Overlap(int(t.inliers[k]), float(t.iou[k]), float(t.agreement[k]), False,
                         int(t.keypoints[k]), float(t.spread[k]),
-                        float(t.keypoint_spread[k]))  # fmt: skip
+                        float(t.keypoint_spread[k]), float(t.common_keypoint_spread[k]),
+                        float(t.motion[k]))  # fmt: skip
     return PairSignals(bool(t.same_sha256[k]), float(t.cosine[k]), int(t.phash_distance[k]),
                        view, found)  # fmt: skip
 

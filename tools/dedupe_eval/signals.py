@@ -31,6 +31,7 @@ class PairTable:
     spread: np.ndarray  # NaN likewise
     keypoint_spread: np.ndarray  # NaN likewise
     common_keypoint_spread: np.ndarray  # NaN likewise
+    motion: np.ndarray  # overlap.Overlap.motion; NaN likewise
 
     @property
     def cnn(self) -> np.ndarray:
@@ -75,4 +76,5 @@ def pair_table(
         common_keypoint_spread=(
             geometry.common_keypoint_spread.astype(np.float64) if geometry else none
         ),
+        motion=geometry.motion.astype(np.float64) if geometry else none,
     )

@@ -86,6 +86,35 @@ def test_a_frame_whose_subject_moved_disagrees_where_it_moved(original: Features
     assert found.agreement < 0.8
 
 
+def _turned(image: Image.Image, keystone: float = 0.03) -> Image.Image:
+    """A step to the side: the far side of the frame shorter by ``keystone`` of its width."""
+    w, h = image.size
+    k = keystone * w
+    quad = (0, 0, 0, h, w, h - k, w, k)  # source corners: top-left, bottom-left, ...
+    return image.transform((w, h), Image.Transform.QUAD, quad, Image.Resampling.BICUBIC)
+
+
+def test_a_second_view_whose_cells_still_agree_still_moves_where_copies_do_not(
+    original: Features,
+) -> None:
+    copies = [
+        ImageEnhance.Brightness(jpeg(photo().reduce(2), 30)).enhance(1.3),
+        jpeg(crop(photo(), 0.2, 1.0)),
+        jpeg(photo().rotate(3, resample=Image.Resampling.BICUBIC)),
+    ]
+    moved = [overlap(original, features(copy)).motion for copy in copies]
+    view = overlap(original, features(jpeg(_turned(photo()))))
+    assert view.iou > 0.9 and view.agreement > 0.9  # the agreement cannot tell it
+    assert max(moved) < 2.0  # a copy's cells line up to a pixel or two of 512
+    assert view.motion > 2 * max(moved)
+
+
+def test_motion_is_measured_only_on_a_fit_over_most_of_both_frames() -> None:
+    # crops sharing a third: no copy whatever moves, so no refinement is paid for
+    found = overlap(features(crop(photo(), 0.0, 0.6)), features(crop(photo(), 0.4, 1.0)))
+    assert found.iou < 0.5 and np.isnan(found.motion)
+
+
 def test_unrelated_pictures_find_no_consistent_match(original: Features) -> None:
     grass = Image.fromarray(np.asarray(data.grass())).convert("RGB")
     found = overlap(original, features(grass))

@@ -117,6 +117,10 @@ class GeometryThresholds:
     # often fits on < 10 inliers). 0: off (tried, not chosen).
     similar_cosine: float = 0.0
     similar_cosine_keypoints: int = 0
+    # A fit that could be a copy (IoU, agreement) whose cells move apart by at least this
+    # many pixels of the 512-px analysis copy (Overlap.motion): another view or frame of
+    # the scene, similar. 0: off (stacks10).
+    duplicate_motion: float = 0.0
 
 
 # A fit whose frames share less than this is no evidence of common content.
@@ -242,12 +246,19 @@ def relate(signals: PairSignals, t: Thresholds, g: GeometryThresholds | None) ->
         )
     # NaN agreement (nothing textured in common) counts as unchanged: IoU alone decides
     unchanged = not o.agreement < g.duplicate_agreement
-    if o.iou >= g.duplicate_iou and unchanged:
+    if o.iou >= g.duplicate_iou and unchanged and not moved(o, g):
         looks = looks or Decision(Method.GEOMETRY, o.iou)
         return Verdict(Relation.DUPLICATE, f"{looks.method}; {evidence}", looks)
-    why = (
-        f"IoU < {g.duplicate_iou}"
-        if o.iou < g.duplicate_iou
-        else f"agreement < {g.duplicate_agreement}"
-    )
+    if o.iou < g.duplicate_iou:
+        why = f"IoU < {g.duplicate_iou}"
+    elif not unchanged:
+        why = f"agreement < {g.duplicate_agreement}"
+    else:
+        why = f"cells move apart {o.motion:.1f} px >= {g.duplicate_motion}"
     return Verdict(Relation.SIMILAR, f"{evidence}: {why}", looks)
+
+
+def moved(o: Overlap, g: GeometryThresholds) -> bool:
+    """Whether the shared area's cells still move as another view's do (NaN: not
+    measured, no evidence)."""
+    return g.duplicate_motion > 0 and o.motion >= g.duplicate_motion

@@ -24,6 +24,14 @@ fits one similarity transform (shift, scale, rotation) to the matches, and then
 - ``common_keypoint_spread``: the same over the shared cells that hold a keypoint of each
   image, the only cells where a match can lie: a copy that lost most of its corners
   (heavily compressed, scaled down) is judged where both still have some.
+- ``motion``: how far the shared area's textured cells move apart from one another. b
+  mapped onto a by the fit, each cell's shift by phase correlation; what is left once one
+  affine motion of all the cells (the fit's own error) is taken out, its 90th percentile
+  in pixels of the 512-px analysis copy. A copy is one transform of the other, so its
+  cells move together; a second viewpoint (keystone, parallax) or a burst frame moves
+  some apart, even where they still correlate (issue 28's soft second views). Measured
+  only on a fit over most of both frames (IoU >= MOTION_MIN_IOU), the only ones that can
+  be copies.
 
 A mirrored copy is matched through the mirror image's features. A transform that shrinks
 or grows the frame more than threefold is no match (features are compared at about one
@@ -65,6 +73,11 @@ CELL_COVER = 0.9  # a cell counts when the other image covers this share of it..
 CELL_TEXTURE = 4.0  # ...and it is not flat (grey-level std)
 CELL_CORRELATION = 0.6  # a cell agrees at or above this correlation
 MAX_SCALE = 3.0  # a fit that scales the frame by more (or less than its inverse): no match
+MOTION_MIN_IOU = 0.5  # narrower fits are no copy whatever moves: motion not measured
+MOTION_MIN_RESPONSE = 0.1  # a cell's phase-correlation peak below it: its shift is noise
+MOTION_MIN_CELLS = 6  # fewer cells measured: no evidence (NaN); an affine fits 3 exactly
+MOTION_PERCENTILE = 90
+NAN = float("nan")
 
 
 @dataclass(frozen=True)
@@ -109,6 +122,8 @@ class Overlap:
     keypoint_spread: float = float("nan")
     # ...and of those holding a keypoint of each image (stacks6, eval only)
     common_keypoint_spread: float = float("nan")
+    # the cells' shift once the fit is refined, 512-px units; NaN: not measured (stacks10)
+    motion: float = float("nan")
 
 
 def _per_cell(
@@ -212,6 +227,16 @@ def _iou(transform: np.ndarray, a: tuple[int, int], b: tuple[int, int]) -> float
     return float(inter / union) if union > 0 else 0.0
 
 
+def _thumb_transform(
+    a_thumb: np.ndarray, a_size: tuple[int, int], b_thumb: np.ndarray,
+    transform: np.ndarray, b_size: tuple[int, int],
+) -> np.ndarray:  # fmt: skip
+    """``transform`` (b's feature pixels to a's) between the two thumbnails."""
+    to_a = np.diag([a_thumb.shape[1] / a_size[0], a_thumb.shape[0] / a_size[1], 1.0])
+    from_b = np.diag([b_size[0] / b_thumb.shape[1], b_size[1] / b_thumb.shape[0], 1.0])
+    return (to_a @ np.vstack([transform, [0, 0, 1]]) @ from_b)[:2]
+
+
 def _agreement(
     a_thumb: np.ndarray,
     a_size: tuple[int, int],
@@ -221,14 +246,68 @@ def _agreement(
 ) -> float:
     """Share of a's covered, textured cells whose pixels correlate with b's mapped there."""
     ta, tb = a_thumb, b_thumb
-    to_a = np.diag([ta.shape[1] / a_size[0], ta.shape[0] / a_size[1], 1.0])
-    from_b = np.diag([b_size[0] / tb.shape[1], b_size[1] / tb.shape[0], 1.0])
-    m = (to_a @ np.vstack([transform, [0, 0, 1]]) @ from_b)[:2]
+    m = _thumb_transform(ta, a_size, tb, transform, b_size)
     h, w = ta.shape
     warped = cv2.warpAffine(tb, m, (w, h), flags=cv2.INTER_LINEAR)
     covered = cv2.warpAffine(np.full_like(tb, 255), m, (w, h), flags=cv2.INTER_NEAREST) > 0
     # grey levels are integers: float64 sums of them and their products are exact
     return _cells_agreeing(ta.astype(np.float64), warped.astype(np.float64), covered)
+
+
+def _cells(pixels: np.ndarray, h: int, w: int) -> np.ndarray:
+    """The GRID x GRID cells of ``h`` x ``w`` pixels each (any remainder strip left out),
+    stacked in row order: (GRID**2, h, w)."""
+    top = pixels[: h * GRID, : w * GRID].reshape(GRID, h, GRID, w)
+    return top.swapaxes(1, 2).reshape(GRID * GRID, h, w)
+
+
+def _cell_shifts(ref: np.ndarray, warped: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    """Each cell's shift between ``ref`` and ``warped`` by phase correlation, (dx, dy) in
+    pixels, NaN where the cell is not wholly covered, flat in either image, or its peak
+    under MOTION_MIN_RESPONSE. All cells in one batch of FFTs (OpenCV's phaseCorrelate one
+    cell at a time was most of the measure's CPU); its peak and 3 x 3 centroid as there."""
+    ch, cw = ref.shape[0] // GRID, ref.shape[1] // GRID
+    a, b = _cells(ref, ch, cw), _cells(warped, ch, cw)
+    usable = _cells(covered, ch, cw).all(axis=(1, 2))
+    usable &= (a.std(axis=(1, 2)) >= CELL_TEXTURE) & (b.std(axis=(1, 2)) >= CELL_TEXTURE)
+    window = np.outer(np.hanning(ch), np.hanning(cw))
+    cross = np.fft.rfft2(a * window) * np.conj(np.fft.rfft2(b * window))
+    cross /= np.maximum(np.abs(cross), 1e-12)
+    surface = np.fft.irfft2(cross, s=(ch, cw))
+    py, px = np.unravel_index(surface.reshape(len(surface), -1).argmax(axis=1), (ch, cw))
+    oy, ox = np.mgrid[-1:2, -1:2]
+    around = surface[np.arange(len(surface))[:, None, None],
+                     (py[:, None, None] + oy) % ch, (px[:, None, None] + ox) % cw]  # fmt: skip
+    response = around.sum(axis=(1, 2))
+    safe = np.where(response == 0, 1.0, response)
+    dy = py + (around * oy).sum(axis=(1, 2)) / safe
+    dx = px + (around * ox).sum(axis=(1, 2)) / safe
+    shifts = np.stack([(dx + cw / 2) % cw - cw / 2, (dy + ch / 2) % ch - ch / 2], axis=1)
+    shifts[~(usable & (response >= MOTION_MIN_RESPONSE))] = np.nan
+    return shifts
+
+
+def _motion(
+    a: Features, b_thumb: np.ndarray, b_size: tuple[int, int], transform: np.ndarray
+) -> float:
+    """``Overlap.motion``: b mapped onto a by the fit, each of a's cells' shift against it,
+    and what is left once one affine motion of all the cells is taken out (the fit's own
+    error is one; a copy has no other)."""
+    ta, tb = a.thumb.astype(np.float64), b_thumb.astype(np.float64)
+    m = _thumb_transform(ta, a.size, tb, transform, b_size)
+    h, w = ta.shape
+    warped = cv2.warpAffine(tb, m, (w, h), flags=cv2.INTER_LINEAR)
+    covered = cv2.warpAffine(np.full_like(b_thumb, 255), m, (w, h), flags=cv2.INTER_NEAREST)
+    shifts = _cell_shifts(ta, warped, covered > 0)
+    measured = np.flatnonzero(~np.isnan(shifts[:, 0]))
+    if len(measured) < MOTION_MIN_CELLS:
+        return NAN
+    column, row = measured % GRID + 0.5, measured // GRID + 0.5
+    centres = np.stack([column * (w // GRID), row * (h // GRID), np.ones(len(measured))], 1)
+    moved = shifts[measured]
+    affine, *_ = np.linalg.lstsq(centres, moved, rcond=None)
+    left = np.linalg.norm(moved - centres @ affine, axis=1) * FEATURE_SIDE / max(w, h)
+    return float(np.percentile(left, MOTION_PERCENTILE))
 
 
 def _cells_agreeing(ref: np.ndarray, warped: np.ndarray, covered: np.ndarray) -> float:
@@ -317,7 +396,7 @@ def _spreads(
     )
 
 
-def overlap(a: Features, b: Features, min_inliers: int = 0) -> Overlap:
+def overlap(a: Features, b: Features, min_inliers: int = 0, *, motion: bool = True) -> Overlap:
     """The pair's geometric evidence; 0 inliers with no consistent fit.
 
     The same whichever image comes first. The worker checks (image checked, candidate),
@@ -328,7 +407,8 @@ def overlap(a: Features, b: Features, min_inliers: int = 0) -> Overlap:
     A fit of fewer than ``min_inliers`` is no content in common whatever else it shows
     (``decision.shares_content``), so its agreement and spreads stay NaN: on look-alikes
     that share nothing, the usual candidates, they were most of a check's CPU. The eval
-    passes 0 (everything, for its threshold sweeps); the worker its own threshold."""
+    passes 0 (everything, for its threshold sweeps); the worker its own threshold. Without
+    ``motion`` (the worker, while its bar is off) the cells' motion stays NaN."""
     if b.thumb.tobytes() < a.thumb.tobytes():
         a, b = b, a
     keypoints = min(len(a.direct.points), len(b.direct.points))
@@ -359,13 +439,16 @@ def overlap(a: Features, b: Features, min_inliers: int = 0) -> Overlap:
     fitted = b.mirrored if mirrored else b.direct
     in_a = _spreads(a.size, fit.a_points, a.direct.points, inverse, b.size, fitted.points)
     in_b = _spreads(b.size, fit.b_points, fitted.points, transform, a.size, a.direct.points)
+    iou = _iou(transform, a.size, b.size)
+    moved = _motion(a, thumb, b.size, transform) if motion and iou >= MOTION_MIN_IOU else NAN
     return Overlap(
         inliers=fit.inliers,
-        iou=_iou(transform, a.size, b.size),
+        iou=iou,
         agreement=float(np.fmin(onto_a, onto_b)),  # NaN only when neither has a cell
         mirrored=mirrored,
         keypoints=keypoints,
         spread=float(np.fmin(in_a[0], in_b[0])),
         keypoint_spread=float(np.fmin(in_a[1], in_b[1])),
         common_keypoint_spread=float(np.fmin(in_a[2], in_b[2])),
+        motion=moved,
     )

@@ -97,9 +97,11 @@ class StoreProbe:
         kept: KeptFeatures | None = None,
         fetchers: int = 1,
         min_inliers: int = 0,
+        motion: bool = True,
     ) -> None:
         self._fetch = fetch
         self._min_inliers = min_inliers  # overlap.overlap's: below it, no more is measured
+        self._motion = motion  # overlap.overlap's: whether a copy's cells' motion is measured
         self._keep = keep
         self._kept = kept
         self._fetchers = fetchers
@@ -200,4 +202,8 @@ class StoreProbe:
 
     def __call__(self, subject: UUID, other: UUID) -> overlap.Overlap | None:
         a, b = self.features(subject), self.features(other)
-        return None if a is None or b is None else overlap.overlap(a, b, self._min_inliers)
+        return (
+            None
+            if a is None or b is None
+            else overlap.overlap(a, b, self._min_inliers, motion=self._motion)
+        )

@@ -145,6 +145,17 @@ class DedupeSettings(WorkerSettings):
         "of the shared cells that hold keypoints is one overlay (a watermark on two photos): "
         "the pair is neither. 0: off.",
     )
+    # A second view whose cells still agree (a subject on sky or water, a small step to the
+    # side) reads as a copy; its cells move apart, a copy's together (issue 28,
+    # stacks10; tools/dedupe_eval/motion_choice.py).
+    dedupe_duplicate_motion: float = Field(
+        default=0.0,
+        ge=0,
+        description="A fit that could be a copy whose textured cells move apart by at least "
+        "this many pixels (of the 512-px analysis copy, 90th percentile, beyond one affine "
+        "motion of them all) is another view of the scene: similar, not a duplicate. 0: off "
+        "(and not measured).",
+    )
     # 0.5, not 0.75: shots that share part of a frame can embed apart (a half and a burst
     # frame overlapping it: CNN 0.3-0.75); chosen on the eval's tuning split.
     dedupe_probe_cosine: float = Field(
@@ -216,4 +227,5 @@ class DedupeSettings(WorkerSettings):
             similar_agreement=self.dedupe_similar_agreement,
             similar_spread=self.dedupe_similar_spread,
             similar_keypoint_spread=self.dedupe_similar_keypoint_spread,
+            duplicate_motion=self.dedupe_duplicate_motion,
         )
