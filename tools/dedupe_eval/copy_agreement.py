@@ -20,59 +20,29 @@ called duplicate weighs as the wine frames do in lomiri's draws.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
+from tools.dedupe_eval.bar_choice import choose_bar
 from tools.dedupe_eval.inlier_spread import OUT
-from tools.dedupe_eval.keypoint_spread import UNSEEN
-from tools.dedupe_eval.rules import check_against_decide
-from tools.dedupe_eval.tool_report import after_choice_table, write_report
-from tools.dedupe_eval.tuning_choice import (
-    TuningSets,
-    choose,
-    criterion_line,
-    geometry_grid,
-    geometry_label,
-    tried_table,
-)
 
 GRID = (0.7, 0.75, 0.8)  # fixed beforehand; the configured bar first
-_bar = geometry_label("duplicate_agreement")
 
 
 def main() -> None:
-    from tools.dedupe_eval.offline_reference import configured_model, configured_setting
-
     parser = argparse.ArgumentParser(prog="python -m tools.dedupe_eval.copy_agreement")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--without-draws", action="store_true",
                         help="the criterion before stacks7: no tuning-split draws")  # fmt: skip
     args = parser.parse_args()
-    started = time.perf_counter()
-    spec, cache = configured_model(), args.out / "cache"
-    base = configured_setting()
-    sets = TuningSets.load(spec, cache)
-    grid = geometry_grid(base, duplicate_agreement=GRID)
-    tried = sets.try_all(grid, draws=not args.without_draws)
-    chosen = choose(tried)
-    check_against_decide(sets.hard_split.table, chosen)
-    lines = [
-        "# The copy's agreement bar, chosen again on the tuning split",
-        "",
-        f"Base: {base.describe()}.",
-        "",
-        criterion_line(args.without_draws),
-        "",
-        *tried_table([("agreement bar", "---:")], tried, chosen, _bar, with_draws=True),
-        "",
-        f"Chosen: {_bar(chosen)}. After the choice, every bar:",
-        "",
-    ]
-    every_bar = {_bar(s): s for s in grid}
-    test = (sets.test, sets.test_scenes)
-    lines += after_choice_table(every_bar, test, UNSEEN, spec, cache, column=("bar", "---:"))
     report = "copy-agreement-without-draws.md" if args.without_draws else "copy-agreement.md"
-    write_report(lines, started, args.out / report)
+    choose_bar(
+        "The copy's agreement bar, chosen again on the tuning split",
+        "duplicate_agreement",
+        GRID,
+        "agreement bar",
+        args.out / report,
+        draws=not args.without_draws,
+    )
 
 
 if __name__ == "__main__":

@@ -19,56 +19,25 @@ test split, the unseen sets and their API draws (offline) are printed after.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
+from tools.dedupe_eval.bar_choice import choose_bar
 from tools.dedupe_eval.inlier_spread import OUT
-from tools.dedupe_eval.keypoint_spread import UNSEEN
-from tools.dedupe_eval.rules import check_against_decide
-from tools.dedupe_eval.tool_report import after_choice_table, write_report
-from tools.dedupe_eval.tuning_choice import (
-    TuningSets,
-    choose,
-    criterion_line,
-    geometry_grid,
-    geometry_label,
-    tried_table,
-)
 
 GRID = (0.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)  # fixed beforehand; off (as configured) first
-_bar = geometry_label("duplicate_motion")
 
 
 def main() -> None:
-    from tools.dedupe_eval.offline_reference import configured_model, configured_setting
-
     parser = argparse.ArgumentParser(prog="python -m tools.dedupe_eval.motion_choice")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    started = time.perf_counter()
-    spec, cache = configured_model(), args.out / "cache"
-    base = configured_setting()
-    sets = TuningSets.load(spec, cache)
-    grid = geometry_grid(base, duplicate_motion=GRID)
-    tried = sets.try_all(grid, draws=True)
-    chosen = choose(tried)
-    check_against_decide(sets.hard_split.table, chosen)
-    lines = [
-        "# The moving cells' bar, chosen on the tuning split",
-        "",
-        f"Base: {base.describe()}.",
-        "",
-        criterion_line(False),
-        "",
-        *tried_table([("motion bar (px)", "---:")], tried, chosen, _bar, with_draws=True),
-        "",
-        f"Chosen: {_bar(chosen)}. After the choice, every bar:",
-        "",
-    ]
-    every_bar = {_bar(s): s for s in grid}
-    test = (sets.test, sets.test_scenes)
-    lines += after_choice_table(every_bar, test, UNSEEN, spec, cache, column=("bar", "---:"))
-    write_report(lines, started, args.out / "motion-choice.md")
+    choose_bar(
+        "The moving cells' bar, chosen on the tuning split",
+        "duplicate_motion",
+        GRID,
+        "motion bar (px)",
+        args.out / "motion-choice.md",
+    )
 
 
 if __name__ == "__main__":
