@@ -110,7 +110,7 @@ def test_a_second_view_whose_cells_still_agree_still_moves_where_copies_do_not(
 
 
 def test_motion_is_measured_only_on_a_fit_over_most_of_both_frames() -> None:
-    # crops sharing a third: no copy whatever moves, so no refinement is paid for
+    # crops sharing a third: no copy whatever moves, so its motion is not paid for
     found = overlap(features(crop(photo(), 0.0, 0.6)), features(crop(photo(), 0.4, 1.0)))
     assert found.iou < 0.5 and np.isnan(found.motion)
 

@@ -122,7 +122,7 @@ class Overlap:
     keypoint_spread: float = float("nan")
     # ...and of those holding a keypoint of each image (stacks6, eval only)
     common_keypoint_spread: float = float("nan")
-    # the cells' shift once the fit is refined, 512-px units; NaN: not measured (stacks10)
+    # how far the shared cells move apart, 512-px units; NaN: not measured (stacks10)
     motion: float = float("nan")
 
 
