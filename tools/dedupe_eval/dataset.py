@@ -10,7 +10,10 @@ edits.py) form a group. Pairs are labelled three ways (``relation``):
   moved by 40 % of the frame and rolled 2 degrees, the light and the sensor noise
   changed: IoU with the left half 0.43), a second burst frame a moment later (the camera
   moved a little, zoomed 4 %, and the subject moved: IoU with the first about 0.8, but
-  part of the picture changed), a stereo view of the same scene (the motorcycle);
+  part of the picture changed), a stereo view of the same scene (the motorcycle), a
+  second view of the left half a step to the side (every photo with a crop across the
+  cut: shifted by 5 %, keystoned by 3 %, the subject moved by 5 % against the background,
+  new light and noise; IoU with the left half about 0.9, but the content changed);
 - *neither*: different scenes, including textures photographed whole (bricks, grass,
   gravel), alike to any global descriptor.
 
@@ -44,7 +47,8 @@ class Sample:
     edit: str  # "original" or the edit applied
     data: bytes  # encoded, as a client would upload it
     scene: str  # source photograph: the unit of the tuning/test split
-    shot: str  # "whole", "left", "right", "across", "burst", "burst-later" or "second"
+    # "whole", "left", "right", "across", "left-view", "burst", "burst-later" or "second"
+    shot: str
 
 
 def relation(a: Sample, b: Sample) -> str:
@@ -88,6 +92,9 @@ BURST = (0.2, 0.04, 0.7, 0.96)
 BURST_LATER = (0.25, 0.06, 0.73, 0.94)
 SUBJECT = (0.3, 0.2, 0.7, 0.85)  # of the frame
 SUBJECT_MOVE = 0.2  # of the frame's width
+# A second view a step to the side (the unseen sets' viewpoint shots, and of each across
+# scene's left half here, stacks10): of the frame's width
+VIEW_SHIFT, VIEW_KEYSTONE, PARALLAX = 0.05, 0.03, 0.05
 
 
 def _sensor(frame: Image.Image, brightness: float, seed: str) -> Image.Image:
@@ -110,6 +117,21 @@ def _burst_later(photo: Photo) -> Image.Image:
     return _sensor(frame, 1.05, photo.name + "later")
 
 
+def viewpoint(image: Image.Image, seed: str) -> Image.Image:
+    """Another view a step to the side: shifted, keystoned, the subject moved against the
+    background, new light and noise (``seed``: the noise's)."""
+    w, h = image.size
+    shift = round(VIEW_SHIFT * w)
+    frame = image.crop((shift, 0, w, h)).resize((w, h), Image.Resampling.BICUBIC)
+    box = (round(SUBJECT[0] * w), round(SUBJECT[1] * h), round(SUBJECT[2] * w),
+           round(SUBJECT[3] * h))  # fmt: skip
+    frame.paste(frame.crop(box), (box[0] - round(PARALLAX * w), box[1]))
+    k = VIEW_KEYSTONE * w  # the far side of the frame is shorter: a turn of the camera
+    quad = (0, 0, 0, h, w, h - k, w, k)  # source corners: top-left, bottom-left, ...
+    frame = frame.transform((w, h), Image.Transform.QUAD, quad, Image.Resampling.BICUBIC)
+    return _sensor(frame, 0.95, seed + "view")
+
+
 def shots(photo: Photo) -> Iterator[tuple[str, Image.Image]]:
     """The distinct shots made from one photograph: (shot, image)."""
     if photo.name not in SPLIT_SCENES:
@@ -119,6 +141,7 @@ def shots(photo: Photo) -> Iterator[tuple[str, Image.Image]]:
         yield side, crop(photo.image, *box)
     if photo.name in ACROSS_SCENES:
         yield "across", crop(photo.image, *ACROSS)
+        yield "left-view", viewpoint(crop(photo.image, *HALVES["left"]), photo.name + "#left")
     if photo.name in BURST_SCENES:
         yield "burst", _burst_frame(photo)
         yield "burst-later", _burst_later(photo)

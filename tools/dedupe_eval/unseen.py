@@ -41,12 +41,11 @@ from PIL import Image
 from tools.dedupe_eval.dataset import (
     ACROSS,
     HALVES,
-    SUBJECT,
     Sample,
     _burst_frame,
     _burst_later,
-    _sensor,
     group_samples,
+    viewpoint,
 )
 from tools.dedupe_eval.edits import crop
 from tools.dedupe_eval.group_metrics import GroupCounts
@@ -97,7 +96,6 @@ LOMIRI = PhotoSet(
 SETS = {s.name: s for s in (MATE, PLASMA, LOMIRI)}
 PACKAGE, PREFIX, TEXTURES = MATE.package, MATE.prefix, MATE.textures  # stacks3's names
 KINDS = ("across", "burst", "viewpoint")  # cycled over the other photos in name order
-VIEW_SHIFT, VIEW_KEYSTONE, PARALLAX = 0.05, 0.03, 0.05  # of the frame's width
 OUT = Path(__file__).resolve().parent.parent.parent / ".bench" / "eval-dedupe"
 
 
@@ -135,18 +133,8 @@ def plan(photos: Sequence[Photo], photo_set: PhotoSet = MATE) -> dict[str, str]:
 
 
 def _viewpoint(photo: Photo) -> Image.Image:
-    """Another view a step to the side: shifted, keystoned, the subject moved against the
-    background, new light and noise."""
-    w, h = photo.image.size
-    shift = round(VIEW_SHIFT * w)
-    frame = photo.image.crop((shift, 0, w, h)).resize((w, h), Image.Resampling.BICUBIC)
-    box = (round(SUBJECT[0] * w), round(SUBJECT[1] * h), round(SUBJECT[2] * w),
-           round(SUBJECT[3] * h))  # fmt: skip
-    frame.paste(frame.crop(box), (box[0] - round(PARALLAX * w), box[1]))
-    k = VIEW_KEYSTONE * w  # the far side of the frame is shorter: a turn of the camera
-    quad = (0, 0, 0, h, w, h - k, w, k)  # source corners: top-left, bottom-left, ...
-    frame = frame.transform((w, h), Image.Transform.QUAD, quad, Image.Resampling.BICUBIC)
-    return _sensor(frame, 0.95, photo.name + "view")
+    """Another view a step to the side (dataset.viewpoint)."""
+    return viewpoint(photo.image, photo.name)
 
 
 def shots(photo: Photo, kind: str) -> Iterator[tuple[str, Image.Image]]:
