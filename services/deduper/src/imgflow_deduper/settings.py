@@ -146,10 +146,11 @@ class DedupeSettings(WorkerSettings):
         "the pair is neither. 0: off.",
     )
     # A second view whose cells still agree (a subject on sky or water, a small step to the
-    # side) reads as a copy; its cells move apart, a copy's together (issue 28,
-    # stacks10; tools/dedupe_eval/motion_choice.py).
+    # side) reads as a copy; its cells move apart, a copy's together. 8: chosen on the
+    # tuning split once the labelled set held such views (issue 28, stacks10;
+    # tools/dedupe_eval/motion_choice.py); measured only where the bar is on.
     dedupe_duplicate_motion: float = Field(
-        default=0.0,
+        default=8.0,
         ge=0,
         description="A fit that could be a copy whose textured cells move apart by at least "
         "this many pixels (of the 512-px analysis copy, 90th percentile, beyond one affine "
