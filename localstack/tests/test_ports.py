@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from imgflow_localstack import ports as ports_module
 from imgflow_localstack.errors import LocalStackError
 from imgflow_localstack.ports import ProcessPorts, StackPorts, ephemeral_range, free_port
 
@@ -28,6 +29,15 @@ def test_each_port_moves_with_its_variable() -> None:
 
 def test_free_ports_are_distinct() -> None:
     assert len(set(ProcessPorts.free().listeners().values())) == 8
+
+
+def test_a_port_drawn_twice_is_handed_out_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Held sockets with SO_REUSEADDR do not keep a second bind off the same port on Linux:
+    # a draw that repeats itself once gave two of a stack's processes one port.
+    draws = iter([21001, 21001, 21002, 21002, 21003, *range(21004, 21100)])
+    monkeypatch.setattr(ports_module.random, "randrange", lambda low, high: next(draws))
+    listeners = ProcessPorts.free().listeners().values()
+    assert len(set(listeners)) == len(listeners) == 8
 
 
 def test_free_ports_are_outside_the_ephemeral_range() -> None:

@@ -82,9 +82,10 @@ class StackPorts:
         """Ports free right now, for a test session's own stack."""
         names = [f.name for f in dataclasses.fields(cls) if f.name != "weed_admin"]
         with contextlib.ExitStack() as held:
-            # Keep every socket bound until all are picked, so no port is handed out twice.
-            chosen = {name: _held_free_port(held) for name in names}
-            chosen["weed_admin"] = _free_admin_port(held)
+            # Keep every socket bound until all are picked, so no other process takes one.
+            taken: set[int] = set()
+            chosen = {name: _held_free_port(held, taken) for name in names}
+            chosen["weed_admin"] = _free_admin_port(held, taken)
         return cls(**chosen)
 
     def listeners(self) -> dict[str, int]:
@@ -131,7 +132,8 @@ class ProcessPorts:
     @classmethod
     def free(cls) -> ProcessPorts:
         with contextlib.ExitStack() as held:
-            chosen = {f.name: _held_free_port(held) for f in dataclasses.fields(cls)}
+            taken: set[int] = set()
+            chosen = {f.name: _held_free_port(held, taken) for f in dataclasses.fields(cls)}
         return cls(**chosen)
 
     def metrics(self, worker: str) -> int:
@@ -174,28 +176,43 @@ def _bound_socket(port: int) -> Iterator[socket.socket]:
         sock.close()
 
 
-def _free_admin_port(held: contextlib.ExitStack) -> int:
+def _free_admin_port(held: contextlib.ExitStack, taken: set[int]) -> int:
     """A free port whose +10000 twin (weed's admin gRPC) is free too."""
     for _ in range(100):
-        admin = _held_free_port(held) - WEED_GRPC_OFFSET
-        if admin >= 1024 and port_is_free(admin):
+        admin = _held_free_port(held, taken) - WEED_GRPC_OFFSET
+        if admin >= 1024 and admin not in taken and port_is_free(admin):
             held.enter_context(_bound_socket(admin))
+            taken.add(admin)
             return admin
     raise RuntimeError("found no free port pair for the SeaweedFS admin server")
 
 
-def _held_free_port(held: contextlib.ExitStack) -> int:
-    """A free port outside the ephemeral range, kept bound in ``held`` until the caller
-    has picked all of its ports (so none is handed out twice)."""
+def _held_free_port(held: contextlib.ExitStack, taken: set[int]) -> int:
+    """A free port outside the ephemeral range and not in ``taken`` (the ports picked so
+    far, which it joins), kept bound in ``held`` until the caller has picked all of its
+    ports. The set, not the binding, keeps one stack's ports apart: with SO_REUSEADDR,
+    Linux lets two sockets that do not listen bind one port (seen: a stack's two
+    processes handed one port, one of them failing to start)."""
     low, high = FREE_PORTS_FROM, ephemeral_range()[0]
     for _ in range(_PICK_TRIES if high - low >= 1000 else 0):
+        port = random.randrange(low, high)
+        if port in taken:
+            continue
         try:
-            return held.enter_context(_bound_socket(random.randrange(low, high))).getsockname()[1]
+            held.enter_context(_bound_socket(port))
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
                 raise
+            continue
+        taken.add(port)
+        return port
     # An unusual kernel range (or a crowded machine): let the kernel choose.
-    return held.enter_context(_bound_socket(0)).getsockname()[1]
+    for _ in range(_PICK_TRIES):
+        port = held.enter_context(_bound_socket(0)).getsockname()[1]
+        if port not in taken:
+            taken.add(port)
+            return port
+    raise RuntimeError("found no free port for the local stack")
 
 
 def ephemeral_range() -> tuple[int, int]:
@@ -234,4 +251,4 @@ def ensure_ports_free(ports: Mapping[str, int], server: str) -> None:
 def free_port() -> int:
     """One free port (for the API in tests), outside the ephemeral range."""
     with contextlib.ExitStack() as held:
-        return _held_free_port(held)
+        return _held_free_port(held, set())
