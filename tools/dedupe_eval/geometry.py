@@ -40,7 +40,7 @@ class PairGeometry:
     spread: np.ndarray  # share of the shared cells holding an inlier; NaN likewise
     keypoint_spread: np.ndarray  # that share among the shared cells holding a keypoint
     common_keypoint_spread: np.ndarray  # ...holding a keypoint of each image
-    motion: np.ndarray  # the cells' shift once the fit is refined; NaN likewise
+    motion: np.ndarray  # how far the shared cells move apart (Overlap.motion); NaN likewise
     feature_cpu_ms: float  # per image: decode, trim, ORB both orientations
     match_cpu_ms: float  # per pair checked
 
