@@ -65,9 +65,11 @@ class Cost:
     pixels: float = 0.0
     inference: float = 0.0
     images: int = 0
-    # the geometric check, where measured: the upload's features, one pair checked
+    # the geometric check, where measured: the upload's features, one pair checked (with
+    # its cells' motion, the worker's default; and without, as before stacks10)
     features: float = 0.0
     pair: float = 0.0
+    pair_still: float = 0.0
     # one look-alike that shares nothing (another upload): every figure measured, as
     # before; and stopped at a fit too poor to judge, as the worker does now
     unshared_full: float = 0.0
@@ -181,12 +183,15 @@ def _check(
     made = time.process_time()
     overlap.overlap(mine, lookalike, MIN_INLIERS)
     checked = time.process_time()
+    overlap.overlap(mine, lookalike, MIN_INLIERS, motion=False)
+    still = time.process_time()
     overlap.overlap(mine, unshared)
     full = time.process_time()
     overlap.overlap(mine, unshared, MIN_INLIERS)
     cost.features += made - started
     cost.pair += checked - made
-    cost.unshared_full += full - checked
+    cost.pair_still += still - checked
+    cost.unshared_full += full - still
     cost.unshared += time.process_time() - full
 
 
@@ -266,7 +271,17 @@ def run(quick: bool = False) -> Suite:
             f"upload, now ({label})",
         ),
         _ms("geometric check: the upload's features (512 px analysis copy)", now, "features"),
-        _ms("geometric check: one look-alike checked (match, RANSAC, agreement)", now, "pair"),
+        _ms(
+            "geometric check: one look-alike, cells' motion not measured (before stacks10)",
+            now,
+            "pair_still",
+        ),
+        _ms(
+            "geometric check: one look-alike checked (match, RANSAC, agreement, motion)",
+            now,
+            "pair",
+            "geometric check: one look-alike, cells' motion not measured (before stacks10)",
+        ),
         _ms(
             "geometric check: one sharing nothing, every figure measured (before)",
             now,

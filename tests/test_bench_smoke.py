@@ -23,6 +23,8 @@ from bench.e2e_driver import SERVERS, SERVICES, measure
 from bench.images import FULL, SMALL, ensure_images, render
 from bench.options import parse_concurrency
 from bench.results import Measurement, Suite, write
+from imgflow_deduper import overlap
+from imgflow_deduper.probe import features_of
 from imgflow_localstack.system import LocalSystem
 from imgflow_upload_api.settings import ApiSettings
 
@@ -96,7 +98,7 @@ def test_dedupe_suite_bills_each_pipeline_for_decode_and_inference() -> None:
     by_name = {m.name: m for m in suite.measurements}
     assert by_name["upload, now (800x600 JPEG)"].baseline == "upload, before (800x600 JPEG)"
     cpu = [m for m in suite.measurements if m.unit == "CPU ms/image"]
-    assert len(cpu) == 12
+    assert len(cpu) == 13
     for m in cpu:
         assert m.value > 0, m.name  # both parts of every pipeline cost something
         if m.baseline is not None:
@@ -110,6 +112,19 @@ def test_dedupe_suite_bills_each_pipeline_for_decode_and_inference() -> None:
     assert by_name["geometric checks per upload, 20 nearest"].value == 20
     assert 20 < by_name["geometric checks per upload, + similar candidates"].value <= 22
     assert by_name["candidate search, 20 nearest (240 images)"].value > 0
+
+
+def test_the_dedupe_suites_look_alike_is_one_whose_cells_motion_is_measured() -> None:
+    """The check's cost with and without the motion compares something only where the
+    worker measures it: a fit over most of both frames."""
+    (path,) = ensure_images(1, SMALL)
+    copy = dedupe.analysis_copy(path.read_bytes())
+    mine = features_of(copy)
+    found = overlap.overlap(mine, features_of(dedupe.burst_frame(path.read_bytes())))
+
+    assert found.iou >= overlap.MOTION_MIN_IOU
+    assert not math.isnan(found.motion)
+    assert math.isnan(overlap.overlap(mine, mine, motion=False).motion)
 
 
 def test_dedupe_probe_suite_reads_kept_features_where_the_old_way_makes_them() -> None:
