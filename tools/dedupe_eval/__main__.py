@@ -26,7 +26,7 @@ from imgflow_deduper.settings import DedupeSettings
 from imgflow_runtime.grouping import Rule
 from tools.build_model import MODEL_FILE, ensure_model
 from tools.dedupe_eval.dataset import Sample, overlap_sweep, samples
-from tools.dedupe_eval.geometry import NEAR_PHASH, PairGeometry, near, pair_geometry
+from tools.dedupe_eval.geometry import NEAR_PHASH, PER_PAIR, PairGeometry, near, pair_geometry
 from tools.dedupe_eval.image_signals import ImageSignals, ModelSpec, image_signals
 from tools.dedupe_eval.relations import (
     PROBE_COSINES,
@@ -118,12 +118,12 @@ def with_geometry(
     geometry = pair_geometry(samples, plain.i, plain.j, np.flatnonzero(first), cache, detector)
     more = pair_geometry(samples, plain.i, plain.j, np.flatnonzero(wider & ~first), cache, detector)
     geometry = PairGeometry(
-        *(np.where(more.inliers >= 0, getattr(more, f), getattr(geometry, f))
-          for f in ("inliers", "keypoints", "iou", "agreement", "spread", "keypoint_spread",
-                    "common_keypoint_spread", "motion")),
-        geometry.feature_cpu_ms,
-        geometry.match_cpu_ms,
-    )  # fmt: skip
+        **{
+            f: np.where(more.inliers >= 0, getattr(more, f), getattr(geometry, f)) for f in PER_PAIR
+        },
+        feature_cpu_ms=geometry.feature_cpu_ms,
+        match_cpu_ms=geometry.match_cpu_ms,
+    )
     return pair_table(samples, signals, geometry), geometry
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -43,6 +43,12 @@ class PairGeometry:
     motion: np.ndarray  # how far the shared cells move apart (Overlap.motion); NaN likewise
     feature_cpu_ms: float  # per image: decode, trim, ORB both orientations
     match_cpu_ms: float  # per pair checked
+
+
+# The per-pair arrays, each named as its overlap.Overlap field: one list for the cache, the
+# table and the eval's merge, so that a new signal is one field here and one in Overlap.
+PER_PAIR = tuple(f.name for f in fields(PairGeometry) if f.type == "np.ndarray")
+_COUNTS = ("inliers", "keypoints")  # int, -1 where not run; the others float, NaN
 
 
 def near(cnn: np.ndarray, phash_distance: np.ndarray) -> np.ndarray:
@@ -93,11 +99,9 @@ def pair_geometry(
     path = cache / f"geometry-{_key(samples, rows, detector)}.npz" if cache else None
     if path is not None and path.exists():
         with np.load(path) as s:
-            return PairGeometry(s["inliers"], s["keypoints"], s["iou"], s["agreement"],
-                                s["spread"], s["keypoint_spread"], s["common_keypoint_spread"],
-                                s["motion"],
-                                float(s["feature_cpu_ms"]),
-                                float(s["match_cpu_ms"]))  # fmt: skip
+            return PairGeometry(**{f: s[f] for f in PER_PAIR},
+                                feature_cpu_ms=float(s["feature_cpu_ms"]),
+                                match_cpu_ms=float(s["match_cpu_ms"]))  # fmt: skip
     needed = sorted(set(i[rows].tolist()) | set(j[rows].tolist()))
     with ProcessPoolExecutor(WORKERS, mp_context=get_context("spawn")) as pool:
         timed = list(pool.map(_features_of, [[samples[k].data for k in needed[c::WORKERS]]
@@ -109,38 +113,15 @@ def pair_geometry(
         feature_ms = 1000 * sum(t for _, t in timed) / max(1, len(needed))
         chunks = [[(int(i[r]), int(j[r])) for r in rows[c::WORKERS]] for c in range(WORKERS)]
         matched = list(pool.map(_match, chunks, [features] * WORKERS))
-    inliers = np.full(len(i), -1, np.int64)
-    keypoints = np.full(len(i), -1, np.int64)
-    iou = np.full(len(i), np.nan, np.float32)
-    agreement = np.full(len(i), np.nan, np.float32)
-    spread = np.full(len(i), np.nan, np.float32)
-    keypoint_spread = np.full(len(i), np.nan, np.float32)
-    common_keypoint_spread = np.full(len(i), np.nan, np.float32)
-    motion = np.full(len(i), np.nan, np.float32)
+    arrays = {f: np.full(len(i), -1, np.int64) if f in _COUNTS
+                 else np.full(len(i), np.nan, np.float32) for f in PER_PAIR}  # fmt: skip
     for c, (found, _) in enumerate(matched):
         for r, o in zip(rows[c::WORKERS], found, strict=True):
-            inliers[r], keypoints[r] = o.inliers, o.keypoints
-            iou[r], agreement[r], spread[r] = o.iou, o.agreement, o.spread
-            keypoint_spread[r] = o.keypoint_spread
-            common_keypoint_spread[r] = o.common_keypoint_spread
-            motion[r] = o.motion
+            for f in PER_PAIR:
+                arrays[f][r] = getattr(o, f)
     match_ms = 1000 * sum(t for _, t in matched) / max(1, len(rows))
-    result = PairGeometry(
-        inliers,
-        keypoints,
-        iou,
-        agreement,
-        spread,
-        keypoint_spread,
-        common_keypoint_spread,
-        motion,
-        feature_ms,
-        match_ms,
-    )
+    result = PairGeometry(**arrays, feature_cpu_ms=feature_ms, match_cpu_ms=match_ms)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, inliers=inliers, keypoints=keypoints, iou=iou, agreement=agreement,
-                 spread=spread, keypoint_spread=keypoint_spread,
-                 common_keypoint_spread=common_keypoint_spread, motion=motion,
-                 feature_cpu_ms=feature_ms, match_cpu_ms=match_ms)  # fmt: skip
+        np.savez(path, **arrays, feature_cpu_ms=feature_ms, match_cpu_ms=match_ms)
     return result
