@@ -1,7 +1,8 @@
 """The through-API eval (``make eval-dedupe-api``) in small: the left and right halves of
 two held-out photographs, each with two edited copies, uploaded through the session's
 running system and scored from ``GET /v1/duplicate-groups``; and one photograph's three
-shots, which must stay in three groups but make one similar stack.
+shots, which must stay in three groups but make one similar stack
+(``GET /v1/similar-stacks``).
 
 The copies are ones the CNN alone finds (brightness with contrast, a corner watermark):
 a pair that needs pHash may wait for a later dedupe job when the hasher runs late (see
@@ -17,6 +18,7 @@ from tools.dedupe_eval.through_api import (
     held_out_halves,
     held_out_similar,
     mistakes,
+    rule_stacks,
     run_draw,
     uploads,
 )
@@ -50,6 +52,16 @@ def test_shots_of_one_scene_stack_together_but_never_group(system: LocalSystem) 
     assert result.failed == 0
     assert mistakes(result) == []  # three pure, whole duplicate groups
     assert (result.counts.groups, result.counts.precision, result.counts.recall) == (3, 1.0, 1.0)
-    # the stored duplicate and similar pairs make one stack of the three shots
+    # the API lists one stack of the three shots, the one the rule makes of the stored pairs
     assert [len(s) for s in result.stacks] == [6]
+    assert not result.upkeep_differs
     assert (result.stack_counts.precision, result.stack_counts.recall) == (1.0, 1.0)
+
+
+def test_the_rules_stacks_hold_two_units_and_whole_groups() -> None:
+    # a and b are one group, linked only through the group; c is similar to b; d ~ e is a
+    # group alone, which is no stack
+    groups = [{"a", "b"}, {"d", "e"}]
+    related = [("b", "c"), ("d", "e")]
+
+    assert sorted(map(sorted, rule_stacks(related, groups))) == [["a", "b", "c"]]
