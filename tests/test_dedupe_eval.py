@@ -15,7 +15,7 @@ from imgflow_runtime.grouping import Rule
 from tools.dedupe_eval.dataset import SPLIT_SCENES, Sample
 from tools.dedupe_eval.edits import ISSUE_EDITS
 from tools.dedupe_eval.group_metrics import GroupCounts, group_counts, stack_counts
-from tools.dedupe_eval.relations import Outcome
+from tools.dedupe_eval.relations import Outcome, stored_stacks
 from tools.dedupe_eval.report import Split, subset
 from tools.dedupe_eval.rules import Setting, check_against_decide, groups_of, related
 from tools.dedupe_eval.signals import PairTable
@@ -332,3 +332,12 @@ def test_the_geometry_cache_is_keyed_by_the_keypoint_detector() -> None:
                                             Detector(800, 4), Detector(2000, 0))}  # fmt: skip
     assert len(keys) == 4  # the default is one of the four named
     assert _key(items, rows, Detector(400, 4)) == _key(items, rows, Detector(400, 4))
+
+
+def test_the_rules_stacks_hold_two_units_and_whole_groups() -> None:
+    # a and b are one group, linked only through the group; c is similar to b; d ~ e is a
+    # group alone, which is no stack
+    groups = [{"a", "b"}, {"d", "e"}]
+    related = [("b", "c"), ("d", "e")]
+
+    assert sorted(map(sorted, stored_stacks(related, groups))) == [["a", "b", "c"]]

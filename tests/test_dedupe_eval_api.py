@@ -18,7 +18,6 @@ from tools.dedupe_eval.through_api import (
     held_out_halves,
     held_out_similar,
     mistakes,
-    rule_stacks,
     run_draw,
     uploads,
 )
@@ -56,12 +55,3 @@ def test_shots_of_one_scene_stack_together_but_never_group(system: LocalSystem) 
     assert [len(s) for s in result.stacks] == [6]
     assert not result.upkeep_differs
     assert (result.stack_counts.precision, result.stack_counts.recall) == (1.0, 1.0)
-
-
-def test_the_rules_stacks_hold_two_units_and_whole_groups() -> None:
-    # a and b are one group, linked only through the group; c is similar to b; d ~ e is a
-    # group alone, which is no stack
-    groups = [{"a", "b"}, {"d", "e"}]
-    related = [("b", "c"), ("d", "e")]
-
-    assert sorted(map(sorted, rule_stacks(related, groups))) == [["a", "b", "c"]]

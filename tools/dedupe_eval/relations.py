@@ -3,7 +3,8 @@ duplicate groups and similar stacks they make, and where duplicate ends.
 
 A *stack* is a set of images joined by duplicate or similar pairs, made by the deduper's
 own rule (``imgflow_runtime.stacking``, which says why it is average linkage at a low
-density). It is scored on the pairs it implies between different originals:
+density) and kept as the deduper keeps it: whole duplicate groups, two of them (or
+ungrouped images) at least. It is scored on the pairs it implies between different originals:
 precision is the share of those that are of one scene, recall the share of the labelled
 similar pairs that share a stack.
 """
@@ -11,8 +12,9 @@ similar pairs that share a stack.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import numpy as np
 
@@ -22,8 +24,10 @@ from tools.dedupe_eval.dataset import Sample
 from tools.dedupe_eval.group_metrics import GroupCounts
 from tools.dedupe_eval.group_metrics import stack_counts as scored_stacks
 from tools.dedupe_eval.report import Split
-from tools.dedupe_eval.rules import Setting, predicted, probed, related
+from tools.dedupe_eval.rules import Setting, groups_of, predicted, probed, related
 from tools.dedupe_eval.signals import PairTable
+
+N = TypeVar("N")
 
 GEOMETRY_GRID = {
     "min_inliers": (10, 15, 20),
@@ -38,12 +42,27 @@ GEOMETRY_GRID = {
 PROBE_COSINES = (0.75, 0.7, 0.65, 0.6, 0.55, 0.5)
 
 
+def stored_stacks(
+    related: Iterable[tuple[N, N]], groups: Iterable[Collection[N]]
+) -> list[frozenset[N]]:
+    """The stacks the deduper stores (``db.similar_stacks``) of the ``related`` pairs and
+    its duplicate ``groups``: every two members of a group linked first, so that no group
+    is cut, then the rule (``imgflow_runtime.stacking``); a set that is one group or one
+    image is no stack (two units at least)."""
+    groups = [frozenset(g) for g in groups]
+    unit: dict[N, tuple[str, object]] = {m: ("group", k) for k, g in enumerate(groups) for m in g}
+    links = [*related, *(pair for g in groups for pair in itertools.combinations(sorted(g), 2))]
+    return [s for s in stacks(links).groups if len({unit.get(m, ("image", m)) for m in s}) > 1]
+
+
 def stacks_of(t: PairTable, setting: Setting) -> list[frozenset[int]]:
-    """The stacks the deduper's own rule (``imgflow_runtime.stacking``) makes of the
-    pairs the setting calls related."""
+    """The stacks the deduper stores of the pairs the setting calls related and of the
+    duplicate groups it makes: two shots grouped as copies (a mistake the groups' score
+    counts) are one unit, no stack by themselves."""
     r = related(t, setting.thresholds, setting.geometry, setting.probe_cosine)
     rows = np.flatnonzero(r.duplicate | r.similar)
-    return list(stacks((int(t.i[k]), int(t.j[k])) for k in rows).groups)
+    pairs = [(int(t.i[k]), int(t.j[k])) for k in rows]
+    return stored_stacks(pairs, groups_of(t, setting))
 
 
 def stack_counts(split: Split, scenes: Sequence[str], stacks: list[frozenset[int]]) -> GroupCounts:

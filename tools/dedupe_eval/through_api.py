@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import itertools
 import json
 import os
 import random
@@ -51,12 +50,12 @@ from imgflow_contracts.settings import ENV_PREFIX
 from imgflow_localstack.system import LocalSystem
 from imgflow_runtime.db import tenants
 from imgflow_runtime.db.pool import connect
-from imgflow_runtime.stacking import stacks
 from tools.build_model import ensure_model
 from tools.dedupe_eval.dataset import HALVES, encode_jpeg, shots
 from tools.dedupe_eval.edits import EDITS, crop
 from tools.dedupe_eval.group_metrics import GroupCounts, group_counts, stack_counts
 from tools.dedupe_eval.offline_reference import offline_results
+from tools.dedupe_eval.relations import stored_stacks
 from tools.dedupe_eval.sources import bundled_photos, second_shots
 from tools.dedupe_eval.splits import TEST, issue_draws, split_halves, split_of
 
@@ -235,15 +234,6 @@ async def stored_pairs(database_url: str, ids: Sequence[str]) -> list[tuple[str,
         await conn.close()
 
 
-def rule_stacks(related: list[tuple[str, str]], groups: list[set[str]]) -> list[set[str]]:
-    """The stacks the deduper's upkeep stores: the rule on the related pairs, every two
-    members of a duplicate group linked, kept where a set holds two units (groups or
-    ungrouped images) or more (``db.similar_stacks.only_stacks``)."""
-    unit = {m: k for k, g in enumerate(groups) for m in g}
-    links = related + [pair for g in groups for pair in itertools.combinations(sorted(g), 2)]
-    return [s for s in stacks(links).groups if len({unit.get(m, m) for m in s}) > 1]
-
-
 async def listed(client: httpx.AsyncClient, listing: str) -> list[set[str]]:
     """Every group (``/v1/duplicate-groups``) or stack (``/v1/similar-stacks``) of the
     tenant as the listing pages it, with members."""
@@ -308,7 +298,7 @@ async def run_draw(
     as_indices = [sorted(index[m] for m in g) for g in groups]
     counts = group_counts([u.group for u in order], as_indices)
     stacked = sorted(sorted(index[m] for m in s) for s in listed_stacks)
-    by_rule = sorted(sorted(index[m] for m in s) for s in rule_stacks(related, groups))
+    by_rule = sorted(sorted(index[m] for m in s) for s in stored_stacks(related, groups))
     scored = stack_counts([u.group for u in order], [u.scene_name for u in order], stacked)
     failed = sum(stream.finished[i] == "image.failed" for i in ids)
     seconds = time.perf_counter() - started
