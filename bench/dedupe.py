@@ -66,7 +66,7 @@ class Cost:
     inference: float = 0.0
     images: int = 0
     # the geometric check, where measured: the upload's features, one pair checked (with
-    # its cells' motion, the worker's default; and without, as before stacks10)
+    # its cells' and its matches' motion, the worker's default; and without, as before stacks10)
     features: float = 0.0
     pair: float = 0.0
     pair_still: float = 0.0
@@ -272,7 +272,7 @@ def run(quick: bool = False) -> Suite:
         ),
         _ms("geometric check: the upload's features (512 px analysis copy)", now, "features"),
         _ms(
-            "geometric check: one look-alike, cells' motion not measured (before stacks10)",
+            "geometric check: one look-alike, no motion measured (before stacks10)",
             now,
             "pair_still",
         ),
@@ -280,7 +280,7 @@ def run(quick: bool = False) -> Suite:
             "geometric check: one look-alike checked (match, RANSAC, agreement, motion)",
             now,
             "pair",
-            "geometric check: one look-alike, cells' motion not measured (before stacks10)",
+            "geometric check: one look-alike, no motion measured (before stacks10)",
         ),
         _ms(
             "geometric check: one sharing nothing, every figure measured (before)",

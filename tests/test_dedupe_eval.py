@@ -51,7 +51,7 @@ def table(n: int, groups: list[str], cosine: np.ndarray) -> PairTable:
     return PairTable(i, j, labels[i] == labels[j], cosine.astype(np.float32),
                      np.full(len(i), 64), np.zeros(len(i), bool), none,
                      np.zeros(len(i), bool), np.full(len(i), -1), np.full(len(i), -1),
-                     none, none, none, none, none, none)  # fmt: skip
+                     none, none, none, none, none, none, np.full(len(i), -1))  # fmt: skip
 
 
 def test_a_subset_keeps_its_pairs_signals_renumbered() -> None:
@@ -195,6 +195,30 @@ def test_a_copy_whose_cells_move_is_similar_in_the_eval_as_in_the_deduper() -> N
     th = Thresholds(0.93, 0, 0.9, 0)
     for bar, view_is_copy in [(0.0, True), (6.0, False)]:
         geometry = GeometryThresholds(10, 0.5, 0.7, 150, duplicate_motion=bar)
+        setting = Setting(Rule.AVERAGE_LINK, th, geometry=geometry, probe_cosine=0.5)
+        check_against_decide(t, setting)  # the deduper's relate() sees the same evidence
+        r = related(t, th, geometry, 0.5)
+        assert r.duplicate[~view].all()  # the copy stays a copy
+        assert bool(r.duplicate[view].all()) is view_is_copy
+        assert bool(r.similar[view].all()) is not view_is_copy
+
+
+def test_a_copy_with_a_second_motion_is_similar_in_the_eval_as_in_the_deduper() -> None:
+    # the second view's cells do not move (its subject is flat at the thumbnail's size),
+    # but 20 of the matches the fit left out move together
+    n = 3
+    i, j = np.triu_indices(n, k=1)
+    t = table(n, list("aab"), np.full(len(i), 0.97))
+    view = j == 2
+    evidence = {"inliers": np.full(len(i), 80), "keypoints": np.full(len(i), 300),
+                "iou": np.full(len(i), 0.9), "agreement": np.full(len(i), 0.9),
+                "spread": np.full(len(i), 0.8), "keypoint_spread": np.full(len(i), 0.8),
+                "motion": np.full(len(i), 2.0), "second_motion": np.where(view, 20, 3)}  # fmt: skip
+    t = replace(t, **evidence)
+    th = Thresholds(0.93, 0, 0.9, 0)
+    for bar, view_is_copy in [(0, True), (10, False), (21, True)]:
+        geometry = GeometryThresholds(10, 0.5, 0.7, 150, duplicate_motion=8.0,
+                                      duplicate_second_motion=bar)  # fmt: skip
         setting = Setting(Rule.AVERAGE_LINK, th, geometry=geometry, probe_cosine=0.5)
         check_against_decide(t, setting)  # the deduper's relate() sees the same evidence
         r = related(t, th, geometry, 0.5)

@@ -69,6 +69,9 @@ class Setting:
             )
             if g.duplicate_motion > 0:
                 text += f"; similar when a copy's cells move >= {g.duplicate_motion:.3g} px"
+            if g.duplicate_second_motion > 0:
+                text += (f"; similar when >= {g.duplicate_second_motion} left-out matches "
+                         "move on a second motion")  # fmt: skip
         return text
 
 
@@ -114,6 +117,7 @@ def related(
     shared = checked & (t.inliers >= g.min_inliers) & (t.iou >= MIN_SHARED_IOU) & ~overlay
     unchanged = ~(t.agreement < g.duplicate_agreement)  # NaN: nothing to compare, unchanged
     moved = (g.duplicate_motion > 0) & (t.motion >= g.duplicate_motion)  # decision.moved
+    moved |= (g.duplicate_second_motion > 0) & (t.second_motion >= g.duplicate_second_motion)
     copy = shared & (t.iou >= g.duplicate_iou) & unchanged & ~moved
     apart = checked & ~shared & (t.keypoints >= g.rich_keypoints)  # rich, nothing in common
     undecided = ~shared & ~apart  # no check, or one that cannot tell: CNN and pHash decide
@@ -163,7 +167,7 @@ def pair_signals(t: PairTable, k: int, checked: bool = True) -> PairSignals:
         found = Overlap(int(t.inliers[k]), float(t.iou[k]), float(t.agreement[k]), False,
                         int(t.keypoints[k]), float(t.spread[k]),
                         float(t.keypoint_spread[k]), float(t.common_keypoint_spread[k]),
-                        float(t.motion[k]))  # fmt: skip
+                        float(t.motion[k]), max(0, int(t.second_motion[k])))  # fmt: skip
     return PairSignals(bool(t.same_sha256[k]), float(t.cosine[k]), int(t.phash_distance[k]),
                        view, found)  # fmt: skip
 

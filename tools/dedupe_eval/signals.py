@@ -32,6 +32,7 @@ class PairTable:
     keypoint_spread: np.ndarray  # NaN likewise
     common_keypoint_spread: np.ndarray  # NaN likewise
     motion: np.ndarray  # overlap.Overlap.motion; NaN likewise
+    second_motion: np.ndarray  # overlap.Overlap.second_motion; -1 where the check did not run
 
     @property
     def cnn(self) -> np.ndarray:
@@ -77,4 +78,5 @@ def pair_table(
             geometry.common_keypoint_spread.astype(np.float64) if geometry else none
         ),
         motion=geometry.motion.astype(np.float64) if geometry else none,
+        second_motion=geometry.second_motion if geometry else np.full(len(i), -1, np.int64),
     )

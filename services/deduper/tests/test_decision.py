@@ -322,3 +322,25 @@ def test_the_cnn_alone_makes_a_pair_with_nothing_in_common_similar_when_on(
     verdict = relate(signals, T, g)
     assert verdict.relation is on
     assert ("CNN 0.80 >= 0.75" in verdict.basis) is (on is Relation.SIMILAR)
+
+
+@pytest.mark.parametrize(
+    ("motion", "second", "basis"),
+    [
+        (1.2, 0, None),  # a copy: its cells and its matches move as one
+        (9.3, 0, "cells move apart 9.3 px >= 8.0"),
+        (2.5, 20, "20 matches on a second motion >= 10"),  # a flat subject, moved corners
+        (2.5, 9, None),  # too few to be more than mismatches
+        (float("nan"), 0, None),  # not measured: no evidence
+    ],
+)
+def test_a_copy_that_moves_is_another_view_and_says_which_way(
+    motion: float, second: int, basis: str | None
+) -> None:
+    g = replace(G, duplicate_motion=8.0, duplicate_second_motion=10)
+    fit = replace(seen(80, 0.92, 0.95), motion=motion, second_motion=second)
+    verdict = relate(PairSignals(cosine=0.97, overlap=fit), T, g)
+    assert verdict.relation is (Relation.DUPLICATE if basis is None else Relation.SIMILAR)
+    assert basis is None or verdict.basis.endswith(basis)
+    # off, neither moves a copy
+    assert relate(PairSignals(cosine=0.97, overlap=fit), T, G).relation is Relation.DUPLICATE

@@ -109,10 +109,32 @@ def test_a_second_view_whose_cells_still_agree_still_moves_where_copies_do_not(
     assert view.motion > 2 * max(moved)
 
 
+def test_a_subject_moved_a_step_moves_its_corners_on_a_second_motion(
+    original: Features,
+) -> None:
+    # the subject moved by 4 % of the frame against its background (a step to the side),
+    # as a second view's; copies' left-out matches are scattered mismatches
+    copies = [
+        ImageEnhance.Brightness(jpeg(photo().reduce(2), 30)).enhance(1.3),
+        jpeg(crop(photo(), 0.2, 1.0)),
+        jpeg(photo().rotate(3, resample=Image.Resampling.BICUBIC)),
+        jpeg(photo(), 15),
+    ]
+    view = jpeg(photo())
+    w, h = view.size
+    box = (w * 3 // 10, h // 5, w * 7 // 10, h * 17 // 20)
+    view.paste(view.crop(box), (box[0] - w // 25, box[1]))
+    found = overlap(original, features(view))
+    assert found.iou > 0.9
+    assert found.second_motion >= 20
+    assert max(overlap(original, features(c)).second_motion for c in copies) < 6
+    assert overlap(original, features(view), motion=False).second_motion == 0  # not measured
+
+
 def test_motion_is_measured_only_on_a_fit_over_most_of_both_frames() -> None:
     # crops sharing a third: no copy whatever moves, so its motion is not paid for
     found = overlap(features(crop(photo(), 0.0, 0.6)), features(crop(photo(), 0.4, 1.0)))
-    assert found.iou < 0.5 and np.isnan(found.motion)
+    assert found.iou < 0.5 and np.isnan(found.motion) and found.second_motion == 0
 
 
 def test_unrelated_pictures_find_no_consistent_match(original: Features) -> None:

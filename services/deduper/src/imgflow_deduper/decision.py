@@ -121,6 +121,9 @@ class GeometryThresholds:
     # many pixels of the 512-px analysis copy (Overlap.motion): another view or frame of
     # the scene, similar. 0: off (stacks10).
     duplicate_motion: float = 0.0
+    # The same when at least this many of the matches the fit left out move together on
+    # a second motion (Overlap.second_motion: a moved subject's corners). 0: off (stacks11).
+    duplicate_second_motion: int = 0
 
 
 # A fit whose frames share less than this is no evidence of common content.
@@ -253,12 +256,19 @@ def relate(signals: PairSignals, t: Thresholds, g: GeometryThresholds | None) ->
         why = f"IoU < {g.duplicate_iou}"
     elif not unchanged:
         why = f"agreement < {g.duplicate_agreement}"
-    else:
+    elif _cells_moved(o, g):
         why = f"cells move apart {o.motion:.1f} px >= {g.duplicate_motion}"
+    else:
+        why = f"{o.second_motion} matches on a second motion >= {g.duplicate_second_motion}"
     return Verdict(Relation.SIMILAR, f"{evidence}: {why}", looks)
 
 
-def moved(o: Overlap, g: GeometryThresholds) -> bool:
-    """Whether the shared area's cells still move as another view's do (NaN: not
-    measured, no evidence)."""
+def _cells_moved(o: Overlap, g: GeometryThresholds) -> bool:
     return g.duplicate_motion > 0 and o.motion >= g.duplicate_motion
+
+
+def moved(o: Overlap, g: GeometryThresholds) -> bool:
+    """Whether the shared area still moves as another view's does: its cells apart (NaN:
+    not measured, no evidence), or a second set of matches on a motion of its own."""
+    second = g.duplicate_second_motion > 0 and o.second_motion >= g.duplicate_second_motion
+    return _cells_moved(o, g) or second

@@ -32,6 +32,11 @@ fits one similarity transform (shift, scale, rotation) to the matches, and then
   some apart, even where they still correlate (issue 28's soft second views). Measured
   only on a fit over most of both frames (IoU >= MOTION_MIN_IOU), the only ones that can
   be copies.
+- ``second_motion``: of the matches the fit left out, how many agree on a second motion
+  that puts them SECOND_MIN_APART to SECOND_MAX_APART pixels from where the fit does. A
+  copy's left-out matches are mismatches, scattered; a second view's moved subject (a
+  step to the side, a subject too flat at the thumbnail's size for the cells to see)
+  moves its corners together. Measured with ``motion``, on the same fits (stacks11).
 
 A mirrored copy is matched through the mirror image's features. A transform that shrinks
 or grows the frame more than threefold is no match (features are compared at about one
@@ -77,6 +82,11 @@ MOTION_MIN_IOU = 0.5  # narrower fits are no copy whatever moves: motion not mea
 MOTION_MIN_RESPONSE = 0.1  # a cell's phase-correlation peak below it: its shift is noise
 MOTION_MIN_CELLS = 6  # fewer cells measured: no evidence (NaN); an affine fits 3 exactly
 MOTION_PERCENTILE = 90
+# A second motion nearer than twice the fit's tolerance could hold the fit's own matches;
+# one farther than an eighth of the frame is a repeated pattern matching itself a period
+# on (a copy of a tiled wallpaper, 87 px), not a subject moved by a step to the side.
+SECOND_MIN_APART = 2 * RANSAC_PIXELS
+SECOND_MAX_APART = FEATURE_SIDE / 8
 NAN = float("nan")
 
 
@@ -124,6 +134,8 @@ class Overlap:
     common_keypoint_spread: float = float("nan")
     # how far the shared cells move apart, 512-px units; NaN: not measured (stacks10)
     motion: float = float("nan")
+    # matches on a second motion of the left-out ones; 0: none, or not measured (stacks11)
+    second_motion: int = 0
 
 
 def _per_cell(
@@ -186,6 +198,7 @@ class _Fit:
     transform: np.ndarray  # b's points to a's
     a_points: np.ndarray  # the inliers in a's frame
     b_points: np.ndarray  # and in b's (of the side fitted)
+    left_out: tuple[np.ndarray, np.ndarray]  # the good matches the fit left out: (b's, a's)
 
     @property
     def inliers(self) -> int:
@@ -212,7 +225,28 @@ def _fit(a: Side, b: Side) -> _Fit | None:
     if not 1 / MAX_SCALE <= scale <= MAX_SCALE:
         return None
     kept = inliers.ravel().astype(bool)
-    return _Fit(transform, dst[kept], src[kept])
+    return _Fit(transform, dst[kept], src[kept], (src[~kept], dst[~kept]))
+
+
+def _second_motion(fit: _Fit) -> int:
+    """``Overlap.second_motion``: the left-out matches fitted again (the same model and
+    tolerance); its inliers when the two motions put them SECOND_MIN_APART to
+    SECOND_MAX_APART apart (median), else 0."""
+    src, dst = fit.left_out
+    if len(src) < 3:
+        return 0
+    transform, inliers = cv2.estimateAffinePartial2D(
+        src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PIXELS
+    )
+    if transform is None:
+        return 0
+    kept = src[inliers.ravel().astype(bool)][None]
+    if kept.shape[1] == 0:
+        return 0
+    apart = np.linalg.norm(
+        cv2.transform(kept, fit.transform) - cv2.transform(kept, transform), axis=2
+    )
+    return kept.shape[1] if SECOND_MIN_APART <= float(np.median(apart)) <= SECOND_MAX_APART else 0
 
 
 def _corners(w: int, h: int) -> np.ndarray:
@@ -408,7 +442,8 @@ def overlap(a: Features, b: Features, min_inliers: int = 0, *, motion: bool = Tr
     (``decision.shares_content``), so its agreement and spreads stay NaN: on look-alikes
     that share nothing, the usual candidates, they were most of a check's CPU. The eval
     passes 0 (everything, for its threshold sweeps); the worker its own threshold. Without
-    ``motion`` (the worker, while its bar is off) the cells' motion stays NaN."""
+    ``motion`` (the worker, while its bars are off) the cells' motion stays NaN and the
+    second motion 0."""
     if b.thumb.tobytes() < a.thumb.tobytes():
         a, b = b, a
     keypoints = min(len(a.direct.points), len(b.direct.points))
@@ -440,7 +475,8 @@ def overlap(a: Features, b: Features, min_inliers: int = 0, *, motion: bool = Tr
     in_a = _spreads(a.size, fit.a_points, a.direct.points, inverse, b.size, fitted.points)
     in_b = _spreads(b.size, fit.b_points, fitted.points, transform, a.size, a.direct.points)
     iou = _iou(transform, a.size, b.size)
-    moved = _motion(a, thumb, b.size, transform) if motion and iou >= MOTION_MIN_IOU else NAN
+    measured = motion and iou >= MOTION_MIN_IOU
+    moved = _motion(a, thumb, b.size, transform) if measured else NAN
     return Overlap(
         inliers=fit.inliers,
         iou=iou,
@@ -451,4 +487,5 @@ def overlap(a: Features, b: Features, min_inliers: int = 0, *, motion: bool = Tr
         keypoint_spread=float(np.fmin(in_a[1], in_b[1])),
         common_keypoint_spread=float(np.fmin(in_a[2], in_b[2])),
         motion=moved,
+        second_motion=_second_motion(fit) if measured else 0,
     )

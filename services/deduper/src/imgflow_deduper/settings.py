@@ -157,6 +157,15 @@ class DedupeSettings(WorkerSettings):
         "motion of them all) is another view of the scene: similar, not a duplicate. 0: off "
         "(and not measured).",
     )
+    # A second view whose moved subject is too flat at the thumbnail's size for the cells
+    # (the moon's surface) still moves its corners together, apart from the fit's (stacks11).
+    dedupe_duplicate_second_motion: int = Field(
+        default=0,
+        ge=0,
+        description="A fit that could be a copy where at least this many of the matches it "
+        "left out agree on a second motion, 8-64 px from the fit's (a subject moved against "
+        "its background), is another view of the scene: similar, not a duplicate. 0: off.",
+    )
     # 0.5, not 0.75: shots that share part of a frame can embed apart (a half and a burst
     # frame overlapping it: CNN 0.3-0.75); chosen on the eval's tuning split.
     dedupe_probe_cosine: float = Field(
@@ -229,4 +238,5 @@ class DedupeSettings(WorkerSettings):
             similar_spread=self.dedupe_similar_spread,
             similar_keypoint_spread=self.dedupe_similar_keypoint_spread,
             duplicate_motion=self.dedupe_duplicate_motion,
+            duplicate_second_motion=self.dedupe_duplicate_second_motion,
         )

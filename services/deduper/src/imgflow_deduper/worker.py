@@ -122,7 +122,8 @@ def _probe(ctx: WorkerContext) -> StoreProbe:
             kept=S3Features(store),
             fetchers=min(FETCHERS, settings.s3_max_connections),  # a pooled connection each
             min_inliers=settings.dedupe_geometry_min_inliers,
-            motion=settings.dedupe_duplicate_motion > 0,
+            motion=settings.dedupe_duplicate_motion > 0
+            or settings.dedupe_duplicate_second_motion > 0,
         )
     return _probes[key]
 
