@@ -158,9 +158,10 @@ class DedupeSettings(WorkerSettings):
         "(and not measured).",
     )
     # A second view whose moved subject is too flat at the thumbnail's size for the cells
-    # (the moon's surface) still moves its corners together, apart from the fit's (stacks11).
+    # (the moon's surface) still moves its corners together, apart from the fit's. 15:
+    # chosen on the tuning split (issue 28, stacks11; tools/dedupe_eval/second_motion_choice.py).
     dedupe_duplicate_second_motion: int = Field(
-        default=0,
+        default=15,
         ge=0,
         description="A fit that could be a copy where at least this many of the matches it "
         "left out agree on a second motion, 8-64 px from the fit's (a subject moved against "
