@@ -180,51 +180,47 @@ def test_a_fit_held_by_few_cells_with_keypoints_is_no_shared_content_in_eval_and
         assert r.duplicate[flat].item()  # the flat copy stays a copy either way
 
 
-def test_a_copy_whose_cells_move_is_similar_in_the_eval_as_in_the_deduper() -> None:
-    # one photo's copy and a second view of it: both fit over the frame and agree; only the
-    # second view's cells still move once the fit is refined
+def _would_be_copies(moved: dict[str, tuple[float, float]]) -> tuple[PairTable, np.ndarray]:
+    """One photo's copy and a second view of it (the pairs with image 2): every pair fits
+    over the frame and agrees, alike to the CNN; ``moved``: each motion signal's value
+    (the view's pairs, the copy's)."""
     n = 3
     i, j = np.triu_indices(n, k=1)
-    t = table(n, list("aab"), np.full(len(i), 0.97))
     view = j == 2
+    t = table(n, list("aab"), np.full(len(i), 0.97))
     evidence = {"inliers": np.full(len(i), 80), "keypoints": np.full(len(i), 300),
                 "iou": np.full(len(i), 0.9), "agreement": np.full(len(i), 0.9),
                 "spread": np.full(len(i), 0.8), "keypoint_spread": np.full(len(i), 0.8),
-                "motion": np.where(view, 9.0, 1.5)}  # fmt: skip
-    t = replace(t, **evidence)
-    th = Thresholds(0.93, 0, 0.9, 0)
-    for bar, view_is_copy in [(0.0, True), (6.0, False)]:
-        geometry = GeometryThresholds(10, 0.5, 0.7, 150, duplicate_motion=bar)
-        setting = Setting(Rule.AVERAGE_LINK, th, geometry=geometry, probe_cosine=0.5)
-        check_against_decide(t, setting)  # the deduper's relate() sees the same evidence
-        r = related(t, th, geometry, 0.5)
-        assert r.duplicate[~view].all()  # the copy stays a copy
-        assert bool(r.duplicate[view].all()) is view_is_copy
-        assert bool(r.similar[view].all()) is not view_is_copy
+                **{k: np.where(view, *v) for k, v in moved.items()}}  # fmt: skip
+    return replace(t, **evidence), view
 
 
-def test_a_copy_with_a_second_motion_is_similar_in_the_eval_as_in_the_deduper() -> None:
-    # the second view's cells do not move (its subject is flat at the thumbnail's size),
-    # but 20 of the matches the fit left out move together
-    n = 3
-    i, j = np.triu_indices(n, k=1)
-    t = table(n, list("aab"), np.full(len(i), 0.97))
-    view = j == 2
-    evidence = {"inliers": np.full(len(i), 80), "keypoints": np.full(len(i), 300),
-                "iou": np.full(len(i), 0.9), "agreement": np.full(len(i), 0.9),
-                "spread": np.full(len(i), 0.8), "keypoint_spread": np.full(len(i), 0.8),
-                "motion": np.full(len(i), 2.0), "second_motion": np.where(view, 20, 3)}  # fmt: skip
-    t = replace(t, **evidence)
+@pytest.mark.parametrize(
+    ("moved", "bars", "view_is_copy"),
+    [
+        # only the second view's cells move
+        ({"motion": (9.0, 1.5)}, {"duplicate_motion": 0.0}, True),
+        ({"motion": (9.0, 1.5)}, {"duplicate_motion": 6.0}, False),
+        # its cells do not (a subject flat at the thumbnail's size), but 20 of the matches
+        # the fit left out move together
+        ({"motion": (2.0, 2.0), "second_motion": (20, 3)}, {"duplicate_second_motion": 0}, True),
+        ({"motion": (2.0, 2.0), "second_motion": (20, 3)}, {"duplicate_second_motion": 10}, False),
+        ({"motion": (2.0, 2.0), "second_motion": (20, 3)}, {"duplicate_second_motion": 21}, True),
+    ],
+)
+def test_a_copy_that_moves_is_similar_in_the_eval_as_in_the_deduper(
+    moved: dict[str, tuple[float, float]], bars: dict[str, float], view_is_copy: bool
+) -> None:
+    t, view = _would_be_copies(moved)
     th = Thresholds(0.93, 0, 0.9, 0)
-    for bar, view_is_copy in [(0, True), (10, False), (21, True)]:
-        geometry = GeometryThresholds(10, 0.5, 0.7, 150, duplicate_motion=8.0,
-                                      duplicate_second_motion=bar)  # fmt: skip
-        setting = Setting(Rule.AVERAGE_LINK, th, geometry=geometry, probe_cosine=0.5)
-        check_against_decide(t, setting)  # the deduper's relate() sees the same evidence
-        r = related(t, th, geometry, 0.5)
-        assert r.duplicate[~view].all()  # the copy stays a copy
-        assert bool(r.duplicate[view].all()) is view_is_copy
-        assert bool(r.similar[view].all()) is not view_is_copy
+    geometry = GeometryThresholds(10, 0.5, 0.7, 150, duplicate_motion=8.0)
+    geometry = replace(geometry, **bars)
+    setting = Setting(Rule.AVERAGE_LINK, th, geometry=geometry, probe_cosine=0.5)
+    check_against_decide(t, setting)  # the deduper's relate() sees the same evidence
+    r = related(t, th, geometry, 0.5)
+    assert r.duplicate[~view].all()  # the copy stays a copy
+    assert bool(r.duplicate[view].all()) is view_is_copy
+    assert bool(r.similar[view].all()) is not view_is_copy
 
 
 def test_the_tuning_draws_hold_tuning_shots_three_images_each() -> None:

@@ -1,14 +1,16 @@
 """One bar of the geometric check chosen on the tuning split, as copy_agreement and
-motion_choice do: a grid over one ``GeometryThresholds`` field (the configured value
+(second_)motion_choice do: a grid over one ``GeometryThresholds`` field (the configured value
 first), ``tuning_choice.choose``, and the report with every bar after the choice on the
 test split and the unseen sets (and their API draws, offline)."""
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from tools.dedupe_eval.inlier_spread import OUT
 from tools.dedupe_eval.keypoint_spread import UNSEEN
 from tools.dedupe_eval.rules import check_against_decide
 from tools.dedupe_eval.tool_report import after_choice_table, write_report
@@ -54,3 +56,14 @@ def choose_bar(
     test = (sets.test, sets.test_scenes)
     lines += after_choice_table(every_bar, test, UNSEEN, spec, cache, column=("bar", "---:"))
     write_report(lines, started, report)
+
+
+def main(
+    module: str, title: str, field: str, grid: Sequence[float], header: str, name: str
+) -> None:
+    """A choice tool's command line (``python -m tools.dedupe_eval.MODULE [--out DIR]``):
+    ``choose_bar`` with the report ``name`` in ``--out``."""
+    parser = argparse.ArgumentParser(prog=f"python -m tools.dedupe_eval.{module}")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    choose_bar(title, field, grid, header, args.out / name)

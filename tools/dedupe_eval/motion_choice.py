@@ -18,25 +18,19 @@ test split, the unseen sets and their API draws (offline) are printed after.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-from tools.dedupe_eval.bar_choice import choose_bar
-from tools.dedupe_eval.inlier_spread import OUT
+from tools.dedupe_eval import bar_choice
 
 GRID = (0.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)  # fixed beforehand; off (as configured) first
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m tools.dedupe_eval.motion_choice")
-    parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args()
-    choose_bar(
+    bar_choice.main(
+        "motion_choice",
         "The moving cells' bar, chosen on the tuning split",
         "duplicate_motion",
         GRID,
         "motion bar (px)",
-        args.out / "motion-choice.md",
+        "motion-choice.md",
     )
 
 

@@ -21,25 +21,19 @@ their API draws (offline) are printed after.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-from tools.dedupe_eval.bar_choice import choose_bar
-from tools.dedupe_eval.inlier_spread import OUT
+from tools.dedupe_eval import bar_choice
 
 GRID = (0, 6, 8, 10, 15, 20, 30)  # fixed beforehand; off (as configured) first
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m tools.dedupe_eval.second_motion_choice")
-    parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args()
-    choose_bar(
+    bar_choice.main(
+        "second_motion_choice",
         "The second motion's bar, chosen on the tuning split",
         "duplicate_second_motion",
         GRID,
         "second motion bar (matches)",
-        args.out / "second-motion-choice.md",
+        "second-motion-choice.md",
     )
 
 
