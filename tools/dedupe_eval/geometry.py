@@ -41,16 +41,18 @@ class PairGeometry:
     keypoint_spread: np.ndarray  # that share among the shared cells holding a keypoint
     common_keypoint_spread: np.ndarray  # ...holding a keypoint of each image
     motion: np.ndarray  # how far the shared cells move apart (Overlap.motion); NaN likewise
-    second_motion: (
-        np.ndarray
-    )  # int: matches on a second motion (Overlap.second_motion); -1 likewise
+    # int: matches on a second motion (Overlap.second_motion); -1 likewise
+    second_motion: np.ndarray
     feature_cpu_ms: float  # per image: decode, trim, ORB both orientations
     match_cpu_ms: float  # per pair checked
 
 
 # The per-pair arrays, each named as its overlap.Overlap field: one list for the cache, the
 # table and the eval's merge, so that a new signal is one field here and one in Overlap.
-PER_PAIR = tuple(f.name for f in fields(PairGeometry) if f.type == "np.ndarray")
+# (Every field but the two timings; the annotations are strings here, no type to test.)
+PER_PAIR = tuple(
+    f.name for f in fields(PairGeometry) if f.name not in ("feature_cpu_ms", "match_cpu_ms")
+)
 _COUNTS = ("inliers", "keypoints", "second_motion")  # int, -1 where not run; the others float, NaN
 
 

@@ -344,3 +344,9 @@ def test_a_copy_that_moves_is_another_view_and_says_which_way(
     assert basis is None or verdict.basis.endswith(basis)
     # off, neither moves a copy
     assert relate(PairSignals(cosine=0.97, overlap=fit), T, G).relation is Relation.DUPLICATE
+
+
+def test_the_motion_is_measured_only_while_a_bar_reads_it() -> None:
+    assert not G.measures_motion
+    assert replace(G, duplicate_motion=8.0).measures_motion
+    assert replace(G, duplicate_second_motion=15).measures_motion

@@ -125,6 +125,12 @@ class GeometryThresholds:
     # a second motion (Overlap.second_motion: a moved subject's corners). 0: off (stacks11).
     duplicate_second_motion: int = 0
 
+    @property
+    def measures_motion(self) -> bool:
+        """Whether a bar reads the overlap's motion (``overlap.overlap``'s ``motion``: not
+        paid for while both are off)."""
+        return self.duplicate_motion > 0 or self.duplicate_second_motion > 0
+
 
 # A fit whose frames share less than this is no evidence of common content.
 MIN_SHARED_IOU = 0.05

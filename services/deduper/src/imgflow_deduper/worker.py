@@ -117,13 +117,13 @@ def _probe(ctx: WorkerContext) -> StoreProbe:
     key = id(ctx.store)
     if key not in _probes:
         store = ctx.store
+        geometry = settings.geometry()
         _probes[key] = StoreProbe(
             lambda image_id: store.get_bytes_if_exists(analysis_key(image_id)),
             kept=S3Features(store),
             fetchers=min(FETCHERS, settings.s3_max_connections),  # a pooled connection each
             min_inliers=settings.dedupe_geometry_min_inliers,
-            motion=settings.dedupe_duplicate_motion > 0
-            or settings.dedupe_duplicate_second_motion > 0,
+            motion=geometry is not None and geometry.measures_motion,
         )
     return _probes[key]
 
