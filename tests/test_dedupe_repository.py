@@ -364,6 +364,46 @@ def test_another_frame_of_a_scene_is_similar_and_kept_out_of_duplicates(
     assert set(similar_of(db, burst)) == {copy}
 
 
+def test_the_motions_are_stored_with_each_pair_null_where_not_measured(
+    db: Callable[..., Any],
+) -> None:
+    """The two motion measures (stacks10, stacks11) are columns of both pair tables, as
+    the API shows them: a copy's small ones, a moved subject's that made it similar, and
+    NULL for a fit whose motion was not measured (0 matches there is no finding)."""
+    policy = replace(
+        GEOMETRY_POLICY,
+        geometry=replace(
+            GEOMETRY_POLICY.geometry, duplicate_motion=8.0, duplicate_second_motion=15
+        ),
+    )
+    v = random_vector()
+    original, copy, moved, unmeasured = (new_image(db) for _ in range(4))
+    evidence = {
+        frozenset((original, copy)): Overlap(120, 0.95, 1.0, False, motion=2.5),
+        frozenset((original, moved)): Overlap(100, 0.9, 0.95, False, motion=3.0, second_motion=20),
+        frozenset((original, unmeasured)): Overlap(110, 0.92, 0.97, False),
+    }
+
+    def probe(a: UUID, b: UUID) -> Overlap | None:
+        return evidence.get(frozenset((a, b)))
+
+    db(check_image, original, v, policy, None, probe)
+    for image, cosine in ((copy, 0.97), (moved, 0.965), (unmeasured, 0.96)):
+        db(check_image, image, near(v, cosine), policy, None, probe)
+
+    duplicates, similar = pairs_of(db, original), similar_of(db, original)
+    assert set(duplicates) >= {copy, unmeasured} and set(similar) == {moved}
+    assert duplicates[copy]["motion"] == pytest.approx(2.5)
+    assert duplicates[copy]["second_motion"] == 0
+    assert similar[moved]["motion"] == pytest.approx(3.0)
+    assert similar[moved]["second_motion"] == 20
+    assert "20 matches on a second motion >= 15" in similar[moved]["basis"]
+    assert (duplicates[unmeasured]["motion"], duplicates[unmeasured]["second_motion"]) == (
+        None,
+        None,
+    )
+
+
 @pytest.mark.parametrize("similar_candidates", [0, 20])
 def test_a_shot_behind_many_copies_is_checked_through_the_similar_candidates(
     db: Callable[..., Any], similar_candidates: int

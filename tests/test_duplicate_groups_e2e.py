@@ -185,6 +185,7 @@ def test_a_group_shows_members_evidence_and_a_suggested_keeper(
         for pair in group["evidence"]:
             assert {pair["a"], pair["b"]} <= members
             assert pair["method"] in ("cnn", "phash", "cnn+phash") and pair["score"] > 0
+            assert pair["basis"], pair  # what decided it, in words
         assert group["suggested_keeper"]["id"] in members
         assert group["suggested_keeper"]["reasons"]
         # the listing names the same keeper, so a client needs no request per group

@@ -18,6 +18,8 @@ import pytest
 import skimage.data
 from PIL import Image
 
+from imgflow_deduper.overlap import MOTION_MIN_IOU
+from imgflow_deduper.settings import DedupeSettings
 from imgflow_localstack.system import LocalSystem
 from tests.support import bearer, new_tenant, query, wait_for
 from tests.test_events import Receiver, receiver  # noqa: F401
@@ -110,6 +112,14 @@ def test_the_copy_is_a_duplicate_and_the_burst_frame_a_stack_member(scene: Scene
     similar = [p for p in stack["evidence"] if p["relation"] == "similar"]
     assert similar and all(ids["burst"] in (p["a"], p["b"]) for p in similar)
     assert all(p["basis"] and p["inliers"] is not None for p in similar)
+    # the copy's motions measured and under the bars; the frame shares too little to measure
+    bars = DedupeSettings().geometry()
+    assert bars is not None
+    [copy] = [p for p in stack["evidence"] if {p["a"], p["b"]} == {ids["photo"], ids["copy"]}]
+    assert 0 <= copy["motion"] < bars.duplicate_motion, copy
+    assert 0 <= copy["second_motion"] < bars.duplicate_second_motion, copy
+    assert all(p["iou"] < MOTION_MIN_IOU for p in similar)
+    assert all(p["motion"] is None and p["second_motion"] is None for p in similar)
     assert stack["suggested_pick"]["id"] in members and stack["suggested_pick"]["reasons"]
     assert stack["resolution"] is None
 

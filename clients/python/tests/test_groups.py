@@ -98,6 +98,7 @@ def test_groups_lists_shows_refuses_a_stale_version_and_dismisses(
     assert "#1 #2" in shown.stdout  # the evidence between the two
     assert {m["id"] for m in view["members"]} == cat
     assert len(view["evidence"]) == 1 and view["suggested_keeper"]["id"] == ids["chelsea-original"]
+    assert view["evidence"][0]["basis"], "the pair says what decided it"
     version = int(view["version"])
 
     # A version the group does not have: seen before sending (the command reads the group

@@ -82,6 +82,13 @@ class Duplicate:
     cosine: float | None
     view_cosine: float | None
     phash_distance: int | None
+    # the geometric check's evidence (None: it did not run, or found no fit)
+    inliers: int | None
+    iou: float | None
+    agreement: float | None
+    motion: float | None  # how far the shared cells move apart, px of the 512-px copy
+    second_motion: int | None  # left-out matches that agree on a second motion
+    basis: str | None  # the signals and thresholds that decided, in words
     found_at: datetime
 
     @property
@@ -345,6 +352,13 @@ class GroupEvidence:
     cosine: float | None
     view_cosine: float | None
     phash_distance: int | None
+    # the geometric check's evidence (None: it did not run, or found no fit)
+    inliers: int | None
+    iou: float | None
+    agreement: float | None
+    motion: float | None  # how far the shared cells move apart, px of the 512-px copy
+    second_motion: int | None  # left-out matches that agree on a second motion
+    basis: str | None  # the signals and thresholds that decided, in words
     found_at: datetime
 
 
@@ -473,6 +487,8 @@ class StackEvidence:
     inliers: int | None
     iou: float | None
     agreement: float | None
+    motion: float | None  # how far the shared cells move apart, px of the 512-px copy
+    second_motion: int | None  # left-out matches that agree on a second motion
     found_at: datetime
 
 

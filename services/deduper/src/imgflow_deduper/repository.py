@@ -21,6 +21,7 @@ import asyncpg
 import numpy as np
 
 from imgflow_deduper.decision import PairSignals, Verdict
+from imgflow_deduper.overlap import Overlap
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,18 @@ def _measured(value: float) -> float | None:
     """NULL, not NaN, for a figure not measured (a fit too poor to judge, or no textured
     cell in common): the API shows it as absent."""
     return None if math.isnan(value) else value
+
+
+def _motions(overlaps: Sequence[Overlap | None]) -> tuple[list[float | None], list[int | None]]:
+    """Each overlap's two motions as stored: NULL where not measured. The second motion's
+    0 is "none found" only where the cells' motion was measured with it; a count found is
+    stored whatever the cells showed (a fit whose cells had no texture in common)."""
+    motion = [None if o is None else _measured(o.motion) for o in overlaps]
+    second = [
+        None if o is None or (m is None and o.second_motion == 0) else o.second_motion
+        for o, m in zip(overlaps, motion, strict=True)
+    ]
+    return motion, second
 
 
 @dataclass(frozen=True)
@@ -321,20 +334,24 @@ async def _record_similar(conn: asyncpg.Connection, subject: Subject, similar: J
         [c.image_id for c, _ in similar],
     )
     overlaps = [c.signals.overlap for c, _ in similar]
+    motion, second_motion = _motions(overlaps)
     await conn.execute(
         """INSERT INTO similar_pairs
                (image_a, image_b, tenant_id, cosine, view_cosine, phash_distance, inliers,
-                iou, agreement, basis)
+                iou, agreement, basis, motion, second_motion)
            SELECT LEAST($1::uuid, t.other), GREATEST($1::uuid, t.other), $2, t.cosine,
-                  t.view_cosine, t.distance, t.inliers, t.iou, t.agreement, t.basis
+                  t.view_cosine, t.distance, t.inliers, t.iou, t.agreement, t.basis,
+                  t.motion, t.second_motion
              FROM unnest($3::uuid[], $4::real[], $5::real[], $6::smallint[], $7::int[],
-                         $8::real[], $9::real[], $10::text[])
-                  AS t(other, cosine, view_cosine, distance, inliers, iou, agreement, basis)
+                         $8::real[], $9::real[], $10::text[], $11::real[], $12::int[])
+                  AS t(other, cosine, view_cosine, distance, inliers, iou, agreement, basis,
+                       motion, second_motion)
             WHERE EXISTS (SELECT 1 FROM images WHERE id = t.other)
            ON CONFLICT (image_a, image_b) DO UPDATE
               SET cosine = EXCLUDED.cosine, view_cosine = EXCLUDED.view_cosine,
                   phash_distance = EXCLUDED.phash_distance, inliers = EXCLUDED.inliers,
                   iou = EXCLUDED.iou, agreement = EXCLUDED.agreement, basis = EXCLUDED.basis,
+                  motion = EXCLUDED.motion, second_motion = EXCLUDED.second_motion,
                   found_at = now()""",
         subject.image_id,
         subject.tenant_id,
@@ -346,6 +363,8 @@ async def _record_similar(conn: asyncpg.Connection, subject: Subject, similar: J
         [o.iou if o else 0.0 for o in overlaps],
         [_measured(o.agreement) if o else None for o in overlaps],
         [v.basis for _, v in similar],
+        motion,
+        second_motion,
     )
 
 
@@ -379,17 +398,19 @@ async def record_check(
         )
         lost = [r["other"] for r in rows]
         overlaps = [c.signals.overlap for c, _ in found]
+        motion, second_motion = _motions(overlaps)
         await conn.execute(
             """INSERT INTO duplicate_pairs
                    (image_a, image_b, tenant_id, method, score, cosine, view_cosine,
-                    phash_distance, inliers, iou, agreement, basis)
+                    phash_distance, inliers, iou, agreement, basis, motion, second_motion)
                SELECT LEAST($1::uuid, t.other), GREATEST($1::uuid, t.other), $2,
                       t.method, t.score, t.cosine, t.view_cosine, t.distance, t.inliers,
-                      t.iou, t.agreement, t.basis
+                      t.iou, t.agreement, t.basis, t.motion, t.second_motion
                  FROM unnest($3::uuid[], $4::text[], $5::real[], $6::real[], $7::smallint[],
-                             $8::real[], $9::int[], $10::real[], $11::real[], $12::text[])
+                             $8::real[], $9::int[], $10::real[], $11::real[], $12::text[],
+                             $13::real[], $14::int[])
                       AS t(other, method, score, cosine, distance, view_cosine, inliers, iou,
-                           agreement, basis)
+                           agreement, basis, motion, second_motion)
                 -- the other image may have been deleted since the search
                 WHERE EXISTS (SELECT 1 FROM images WHERE id = t.other)
                ON CONFLICT (image_a, image_b) DO UPDATE
@@ -397,7 +418,8 @@ async def record_check(
                       cosine = EXCLUDED.cosine, view_cosine = EXCLUDED.view_cosine,
                       phash_distance = EXCLUDED.phash_distance, inliers = EXCLUDED.inliers,
                       iou = EXCLUDED.iou, agreement = EXCLUDED.agreement,
-                      basis = EXCLUDED.basis, found_at = now()""",
+                      basis = EXCLUDED.basis, motion = EXCLUDED.motion,
+                      second_motion = EXCLUDED.second_motion, found_at = now()""",
             subject.image_id,
             subject.tenant_id,
             [c.image_id for c, _ in found],
@@ -410,6 +432,8 @@ async def record_check(
             [o.iou if o else None for o in overlaps],
             [_measured(o.agreement) if o else None for o in overlaps],
             [v.basis for _, v in found],
+            motion,
+            second_motion,
         )
         if similar is not None:
             await _record_similar(conn, subject, similar)

@@ -142,7 +142,9 @@ def show(obj: Context, group_id: str, as_json: bool) -> None:
             "suggested keeper" if m.id == keeper.id else "",
         )
     out.print(members)
-    evidence = new_table("pair", "method", "score", "cosine", "view cosine", "phash distance")
+    evidence = new_table(
+        "pair", "method", "score", "cosine", "view cosine", "phash distance", "basis"
+    )
     for e in view.evidence:
         evidence.add_row(
             " ".join(f"#{n}" for n in sorted((number.get(e.a, 0), number.get(e.b, 0)))),
@@ -151,6 +153,7 @@ def show(obj: Context, group_id: str, as_json: bool) -> None:
             _number(e.cosine),
             _number(e.view_cosine),
             "" if e.phash_distance is None else str(e.phash_distance),
+            e.basis or "",
         )
     out.print(evidence)
     out.print(

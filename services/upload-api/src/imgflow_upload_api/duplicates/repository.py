@@ -35,7 +35,8 @@ async def checked_at(
 async def fetch_duplicates(conn: asyncpg.Connection, image_id: UUID) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """SELECT CASE WHEN p.image_a = $1 THEN p.image_b ELSE p.image_a END AS id,
-                  p.method, p.score, p.cosine, p.view_cosine, p.phash_distance, p.found_at
+                  p.method, p.score, p.cosine, p.view_cosine, p.phash_distance, p.inliers,
+                  p.iou, p.agreement, p.motion, p.second_motion, p.basis, p.found_at
              FROM duplicate_pairs AS p
              JOIN images AS o  -- the other image, unless trashed
                ON o.id = CASE WHEN p.image_a = $1 THEN p.image_b ELSE p.image_a END
@@ -117,7 +118,8 @@ async def fetch_group_detail(
     )
     ids = [m["id"] for m in members]
     pairs = await conn.fetch(
-        """SELECT image_a, image_b, method, score, cosine, view_cosine, phash_distance, found_at
+        """SELECT image_a, image_b, method, score, cosine, view_cosine, phash_distance,
+                  inliers, iou, agreement, motion, second_motion, basis, found_at
              FROM duplicate_pairs
             WHERE image_a = ANY($1::uuid[]) AND image_b = ANY($1::uuid[])
             ORDER BY score DESC, image_a, image_b""",

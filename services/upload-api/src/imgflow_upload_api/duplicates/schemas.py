@@ -18,6 +18,13 @@ class DuplicateView(BaseModel):
     cosine: float | None  # of the whole images
     view_cosine: float | None  # best whole frame against the other's 80 % crops
     phash_distance: int | None
+    # the geometric check's evidence (null: it did not run, or found no fit)
+    inliers: int | None  # matches consistent with one similarity transform
+    iou: float | None  # the frames' intersection over union once aligned
+    agreement: float | None  # share of the shared cells whose pixels still agree
+    motion: float | None  # how far the shared cells move apart, px of the 512-px copy
+    second_motion: int | None  # left-out matches that agree on a second motion
+    basis: str | None  # the signals and thresholds that decided, in words
     found_at: datetime
 
 
@@ -76,6 +83,13 @@ class GroupEvidence(BaseModel):
     cosine: float | None
     view_cosine: float | None
     phash_distance: int | None
+    # the geometric check's evidence (null: it did not run, or found no fit)
+    inliers: int | None  # matches consistent with one similarity transform
+    iou: float | None  # the frames' intersection over union once aligned
+    agreement: float | None  # share of the shared cells whose pixels still agree
+    motion: float | None  # how far the shared cells move apart, px of the 512-px copy
+    second_motion: int | None  # left-out matches that agree on a second motion
+    basis: str | None  # the signals and thresholds that decided, in words
     found_at: datetime
 
 

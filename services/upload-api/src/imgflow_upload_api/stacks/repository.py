@@ -83,12 +83,13 @@ async def fetch_stack_detail(
     ids = [m["id"] for m in members]
     pairs = await conn.fetch(
         """SELECT image_a, image_b, 'duplicate' AS relation, basis, method, score, cosine,
-                  view_cosine, phash_distance, inliers, iou, agreement, found_at
+                  view_cosine, phash_distance, inliers, iou, agreement, motion,
+                  second_motion, found_at
              FROM duplicate_pairs
             WHERE image_a = ANY($1::uuid[]) AND image_b = ANY($1::uuid[])
            UNION ALL
            SELECT image_a, image_b, 'similar', basis, NULL, NULL, cosine, view_cosine,
-                  phash_distance, inliers, iou, agreement, found_at
+                  phash_distance, inliers, iou, agreement, motion, second_motion, found_at
              FROM similar_pairs
             WHERE image_a = ANY($1::uuid[]) AND image_b = ANY($1::uuid[])
             ORDER BY relation, image_a, image_b""",

@@ -56,6 +56,8 @@ class StackEvidence(BaseModel):
     inliers: int | None  # matches consistent with one similarity transform
     iou: float | None  # the frames' intersection over union once aligned
     agreement: float | None  # share of the shared cells whose pixels still agree
+    motion: float | None  # how far the shared cells move apart, px of the 512-px copy
+    second_motion: int | None  # left-out matches that agree on a second motion
     found_at: datetime
 
 
