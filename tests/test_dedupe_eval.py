@@ -17,6 +17,7 @@ from tools.dedupe_eval.edits import ISSUE_EDITS
 from tools.dedupe_eval.group_metrics import GroupCounts, group_counts, stack_counts
 from tools.dedupe_eval.relations import Outcome, stored_stacks
 from tools.dedupe_eval.report import Split, subset
+from tools.dedupe_eval.retrieval import Retrieval, candidate_mask, stacks_through
 from tools.dedupe_eval.rules import Setting, check_against_decide, groups_of, related
 from tools.dedupe_eval.signals import PairTable
 from tools.dedupe_eval.splits import TEST, TUNE, indices, issue_sets, split_of
@@ -361,3 +362,29 @@ def test_the_rules_stacks_hold_two_units_and_whole_groups() -> None:
     related = [("b", "c"), ("d", "e")]
 
     assert sorted(map(sorted, stored_stacks(related, groups))) == [["a", "b", "c"]]
+
+
+def test_the_retrieval_replay_judges_each_pair_from_the_later_upload_s_nearest() -> None:
+    n = 6
+    i, j = np.triu_indices(n, k=1)
+    cosine = 0.3 + 0.6 * np.random.default_rng(5).random(len(i))  # all distinct
+    t = table(n, list("abcdef"), cosine)
+    judged = candidate_mask(t, list("abcdef"), Retrieval(k=1, phash_distance=-1), seed=0)
+
+    order = np.random.default_rng(0).permutation(n)  # the replay's upload order
+    alike = {(int(a), int(b)): c for a, b, c in zip(i, j, cosine, strict=True)}
+    expected = set()
+    for position in range(1, n):
+        me, earlier = int(order[position]), [int(e) for e in order[:position]]
+        nearest = max(earlier, key=lambda e: alike[(min(me, e), max(me, e))])
+        expected.add((min(me, nearest), max(me, nearest)))
+    assert {(int(a), int(b)) for a, b in zip(i[judged], j[judged], strict=True)} == expected
+
+
+def test_the_retrieval_replay_stacks_as_the_deduper_stores_stacks() -> None:
+    # three copies of one shot: one duplicate group, which alone is no stack
+    t = table(3, list("aaa"), np.full(3, 0.97))
+    setting = Setting(Rule.AVERAGE_LINK, Thresholds(0.93, 0, 0.9, 0))
+    assert len(groups_of(t, setting)) == 1
+    assert stacks_through(t, list("aaa"), setting, None) == []
+    assert stacks_through(t, list("aaa"), setting, Retrieval(k=1, phash_distance=-1)) == []

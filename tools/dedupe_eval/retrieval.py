@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imgflow_runtime.stacking import stacks
 from tools.dedupe_eval.group_metrics import GroupCounts, stack_counts
+from tools.dedupe_eval.relations import stacks_of
 from tools.dedupe_eval.report import Split
-from tools.dedupe_eval.rules import Setting, related
+from tools.dedupe_eval.rules import Setting
 from tools.dedupe_eval.signals import PairTable
 
 
@@ -77,14 +77,12 @@ def candidate_mask(
 def stacks_through(
     t: PairTable, labels: list[str], setting: Setting, retrieval: Retrieval | None, seed: int = 0
 ) -> list[frozenset[int]]:
-    """The stacks made of the related pairs that the retrieval lets the deduper judge
-    (``None``: every pair, as the offline eval)."""
-    r = related(t, setting.thresholds, setting.geometry, setting.probe_cosine)
-    found = r.duplicate | r.similar
-    if retrieval is not None:
-        found &= candidate_mask(t, labels, retrieval, seed)
-    rows = np.flatnonzero(found)
-    return list(stacks((int(t.i[k]), int(t.j[k])) for k in rows).groups)
+    """The stacks the deduper stores (``relations.stacks_of``: its groups and related
+    pairs) of the pairs that the retrieval lets it judge (``None``: every pair, as the
+    offline eval)."""
+    if retrieval is None:
+        return stacks_of(t, setting)
+    return stacks_of(t.where(candidate_mask(t, labels, retrieval, seed)), setting)
 
 
 def retrieval_rows(
