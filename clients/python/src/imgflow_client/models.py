@@ -74,7 +74,20 @@ class Exif:
 
 
 @dataclass(frozen=True)
-class Duplicate:
+class CheckEvidence:
+    """What decided a pair, beside its CNN and pHash figures: the geometric check's
+    figures (None where it did not run or did not measure one) and the basis in words."""
+
+    inliers: int | None  # matches consistent with one similarity transform
+    iou: float | None  # the frames' intersection over union once aligned
+    agreement: float | None  # share of the shared cells whose pixels still agree
+    motion: float | None  # how far the shared cells move apart, px of the 512-px copy
+    second_motion: int | None  # left-out matches that agree on a second motion
+    basis: str | None  # the signals and thresholds that decided, in words
+
+
+@dataclass(frozen=True)
+class Duplicate(CheckEvidence):
     SCHEMA: ClassVar[str] = "DuplicateView"
     id: UUID
     method: DuplicateMethod
@@ -82,13 +95,6 @@ class Duplicate:
     cosine: float | None
     view_cosine: float | None
     phash_distance: int | None
-    # the geometric check's evidence (None: it did not run, or found no fit)
-    inliers: int | None
-    iou: float | None
-    agreement: float | None
-    motion: float | None  # how far the shared cells move apart, px of the 512-px copy
-    second_motion: int | None  # left-out matches that agree on a second motion
-    basis: str | None  # the signals and thresholds that decided, in words
     found_at: datetime
 
     @property
@@ -341,7 +347,7 @@ class GroupMember:
 
 
 @dataclass(frozen=True)
-class GroupEvidence:
+class GroupEvidence(CheckEvidence):
     """A duplicate pair between two members, and the signal that decided it."""
 
     SCHEMA: ClassVar[str] = "GroupEvidence"
@@ -352,13 +358,6 @@ class GroupEvidence:
     cosine: float | None
     view_cosine: float | None
     phash_distance: int | None
-    # the geometric check's evidence (None: it did not run, or found no fit)
-    inliers: int | None
-    iou: float | None
-    agreement: float | None
-    motion: float | None  # how far the shared cells move apart, px of the 512-px copy
-    second_motion: int | None  # left-out matches that agree on a second motion
-    basis: str | None  # the signals and thresholds that decided, in words
     found_at: datetime
 
 
@@ -471,24 +470,18 @@ class StackMember:
 
 
 @dataclass(frozen=True)
-class StackEvidence:
+class StackEvidence(CheckEvidence):
     """A pair between two members: a copy or another picture of the scene, and why."""
 
     SCHEMA: ClassVar[str] = "StackEvidence"
     a: UUID
     b: UUID
     relation: StackRelation
-    basis: str | None
     method: DuplicateMethod | None
     score: float | None
     cosine: float | None
     view_cosine: float | None
     phash_distance: int | None
-    inliers: int | None
-    iou: float | None
-    agreement: float | None
-    motion: float | None  # how far the shared cells move apart, px of the 512-px copy
-    second_motion: int | None  # left-out matches that agree on a second motion
     found_at: datetime
 
 

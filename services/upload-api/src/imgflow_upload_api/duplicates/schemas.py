@@ -11,20 +11,26 @@ from pydantic import BaseModel, ConfigDict, Field
 DuplicateMethod = Literal["sha256", "cnn", "phash", "cnn+phash", "geometry"]
 
 
-class DuplicateView(BaseModel):
-    id: UUID
-    method: DuplicateMethod
-    score: float
-    cosine: float | None  # of the whole images
-    view_cosine: float | None  # best whole frame against the other's 80 % crops
-    phash_distance: int | None
-    # the geometric check's evidence (null: it did not run, or found no fit)
+class CheckEvidence(BaseModel):
+    """What decided a pair, beside its CNN and pHash figures (docs/api/images.md, pair
+    evidence): the geometric check's figures, each null where the check did not run or
+    did not measure it, and the basis in words."""
+
     inliers: int | None  # matches consistent with one similarity transform
     iou: float | None  # the frames' intersection over union once aligned
     agreement: float | None  # share of the shared cells whose pixels still agree
     motion: float | None  # how far the shared cells move apart, px of the 512-px copy
     second_motion: int | None  # left-out matches that agree on a second motion
     basis: str | None  # the signals and thresholds that decided, in words
+
+
+class DuplicateView(CheckEvidence):
+    id: UUID
+    method: DuplicateMethod
+    score: float
+    cosine: float | None  # of the whole images
+    view_cosine: float | None  # best whole frame against the other's 80 % crops
+    phash_distance: int | None
     found_at: datetime
 
 
@@ -73,7 +79,7 @@ class GroupMember(BaseModel):
     created_at: datetime
 
 
-class GroupEvidence(BaseModel):
+class GroupEvidence(CheckEvidence):
     """A duplicate pair between two members: the signal that decided it, and each score."""
 
     a: UUID
@@ -83,13 +89,6 @@ class GroupEvidence(BaseModel):
     cosine: float | None
     view_cosine: float | None
     phash_distance: int | None
-    # the geometric check's evidence (null: it did not run, or found no fit)
-    inliers: int | None  # matches consistent with one similarity transform
-    iou: float | None  # the frames' intersection over union once aligned
-    agreement: float | None  # share of the shared cells whose pixels still agree
-    motion: float | None  # how far the shared cells move apart, px of the 512-px copy
-    second_motion: int | None  # left-out matches that agree on a second motion
-    basis: str | None  # the signals and thresholds that decided, in words
     found_at: datetime
 
 

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from imgflow_upload_api.duplicates.schemas import DuplicateMethod, ThumbnailLink
+from imgflow_upload_api.duplicates.schemas import CheckEvidence, DuplicateMethod, ThumbnailLink
 
 PickReason = Literal["sharpest", "largest", "most-metadata", "earliest-upload"]
 
@@ -40,24 +40,18 @@ class StackMember(BaseModel):
     duplicate_group_id: UUID | None
 
 
-class StackEvidence(BaseModel):
+class StackEvidence(CheckEvidence):
     """A pair between two members: a copy (``duplicate``) or another picture of the scene
     (``similar``), with the signals and the basis in words that decided it."""
 
     a: UUID
     b: UUID
     relation: Literal["duplicate", "similar"]
-    basis: str | None
     method: DuplicateMethod | None  # duplicates only
     score: float | None  # duplicates only
     cosine: float | None
     view_cosine: float | None
     phash_distance: int | None
-    inliers: int | None  # matches consistent with one similarity transform
-    iou: float | None  # the frames' intersection over union once aligned
-    agreement: float | None  # share of the shared cells whose pixels still agree
-    motion: float | None  # how far the shared cells move apart, px of the 512-px copy
-    second_motion: int | None  # left-out matches that agree on a second motion
     found_at: datetime
 
 
