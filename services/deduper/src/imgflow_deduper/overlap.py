@@ -64,7 +64,7 @@ MIN_SIDE = 256  # smaller images are scaled up first, or ORB finds too few corne
 THUMB_SIDE = 128  # pixels compared for agreement: small enough to ignore JPEG noise
 # A frame (and as many of its mirror image). stacks9's keypoint_choice picked 2,000 on the
 # tuning split; not adopted: 2.7x the CPU a check, and worse precision on two unseen
-# sets through the API (docs/duplicates/similar.md, "Keypoints on the shared strip").
+# sets through the API (docs/duplicates/similar-log.md, "Keypoints on the shared strip").
 KEYPOINTS = 400
 # cells per side, each given an equal share of the keypoints (0: ORB's own pick over the
 # frame, which puts them where the corners are strongest, often not on the strip that two

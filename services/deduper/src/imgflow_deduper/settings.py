@@ -180,7 +180,7 @@ class DedupeSettings(WorkerSettings):
     )
     # The nearest fill up with copies where a tenant keeps many of each shot: a shot that
     # shares only part of its scene (CNN 0.5-0.7) then never meets it (the eval's
-    # retrieval replay, docs/duplicates/similar.md). One image per group suffices to stack.
+    # retrieval replay, docs/duplicates/similar-log.md). One image per group suffices to stack.
     dedupe_similar_candidates: int = Field(
         default=20,
         ge=0,
