@@ -45,6 +45,7 @@ from bench.images import FULL, SMALL, ensure_images
 from bench.results import Measurement, Suite
 from imgflow_contracts.keys import ANALYSIS_LONG_SIDE
 from imgflow_deduper import overlap
+from imgflow_deduper.alignment import align
 from imgflow_deduper.encoder import CPU, Encoder, cpu_share, embed_views
 from imgflow_deduper.pixels import VIEW_BOXES, Normalisation, view_tensors
 from imgflow_deduper.probe import features_of
@@ -74,6 +75,8 @@ class Cost:
     # before; and stopped at a fit too poor to judge, as the worker does now
     unshared_full: float = 0.0
     unshared: float = 0.0
+    # ...and its thumbnails aligned as well (stacks13: where nothing else relates a pair)
+    unshared_aligned: float = 0.0
 
     def per_image_ms(self, part: str) -> float:
         parts = {"total": self.pixels + self.inference,
@@ -188,11 +191,14 @@ def _check(
     overlap.overlap(mine, unshared)
     full = time.process_time()
     overlap.overlap(mine, unshared, MIN_INLIERS)
+    stopped = time.process_time()
+    align(mine.thumb, unshared.thumb)
     cost.features += made - started
     cost.pair += checked - made
     cost.pair_still += still - checked
     cost.unshared_full += full - still
-    cost.unshared += time.process_time() - full
+    cost.unshared += stopped - full
+    cost.unshared_aligned += time.process_time() - full
 
 
 def _measure(pipeline: Before | Now, data: bytes, cost: Cost) -> None:
@@ -292,6 +298,12 @@ def run(quick: bool = False) -> Suite:
             now,
             "unshared",
             "geometric check: one sharing nothing, every figure measured (before)",
+        ),
+        _ms(
+            "geometric check: one sharing nothing, stopped, then its thumbnails aligned",
+            now,
+            "unshared_aligned",
+            "geometric check: one sharing nothing, stopped at a fit too poor to judge (now)",
         ),
         *measure_search(quick),  # bench/dedupe_search.py: the candidates it runs on
     ]

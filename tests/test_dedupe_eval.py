@@ -52,7 +52,8 @@ def table(n: int, groups: list[str], cosine: np.ndarray) -> PairTable:
     return PairTable(i, j, labels[i] == labels[j], cosine.astype(np.float32),
                      np.full(len(i), 64), np.zeros(len(i), bool), none,
                      np.zeros(len(i), bool), np.full(len(i), -1), np.full(len(i), -1),
-                     none, none, none, none, none, none, np.full(len(i), -1))  # fmt: skip
+                     none, none, none, none, none, none, np.full(len(i), -1),
+                     none, np.full(len(i), -1), none)  # fmt: skip
 
 
 def test_a_subset_keeps_its_pairs_signals_renumbered() -> None:
@@ -222,6 +223,44 @@ def test_a_copy_that_moves_is_similar_in_the_eval_as_in_the_deduper(
     assert r.duplicate[~view].all()  # the copy stays a copy
     assert bool(r.duplicate[view].all()) is view_is_copy
     assert bool(r.similar[view].all()) is not view_is_copy
+
+
+@pytest.mark.parametrize(
+    ("aligned", "bars", "joined"),
+    [
+        # (agreement, cells, IoU) of the thumbnails' alignment; the bars (agreement, cells)
+        ((0.8, 8, 0.25), (0.0, 0), False),  # off
+        ((0.8, 8, 0.25), (0.7, 6), True),
+        ((0.6, 8, 0.25), (0.7, 6), False),  # agrees too little
+        ((0.8, 4, 0.25), (0.7, 6), False),  # on too few cells
+        ((0.8, 8, 0.6), (0.7, 6), False),  # over a copy's IoU: the keypoints' business
+        ((0.8, 8, 0.02), (0.7, 6), False),  # a sliver
+    ],
+)
+def test_thumbnails_that_align_make_a_similar_pair_in_the_eval_as_in_the_deduper(
+    aligned: tuple[float, int, float], bars: tuple[float, int], joined: bool
+) -> None:
+    # two shots of one scene (a, b) checked, no fit; a third image (c) not checked
+    n = 3
+    i, j = np.triu_indices(n, k=1)
+    pair = (i == 0) & (j == 1)
+    t = table(n, list("abc"), np.where(pair, 0.6, 0.2))
+    agreement, cells, iou = aligned
+    evidence = {"inliers": np.where(pair, 3, -1), "keypoints": np.where(pair, 300, -1),
+                "iou": np.where(pair, 0.01, np.nan),
+                "aligned_agreement": np.where(pair, agreement, np.nan),
+                "aligned_cells": np.where(pair, cells, -1),
+                "aligned_iou": np.where(pair, iou, np.nan)}  # fmt: skip
+    t = replace(t, **evidence, similar=pair)
+    th = Thresholds(0.93, 0, 0.9, 0)
+    geometry = GeometryThresholds(
+        10, 0.5, 0.7, 150, similar_alignment=bars[0], similar_alignment_cells=bars[1]
+    )
+    setting = Setting(Rule.AVERAGE_LINK, th, geometry=geometry, probe_cosine=0.5)
+    check_against_decide(t, setting)  # the deduper's relate() sees the same evidence
+    r = related(t, th, geometry, 0.5)
+    assert bool(r.similar[pair].item()) is joined
+    assert not r.duplicate.any()  # an alignment never makes a copy
 
 
 def test_the_tuning_draws_hold_tuning_shots_three_images_each() -> None:

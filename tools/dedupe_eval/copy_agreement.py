@@ -37,9 +37,8 @@ def main() -> None:
     report = "copy-agreement-without-draws.md" if args.without_draws else "copy-agreement.md"
     choose_bar(
         "The copy's agreement bar, chosen again on the tuning split",
-        "duplicate_agreement",
-        GRID,
-        "agreement bar",
+        {"duplicate_agreement": GRID},
+        ["agreement bar"],
         args.out / report,
         draws=not args.without_draws,
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from imgflow_deduper import alignment as aligning
 from imgflow_deduper import overlap as geo
 from imgflow_deduper.borders import trim_bars
 from imgflow_deduper.pixels import decode
@@ -43,17 +44,29 @@ class PairGeometry:
     motion: np.ndarray  # how far the shared cells move apart (Overlap.motion); NaN likewise
     # int: matches on a second motion (Overlap.second_motion); -1 likewise
     second_motion: np.ndarray
+    # the thumbnails aligned without keypoints (alignment.Alignment), measured where the fit
+    # shares no content at any inlier floor the sweeps try; NaN / -1 elsewhere
+    aligned_agreement: np.ndarray
+    aligned_cells: np.ndarray  # int
+    aligned_iou: np.ndarray
     feature_cpu_ms: float  # per image: decode, trim, ORB both orientations
     match_cpu_ms: float  # per pair checked
 
 
-# The per-pair arrays, each named as its overlap.Overlap field: one list for the cache, the
-# table and the eval's merge, so that a new signal is one field here and one in Overlap.
-# (Every field but the two timings; the annotations are strings here, no type to test.)
+# The per-pair arrays, each named as its overlap.Overlap field or, ``aligned_`` and an
+# alignment.Alignment field: one list for the cache, the table and the eval's merge, so that
+# a new signal is one field here and one in Overlap (or Alignment). (Every field but the two
+# timings; the annotations are strings here, no type to test.)
 PER_PAIR = tuple(
     f.name for f in fields(PairGeometry) if f.name not in ("feature_cpu_ms", "match_cpu_ms")
 )
-_COUNTS = ("inliers", "keypoints", "second_motion")  # int, -1 where not run; the others float, NaN
+ALIGNED = "aligned_"
+# int, -1 where not run; the others float, NaN
+_COUNTS = ("inliers", "keypoints", "second_motion", "aligned_cells")
+# The alignment is measured below this many inliers (the highest floor the sweeps try) or
+# under decision.MIN_SHARED_IOU: the rule reads it only where the fit shares no content.
+ALIGN_BELOW_INLIERS = 20
+ALIGN_BELOW_IOU = 0.05
 
 
 def near(cnn: np.ndarray, phash_distance: np.ndarray) -> np.ndarray:
@@ -72,18 +85,36 @@ def _features_of(images: list[bytes], detector: geo.Detector) -> tuple[list[geo.
     return [image_features(data, detector) for data in images], time.process_time() - started
 
 
+Checked = tuple[geo.Overlap, aligning.Alignment | None]
+
+
+def _check(a: geo.Features, b: geo.Features) -> Checked:
+    o = geo.overlap(a, b)
+    shares_nothing = o.inliers < ALIGN_BELOW_INLIERS or o.iou < ALIGN_BELOW_IOU
+    return o, aligning.align(a.thumb, b.thumb) if shares_nothing else None
+
+
+def _value(checked: Checked, name: str) -> float | int:
+    o, a = checked
+    if not name.startswith(ALIGNED):
+        return getattr(o, name)
+    if a is None:
+        return -1 if name in _COUNTS else np.nan
+    return getattr(a, name.removeprefix(ALIGNED))
+
+
 def _match(
     pairs: list[tuple[int, int]], features: dict[int, geo.Features]
-) -> tuple[list[geo.Overlap], float]:
+) -> tuple[list[Checked], float]:
     started = time.process_time()
-    found = [geo.overlap(features[a], features[b]) for a, b in pairs]
+    found = [_check(features[a], features[b]) for a, b in pairs]
     return found, time.process_time() - started
 
 
 def _key(samples: list[Sample], rows: np.ndarray, detector: geo.Detector) -> str:
     digest = hashlib.sha256()
     digest.update(repr(detector).encode())
-    for path in (Path(geo.__file__), Path(__file__)):
+    for path in (Path(geo.__file__), Path(aligning.__file__), Path(__file__)):
         digest.update(path.read_bytes())
     for s in samples:
         digest.update(hashlib.sha256(s.data).digest())
@@ -121,9 +152,9 @@ def pair_geometry(
     arrays = {f: np.full(len(i), -1, np.int64) if f in _COUNTS
                  else np.full(len(i), np.nan, np.float32) for f in PER_PAIR}  # fmt: skip
     for c, (found, _) in enumerate(matched):
-        for r, o in zip(rows[c::WORKERS], found, strict=True):
+        for r, checked in zip(rows[c::WORKERS], found, strict=True):
             for f in PER_PAIR:
-                arrays[f][r] = getattr(o, f)
+                arrays[f][r] = _value(checked, f)
     match_ms = 1000 * sum(t for _, t in matched) / max(1, len(rows))
     result = PairGeometry(**arrays, feature_cpu_ms=feature_ms, match_cpu_ms=match_ms)
     if path is not None:

@@ -27,9 +27,8 @@ def main() -> None:
     bar_choice.main(
         "motion_choice",
         "The moving cells' bar, chosen on the tuning split",
-        "duplicate_motion",
-        GRID,
-        "motion bar (px)",
+        {"duplicate_motion": GRID},
+        ["motion bar (px)"],
         "motion-choice.md",
     )
 

@@ -15,6 +15,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from imgflow_deduper.alignment import Alignment
 from imgflow_deduper.decision import (
     MIN_SHARED_IOU,
     PHASH_BITS,
@@ -72,6 +73,10 @@ class Setting:
             if g.duplicate_second_motion > 0:
                 text += (f"; similar when >= {g.duplicate_second_motion} left-out matches "
                          "move on a second motion")  # fmt: skip
+            if g.similar_alignment > 0:
+                text += (f"; similar when no content in common and the thumbnails align with"
+                         f" agreement >= {g.similar_alignment:.3g} on >="
+                         f" {g.similar_alignment_cells} cells")  # fmt: skip
         return text
 
 
@@ -125,7 +130,12 @@ def related(
     # decision.alike_scene: the CNN alone, where the check found nothing in common (stacks8)
     alike = (checked & ~shared & ~looks & (g.similar_cosine > 0) & (t.cnn >= g.similar_cosine)
              & (t.keypoints >= g.similar_cosine_keypoints))  # fmt: skip
-    similar = ~duplicate & ~marked & ((shared & ~copy) | (apart & looks) | alike)
+    # decision.aligned_scene: the thumbnails align on a strip, where keypoints found nothing
+    aligned = (checked & ~shared & ~looks & (g.similar_alignment > 0)
+               & (t.aligned_agreement >= g.similar_alignment)
+               & (t.aligned_cells >= g.similar_alignment_cells)
+               & (t.aligned_iou >= MIN_SHARED_IOU) & (t.aligned_iou < g.duplicate_iou))  # fmt: skip
+    similar = ~duplicate & ~marked & ((shared & ~copy) | (apart & looks) | alike | aligned)
     return Related(duplicate, similar)
 
 
@@ -168,8 +178,12 @@ def pair_signals(t: PairTable, k: int, checked: bool = True) -> PairSignals:
                         int(t.keypoints[k]), float(t.spread[k]),
                         float(t.keypoint_spread[k]), float(t.common_keypoint_spread[k]),
                         float(t.motion[k]), max(0, int(t.second_motion[k])))  # fmt: skip
+    aligned = None
+    if found is not None and t.aligned_cells[k] >= 0:
+        aligned = Alignment(float(t.aligned_agreement[k]), int(t.aligned_cells[k]),
+                            float(t.aligned_iou[k]))  # fmt: skip
     return PairSignals(bool(t.same_sha256[k]), float(t.cosine[k]), int(t.phash_distance[k]),
-                       view, found)  # fmt: skip
+                       view, found, aligned)  # fmt: skip
 
 
 def check_against_decide(t: PairTable, setting: Setting) -> None:

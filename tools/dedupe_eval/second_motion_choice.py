@@ -30,9 +30,8 @@ def main() -> None:
     bar_choice.main(
         "second_motion_choice",
         "The second motion's bar, chosen on the tuning split",
-        "duplicate_second_motion",
-        GRID,
-        "second motion bar (matches)",
+        {"duplicate_second_motion": GRID},
+        ["second motion bar (matches)"],
         "second-motion-choice.md",
     )
 

@@ -33,6 +33,10 @@ class PairTable:
     common_keypoint_spread: np.ndarray  # NaN likewise
     motion: np.ndarray  # overlap.Overlap.motion; NaN likewise
     second_motion: np.ndarray  # overlap.Overlap.second_motion; -1 where the check did not run
+    # alignment.Alignment's, where the fit shares no content (geometry.PairGeometry); NaN / -1
+    aligned_agreement: np.ndarray
+    aligned_cells: np.ndarray
+    aligned_iou: np.ndarray
 
     @property
     def cnn(self) -> np.ndarray:
@@ -79,4 +83,7 @@ def pair_table(
         ),
         motion=geometry.motion.astype(np.float64) if geometry else none,
         second_motion=geometry.second_motion if geometry else np.full(len(i), -1, np.int64),
+        aligned_agreement=geometry.aligned_agreement.astype(np.float64) if geometry else none,
+        aligned_cells=geometry.aligned_cells if geometry else np.full(len(i), -1, np.int64),
+        aligned_iou=geometry.aligned_iou.astype(np.float64) if geometry else none,
     )

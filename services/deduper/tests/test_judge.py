@@ -7,6 +7,7 @@ from dataclasses import replace
 from uuid import UUID, uuid4
 
 from imgflow_deduper import repository as repo
+from imgflow_deduper.alignment import Alignment
 from imgflow_deduper.checks import CheckPolicy, judge
 from imgflow_deduper.decision import GeometryThresholds, PairSignals, Relation, Thresholds
 from imgflow_deduper.overlap import Overlap
@@ -59,3 +60,36 @@ def test_a_prefetching_probe_is_handed_every_image_to_compare_before_the_first_p
     judge(subject, [alike, far, other_alike], POLICY, Probe())
     assert events == [[subject, alike.image_id, other_alike.image_id], alike.image_id,
                       other_alike.image_id]  # fmt: skip
+
+
+def test_thumbnails_are_aligned_only_for_a_pair_nothing_else_relates() -> None:
+    """A burst frame that shares a soft strip: no keypoint fit, not alike enough to the CNN
+    to be a duplicate; its thumbnails line up on the strip, so it is similar. A copy (a fit
+    over the frame) and a pair the CNN calls a copy are never aligned: nothing to gain."""
+    aligned: list[UUID] = []
+    nothing = Overlap(inliers=3, iou=0.01, agreement=float("nan"), mirrored=False, keypoints=300)
+    copy = Overlap(inliers=90, iou=0.95, agreement=1.0, mirrored=False, keypoints=300)
+
+    class Probe:
+        def __call__(self, subject: UUID, other: UUID) -> Overlap:
+            return copy if other == twin.image_id else nothing
+
+        def align(self, subject: UUID, other: UUID) -> Alignment:
+            aligned.append(other)
+            return Alignment(agreement=0.85, cells=8, iou=0.2)
+
+    strip, twin, looks = candidate(0.6), candidate(0.97), candidate(0.95)
+    policy = replace(
+        POLICY, geometry=replace(POLICY.geometry, similar_alignment=0.7, similar_alignment_cells=6)
+    )
+    judged = judge(uuid4(), [strip, twin, looks], policy, Probe())
+    assert aligned == [strip.image_id]
+    assert [c.image_id for c, _ in judged.similar] == [strip.image_id, looks.image_id]
+    assert "thumbnails align over IoU 0.20, agreement 0.85 >= 0.7 on 8 cells" in (
+        judged.similar[0][1].basis
+    )
+    assert [c.image_id for c, _ in judged.duplicates] == [twin.image_id]
+
+    aligned.clear()
+    off = judge(uuid4(), [strip], POLICY, Probe())  # the bar at 0: never measured
+    assert aligned == [] and off.similar == []

@@ -21,7 +21,7 @@ from imgflow_deduper.overlap import (
     KEYPOINT_POOL,
     Detector,
     Features,
-    _cells_agreeing,
+    cells_agreeing,
     features,
     overlap,
 )
@@ -326,8 +326,8 @@ def test_the_cells_agreement_is_the_one_cell_at_a_time_count() -> None:
                 expected = _cells_agreeing_one_by_one(
                     ref.astype(np.float32), warped.astype(np.float32), covered
                 )  # as the worker had them
-                np.testing.assert_equal(_cells_agreeing(ref, warped, covered), expected)
+                np.testing.assert_equal(cells_agreeing(ref, warped, covered), expected)
                 cases += not np.isnan(expected)
     flat = np.full((40, 40), 128.0)
-    assert np.isnan(_cells_agreeing(flat, flat, np.ones((40, 40), bool)))
+    assert np.isnan(cells_agreeing(flat, flat, np.ones((40, 40), bool)))
     assert cases >= 20

@@ -20,6 +20,7 @@ import asyncpg
 import numpy as np
 
 from imgflow_deduper import repository as repo
+from imgflow_deduper.alignment import Alignment
 from imgflow_deduper.decision import (
     Decision,
     GeometryThresholds,
@@ -28,6 +29,7 @@ from imgflow_deduper.decision import (
     Thresholds,
     Verdict,
     decide,
+    needs_alignment,
     relate,
 )
 from imgflow_deduper.overlap import Overlap
@@ -48,6 +50,14 @@ class Prefetching(Protocol):
     compares them one by one (probe.StoreProbe: side by side, not forty GETs in a row)."""
 
     def prefetch(self, image_ids: Iterable[UUID]) -> object: ...
+
+
+@runtime_checkable
+class Aligning(Protocol):
+    """A probe that can also align two images' thumbnails (alignment.align), for the pairs
+    its check found nothing in common in; None where an image's pixels are gone."""
+
+    def align(self, subject: UUID, other: UUID) -> Alignment | None: ...
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,11 @@ def judge(
             overlap = probe(subject, c.image_id)
             c = replace(c, signals=replace(c.signals, overlap=overlap))
         verdict = relate(c.signals, policy.thresholds, policy.geometry)
+        if isinstance(probe, Aligning) and needs_alignment(
+            verdict, c.signals.overlap, policy.geometry
+        ):
+            c = replace(c, signals=replace(c.signals, alignment=probe.align(subject, c.image_id)))
+            verdict = relate(c.signals, policy.thresholds, policy.geometry)
         if verdict.relation is Relation.DUPLICATE:
             out.duplicates.append((c, verdict))
         elif verdict.relation is Relation.SIMILAR:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from imgflow_deduper.alignment import Alignment
 from imgflow_deduper.overlap import Overlap
 
 PHASH_BITS = 64
@@ -34,6 +35,9 @@ class PairSignals:
     view_cosine: float | None = None
     # the geometric check (overlap.py); None where it found no consistent match or did not run
     overlap: Overlap | None = None
+    # the thumbnails aligned without keypoints (alignment.py); None where not measured: it is
+    # measured only where the check found nothing in common and nothing else relates them
+    alignment: Alignment | None = None
 
     @property
     def cnn(self) -> float | None:
@@ -124,6 +128,13 @@ class GeometryThresholds:
     # The same when at least this many of the matches the fit left out move together on
     # a second motion (Overlap.second_motion: a moved subject's corners). 0: off (stacks11).
     duplicate_second_motion: int = 0
+    # Checked, no content in common found by keypoints, and the CNN and pHash call no
+    # duplicate: still similar when the two thumbnails align (alignment.align) with at
+    # least this cell agreement over ``similar_alignment_cells`` shared cells, over less of
+    # the frames than a copy's IoU (stacks13: soft shots sharing a strip, where ORB finds no
+    # fit). A wider alignment could be a copy, which only the keypoint check may call. 0: off.
+    similar_alignment: float = 0.0
+    similar_alignment_cells: int = 0
 
     @property
     def measures_motion(self) -> bool:
@@ -200,6 +211,29 @@ def alike_scene(signals: PairSignals, o: Overlap, g: GeometryThresholds) -> bool
     )
 
 
+def aligned_scene(a: Alignment | None, g: GeometryThresholds) -> bool:
+    """The thumbnails align on a shared strip of the scene (``similar_alignment``; off at 0)."""
+    return (
+        g.similar_alignment > 0
+        and a is not None
+        and a.agreement >= g.similar_alignment
+        and a.cells >= g.similar_alignment_cells
+        and MIN_SHARED_IOU <= a.iou < g.duplicate_iou
+    )
+
+
+def needs_alignment(verdict: Verdict, o: Overlap | None, g: GeometryThresholds | None) -> bool:
+    """Whether the thumbnails' alignment could change ``verdict``: it was checked, found
+    nothing in common, and nothing else relates the pair (what ``relate`` reads it for)."""
+    return (
+        g is not None
+        and g.similar_alignment > 0
+        and o is not None
+        and verdict.relation is Relation.NEITHER
+        and not shares_content(o, g)
+    )
+
+
 def shares_content(o: Overlap, g: GeometryThresholds) -> bool:
     """Enough consistent matches over enough of the frame, and not only an overlay."""
     return o.inliers >= g.min_inliers and o.iou >= MIN_SHARED_IOU and not overlay_only(o, g)
@@ -238,6 +272,15 @@ def relate(signals: PairSignals, t: Thresholds, g: GeometryThresholds | None) ->
                 Relation.SIMILAR,
                 f"CNN {signals.cnn:.2f} >= {g.similar_cosine}, no content in common "
                 f"({evidence}; {o.keypoints} keypoints)",
+                None,
+            )
+        a = signals.alignment
+        if looks is None and a is not None and aligned_scene(a, g):
+            return Verdict(
+                Relation.SIMILAR,
+                f"no content in common by keypoints ({evidence}); the thumbnails align over "
+                f"IoU {a.iou:.2f}, agreement {a.agreement:.2f} >= {g.similar_alignment} "
+                f"on {a.cells} cells",
                 None,
             )
         if o.keypoints < g.rich_keypoints:

@@ -285,7 +285,7 @@ def _agreement(
     warped = cv2.warpAffine(tb, m, (w, h), flags=cv2.INTER_LINEAR)
     covered = cv2.warpAffine(np.full_like(tb, 255), m, (w, h), flags=cv2.INTER_NEAREST) > 0
     # grey levels are integers: float64 sums of them and their products are exact
-    return _cells_agreeing(ta.astype(np.float64), warped.astype(np.float64), covered)
+    return cells_agreeing(ta.astype(np.float64), warped.astype(np.float64), covered)
 
 
 def _cells(pixels: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -344,7 +344,7 @@ def _motion(
     return float(np.percentile(left, MOTION_PERCENTILE))
 
 
-def _cells_agreeing(ref: np.ndarray, warped: np.ndarray, covered: np.ndarray) -> float:
+def cells_agreeing(ref: np.ndarray, warped: np.ndarray, covered: np.ndarray) -> float:
     """Of the GRID x GRID cells that ``covered`` fills to CELL_COVER and that are textured
     in both images, the share whose covered pixels correlate. Per-cell sums by bincount,
     not a loop of numpy calls per cell: that loop was half a check's CPU."""

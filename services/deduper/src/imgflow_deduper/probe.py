@@ -24,6 +24,7 @@ from uuid import UUID
 
 from imgflow_contracts.keys import analysis_key, features_key
 from imgflow_deduper import overlap, stored_features
+from imgflow_deduper.alignment import Alignment, align
 from imgflow_deduper.borders import trim_bars
 from imgflow_deduper.pixels import decode
 from imgflow_runtime.imaging import UndecodableImage
@@ -207,3 +208,9 @@ class StoreProbe:
             if a is None or b is None
             else overlap.overlap(a, b, self._min_inliers, motion=self._motion)
         )
+
+    def align(self, subject: UUID, other: UUID) -> Alignment | None:
+        """checks.Aligning: the two thumbnails aligned (their features are in memory: the
+        check has just compared them)."""
+        a, b = self.features(subject), self.features(other)
+        return None if a is None or b is None else align(a.thumb, b.thumb)

@@ -167,6 +167,24 @@ class DedupeSettings(WorkerSettings):
         "left out agree on a second motion, 8-64 px from the fit's (a subject moved against "
         "its background), is another view of the scene: similar, not a duplicate. 0: off.",
     )
+    # Shots sharing a strip of a soft or noisy frame (a burst frame against the half it
+    # overlaps) give ORB no fit, yet their thumbnails line up. 0.7 on 6 cells: chosen on the
+    # tuning split's draws (issue 28, stacks13; docs/duplicates/similar-log.md).
+    dedupe_similar_alignment: float = Field(
+        default=0.7,
+        ge=0,
+        le=1,
+        description="A checked pair with no content in common by keypoints that the CNN and "
+        "pHash call no duplicate is similar when its two thumbnails, aligned by phase "
+        "correlation over part of the frame (IoU 0.05 to under the duplicate IoU), agree on "
+        "at least this share of the shared cells. 0: off.",
+    )
+    dedupe_similar_alignment_cells: int = Field(
+        default=6,
+        ge=0,
+        le=36,
+        description="The fewest shared cells (of the 6 x 6 grid) such an alignment needs.",
+    )
     # 0.5, not 0.75: shots that share part of a frame can embed apart (a half and a burst
     # frame overlapping it: CNN 0.3-0.75); chosen on the eval's tuning split.
     dedupe_probe_cosine: float = Field(
@@ -240,4 +258,6 @@ class DedupeSettings(WorkerSettings):
             similar_keypoint_spread=self.dedupe_similar_keypoint_spread,
             duplicate_motion=self.dedupe_duplicate_motion,
             duplicate_second_motion=self.dedupe_duplicate_second_motion,
+            similar_alignment=self.dedupe_similar_alignment,
+            similar_alignment_cells=self.dedupe_similar_alignment_cells,
         )
