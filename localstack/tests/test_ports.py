@@ -31,6 +31,13 @@ def test_free_ports_are_distinct() -> None:
     assert len(set(ProcessPorts.free().listeners().values())) == 8
 
 
+@pytest.fixture
+def nothing_handed_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This test's picks start from an empty record of ports handed out."""
+    monkeypatch.setattr(ports_module, "_HANDED_OUT", {})
+
+
+@pytest.mark.usefixtures("nothing_handed_out")
 def test_a_port_drawn_twice_is_handed_out_once(monkeypatch: pytest.MonkeyPatch) -> None:
     # Held sockets with SO_REUSEADDR do not keep a second bind off the same port on Linux:
     # a draw that repeats itself once gave two of a stack's processes one port.
@@ -52,3 +59,40 @@ def test_free_ports_are_outside_the_ephemeral_range() -> None:
     assert all(not low <= port <= high for port in chosen), chosen
     stack = StackPorts.free().listeners()
     assert len(set(stack.values())) == len(stack)
+
+
+class _Draws:
+    """A randrange that draws 21001, 21002, ... and can start its sequence again."""
+
+    def __init__(self) -> None:
+        self.restart()
+
+    def restart(self) -> None:
+        self.port = 21000
+
+    def __call__(self, low: int, high: int) -> int:
+        self.port += 1
+        return self.port
+
+
+@pytest.mark.usefixtures("nothing_handed_out")
+def test_a_systems_three_picks_never_share_a_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The stack's ports, the API's and the other processes' are picked one after another,
+    # each releasing its sockets before any server binds. Seen in CI: Flower handed a port
+    # the stack had picked, failing with "Address already in use" once the stack bound it.
+    # Here each pick draws the same sequence, the worst case.
+    draws = _Draws()
+    monkeypatch.setattr(ports_module.random, "randrange", draws)
+    chosen = list(StackPorts.free().listeners().values())
+    draws.restart()
+    chosen.append(free_port())
+    draws.restart()
+    chosen.extend(ProcessPorts.free().listeners().values())
+    assert len(set(chosen)) == len(chosen) == 12 + 1 + 8
+
+
+def test_the_record_of_ports_handed_out_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ports_module, "_HANDED_OUT", {})
+    monkeypatch.setattr(ports_module, "_HANDED_OUT_KEPT", 5)
+    picked = [free_port() for _ in range(8)]
+    assert list(ports_module._HANDED_OUT) == picked[-5:]

@@ -13,6 +13,7 @@ import errno
 import os
 import random
 import socket
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -31,6 +32,15 @@ ENV_OVERRIDE_PREFIX = "IMGFLOW_LOCAL_PORT_"
 FREE_PORTS_FROM = 20000
 _EPHEMERAL_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
 _PICK_TRIES = 200
+
+# Every port this process has handed out, oldest first. A system's ports come from three
+# picks (the stack's, the API's, the other processes') and each releases its sockets before
+# any server binds: without this record a later pick could hand out a port an earlier one
+# chose and its server had not bound yet (seen in CI: Flower given Postgres's or Valkey's
+# port, "Address already in use"). Bounded, so a long test session never runs dry.
+_HANDED_OUT: dict[int, None] = {}
+_HANDED_OUT_KEPT = 4096
+_HANDED_OUT_LOCK = threading.Lock()
 
 # `weed mini` starts a maintenance worker that dials the admin server's gRPC port at
 # admin HTTP port + 10000, whatever -admin.port.grpc says; so the admin pair must keep
@@ -180,9 +190,9 @@ def _free_admin_port(held: contextlib.ExitStack, taken: set[int]) -> int:
     """A free port whose +10000 twin (weed's admin gRPC) is free too."""
     for _ in range(100):
         admin = _held_free_port(held, taken) - WEED_GRPC_OFFSET
-        if admin >= 1024 and admin not in taken and port_is_free(admin):
+        if admin >= 1024 and not _unavailable(admin, taken) and port_is_free(admin):
             held.enter_context(_bound_socket(admin))
-            taken.add(admin)
+            _hand_out(admin, taken)
             return admin
     raise RuntimeError("found no free port pair for the SeaweedFS admin server")
 
@@ -196,7 +206,7 @@ def _held_free_port(held: contextlib.ExitStack, taken: set[int]) -> int:
     low, high = FREE_PORTS_FROM, ephemeral_range()[0]
     for _ in range(_PICK_TRIES if high - low >= 1000 else 0):
         port = random.randrange(low, high)
-        if port in taken:
+        if _unavailable(port, taken):
             continue
         try:
             held.enter_context(_bound_socket(port))
@@ -204,15 +214,30 @@ def _held_free_port(held: contextlib.ExitStack, taken: set[int]) -> int:
             if exc.errno != errno.EADDRINUSE:
                 raise
             continue
-        taken.add(port)
+        _hand_out(port, taken)
         return port
     # An unusual kernel range (or a crowded machine): let the kernel choose.
     for _ in range(_PICK_TRIES):
         port = held.enter_context(_bound_socket(0)).getsockname()[1]
-        if port not in taken:
-            taken.add(port)
+        if not _unavailable(port, taken):
+            _hand_out(port, taken)
             return port
     raise RuntimeError("found no free port for the local stack")
+
+
+def _unavailable(port: int, taken: set[int]) -> bool:
+    """Whether ``port`` was picked already: by this pick, or handed out earlier in this
+    process (its server may not have bound it yet)."""
+    with _HANDED_OUT_LOCK:
+        return port in taken or port in _HANDED_OUT
+
+
+def _hand_out(port: int, taken: set[int]) -> None:
+    taken.add(port)
+    with _HANDED_OUT_LOCK:
+        _HANDED_OUT[port] = None
+        while len(_HANDED_OUT) > _HANDED_OUT_KEPT:
+            del _HANDED_OUT[next(iter(_HANDED_OUT))]
 
 
 def ephemeral_range() -> tuple[int, int]:
