@@ -14,14 +14,13 @@ Plain functions of two thumbnails: no I/O.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from imgflow_deduper.overlap import CELL_COVER, GRID, cells_agreeing
+from imgflow_deduper.overlap import CELL_COVER, GRID, cell_index, cells_agreeing
 
 # Thumbnails are scaled to a long side, so two crops of one frame differ in scale by their
 # shapes (a half against a burst frame 8 % shorter: 1.087); these cover up to 15 %.
@@ -47,19 +46,9 @@ def _padded(thumb: np.ndarray) -> np.ndarray:
     return canvas
 
 
-@functools.cache
-def _cell_of(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each pixel's GRID x GRID cell (overlap's cells), and each cell's size; a thumbnail
-    has one of a few shapes, so made once each."""
-    rows = np.searchsorted(np.linspace(0, h, GRID + 1).astype(int), np.arange(h), "right") - 1
-    cols = np.searchsorted(np.linspace(0, w, GRID + 1).astype(int), np.arange(w), "right") - 1
-    cell = (rows[:, None] * GRID + cols[None, :]).ravel()
-    return cell, np.maximum(np.bincount(cell, minlength=GRID * GRID), 1)
-
-
 def _covered_cells(covered: np.ndarray) -> int:
     """The cells that ``covered`` fills to CELL_COVER."""
-    cell, size = _cell_of(*covered.shape)
+    cell, size = cell_index(*covered.shape)
     filled = np.bincount(cell[covered.ravel()], minlength=GRID * GRID)
     return int((filled / size >= CELL_COVER).sum())
 

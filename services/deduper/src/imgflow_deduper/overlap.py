@@ -48,6 +48,7 @@ Plain functions on pixels: no I/O.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -344,15 +345,25 @@ def _motion(
     return float(np.percentile(left, MOTION_PERCENTILE))
 
 
+@functools.cache
+def cell_index(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's GRID x GRID cell of an h x w image, flat in row order, and each cell's
+    pixel count (at least 1). A thumbnail has one of a few shapes, so each is made once:
+    the alignment asks for it up to 20 times a pair. Read-only, as it is shared."""
+    rows = np.searchsorted(np.linspace(0, h, GRID + 1).astype(int), np.arange(h), "right") - 1
+    cols = np.searchsorted(np.linspace(0, w, GRID + 1).astype(int), np.arange(w), "right") - 1
+    cell = (rows[:, None] * GRID + cols[None, :]).ravel()
+    size = np.maximum(np.bincount(cell, minlength=GRID * GRID), 1)
+    cell.setflags(write=False)
+    size.setflags(write=False)
+    return cell, size
+
+
 def cells_agreeing(ref: np.ndarray, warped: np.ndarray, covered: np.ndarray) -> float:
     """Of the GRID x GRID cells that ``covered`` fills to CELL_COVER and that are textured
     in both images, the share whose covered pixels correlate. Per-cell sums by bincount,
     not a loop of numpy calls per cell: that loop was half a check's CPU."""
-    h, w = ref.shape
-    rows = np.searchsorted(np.linspace(0, h, GRID + 1).astype(int), np.arange(h), "right") - 1
-    cols = np.searchsorted(np.linspace(0, w, GRID + 1).astype(int), np.arange(w), "right") - 1
-    cell = (rows[:, None] * GRID + cols[None, :]).ravel()
-    size = np.bincount(cell, minlength=GRID * GRID)
+    cell, size = cell_index(*ref.shape)
     inside = covered.ravel()
     n = np.bincount(cell[inside], minlength=GRID * GRID)
     p, q, at = ref.ravel()[inside], warped.ravel()[inside], cell[inside]
@@ -365,7 +376,7 @@ def cells_agreeing(ref: np.ndarray, warped: np.ndarray, covered: np.ndarray) -> 
     vp = np.maximum(mean(p * p) - mp * mp, 0.0)
     vq = np.maximum(mean(q * q) - mq * mq, 0.0)
     cov = mean(p * q) - mp * mq
-    counted = (n > 0) & (n / np.maximum(size, 1) >= CELL_COVER)
+    counted = (n > 0) & (n / size >= CELL_COVER)
     counted &= (np.sqrt(vp) >= CELL_TEXTURE) & (np.sqrt(vq) >= CELL_TEXTURE)
     if not counted.any():
         return float("nan")
