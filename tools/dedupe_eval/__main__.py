@@ -26,7 +26,15 @@ from imgflow_deduper.settings import DedupeSettings
 from imgflow_runtime.grouping import Rule
 from tools.build_model import MODEL_FILE, ensure_model
 from tools.dedupe_eval.dataset import Sample, overlap_sweep, samples
-from tools.dedupe_eval.geometry import NEAR_PHASH, PER_PAIR, PairGeometry, near, pair_geometry
+from tools.dedupe_eval.geometry import (
+    ALIGN_BELOW_INLIERS,
+    ALIGN_BELOW_IOU,
+    NEAR_PHASH,
+    PER_PAIR,
+    PairGeometry,
+    near,
+    pair_geometry,
+)
 from tools.dedupe_eval.image_signals import ImageSignals, ModelSpec, image_signals
 from tools.dedupe_eval.relations import (
     PROBE_COSINES,
@@ -228,7 +236,9 @@ def relations_section(
         f"Cost (one thread, this process): embedding {embed_ms:.1f} CPU ms per image; the "
         f"geometric check {geometry.feature_cpu_ms:.1f} ms per image for its features "
         f"(decode, trim, ORB of the image and its mirror) and {geometry.match_cpu_ms:.2f} ms "
-        "per pair checked (match, RANSAC, agreement).",
+        "per pair checked (match, RANSAC, agreement, motion; and the thumbnails' "
+        f"alignment where the fit has under {ALIGN_BELOW_INLIERS} inliers or IoU under "
+        f"{ALIGN_BELOW_IOU}).",
         "",
     ]
     return lines, chosen
