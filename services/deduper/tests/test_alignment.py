@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from PIL import Image, ImageFilter
 from skimage import data
 
+from imgflow_deduper import alignment
 from imgflow_deduper.alignment import Alignment, align
 from imgflow_deduper.overlap import features
 
@@ -35,6 +37,32 @@ def test_two_shots_sharing_a_strip_align_on_it() -> None:
     assert found.cells >= 6
     expected = 0.2 / 1.0  # the shared fifth of the scene, of the two frames' union
     assert math.isclose(found.iou, expected, abs_tol=0.05)
+
+
+def box(image: Image.Image, left: float, top: float, right: float, bottom: float) -> Image.Image:
+    w, h = image.size
+    return image.crop((round(left * w), round(top * h), round(right * w), round(bottom * h)))
+
+
+@pytest.mark.parametrize("fade", [alignment.FADE, 0.0])
+def test_a_strip_the_frames_edges_hide_is_found_with_the_edges_faded(
+    fade: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tuning split's clock, motion-blurred: its left half and a crop across the middle
+    # (no ORB fit). Whitened correlation of the thumbnails as they are peaks where the
+    # frames' edges meet, where no cell agrees; with the edges faded it finds the strip.
+    monkeypatch.setattr(alignment, "FADE", fade)
+    alignment._tukey.cache_clear()
+    photo = Image.fromarray(data.clock())
+    found = align(thumb(box(photo, 0.0, 0.0, 0.5, 1.0)), thumb(box(photo, 0.3, 0.1, 0.8, 0.9)))
+    alignment._tukey.cache_clear()
+    if fade:
+        assert found.agreement >= 0.9 and found.cells >= 6
+        # a partial overlap: 0.22 of the union by the crops, measured at the nearest scale
+        # searched (the crops' thumbnails differ by 1.25, the search stops at 1.15)
+        assert 0.1 < found.iou < 0.5
+    else:  # no fading: only the plain correlation, which misses it
+        assert math.isnan(found.agreement), found
 
 
 def test_the_alignment_is_the_same_whichever_image_comes_first() -> None:
