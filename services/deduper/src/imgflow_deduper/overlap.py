@@ -345,11 +345,12 @@ def _motion(
     return float(np.percentile(left, MOTION_PERCENTILE))
 
 
-@functools.cache
+@functools.lru_cache(maxsize=64)
 def cell_index(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     """Each pixel's GRID x GRID cell of an h x w image, flat in row order, and each cell's
-    pixel count (at least 1). A thumbnail has one of a few shapes, so each is made once:
-    the alignment asks for it up to 20 times a pair. Read-only, as it is shared."""
+    pixel count (at least 1). A library's thumbnails come in a few shapes, so each is made
+    once: the alignment asks for it up to 40 times a pair. Read-only, as it is shared;
+    64 shapes at most are kept (128 kB each at most), whatever the aspect ratios seen."""
     rows = np.searchsorted(np.linspace(0, h, GRID + 1).astype(int), np.arange(h), "right") - 1
     cols = np.searchsorted(np.linspace(0, w, GRID + 1).astype(int), np.arange(w), "right") - 1
     cell = (rows[:, None] * GRID + cols[None, :]).ravel()
