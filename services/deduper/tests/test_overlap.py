@@ -19,6 +19,7 @@ from imgflow_deduper.overlap import (
     CELL_TEXTURE,
     GRID,
     KEYPOINT_POOL,
+    MOTION_MIN_SIDE,
     Detector,
     Features,
     cells_agreeing,
@@ -89,7 +90,8 @@ def test_a_frame_whose_subject_moved_disagrees_where_it_moved(original: Features
 def _copies() -> list[Image.Image]:
     """Copies that move as one: edited, cropped, rotated."""
     return [
-        ImageEnhance.Brightness(jpeg(photo().reduce(2), 30)).enhance(1.3),
+        # larger than MOTION_MIN_SIDE: a smaller copy's motion is not measured
+        ImageEnhance.Brightness(jpeg(photo().resize((320, 320)), 30)).enhance(1.3),
         jpeg(crop(photo(), 0.2, 1.0)),
         jpeg(photo().rotate(3, resample=Image.Resampling.BICUBIC)),
     ]
@@ -134,6 +136,23 @@ def test_motion_is_measured_only_on_a_fit_over_most_of_both_frames() -> None:
     # crops sharing a third: no copy whatever moves, so its motion is not paid for
     found = overlap(features(crop(photo(), 0.0, 0.6)), features(crop(photo(), 0.4, 1.0)))
     assert found.iou < 0.5 and np.isnan(found.motion) and found.second_motion == 0
+
+
+def _small_heavy_jpeg(side: int) -> Features:
+    """A copy scaled down to ``side`` px and compressed hard (the issue's small heavy JPEG)."""
+    return features(jpeg(photo().resize((side, side), Image.Resampling.BOX), 12))
+
+
+@pytest.mark.parametrize("side", [MOTION_MIN_SIDE, 171])
+def test_motion_is_not_measured_on_a_copy_too_small_to_show_it(
+    original: Features, side: int
+) -> None:
+    # its cells at the thumbnail's size are blur, their shifts noise (stacks15)
+    found = overlap(original, _small_heavy_jpeg(side))
+    assert found.iou > 0.9
+    assert np.isnan(found.motion) and found.second_motion == 0
+    # one pixel larger than the bar, and the same copy's motion is measured
+    assert not np.isnan(overlap(original, _small_heavy_jpeg(MOTION_MIN_SIDE + 1)).motion)
 
 
 def test_unrelated_pictures_find_no_consistent_match(original: Features) -> None:

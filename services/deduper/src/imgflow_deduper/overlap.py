@@ -31,7 +31,8 @@ fits one similarity transform (shift, scale, rotation) to the matches, and then
   cells move together; a second viewpoint (keystone, parallax) or a burst frame moves
   some apart, even where they still correlate (issue 28's soft second views). Measured
   only on a fit over most of both frames (IoU >= MOTION_MIN_IOU), the only ones that can
-  be copies.
+  be copies, and between frames larger than MOTION_MIN_SIDE (a smaller one's cells are
+  too blurred to move by anything but noise).
 - ``second_motion``: of the matches the fit left out, how many agree on a second motion
   that puts them SECOND_MIN_APART to SECOND_MAX_APART pixels from where the fit does. A
   copy's left-out matches are mismatches, scattered; a second view's moved subject (a
@@ -80,6 +81,11 @@ CELL_TEXTURE = 4.0  # ...and it is not flat (grey-level std)
 CELL_CORRELATION = 0.6  # a cell agrees at or above this correlation
 MAX_SCALE = 3.0  # a fit that scales the frame by more (or less than its inverse): no match
 MOTION_MIN_IOU = 0.5  # narrower fits are no copy whatever moves: motion not measured
+# A frame of at most this long side (a source of MIN_SIDE px or less, scaled up for ORB):
+# its thumbnail's cells are the upscaling's and its compression's blur, their shifts noise.
+# On the tuning split a copy a third the size at JPEG quality 12 moved 8-26 px against its
+# original (44 copies called similar), another view's 13-16 px (stacks15): no evidence.
+MOTION_MIN_SIDE = MIN_SIDE
 MOTION_MIN_RESPONSE = 0.1  # a cell's phase-correlation peak below it: its shift is noise
 MOTION_MIN_CELLS = 6  # fewer cells measured: no evidence (NaN); an affine fits 3 exactly
 MOTION_PERCENTILE = 90
@@ -487,7 +493,8 @@ def overlap(a: Features, b: Features, min_inliers: int = 0, *, motion: bool = Tr
     in_a = _spreads(a.size, fit.a_points, a.direct.points, inverse, b.size, fitted.points)
     in_b = _spreads(b.size, fit.b_points, fitted.points, transform, a.size, a.direct.points)
     iou = _iou(transform, a.size, b.size)
-    measured = motion and iou >= MOTION_MIN_IOU
+    sharp = min(max(a.size), max(b.size)) > MOTION_MIN_SIDE
+    measured = motion and iou >= MOTION_MIN_IOU and sharp
     moved = _motion(a, thumb, b.size, transform) if measured else NAN
     return Overlap(
         inliers=fit.inliers,

@@ -154,8 +154,9 @@ class DedupeSettings(WorkerSettings):
         ge=0,
         description="A fit that could be a copy whose textured cells move apart by at least "
         "this many pixels (of the 512-px analysis copy, 90th percentile, beyond one affine "
-        "motion of them all) is another view of the scene: similar, not a duplicate. 0: off "
-        "(and not measured).",
+        "motion of them all) is another view of the scene: similar, not a duplicate. Not "
+        "measured where either image is 256 px or smaller (its cells are blur). 0: off (and "
+        "not measured).",
     )
     # A second view whose moved subject is too flat at the thumbnail's size for the cells
     # (the moon's surface) still moves its corners together, apart from the fit's. 15:
@@ -165,7 +166,8 @@ class DedupeSettings(WorkerSettings):
         ge=0,
         description="A fit that could be a copy where at least this many of the matches it "
         "left out agree on a second motion, 8-64 px from the fit's (a subject moved against "
-        "its background), is another view of the scene: similar, not a duplicate. 0: off.",
+        "its background), is another view of the scene: similar, not a duplicate. Not "
+        "measured where either image is 256 px or smaller. 0: off.",
     )
     # Shots sharing a strip of a soft or noisy frame (a burst frame against the half it
     # overlaps) give ORB no fit, yet their thumbnails line up. 0.7 on 6 cells: chosen on the
