@@ -151,7 +151,7 @@ def test_motion_is_not_measured_on_a_copy_too_small_to_show_it(
     found = overlap(original, _small_heavy_jpeg(side))
     assert found.iou > 0.9
     assert np.isnan(found.motion) and found.second_motion == 0
-    # one pixel larger than the bar, and the same copy's motion is measured
+    # one pixel larger than the bar, such a copy's motion is measured
     assert not np.isnan(overlap(original, _small_heavy_jpeg(MOTION_MIN_SIDE + 1)).motion)
 
 
