@@ -17,9 +17,12 @@ from imgflow_deduper.overlap import (
     CELL_CORRELATION,
     CELL_COVER,
     CELL_TEXTURE,
+    FEATURE_SIDE,
     GRID,
     KEYPOINT_POOL,
     MOTION_MIN_SIDE,
+    SECOND_MAX_APART,
+    SECOND_MIN_APART,
     Detector,
     Features,
     cells_agreeing,
@@ -153,6 +156,18 @@ def test_motion_is_not_measured_on_a_copy_too_small_to_show_it(
     assert np.isnan(found.motion) and found.second_motion == 0
     # one pixel larger than the bar, such a copy's motion is measured
     assert not np.isnan(overlap(original, _small_heavy_jpeg(MOTION_MIN_SIDE + 1)).motion)
+
+
+def test_the_motion_settings_state_the_check_s_own_figures() -> None:
+    # settings.py restates them in words (it does not import OpenCV's module): a change
+    # to a constant must reach the description, and settings.md generated from it
+    fields = DedupeSettings.model_fields
+    cells = fields["dedupe_duplicate_motion"].description or ""
+    second = fields["dedupe_duplicate_second_motion"].description or ""
+    assert f"{MOTION_MIN_SIDE} px or smaller" in cells
+    assert f"{MOTION_MIN_SIDE} px or smaller" in second
+    assert f"{FEATURE_SIDE}-px analysis copy" in cells
+    assert f"{SECOND_MIN_APART:g}-{SECOND_MAX_APART:g} px" in second
 
 
 def test_unrelated_pictures_find_no_consistent_match(original: Features) -> None:
