@@ -37,7 +37,8 @@ fits one similarity transform (shift, scale, rotation) to the matches, and then
   that puts them SECOND_MIN_APART to SECOND_MAX_APART pixels from where the fit does. A
   copy's left-out matches are mismatches, scattered; a second view's moved subject (a
   step to the side, a subject too flat at the thumbnail's size for the cells to see)
-  moves its corners together. Measured with ``motion``, on the same fits (stacks11).
+  moves its corners together. Measured on the same fits as ``motion`` (stacks11), and on
+  pictures too small for it: a small copy's left-out matches stay scattered (stacks16).
 
 A mirrored copy is matched through the mirror image's features. A transform that shrinks
 or grows the frame more than threefold is no match (features are compared at about one
@@ -85,6 +86,7 @@ MOTION_MIN_IOU = 0.5  # narrower fits are no copy whatever moves: motion not mea
 # its thumbnail's cells are the upscaling's and its compression's blur, their shifts noise.
 # On the tuning split a copy a third the size at JPEG quality 12 moved 8-26 px against its
 # original (44 copies called similar), another view's 13-16 px (stacks15): no evidence.
+# The cells' motion only: the second motion's keypoints still tell (stacks16).
 MOTION_MIN_SIDE = MIN_SIDE
 MOTION_MIN_RESPONSE = 0.1  # a cell's phase-correlation peak below it: its shift is noise
 MOTION_MIN_CELLS = 6  # fewer cells measured: no evidence (NaN); an affine fits 3 exactly
@@ -493,9 +495,9 @@ def overlap(a: Features, b: Features, min_inliers: int = 0, *, motion: bool = Tr
     in_a = _spreads(a.size, fit.a_points, a.direct.points, inverse, b.size, fitted.points)
     in_b = _spreads(b.size, fit.b_points, fitted.points, transform, a.size, a.direct.points)
     iou = _iou(transform, a.size, b.size)
+    measured = motion and iou >= MOTION_MIN_IOU
     sharp = min(max(a.size), max(b.size)) > MOTION_MIN_SIDE
-    measured = motion and iou >= MOTION_MIN_IOU and sharp
-    moved = _motion(a, thumb, b.size, transform) if measured else NAN
+    moved = _motion(a, thumb, b.size, transform) if measured and sharp else NAN
     return Overlap(
         inliers=fit.inliers,
         iou=iou,

@@ -166,8 +166,8 @@ class DedupeSettings(WorkerSettings):
         ge=0,
         description="A fit that could be a copy where at least this many of the matches it "
         "left out agree on a second motion, 8-64 px from the fit's (a subject moved against "
-        "its background), is another view of the scene: similar, not a duplicate. Not "
-        "measured where either image is 256 px or smaller. 0: off.",
+        "its background), is another view of the scene: similar, not a duplicate. Measured "
+        "at any size. 0: off.",
     )
     # Shots sharing a strip of a soft or noisy frame (a burst frame against the half it
     # overlaps) give ORB no fit, yet their thumbnails line up. 0.7 on 6 cells: chosen on the
